@@ -1,0 +1,207 @@
+/*
+** core.h — the internal interface of core/ (the one header of this folder).
+**
+** core/ owns the encrypted local store:
+**   keyfile.c  the key file: master key wrapped by Argon2id(passphrase)
+**   vfs.c      SQLite VFS that seals every page (main db, WAL, journal)
+**   ext.c      the same VFS as a loadable extension for the sqlite3 shell
+**   hlc.c      hybrid logical clock stamps
+**   record.c   the record model: multi-value registers, merge, canonical JSON
+**   store.c    the store handle: schema, cases, records, audit log, veld.h
+** core/ depends on platform/ only; it never includes sync/ or scripts/.
+** Names: veld_<module>__<verb> for functions shared across core's files.
+*/
+#ifndef VELD_CORE_H
+#define VELD_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "veld.h"
+#include "veld_platform.h"
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Error state that hangs off a handle: a code and a one-line message. */
+typedef struct veld_err {
+	int code;
+	char msg[512];
+} veld_err;
+
+/* Set `err` (if not NULL) to code and printf-style message; returns code. */
+int veld_err__set(veld_err *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+void veld_err__clear(veld_err *err);
+
+/* ---- key file (keyfile.c) ---------------------------------------------- */
+
+#define VELD_KEYFILE_NAME "veld.key"
+#define VELD_DB_NAME      "veld.db"
+
+/*
+** A key file holds the master key wrapped by a key derived from the
+** passphrase with Argon2id (crypto_pwhash), plus the salt, the Argon2id
+** parameters and the page cipher.  The layout is documented in
+** docs/formats.md.  Every function below keeps keys in sodium_malloc'd
+** memory and wipes temporaries on every path.
+*/
+typedef struct veld_keyfile_params {
+	int cipher;                       /* VELD_CIPHER_*; AUTO resolved on create */
+	unsigned long long opslimit;      /* 0: crypto_pwhash_OPSLIMIT_INTERACTIVE */
+	size_t memlimit;                  /* 0: crypto_pwhash_MEMLIMIT_INTERACTIVE */
+} veld_keyfile_params;
+
+/* Create `path` (must not exist) holding a fresh random master key.  The key
+** is written to `master` (VELD_KEYBYTES, caller's guarded memory).  The file
+** is written to a temp name, fsynced and renamed into place. */
+int veld_keyfile__create(unsigned char *master, int *cipher_out, const veld_os *os,
+                         const char *path, const char *pass, size_t pass_len,
+                         const veld_keyfile_params *params, veld_err *err);
+
+/* Unwrap.  VELD_EAUTH for a wrong passphrase, VELD_EINTEGRITY for a damaged
+** file (bad magic, bad length, unknown version), VELD_ENOTFOUND if missing. */
+int veld_keyfile__open(unsigned char *master, int *cipher_out, const veld_os *os,
+                       const char *path, const char *pass, size_t pass_len,
+                       veld_err *err) VELD_WARN_UNUSED;
+
+/* Rewrap `master` under a new passphrase: atomic replace of the file. */
+int veld_keyfile__rewrap(const veld_os *os, const char *path, const unsigned char *master,
+                         int cipher, const char *new_pass, size_t new_len,
+                         const veld_keyfile_params *params, veld_err *err);
+
+/* Derive a 32-byte subkey for one purpose (crypto_kdf, context "veld-sub"). */
+#define VELD_SUBKEY_PAGES  1
+#define VELD_SUBKEY_NONCE  2
+void veld_key__derive(unsigned char *out, const unsigned char *master, uint64_t subkey_id);
+
+/* ---- the encrypting VFS (vfs.c) ---------------------------------------- */
+
+/*
+** A VFS instance registered with SQLite under a unique name.  It does all of
+** its file I/O through `os` (so tests can inject faults) and seals pages with
+** the page key it is given.  The library makes one per open store (the key
+** lives in the instance, no global state); the sqlite3-shell extension makes
+** one named "veld" that finds keys through `key_cb`.
+**
+** Page format and the handling of page 1, WAL frames and journal records are
+** described at the top of vfs.c and in docs/formats.md.
+*/
+typedef struct veld_vfs veld_vfs;
+
+/* Called when a main database file is opened and the VFS has no fixed key:
+** fill `page_key` (VELD_KEYBYTES) and `*cipher` for database `db_path`.
+** `creating` is 1 when the file is new or empty.  Return SQLITE_OK or an
+** SQLite error code (SQLITE_AUTH for a wrong passphrase). */
+typedef int (*veld_vfs_key_cb)(void *payload, const char *db_path, int creating,
+                               unsigned char *page_key, int *cipher);
+
+/* With a fixed key (library use): `page_key` copied into guarded memory. */
+int veld_vfs__create(veld_vfs **out, const veld_os *os, const unsigned char *page_key,
+                     int cipher, veld_err *err);
+/* With a key callback (extension use); `make_default` registers as default. */
+int veld_vfs__create_cb(veld_vfs **out, const veld_os *os, const char *name,
+                        veld_vfs_key_cb key_cb, void *payload, int make_default,
+                        veld_err *err);
+const char *veld_vfs__name(const veld_vfs *vfs);
+/* Unregister and wipe.  Every connection using it must be closed.  NULL ok. */
+void veld_vfs__destroy(veld_vfs *vfs);
+
+/* Bytes reserved at the end of every page for the cipher's nonce and tag. */
+int veld_vfs__reserve_bytes(int cipher);
+
+/* The last integrity failure seen by the VFS ("page 7 of veld.db fails
+** authentication"), or "" if none; lets the store name the page. */
+const char *veld_vfs__last_error(const veld_vfs *vfs);
+
+/* Open `path` through `vfs` with the pragmas every veld connection needs:
+** reserve bytes on a new database, WAL, synchronous=FULL, temp_store=MEMORY,
+** mmap_size=0, foreign_keys=ON, busy timeout. */
+int veld_vfs__open_db(sqlite3 **out, veld_vfs *vfs, const char *path, int create,
+                      veld_err *err);
+
+/* ---- hybrid logical clock (hlc.c) -------------------------------------- */
+
+#define VELD_DEVICE_ID_LEN 32 /* hex chars */
+
+typedef struct veld_stamp {
+	int64_t wall;     /* ms since the epoch, never less than any earlier stamp's */
+	uint32_t counter; /* orders stamps within one wall value */
+	char device[VELD_DEVICE_ID_LEN + 1];
+} veld_stamp;
+
+/* Total order: wall, then counter, then device id (bytewise). */
+int veld_stamp__cmp(const veld_stamp *a, const veld_stamp *b);
+
+/* Next stamp for a local event: max(now, last.wall) with the counter bumped
+** when the wall did not advance.  `*last` is updated. */
+void veld_hlc__next(veld_stamp *out, veld_stamp *last, int64_t now_ms, const char *device);
+/* Fold a received stamp into `*last` so later local stamps order after it. */
+void veld_hlc__observe(veld_stamp *last, const veld_stamp *seen, int64_t now_ms);
+
+/* Canonical JSON for a stamp: [wall, counter, "device"]; and back. */
+json_t *veld_stamp__to_json(const veld_stamp *s);
+int veld_stamp__from_json(veld_stamp *out, const json_t *j);
+
+/* ---- records (record.c) ------------------------------------------------ */
+
+/*
+** The state of one record, as stored and as synced (record.c explains the
+** model in full):
+**   {"id":..,"case":..,"form":..,
+**    "ctx":{"<device>":[wall,counter], ...},          causal context
+**    "fields":{"<path>":[{"s":[wall,counter,"dev"],"v":<value>}, ...], ...}}
+** Each field is a multi-value register: the list of its live versions,
+** sorted by stamp.  The shown value is the version with the highest stamp;
+** more than one live version is a conflict.  A version whose stamp is
+** covered by the other side's context and that the other side no longer
+** holds was superseded there.  Record deletion is the register "_deleted";
+** the form version is the register "_form_version".  Repeating groups are
+** flattened to paths "group.<item id>.field".
+*/
+typedef struct veld_record veld_record; /* wraps the json_t state */
+
+int veld_record__new(veld_record **out, const char *id, const char *case_id, const char *form);
+void veld_record__free(veld_record *r);
+/* Parse canonical (or any valid) state JSON; VELD_EINTEGRITY if malformed. */
+int veld_record__parse(veld_record **out, const char *json, size_t len, veld_err *err);
+/* Canonical bytes: sorted keys, compact, one number format.  Free with free(). */
+char *veld_record__canonical(const veld_record *r);
+
+const char *veld_record__id(const veld_record *r);
+const char *veld_record__case(const veld_record *r);
+const char *veld_record__form(const veld_record *r);
+
+/* A local write of `value` (owned by the caller; NULL or json null clears)
+** to `path`, stamped `stamp`: supersedes every version this replica holds for
+** the path and adds the stamp to the context. */
+int veld_record__set(veld_record *r, const char *path, const json_t *value,
+                     const veld_stamp *stamp);
+/* Delete: write "_deleted" = true (an edit concurrent with it is a conflict). */
+int veld_record__delete(veld_record *r, const veld_stamp *stamp);
+int veld_record__is_deleted(const veld_record *r);
+
+/* Merge `other` into `r` (commutative, associative, idempotent). */
+int veld_record__merge(veld_record *r, const veld_record *other);
+
+/* Shown value of `path` (borrowed; NULL if unset), and the number of live
+** versions (more than one: a conflict). */
+const json_t *veld_record__value(const veld_record *r, const char *path, size_t *n_live);
+
+/* {"fields":{path: shown value}, "conflicts":{path:[values by stamp desc]}},
+** excluding "_"-prefixed registers.  New reference. */
+json_t *veld_record__view(const veld_record *r);
+
+/* Largest stamp in the record (for the HLC to observe after a merge). */
+int veld_record__max_stamp(const veld_record *r, veld_stamp *out);
+
+/* Flatten {"acties":{"a1":{"status":"x"}}} to {"acties.a1.status":"x"}.
+** New reference; arrays (multi-choice values) are kept as values. */
+json_t *veld_record__flatten(const json_t *fields);
+
+#endif /* VELD_CORE_H */

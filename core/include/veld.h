@@ -1,0 +1,181 @@
+/*
+** veld.h — the public API of libveld, an offline-first, encrypted case store
+** for social work that syncs through git.
+**
+** Shape of the API (the SQLite / libgit2 way):
+**  - Opaque handles with paired constructors and destructors; every
+**    destructor accepts NULL.
+**  - Functions return VELD_OK (0) or a negative VELD_E* code.  The message
+**    for the last failure lives on the handle: veld_errmsg(store).  A handle
+**    is returned even when opening fails (unless memory ran out), so the
+**    message can be read; close it afterwards.
+**  - Output parameters come first, then the handle, then the inputs.
+**  - Strings in and out are UTF-8.  Structured data crosses the boundary as
+**    JSON text; every `char **out` result is allocated by the library and is
+**    freed by the caller with veld_free().
+**  - A handle is used by one thread at a time.  Different handles are
+**    independent; a store directory is open in at most one handle at a time
+**    (the second waits up to `busy_timeout_ms` and then gets VELD_EBUSY).
+**  - Passphrases are passed as (pointer, length); the library copies them
+**    into guarded memory only for as long as it needs them.
+*/
+#ifndef VELD_H
+#define VELD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(VELD_STATIC)
+#define VELD_API
+#elif defined(_WIN32)
+#ifdef VELD_BUILDING
+#define VELD_API __declspec(dllexport)
+#else
+#define VELD_API __declspec(dllimport)
+#endif
+#else
+#define VELD_API __attribute__((visibility("default")))
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define VELD_WARN_UNUSED __attribute__((warn_unused_result))
+#else
+#define VELD_WARN_UNUSED
+#endif
+
+#define VELD_VERSION_STRING "0.1.0"
+
+/* Return codes. */
+#define VELD_OK          0
+#define VELD_ERROR      -1  /* anything not listed below (I/O, out of memory) */
+#define VELD_ENOTFOUND  -2  /* no such store, case, record or field */
+#define VELD_EAUTH      -3  /* wrong passphrase or key */
+#define VELD_EINTEGRITY -4  /* tampered or corrupt data: nothing was used */
+#define VELD_EINVALID   -5  /* input rejected: malformed or against the rules */
+#define VELD_EBUSY      -6  /* the store is open elsewhere (locked) */
+#define VELD_EEXISTS    -7  /* the thing to create is already there */
+#define VELD_EDENIED    -8  /* not allowed for this device or role */
+
+/* Sizes. */
+#define VELD_KEYBYTES   32  /* master key */
+#define VELD_IDSIZE     33  /* an id as text: 32 lowercase hex digits + NUL */
+
+/* Ciphers for the page encryption, recorded in the key file. */
+#define VELD_CIPHER_AUTO      0 /* AES-256-GCM where the CPU has AES instructions, else XChaCha20 */
+#define VELD_CIPHER_XCHACHA20 1 /* XChaCha20-Poly1305 */
+#define VELD_CIPHER_AES256GCM 2 /* AES-256-GCM */
+
+struct veld_os; /* veld_platform.h: the OS table, for apps that bring their own */
+
+typedef struct veld_store veld_store;
+
+/*
+** Options for creating and opening a store.  Versioned: set `version` to
+** VELD_STORE_OPTIONS_VERSION (or start from veld_store_options_init) and
+** leave unknown fields zero.
+*/
+#define VELD_STORE_OPTIONS_VERSION 1
+typedef struct veld_store_options {
+	unsigned version;
+	const struct veld_os *os;      /* NULL: the default OS table */
+	int cipher;                    /* VELD_CIPHER_*, used on create */
+	/* Argon2id cost for the passphrase, used on create and passwd; 0 picks
+	** libsodium's "interactive" limits.  Stored in the key file. */
+	unsigned long long pwhash_opslimit;
+	size_t pwhash_memlimit;
+	int busy_timeout_ms;           /* wait for a store open elsewhere; 0: 5000 */
+	/* Device identity, used on create. */
+	const char *device_name;       /* shown in logs; not personal data */
+	const char *device_role;       /* "office", "assistant" or "volunteer" */
+} veld_store_options;
+
+VELD_API void veld_store_options_init(veld_store_options *opts);
+
+/*
+** Create a new store in directory `dir` (created if missing; must not
+** already hold a store: VELD_EEXISTS).  Generates the master key, the key
+** file, the encrypted database and the device's signing keys.
+*/
+VELD_API int veld_store_create(veld_store **out, const char *dir,
+                               const char *pass, size_t pass_len,
+                               const veld_store_options *opts);
+
+/* Open an existing store.  Wrong passphrase: VELD_EAUTH, nothing touched. */
+VELD_API int veld_store_open(veld_store **out, const char *dir,
+                             const char *pass, size_t pass_len,
+                             const veld_store_options *opts);
+
+/* Close and wipe every key.  Accepts NULL. */
+VELD_API void veld_store_close(veld_store *store);
+
+/* Message and code of the last failure on this handle ("" and 0 if none).
+** The string lives until the next call on the handle. */
+VELD_API const char *veld_errmsg(const veld_store *store);
+VELD_API int veld_errcode(const veld_store *store);
+
+/* Rewrap the master key under a new passphrase.  Re-encrypts nothing. */
+VELD_API int veld_store_passwd(veld_store *store, const char *new_pass, size_t new_len);
+
+/* Full check: every page authenticates, SQLite's integrity check passes,
+** every record parses in canonical form.  VELD_EINTEGRITY names what failed. */
+VELD_API int veld_store_verify(veld_store *store);
+
+/* This device: {"id":..,"name":..,"role":..,"sign_pk":..,"box_pk":..} */
+VELD_API int veld_store_device_json(char **out, veld_store *store);
+
+/* ---- Cases and records ------------------------------------------------- */
+
+/*
+** Create a case.  `header_json` is an object with at least "name" and
+** "postcode"; optional "birth", "address", "phone", "ref" (an external
+** dossier number).  Writes the new case id (VELD_IDSIZE bytes) to `id_out`.
+*/
+VELD_API int veld_case_new(char *id_out, veld_store *store, const char *header_json);
+
+/* All readable cases: [{"id":..,"name":..,"postcode":..,"records":n,"conflicts":n}] */
+VELD_API int veld_case_list_json(char **out, veld_store *store);
+
+/* One case: {"id", "header": {...}, "records": [...], "conflicts": [...]} */
+VELD_API int veld_case_show_json(char **out, veld_store *store, const char *case_id);
+
+/*
+** Create or update a record of form `form` in case `case_id`.  `record_id`
+** NULL creates a new record; otherwise it names the record to update (it
+** must belong to the case).  `fields_json` is an object of field path ->
+** value (null clears a field).  Repeating groups are objects keyed by item
+** id: {"acties": {"a1": {"status": "lopend"}}} sets the field
+** "acties.a1.status".  Writes the record id to `id_out`.
+*/
+VELD_API int veld_record_put(char *id_out, veld_store *store, const char *case_id,
+                             const char *form, const char *record_id,
+                             const char *fields_json);
+
+/* {"id","case","form","form_version","deleted","fields":{path: value},
+**  "conflicts":{path:[values...]}} with the shown (winning) values. */
+VELD_API int veld_record_show_json(char **out, veld_store *store, const char *record_id);
+
+/* Delete a record (a versioned tombstone; concurrent edits make a conflict). */
+VELD_API int veld_record_delete(veld_store *store, const char *record_id);
+
+/* Every readable case and record in canonical form, sync metadata left out:
+** two converged stores give the same bytes. */
+VELD_API int veld_export_json(char **out, veld_store *store);
+
+/* Audit log, oldest first: [{"seq","at","device","action","case","record"}].
+** `case_id` NULL for all cases. */
+VELD_API int veld_audit_json(char **out, veld_store *store, const char *case_id);
+
+/* Free memory returned by the library.  Accepts NULL. */
+VELD_API void veld_free(void *p);
+
+/* Library version, e.g. "0.1.0". */
+VELD_API const char *veld_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* VELD_H */
