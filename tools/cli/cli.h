@@ -1,0 +1,80 @@
+/*
+** cli.h — shared pieces of the `veld` command line (the one header of
+** tools/cli/).  The contract is ../shared/CLI.md: exit codes, one-line
+** errors on stderr as "veld: <what>: <why>", --json for scripts, and
+** passphrases only from the environment, a file or the terminal.
+*/
+#ifndef VELD_CLI_H
+#define VELD_CLI_H
+
+#include <stddef.h>
+
+#include "veld.h"
+
+/* Exit codes of the contract. */
+#define EXIT_OK        0
+#define EXIT_ERR       1
+#define EXIT_USAGE     2
+#define EXIT_PASS      3 /* wrong passphrase or locked */
+#define EXIT_INTEGRITY 4 /* tampered, forged, unenrolled, revoked, not allowed */
+#define EXIT_INPUT     5 /* input rejected */
+
+/* The parsed command line: global options, then the command's words and
+** options in order. */
+typedef struct cli {
+	const char *store_dir;       /* -C, $VELD_STORE, ./veld-store */
+	const char *passphrase_file; /* --passphrase-file */
+	int json;                    /* --json */
+	int argc;                    /* remaining words (command first) */
+	char **argv;
+} cli;
+
+/* Print "veld: what: why" on stderr. */
+void cli_error(const char *what, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+/* Report a library failure on `store` and return the matching exit code. */
+int cli_fail(veld_store *store, int rc, const char *what);
+/* Exit code for a VELD_E* code. */
+int cli_exit_code(int rc);
+/* Usage error: message, then exit code 2. */
+int cli_usage(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2)))
+#endif
+	;
+
+/* Get the passphrase ($VELD_PASSPHRASE, --passphrase-file, terminal) into a
+** sodium_malloc'd buffer; `confirm` asks twice on a terminal.  Returns NULL
+** after printing an error. Free with cli_pass_free. */
+char *cli_passphrase(const cli *c, const char *env, const char *prompt, int confirm, size_t *len);
+void cli_pass_free(char *p);
+
+/* Open the store of `c` (prints the error; returns the exit code or 0). */
+int cli_open(veld_store **out, const cli *c);
+
+/* Option helpers over c->argv[from..]: "--name VALUE".  Return the value or
+** NULL; `cli_flag` reports a bare flag.  Unknown options are a usage error. */
+const char *cli_opt(const cli *c, const char *name);
+int cli_flag(const cli *c, const char *name);
+/* Positional word `i` (0 = first after the command words), skipping options
+** listed in `valued` (options that take a value). */
+const char *cli_arg(const cli *c, int first, int i, const char *const *valued);
+/* Check every --option in argv[first..] is in `known` (valued or flags). */
+int cli_check_opts(const cli *c, int first, const char *const *valued, const char *const *flags);
+
+/* Print JSON text from the library: as is with --json, else pretty. */
+void cli_print_json(const char *json);
+
+/* Commands. */
+int cmd_device(cli *c);
+int cmd_passwd(cli *c);
+int cmd_verify(cli *c);
+int cmd_export(cli *c);
+int cmd_case(cli *c);
+int cmd_record(cli *c);
+int cmd_audit(cli *c);
+
+#endif

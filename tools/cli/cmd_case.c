@@ -1,0 +1,276 @@
+/*
+** cmd_case.c — cases and records: case new|list|show, record put|show|delete.
+**
+** Field arguments: FIELD=TEXT sets a text value; FIELD:=JSON sets any JSON
+** value (numbers, true/false, null, ["multi","choice"]).  Repeating groups
+** use dotted paths (acties.a1.status=lopend) or nested objects in --file.
+*/
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+static int case_new(cli *c)
+{
+	static const char *const valued[] = {"--name", "--postcode", "--birth", "--address", "--phone", "--ref", NULL};
+	static const char *const keys[] = {"name", "postcode", "birth", "address", "phone", "ref", NULL};
+	char id[VELD_IDSIZE], *txt;
+	json_t *h;
+	veld_store *s;
+	int i, rc, code;
+	if ((code = cli_check_opts(c, 2, valued, NULL)))
+		return code;
+	if (cli_arg(c, 2, 0, valued))
+		return cli_usage("case new takes no positional arguments");
+	if (!cli_opt(c, "--name") || !cli_opt(c, "--postcode"))
+		return cli_usage("case new --name NAME --postcode PC [--birth DATE] [--address TEXT] [--phone TEXT]");
+	h = json_object();
+	for (i = 0; keys[i]; i++) {
+		const char *v = cli_opt(c, valued[i]);
+		if (v)
+			json_object_set_new(h, keys[i], json_string(v));
+	}
+	txt = json_dumps(h, JSON_COMPACT);
+	json_decref(h);
+	if (!txt)
+		return cli_usage("case fields must be valid UTF-8");
+	if ((code = cli_open(&s, c))) {
+		free(txt);
+		return code;
+	}
+	rc = veld_case_new(id, s, txt);
+	free(txt);
+	code = rc ? cli_fail(s, rc, "case new") : EXIT_OK;
+	if (!rc)
+		printf(c->json ? "{\"id\":\"%s\"}\n" : "%s\n", id);
+	veld_store_close(s);
+	return code;
+}
+
+static void print_case_list(const char *txt)
+{
+	json_t *arr = json_loads(txt, 0, NULL), *e;
+	size_t i;
+	printf("%-32s  %-8s  %7s  %9s  %s\n", "CASE", "POSTCODE", "RECORDS", "CONFLICTS", "NAME");
+	json_array_foreach(arr, i, e)
+	{
+		printf("%-32s  %-8s  %7lld  %9lld  %s\n", json_string_value(json_object_get(e, "id")),
+		       json_string_value(json_object_get(e, "postcode")) ? json_string_value(json_object_get(e, "postcode")) : "",
+		       (long long)json_integer_value(json_object_get(e, "records")),
+		       (long long)json_integer_value(json_object_get(e, "conflicts")),
+		       json_string_value(json_object_get(e, "name")) ? json_string_value(json_object_get(e, "name")) : "");
+	}
+	json_decref(arr);
+}
+
+/* Human form of one record view. */
+static void print_record(json_t *r, const char *indent)
+{
+	const char *k;
+	json_t *v;
+	printf("%srecord %s  form %s%s\n", indent, json_string_value(json_object_get(r, "id")),
+	       json_string_value(json_object_get(r, "form")),
+	       json_is_true(json_object_get(r, "deleted")) ? "  (deleted)" : "");
+	json_object_foreach(json_object_get(r, "fields"), k, v)
+	{
+		char *val = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		printf("%s  %s = %s\n", indent, k, val ? val : "?");
+		free(val);
+	}
+	json_object_foreach(json_object_get(r, "conflicts"), k, v)
+	{
+		char *val = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		printf("%s  CONFLICT %s: %s\n", indent, k, val ? val : "?");
+		free(val);
+	}
+}
+
+static void print_case(const char *txt)
+{
+	json_t *j = json_loads(txt, 0, NULL), *r;
+	const char *k;
+	json_t *v;
+	size_t i;
+	printf("case %s\n", json_string_value(json_object_get(j, "id")));
+	json_object_foreach(json_object_get(j, "header"), k, v)
+	{
+		printf("  %s: %s\n", k, json_is_string(v) ? json_string_value(v) : "");
+	}
+	printf("  %zu record(s), %zu conflict(s)\n", json_array_size(json_object_get(j, "records")),
+	       json_array_size(json_object_get(j, "conflicts")));
+	json_array_foreach(json_object_get(j, "records"), i, r)
+	{
+		print_record(r, "  ");
+	}
+	json_decref(j);
+}
+
+static int case_list_show(cli *c, int show)
+{
+	veld_store *s;
+	char *out = NULL;
+	const char *id = show ? cli_arg(c, 2, 0, NULL) : NULL;
+	int rc, code;
+	if ((code = cli_check_opts(c, 2, NULL, NULL)))
+		return code;
+	if (show ? (!id || c->argc != 3) : c->argc != 2)
+		return cli_usage(show ? "case show CASE" : "case list");
+	if ((code = cli_open(&s, c)))
+		return code;
+	rc = show ? veld_case_show_json(&out, s, id) : veld_case_list_json(&out, s);
+	code = rc ? cli_fail(s, rc, show ? "case show" : "case list") : EXIT_OK;
+	if (!rc && c->json)
+		printf("%s\n", out);
+	else if (!rc)
+		show ? print_case(out) : print_case_list(out);
+	veld_free(out);
+	veld_store_close(s);
+	return code;
+}
+
+int cmd_case(cli *c)
+{
+	const char *sub = c->argc > 1 ? c->argv[1] : NULL;
+	if (sub && !strcmp(sub, "new"))
+		return case_new(c);
+	if (sub && !strcmp(sub, "list"))
+		return case_list_show(c, 0);
+	if (sub && !strcmp(sub, "show"))
+		return case_list_show(c, 1);
+	return cli_usage("case new|list|show");
+}
+
+/* Read --file (a path or "-") into a JSON object. */
+static json_t *load_fields_file(const char *path)
+{
+	json_error_t err;
+	json_t *j = !strcmp(path, "-") ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &err)
+	                               : json_load_file(path, JSON_REJECT_DUPLICATES, &err);
+	if (!j) {
+		cli_error(!strcmp(path, "-") ? "stdin" : path, "line %d: %s", err.line, err.text);
+		return NULL;
+	}
+	if (!json_is_object(j)) {
+		cli_error(!strcmp(path, "-") ? "stdin" : path, "fields must be a JSON object");
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* Collect FIELD=TEXT and FIELD:=JSON words into `fields`. */
+static int add_field_args(cli *c, json_t *fields, const char *const *valued)
+{
+	const char *w;
+	int i;
+	for (i = 2; (w = cli_arg(c, 2, i, valued)); i++) {
+		const char *eq = strchr(w, '=');
+		char *key;
+		json_t *v;
+		if (!eq || eq == w)
+			return cli_usage("'%s' is not FIELD=TEXT or FIELD:=JSON", w);
+		if (eq > w && eq[-1] == ':') {
+			json_error_t err;
+			key = strndup(w, (size_t)(eq - 1 - w));
+			v = json_loads(eq + 1, JSON_DECODE_ANY, &err);
+			if (!v) {
+				cli_error(key ? key : "field", "value is not JSON: %s", err.text);
+				free(key);
+				return EXIT_INPUT;
+			}
+		} else {
+			key = strndup(w, (size_t)(eq - w));
+			v = json_string(eq + 1);
+			if (!v) {
+				cli_error(key ? key : "field", "value is not valid UTF-8");
+				free(key);
+				return EXIT_INPUT;
+			}
+		}
+		if (!key || json_object_set_new(fields, key, v)) {
+			free(key);
+			return EXIT_ERR;
+		}
+		free(key);
+	}
+	return 0;
+}
+
+static int record_put(cli *c)
+{
+	static const char *const valued[] = {"--record", "--file", NULL};
+	const char *case_id = cli_arg(c, 2, 0, valued), *form = cli_arg(c, 2, 1, valued);
+	const char *file = cli_opt(c, "--file");
+	char id[VELD_IDSIZE], *txt = NULL;
+	json_t *fields = NULL;
+	veld_store *s = NULL;
+	int rc, code;
+	if ((code = cli_check_opts(c, 2, valued, NULL)))
+		return code;
+	if (!case_id || !form)
+		return cli_usage("record put CASE FORM [--record RID] [FIELD=TEXT | FIELD:=JSON ...] [--file JSON|-]");
+	fields = file ? load_fields_file(file) : json_object();
+	if (!fields)
+		return EXIT_INPUT;
+	if ((code = add_field_args(c, fields, valued)))
+		goto done;
+	txt = json_dumps(fields, JSON_COMPACT);
+	if (!txt) {
+		code = EXIT_ERR;
+		goto done;
+	}
+	if ((code = cli_open(&s, c)))
+		goto done;
+	rc = veld_record_put(id, s, case_id, form, cli_opt(c, "--record"), txt);
+	code = rc ? cli_fail(s, rc, "record put") : EXIT_OK;
+	if (!rc)
+		printf(c->json ? "{\"id\":\"%s\"}\n" : "%s\n", id);
+done:
+	veld_store_close(s);
+	json_decref(fields);
+	free(txt);
+	return code;
+}
+
+static int record_show_delete(cli *c, int del)
+{
+	veld_store *s;
+	char *out = NULL;
+	const char *id = cli_arg(c, 2, 0, NULL);
+	int rc, code;
+	if ((code = cli_check_opts(c, 2, NULL, NULL)))
+		return code;
+	if (!id || c->argc != 3)
+		return cli_usage(del ? "record delete RID" : "record show RID");
+	if ((code = cli_open(&s, c)))
+		return code;
+	rc = del ? veld_record_delete(s, id) : veld_record_show_json(&out, s, id);
+	code = rc ? cli_fail(s, rc, del ? "record delete" : "record show") : EXIT_OK;
+	if (!rc && del) {
+		printf(c->json ? "{\"deleted\":\"%s\"}\n" : "deleted %s\n", id);
+	} else if (!rc && c->json) {
+		printf("%s\n", out);
+	} else if (!rc) {
+		json_t *j = json_loads(out, 0, NULL);
+		print_record(j, "");
+		json_decref(j);
+	}
+	veld_free(out);
+	veld_store_close(s);
+	return code;
+}
+
+int cmd_record(cli *c)
+{
+	const char *sub = c->argc > 1 ? c->argv[1] : NULL;
+	if (sub && !strcmp(sub, "put"))
+		return record_put(c);
+	if (sub && !strcmp(sub, "show"))
+		return record_show_delete(c, 0);
+	if (sub && !strcmp(sub, "delete"))
+		return record_show_delete(c, 1);
+	return cli_usage("record put|show|delete");
+}
