@@ -128,6 +128,7 @@ int veld_vfs__open_db(sqlite3 **out, veld_vfs *vfs, const char *path, int create
 /* ---- hybrid logical clock (hlc.c) -------------------------------------- */
 
 #define VELD_DEVICE_ID_LEN 32 /* hex chars */
+#define VELD_HLC_WALL_MAX ((int64_t)9007199254740991) /* 2^53 - 1: exact in every JSON */
 
 typedef struct veld_stamp {
 	int64_t wall;     /* ms since the epoch, never less than any earlier stamp's */
@@ -147,6 +148,8 @@ void veld_hlc__observe(veld_stamp *last, const veld_stamp *seen, int64_t now_ms)
 /* Canonical JSON for a stamp: [wall, counter, "device"]; and back. */
 json_t *veld_stamp__to_json(const veld_stamp *s);
 int veld_stamp__from_json(veld_stamp *out, const json_t *j);
+/* 1 if `s` (`n` bytes) is a device id: exactly 32 lowercase hex digits. */
+int veld_stamp__is_device(const char *s, size_t n);
 
 /* ---- records (record.c) ------------------------------------------------ */
 
