@@ -564,6 +564,17 @@ int veld_store_passwd(veld_store *s, const char *new_pass, size_t new_len)
 	                            &s->kparams, &s->err);
 }
 
+int veld_store_compact(veld_store *s)
+{
+	int rc;
+	CHECK_OPEN(s);
+	if ((rc = exec_sql(s, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint")))
+		return rc;
+	if ((rc = exec_sql(s, "VACUUM", "compact")))
+		return rc;
+	return exec_sql(s, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint");
+}
+
 /* ---- JSON results ---------------------------------------------------------- */
 
 static int dump_out(char **out, veld_store *s, json_t *j)

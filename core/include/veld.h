@@ -124,6 +124,10 @@ VELD_API int veld_store_passwd(veld_store *store, const char *new_pass, size_t n
 ** every record parses in canonical form.  VELD_EINTEGRITY names what failed. */
 VELD_API int veld_store_verify(veld_store *store);
 
+/* Checkpoint the WAL into the database and VACUUM (in memory, through the
+** encrypting VFS), giving freed space back.  Takes the write lock. */
+VELD_API int veld_store_compact(veld_store *store);
+
 /* This device: {"id":..,"name":..,"role":..,"sign_pk":..,"box_pk":..} */
 VELD_API int veld_store_device_json(char **out, veld_store *store);
 

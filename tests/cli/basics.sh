@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# CLI scenario: the contract of ../shared/CLI.md for what exists now —
+# device init, case new|list|show, record put|show|delete, export, passwd,
+# verify, audit; --json; exit codes; one-line errors; all or nothing.
+. "$VELD_SRC/tests/support/cli.sh"
+S="$T/store"
+V() { "$VELD" -C "$S" "$@"; }
+
+# Usage errors: exit 2.
+expect_exit 2 "no command" -- "$VELD"
+expect_exit 2 "unknown command" -- V frobnicate
+expect_exit 2 "passphrase as an argument is refused" -- V --passphrase secret case list
+expect_exit 2 "device init without role" -- V device init --name x
+
+# No store yet: exit 1 with one error line.
+expect_exit 1 "missing store" -- V case list
+expect_one_error_line "missing store"
+
+# Create the store; the enrolment request holds public keys only.
+expect_exit 0 "device init" -- V device init --name tablet-1 --role assistant --out "$T/req.json"
+expect_match '"sign_pk":"[0-9a-f]{64}"' "$T/req.json" "request has the signing key"
+expect_no_match 'sk' "$T/req.json" "request has no secret key"
+expect_exit 1 "device init twice" -- V device init --name tablet-1 --role assistant
+expect_exit 5 "bad role" -- "$VELD" -C "$T/other" device init --name x --role boss
+
+# Cases.
+expect_exit 0 "case new" -- V case new --name "An Peeters" --postcode 1500 --birth 1980-04-01
+CASE=$(cat "$T/out")
+expect_match '^[0-9a-f]{32}$' "$T/out" "case id printed"
+expect_exit 5 "case new with bad postcode" -- V case new --name "X" --postcode 15
+expect_one_error_line "bad postcode"
+expect_match 'postcode' "$T/err" "error names the field"
+expect_exit 0 "case list --json" -- V case list --json
+expect_match "\"id\":\"$CASE\"" "$T/out" "case listed"
+expect_match '"name":"An Peeters"' "$T/out" "name shown to the owner"
+
+# Records: FIELD=TEXT and FIELD:=JSON and --file.
+expect_exit 0 "record put" -- V record put "$CASE" contactregistratie datum=2017-03-02 plaats=huisbezoek 'problematiek:=["financieel","materieel"]' 'duur_min:=45'
+REC=$(cat "$T/out")
+echo '{"acties":{"a1":{"status":"gepland","domein":"huisvesting"}}}' >"$T/f.json"
+expect_exit 0 "record put --file" -- V record put "$CASE" sociale_balans --file "$T/f.json" afnamedatum=2019-01-01
+BAL=$(cat "$T/out")
+expect_exit 0 "record show --json" -- V record show "$BAL" --json
+expect_match '"acties.a1.status":"gepland"' "$T/out" "group flattened"
+expect_exit 0 "record update" -- V record put "$CASE" contactregistratie --record "$REC" plaats=zitdag
+expect_exit 0 "record show" -- V record show "$REC" --json
+expect_match '"plaats":"zitdag"' "$T/out" "update shown"
+expect_match '"duur_min":45' "$T/out" "JSON value kept as a number"
+expect_exit 5 "bad JSON value" -- V record put "$CASE" contactregistratie 'duur_min:=4x'
+expect_exit 5 "bad --file" -- V record put "$CASE" contactregistratie --file /dev/null
+expect_exit 1 "unknown record" -- V record show 0123456789abcdef0123456789abcdef
+
+# All or nothing: a rejected put changes nothing.
+V export >"$T/before"
+expect_exit 5 "reserved field" -- V record put "$CASE" contactregistratie _deleted:=true
+V export >"$T/after"
+if cmp -s "$T/before" "$T/after"; then ok; else bad "rejected put changed the store"; fi
+
+# Delete is a tombstone, visible in the export.
+expect_exit 0 "record delete" -- V record delete "$REC"
+expect_exit 5 "delete twice" -- V record delete "$REC"
+expect_exit 0 "case show" -- V case show "$CASE" --json
+expect_no_match "$REC" "$T/out" "deleted record not listed"
+expect_exit 0 "export" -- V export
+expect_match "\"deleted\":true" "$T/out" "tombstone exported"
+
+# Audit log.
+expect_exit 0 "audit" -- V audit "$CASE" --json
+expect_match '"action":"delete-record"' "$T/out" "delete audited"
+expect_match '"action":"open-case"' "$T/out" "open audited"
+
+# Wrong passphrase: exit 3, nothing touched.
+cp "$S/veld.key" "$T/key.before"
+VELD_PASSPHRASE=wrong expect_exit 3 "wrong passphrase" -- V case list
+expect_one_error_line "wrong passphrase"
+if cmp -s "$S/veld.key" "$T/key.before"; then ok; else bad "key file changed"; fi
+printf 'test passphrase\n' >"$T/pass"
+(unset VELD_PASSPHRASE; expect_exit 0 "--passphrase-file" -- V --passphrase-file "$T/pass" case list; echo "$PASSED $FAILED" >"$T/sub")
+read -r p f <"$T/sub"; PASSED=$p; FAILED=$f
+(unset VELD_PASSPHRASE; expect_exit 3 "no passphrase source, no tty" -- V case list </dev/null; echo "$PASSED $FAILED" >"$T/sub")
+read -r p f <"$T/sub"; PASSED=$p; FAILED=$f
+
+# passwd.
+VELD_NEW_PASSPHRASE="second passphrase" expect_exit 0 "passwd" -- V passwd
+expect_exit 3 "old passphrase refused" -- V case list
+VELD_PASSPHRASE="second passphrase" expect_exit 0 "new passphrase works" -- V verify
+
+# Tamper: a flipped byte in the key file, then in a data page.
+export VELD_PASSPHRASE="second passphrase"
+cp "$S/veld.key" "$T/key.good"
+printf '\xff' | dd of="$S/veld.key" bs=1 seek=40 conv=notrunc status=none
+
+V case list >"$T/out" 2>"$T/err"; rc=$?
+if [ $rc -eq 3 ] || [ $rc -eq 4 ]; then ok; else bad "tampered key file: exit $rc"; fi
+expect_one_error_line "tampered key file"
+cp "$T/key.good" "$S/veld.key"
+
+printf '\x5a' | dd of="$S/veld.db" bs=1 seek=$((4096 + 200)) conv=notrunc status=none
+expect_exit 4 "tampered page" -- V verify
+expect_match 'page [0-9]+' "$T/err" "error names the page"
+expect_one_error_line "tampered page"
+
+# Nothing readable on disk.
+if grep -rqa "An Peeters" "$S"; then bad "name found in the store"; else ok; fi
+if grep -rqa "huisbezoek" "$S"; then bad "field text found in the store"; else ok; fi
+
+finish

@@ -1,0 +1,405 @@
+/*
+** store.c — the store handle through the public API: create, open, wrong
+** passphrase, damaged files, cases and records, the audit log, export, and
+** no plaintext anywhere in the store directory.
+*/
+#include "testutil.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char PASS[] = "correct horse battery staple";
+
+/* Markers written into cases and records, searched for afterwards. */
+static const char NAME_MARK[] = "Zoe Vandenbroucke-Marker";
+static const char TEXT_MARK[] = "schuldbemiddeling-notitie-XYZZY";
+static const char ADDR_MARK[] = "Kerkstraat 42 Markerdorp";
+
+static veld_store *create_store(const char *dir)
+{
+	veld_store_options o;
+	veld_store *s = NULL;
+	veld_test_fast_options(&o);
+	assert_int_equal(veld_store_create(&s, dir, PASS, strlen(PASS), &o), VELD_OK);
+	return s;
+}
+
+static veld_store *open_store(const char *dir)
+{
+	veld_store *s = NULL;
+	int rc = veld_store_open(&s, dir, PASS, strlen(PASS), NULL);
+	if (rc)
+		fail_msg("open failed: %s", veld_errmsg(s));
+	return s;
+}
+
+static void new_case(veld_store *s, char *id, const char *name)
+{
+	char hdr[512];
+	snprintf(hdr, sizeof hdr, "{\"name\":\"%s\",\"postcode\":\"1500\",\"address\":\"%s\"}", name, ADDR_MARK);
+	if (veld_case_new(id, s, hdr))
+		fail_msg("case new: %s", veld_errmsg(s));
+}
+
+static void test_store__create_open_roundtrip(void **state)
+{
+	char *dir = veld_test_tmpdir("store-rt");
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], *out = NULL;
+	veld_store *s = create_store(dir);
+	json_t *j;
+	(void)state;
+	new_case(s, cid, NAME_MARK);
+	assert_int_equal(veld_record_put(rid, s, cid, "contactregistratie", NULL,
+	                                 "{\"datum\":\"2017-03-02\",\"plaats\":\"huisbezoek\","
+	                                 "\"problematiek\":[\"financieel\",\"materieel\"],\"duur_min\":45}"),
+	                 VELD_OK);
+	veld_store_close(s);
+
+	s = open_store(dir);
+	assert_int_equal(veld_record_show_json(&out, s, rid), VELD_OK);
+	j = json_loads(out, 0, NULL);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "fields"), "plaats")), "huisbezoek");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "fields"), "duur_min")), 45);
+	assert_int_equal(json_array_size(json_object_get(json_object_get(j, "fields"), "problematiek")), 2);
+	assert_string_equal(json_string_value(json_object_get(j, "case")), cid);
+	json_decref(j);
+	veld_free(out);
+
+	/* Update one field, the other stays. */
+	assert_int_equal(veld_record_put(NULL, s, cid, "contactregistratie", rid, "{\"plaats\":\"zitdag\"}"), VELD_OK);
+	assert_int_equal(veld_record_show_json(&out, s, rid), VELD_OK);
+	j = json_loads(out, 0, NULL);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "fields"), "plaats")), "zitdag");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "fields"), "datum")), "2017-03-02");
+	assert_int_equal(json_object_size(json_object_get(j, "conflicts")), 0);
+	json_decref(j);
+	veld_free(out);
+
+	assert_int_equal(veld_store_verify(s), VELD_OK);
+	veld_store_close(s);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+static void test_store__wrong_passphrase_touches_nothing(void **state)
+{
+	char *dir = veld_test_tmpdir("store-wrongpass");
+	char *kp = veld_test_path(dir, "veld.key"), *dbp = veld_test_path(dir, "veld.db");
+	unsigned char *k1, *k2, *d1, *d2;
+	size_t kl1, kl2, dl1, dl2;
+	veld_store *s = create_store(dir);
+	char cid[VELD_IDSIZE];
+	(void)state;
+	new_case(s, cid, "Someone");
+	veld_store_close(s);
+	k1 = veld_test_read_file(kp, &kl1);
+	d1 = veld_test_read_file(dbp, &dl1);
+	s = NULL;
+	assert_int_equal(veld_store_open(&s, dir, "wrong", 5, NULL), VELD_EAUTH);
+	assert_non_null(strstr(veld_errmsg(s), "passphrase"));
+	veld_store_close(s);
+	k2 = veld_test_read_file(kp, &kl2);
+	d2 = veld_test_read_file(dbp, &dl2);
+	assert_true(kl1 == kl2 && memcmp(k1, k2, kl1) == 0);
+	assert_true(dl1 == dl2 && memcmp(d1, d2, dl1) == 0);
+	free(k1), free(k2), free(d1), free(d2), free(kp), free(dbp);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+static void test_store__missing_and_damaged(void **state)
+{
+	char *dir = veld_test_tmpdir("store-damaged");
+	char *missing = veld_test_path(dir, "nothing-here");
+	char *kp = veld_test_path(dir, "veld.key"), *dbp = veld_test_path(dir, "veld.db");
+	veld_store *s = NULL;
+	unsigned char *buf;
+	size_t len;
+	char cid[VELD_IDSIZE];
+	int i;
+	(void)state;
+
+	assert_int_equal(veld_store_open(&s, missing, PASS, strlen(PASS), NULL), VELD_ENOTFOUND);
+	assert_non_null(strstr(veld_errmsg(s), "no store"));
+	veld_store_close(s);
+
+	s = create_store(dir);
+	for (i = 0; i < 50; i++)
+		new_case(s, cid, "Filler Name");
+	veld_store_close(s);
+
+	/* A second create in the same place refuses. */
+	{
+		veld_store_options o;
+		veld_test_fast_options(&o);
+		s = NULL;
+		assert_int_equal(veld_store_create(&s, dir, PASS, strlen(PASS), &o), VELD_EEXISTS);
+		veld_store_close(s);
+	}
+
+	/* Truncated database: an error, never a silently smaller store. */
+	buf = veld_test_read_file(dbp, &len);
+	assert_true(len > 3 * 4096);
+	assert_int_equal(veld_test_write_file(dbp, buf, len - 4096 - 100), 0);
+	s = NULL;
+	{
+		int rc = veld_store_open(&s, dir, PASS, strlen(PASS), NULL);
+		if (rc == VELD_OK)
+			rc = veld_store_verify(s);
+		assert_int_equal(rc, VELD_EINTEGRITY);
+		assert_true(strlen(veld_errmsg(s)) > 0);
+	}
+	veld_store_close(s);
+	assert_int_equal(veld_test_write_file(dbp, buf, len), 0);
+	free(buf);
+
+	/* Corrupt key file: an integrity error or a wrong-key error, clearly. */
+	buf = veld_test_read_file(kp, &len);
+	veld_test_flip_byte(kp, (long)len / 2);
+	s = NULL;
+	{
+		int rc = veld_store_open(&s, dir, PASS, strlen(PASS), NULL);
+		assert_true(rc == VELD_EINTEGRITY || rc == VELD_EAUTH);
+	}
+	veld_store_close(s);
+	assert_int_equal(veld_test_write_file(kp, buf, len), 0);
+	free(buf);
+
+	/* Missing database next to a key file. */
+	buf = veld_test_read_file(dbp, &len);
+	unlink(dbp);
+	s = NULL;
+	assert_int_equal(veld_store_open(&s, dir, PASS, strlen(PASS), NULL), VELD_EINTEGRITY);
+	veld_store_close(s);
+	assert_int_equal(veld_test_write_file(dbp, buf, len), 0);
+	free(buf);
+
+	s = open_store(dir);
+	assert_int_equal(veld_store_verify(s), VELD_OK);
+	veld_store_close(s);
+	free(missing), free(kp), free(dbp);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+static void test_store__bad_input_changes_nothing(void **state)
+{
+	char *dir = veld_test_tmpdir("store-badinput");
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], *before = NULL, *after = NULL;
+	veld_store *s = create_store(dir);
+	(void)state;
+	new_case(s, cid, "Input Tester");
+	assert_int_equal(veld_record_put(rid, s, cid, "contactregistratie", NULL, "{\"datum\":\"2018-01-01\"}"), VELD_OK);
+	assert_int_equal(veld_export_json(&before, s), VELD_OK);
+
+	assert_int_equal(veld_case_new(cid, s, "{\"name\":\"X\"}"), VELD_EINVALID);
+	assert_non_null(strstr(veld_errmsg(s), "postcode"));
+	assert_int_equal(veld_case_new(cid, s, "{\"name\":\"X\",\"postcode\":\"15\"}"), VELD_EINVALID);
+	assert_int_equal(veld_case_new(cid, s, "{\"name\":\"X\",\"postcode\":\"1500\",\"birth\":\"1-1-1990\"}"), VELD_EINVALID);
+	assert_non_null(strstr(veld_errmsg(s), "birth"));
+	assert_int_equal(veld_case_new(cid, s, "not json"), VELD_EINVALID);
+	assert_int_equal(veld_record_put(NULL, s, cid, "contactregistratie", NULL, "{\"_deleted\":true}"), VELD_EINVALID);
+	assert_int_equal(veld_record_put(NULL, s, cid, "Bad Form", NULL, "{}"), VELD_EINVALID);
+	assert_int_equal(veld_record_put(NULL, s, "00000000000000000000000000000000", "contactregistratie", NULL, "{}"),
+	                 VELD_ENOTFOUND);
+	assert_int_equal(veld_record_put(NULL, s, cid, "sociale_balans", rid, "{\"x\":1}"), VELD_EINVALID);
+	assert_int_equal(veld_record_put(NULL, s, cid, "contactregistratie", NULL, "{\"a\":{\"b\":{}}}") != VELD_OK, 1);
+	assert_int_equal(veld_record_show_json(&after, s, "nope"), VELD_ENOTFOUND);
+
+	/* The export did not change (the audit log is not part of it). */
+	assert_int_equal(veld_export_json(&after, s), VELD_OK);
+	assert_string_equal(before, after);
+	veld_free(before);
+	veld_free(after);
+	veld_store_close(s);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+static void test_store__delete_and_groups(void **state)
+{
+	char *dir = veld_test_tmpdir("store-delete");
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], *out = NULL;
+	veld_store *s = create_store(dir);
+	json_t *j, *f;
+	(void)state;
+	new_case(s, cid, "Group Tester");
+	assert_int_equal(veld_record_put(rid, s, cid, "sociale_balans", NULL,
+	                                 "{\"afnamedatum\":\"2019-05-01\","
+	                                 "\"huisvesting\":{\"score\":2,\"prioriteit\":true},"
+	                                 "\"acties\":{\"a1\":{\"domein\":\"huisvesting\",\"status\":\"gepland\"}}}"),
+	                 VELD_OK);
+	assert_int_equal(veld_record_put(NULL, s, cid, "sociale_balans", rid, "{\"acties\":{\"a1\":{\"status\":\"lopend\"}}}"),
+	                 VELD_OK);
+	assert_int_equal(veld_record_show_json(&out, s, rid), VELD_OK);
+	j = json_loads(out, 0, NULL);
+	f = json_object_get(j, "fields");
+	assert_string_equal(json_string_value(json_object_get(f, "acties.a1.status")), "lopend");
+	assert_string_equal(json_string_value(json_object_get(f, "acties.a1.domein")), "huisvesting");
+	assert_int_equal(json_integer_value(json_object_get(f, "huisvesting.score")), 2);
+	json_decref(j);
+	veld_free(out);
+
+	assert_int_equal(veld_record_delete(s, rid), VELD_OK);
+	assert_int_equal(veld_record_delete(s, rid), VELD_EINVALID);
+	assert_int_equal(veld_record_put(NULL, s, cid, "sociale_balans", rid, "{\"synthese\":\"x\"}"), VELD_EINVALID);
+	assert_int_equal(veld_case_show_json(&out, s, cid), VELD_OK);
+	j = json_loads(out, 0, NULL);
+	assert_int_equal(json_array_size(json_object_get(j, "records")), 0);
+	json_decref(j);
+	veld_free(out);
+	/* The export keeps the tombstone: a deleted record is still a record. */
+	assert_int_equal(veld_export_json(&out, s), VELD_OK);
+	assert_non_null(strstr(out, rid));
+	assert_non_null(strstr(out, "\"deleted\":true"));
+	veld_free(out);
+	veld_store_close(s);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+static void test_store__audit_log(void **state)
+{
+	char *dir = veld_test_tmpdir("store-audit");
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], *out = NULL, *tmp = NULL;
+	veld_store *s = create_store(dir);
+	json_t *arr, *e;
+	size_t i;
+	int seen_create = 0, seen_record = 0, seen_open = 0, seen_export = 0;
+	(void)state;
+	new_case(s, cid, "Audit Tester");
+	assert_int_equal(veld_record_put(rid, s, cid, "contactregistratie", NULL, "{\"datum\":\"2020-02-02\"}"), VELD_OK);
+	assert_int_equal(veld_case_show_json(&tmp, s, cid), VELD_OK);
+	veld_free(tmp);
+	assert_int_equal(veld_export_json(&tmp, s), VELD_OK);
+	veld_free(tmp);
+	assert_int_equal(veld_audit_json(&out, s, NULL), VELD_OK);
+	arr = json_loads(out, 0, NULL);
+	json_array_foreach(arr, i, e)
+	{
+		const char *a = json_string_value(json_object_get(e, "action"));
+		const char *c = json_string_value(json_object_get(e, "case"));
+		seen_create += !strcmp(a, "create-case") && c && !strcmp(c, cid);
+		seen_record += !strcmp(a, "create-record") && c && !strcmp(c, cid);
+		seen_open += !strcmp(a, "open-case") && c && !strcmp(c, cid);
+		seen_export += !strcmp(a, "export");
+		assert_non_null(json_string_value(json_object_get(e, "device")));
+	}
+	assert_int_equal(seen_create, 1);
+	assert_int_equal(seen_record, 1);
+	assert_int_equal(seen_open, 1);
+	assert_int_equal(seen_export, 1);
+	json_decref(arr);
+	veld_free(out);
+	veld_store_close(s);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+static void test_store__passwd_rewraps(void **state)
+{
+	char *dir = veld_test_tmpdir("store-passwd");
+	char cid[VELD_IDSIZE];
+	veld_store *s = create_store(dir);
+	(void)state;
+	new_case(s, cid, "Passwd Tester");
+	assert_int_equal(veld_store_passwd(s, "new secret", 10), VELD_OK);
+	veld_store_close(s);
+	s = NULL;
+	assert_int_equal(veld_store_open(&s, dir, PASS, strlen(PASS), NULL), VELD_EAUTH);
+	veld_store_close(s);
+	s = NULL;
+	assert_int_equal(veld_store_open(&s, dir, "new secret", 10, NULL), VELD_OK);
+	assert_int_equal(veld_store_verify(s), VELD_OK);
+	veld_store_close(s);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+static void test_store__second_open_is_busy(void **state)
+{
+	char *dir = veld_test_tmpdir("store-busy");
+	veld_store *a = create_store(dir), *b = NULL;
+	veld_store_options o;
+	(void)state;
+	veld_store_options_init(&o);
+	o.busy_timeout_ms = 100;
+	assert_int_equal(veld_store_open(&b, dir, PASS, strlen(PASS), &o), VELD_EBUSY);
+	veld_store_close(b);
+	veld_store_close(a);
+	b = open_store(dir);
+	veld_store_close(b);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+/* Write known names and texts, checkpoint, compact, crash mid-transaction,
+** then search every byte of the store directory. */
+static void test_store__no_plaintext_on_disk(void **state)
+{
+	char *dir = veld_test_tmpdir("store-plain");
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE];
+	veld_store *s = create_store(dir);
+	char fields[512];
+	int i, status;
+	pid_t pid;
+	(void)state;
+	for (i = 0; i < 200; i++) {
+		new_case(s, cid, NAME_MARK);
+		snprintf(fields, sizeof fields, "{\"notitie\":\"%s %d\",\"datum\":\"2021-01-01\"}", TEXT_MARK, i);
+		assert_int_equal(veld_record_put(rid, s, cid, "contactregistratie", NULL, fields), VELD_OK);
+	}
+	assert_int_equal(veld_store_compact(s), VELD_OK);
+	veld_store_close(s);
+
+	/* A child writes more and is killed in the middle of it. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		veld_store *c = NULL;
+		if (veld_store_open(&c, dir, PASS, strlen(PASS), NULL))
+			_exit(2);
+		for (;;) {
+			char id[VELD_IDSIZE];
+			new_case(c, id, NAME_MARK);
+		}
+	}
+	usleep(300 * 1000);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	assert_true(WIFSIGNALED(status));
+
+	assert_int_equal(veld_test_grep_tree(dir, NAME_MARK, strlen(NAME_MARK)), 0);
+	assert_int_equal(veld_test_grep_tree(dir, TEXT_MARK, strlen(TEXT_MARK)), 0);
+	assert_int_equal(veld_test_grep_tree(dir, ADDR_MARK, strlen(ADDR_MARK)), 0);
+	assert_int_equal(veld_test_grep_tree(dir, "schuldbemiddeling", 17), 0);
+
+	/* And the killed store still opens and verifies. */
+	s = open_store(dir);
+	assert_int_equal(veld_store_verify(s), VELD_OK);
+	veld_store_close(s);
+	assert_int_equal(veld_test_grep_tree(dir, NAME_MARK, strlen(NAME_MARK)), 0);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_store__create_open_roundtrip),
+		cmocka_unit_test(test_store__wrong_passphrase_touches_nothing),
+		cmocka_unit_test(test_store__missing_and_damaged),
+		cmocka_unit_test(test_store__bad_input_changes_nothing),
+		cmocka_unit_test(test_store__delete_and_groups),
+		cmocka_unit_test(test_store__audit_log),
+		cmocka_unit_test(test_store__passwd_rewraps),
+		cmocka_unit_test(test_store__second_open_is_busy),
+		cmocka_unit_test(test_store__no_plaintext_on_disk),
+	};
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
