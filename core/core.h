@@ -182,7 +182,10 @@ const char *veld_record__form(const veld_record *r);
 
 /* A local write of `value` (owned by the caller; NULL or json null clears)
 ** to `path`, stamped `stamp`: supersedes every version this replica holds for
-** the path and adds the stamp to the context. */
+** the path and adds the stamp to the context.  One stamp may serve several
+** paths of one atomic change.  VELD_EINVALID (record unchanged) for a
+** malformed or reserved path, an object value, a non-boolean "_deleted", or
+** a stamp older than the record's context for its device. */
 int veld_record__set(veld_record *r, const char *path, const json_t *value,
                      const veld_stamp *stamp);
 /* Delete: write "_deleted" = true (an edit concurrent with it is a conflict). */
@@ -192,19 +195,26 @@ int veld_record__is_deleted(const veld_record *r);
 /* Merge `other` into `r` (commutative, associative, idempotent). */
 int veld_record__merge(veld_record *r, const veld_record *other);
 
-/* Shown value of `path` (borrowed; NULL if unset), and the number of live
-** versions (more than one: a conflict). */
+/* Shown value of `path` (borrowed, valid until the record changes; NULL if
+** never set, json null if cleared), and the number of live versions (more
+** than one: a conflict). */
 const json_t *veld_record__value(const veld_record *r, const char *path, size_t *n_live);
 
-/* {"fields":{path: shown value}, "conflicts":{path:[values by stamp desc]}},
-** excluding "_"-prefixed registers.  New reference. */
+/* {"fields":{path: shown value}, "conflicts":{path:[values by stamp desc]},
+**  "deleted":bool}, excluding "_"-prefixed registers and cleared fields.
+** A delete-against-edit conflict adds "conflicts"."_deleted":[true,false]
+** and "concurrent_edits":[paths the delete did not see] (sorted); a
+** concurrent delete and undelete adds "_deleted":[shown, other].  New
+** reference; NULL if out of memory. */
 json_t *veld_record__view(const veld_record *r);
 
 /* Largest stamp in the record (for the HLC to observe after a merge). */
 int veld_record__max_stamp(const veld_record *r, veld_stamp *out);
 
 /* Flatten {"acties":{"a1":{"status":"x"}}} to {"acties.a1.status":"x"}.
-** New reference; arrays (multi-choice values) are kept as values. */
+** New reference; arrays (multi-choice values) are kept as values.  NULL if
+** malformed (empty segment, '.' in a nested key, a path produced twice, an
+** object or array inside an array) or out of memory. */
 json_t *veld_record__flatten(const json_t *fields);
 
 #endif /* VELD_CORE_H */
