@@ -520,7 +520,7 @@ static void run_history(uint64_t seed, stats *st)
 	history *h = calloc(1, sizeof *h);
 	veld_record *fold = NULL, *pre[MAX_REPLICAS];
 	unsigned char all[MAX_WRITES];
-	int i, j, n_steps, order[MAX_REPLICAS];
+	int i, j, n_steps, p_write, order[MAX_REPLICAS];
 	assert_non_null(h);
 	h->seed = h->rng = seed;
 	h->n_rep = 3 + rng_below(&h->rng, MAX_REPLICAS - 2);
@@ -533,8 +533,11 @@ static void run_history(uint64_t seed, stats *st)
 		assert_int_equal(veld_record__new(&r->rec, REC_ID, CASE_ID, "sociale_balans"), 0);
 	}
 	n_steps = 8 + rng_below(&h->rng, 25);
+	/* Some histories sync often (long chains of superseded versions),
+	** some rarely (many concurrent versions). */
+	p_write = 30 + rng_below(&h->rng, 51);
 	for (h->step = 0; h->step < n_steps; h->step++) {
-		if (rng_below(&h->rng, 100) < 55) {
+		if (rng_below(&h->rng, 100) < p_write) {
 			local_write(h, st, rng_below(&h->rng, h->n_rep));
 		} else {
 			i = rng_below(&h->rng, h->n_rep);
