@@ -48,7 +48,7 @@ void veld_err__clear(veld_err *err);
 ** A key file holds the master key wrapped by a key derived from the
 ** passphrase with Argon2id (crypto_pwhash), plus the salt, the Argon2id
 ** parameters and the page cipher.  The layout is documented in
-** docs/formats.md.  Every function below keeps keys in sodium_malloc'd
+** docs/store-format.md.  Every function below keeps keys in sodium_malloc'd
 ** memory and wipes temporaries on every path.
 */
 typedef struct veld_keyfile_params {
@@ -90,7 +90,7 @@ void veld_key__derive(unsigned char *out, const unsigned char *master, uint64_t 
 ** one named "veld" that finds keys through `key_cb`.
 **
 ** Page format and the handling of page 1, WAL frames and journal records are
-** described at the top of vfs.c and in docs/formats.md.
+** described at the top of vfs.c and in docs/store-format.md.
 */
 typedef struct veld_vfs veld_vfs;
 
@@ -124,6 +124,30 @@ const char *veld_vfs__last_error(const veld_vfs *vfs);
 ** mmap_size=0, foreign_keys=ON, busy timeout. */
 int veld_vfs__open_db(sqlite3 **out, veld_vfs *vfs, const char *path, int create,
                       veld_err *err);
+
+/* How long opening a main database waits for another connection's exclusive
+** lock before failing with SQLITE_BUSY (default 5000 ms).  Also used as the
+** connection's busy timeout by veld_vfs__open_db. */
+void veld_vfs__set_busy_timeout(veld_vfs *vfs, int ms);
+
+/* Deny ATTACH (and so VACUUM INTO) of a URI filename naming a VFS that is not
+** a veld VFS: such a copy would be written in plaintext.  Installs an
+** authorizer on `db` (veld_vfs__open_db does this already). */
+void veld_vfs__guard_attach(sqlite3 *db);
+
+/* sqlite3_file_control(db, "main", VELD_FCNTL_STATS, &stats) on a database
+** opened through a veld VFS fills the counters below (SQLITE_NOTFOUND on any
+** other file).  For tests and diagnostics; counters are per open file. */
+#define VELD_FCNTL_STATS 0x76656c01
+typedef struct veld_vfs_stats {
+	int page_size;       /* 0 until known */
+	int reserve;         /* bytes this file's cipher needs at the end of a page */
+	int page1_reserve;   /* byte 20 of page 1 as last read or written (-1: not seen) */
+	long pages_sealed;   /* pages encrypted (db, WAL and journal) */
+	long pages_opened;   /* pages decrypted and authenticated */
+	long ckpt_copied;    /* checkpoint writes that reused the WAL's sealed bytes */
+	long ckpt_sealed;    /* checkpoint writes that had to seal again */
+} veld_vfs_stats;
 
 /* ---- hybrid logical clock (hlc.c) -------------------------------------- */
 
