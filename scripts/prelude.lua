@@ -1,0 +1,1 @@
+-- prelude.lua (being written)

@@ -1,0 +1,209 @@
+/*
+** scripts.h — the internal interface of scripts/ (the one header of this folder).
+**
+** scripts/ runs guest code: forms (and later reports) written in Lua 5.4 by
+** the office, shipped with the library or received through sync.  A script
+** is a guest (DESIGN.md invariant 8): it cannot touch files, the network or
+** the OS, cannot exhaust memory or CPU, and its failure is a message with
+** file and line, never a crash.
+**
+**   sandbox.c  Lua states with an allowlist of libraries, a memory-capped
+**              allocator, an instruction budget that sticks once spent, a
+**              wall-clock backstop, a recursion limit, and guards around the
+**              C library functions where no count hook fires
+**   form.c     the form engine: loads a form script in a sandbox, exports its
+**              schema as JSON, validates records and computes values
+**   prelude.lua  the Lua half of the form engine (the DSL), embedded
+**   forms/NAME.lua  the shipped forms, embedded at build time (embed.cmake)
+**
+** scripts/ depends on core/ (core.h, veld.h); core/ never includes this file.
+** Names: veld_sandbox__* and veld_form__* for functions shared across files.
+** JSON crosses this interface as text; every `char **out` result is
+** malloc'd and freed by the caller with free() (or veld_free()).
+*/
+#ifndef VELD_SCRIPTS_H
+#define VELD_SCRIPTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core.h"
+
+struct lua_State;
+
+/* ---- the sandbox (sandbox.c) --------------------------------------------- */
+
+/* Defaults for zero fields of veld_sandbox_limits. */
+#define VELD_SANDBOX_MEMORY       ((size_t)16 << 20) /* bytes held by one state */
+#define VELD_SANDBOX_INSTRUCTIONS 10000000ull        /* per call into the state */
+#define VELD_SANDBOX_WALL_MS      2000u              /* per call: the backstop */
+#define VELD_SANDBOX_DEPTH        200u               /* Lua call levels */
+
+/* Flags. */
+#define VELD_SANDBOX_COROUTINES 0x1 /* also open `coroutine` (off by default:
+                                    ** DESIGN.md allows base, string, table,
+                                    ** math and utf8 only) */
+
+typedef struct veld_sandbox_limits {
+	size_t memory;          /* 0: VELD_SANDBOX_MEMORY */
+	uint64_t instructions;  /* 0: VELD_SANDBOX_INSTRUCTIONS */
+	uint32_t wall_ms;       /* 0: VELD_SANDBOX_WALL_MS */
+	unsigned depth;         /* 0: VELD_SANDBOX_DEPTH */
+	unsigned flags;         /* VELD_SANDBOX_* */
+	const veld_os *os;      /* clock; NULL: veld_os_default() */
+} veld_sandbox_limits;
+
+/* Why the last call was stopped (veld_sandbox__stop_reason). */
+#define VELD_SANDBOX_STOP_NONE         0
+#define VELD_SANDBOX_STOP_INSTRUCTIONS 1 /* budget spent (work in C is charged too) */
+#define VELD_SANDBOX_STOP_TIME         2 /* wall-clock deadline passed */
+#define VELD_SANDBOX_STOP_MEMORY       3 /* the allocator refused beyond the cap */
+#define VELD_SANDBOX_STOP_CLOSING      4 /* the state is being closed */
+
+typedef struct veld_sandbox veld_sandbox;
+
+/*
+** A sandbox handle owns at most one Lua state at a time.  It has no global
+** state; different handles are independent; one thread at a time per handle.
+** Functions return VELD_OK, VELD_EINVALID when the script failed (syntax,
+** runtime error, a limit), or VELD_ERROR when the host failed (out of
+** memory); the message ("name.lua:12: ...") is on the handle.
+*/
+int veld_sandbox__new(veld_sandbox **out, const veld_sandbox_limits *limits);
+void veld_sandbox__free(veld_sandbox *sb);                 /* accepts NULL */
+const char *veld_sandbox__errmsg(const veld_sandbox *sb); /* "" if none */
+int veld_sandbox__stop_reason(const veld_sandbox *sb);
+size_t veld_sandbox__memory(const veld_sandbox *sb);      /* bytes held now */
+
+/* Close the current state (bounded: nothing a script left behind runs) and
+** open a fresh one with the allowlist.  Nothing survives from one state to
+** the next. */
+int veld_sandbox__reset(veld_sandbox *sb);
+
+/*
+** Run one script in a fresh state (reset first): compile `src` as text with
+** chunk name `name` (messages read "name:line: ..."), call it with a fresh
+** budget, and return its first result as compact JSON with sorted keys in
+** *result_json ("null" for none).  The state is closed afterwards.
+*/
+int veld_sandbox__run(char **result_json, veld_sandbox *sb, const char *name,
+                      const char *src, size_t len);
+
+/* ---- for engines built on the sandbox (form.c, reports) ---- */
+
+/* The current state (NULL before reset).  Only for use with the calls below:
+** every call into it that can allocate or run script code must happen inside
+** veld_sandbox__call or veld_sandbox__ccall. */
+struct lua_State *veld_sandbox__state(veld_sandbox *sb);
+/* 1 if a limit stopped the state: it must be reset before the next call. */
+int veld_sandbox__spent(const veld_sandbox *sb);
+
+/* Compile `src` (text only) as chunk `name`; on success the function is
+** pushed.  Refuses binary chunks and the name _ENV (see sandbox.c). */
+int veld_sandbox__load(veld_sandbox *sb, const char *name, const char *src, size_t len);
+
+/* lua_pcall(L, nargs, nresults) with a fresh budget and deadline.  On failure
+** the function and arguments are popped and the message is on the handle. */
+int veld_sandbox__call(veld_sandbox *sb, int nargs, int nresults);
+
+/* Call the host function `fn` protected and budgeted, with `ud` as its only
+** argument (a light userdata); `fn` returns 0 results.  Host code that
+** pushes values or calls script functions (lua_call) runs this way. */
+int veld_sandbox__ccall(veld_sandbox *sb, int (*fn)(struct lua_State *), void *ud);
+
+/* JSON <-> Lua, only inside veld_sandbox__ccall (they raise Lua errors).
+** Objects become tables, arrays sequences, null nil.  Lua -> JSON: string
+** keys make an object, keys 1..n an array, an empty table an object unless
+** marked with veld_sandbox__mark_array; cycles, functions and non-UTF-8
+** strings raise an error.  The result is a new reference. */
+void veld_sandbox__push_json(struct lua_State *L, const json_t *v);
+json_t *veld_sandbox__to_json(struct lua_State *L, int idx);
+void veld_sandbox__mark_array(struct lua_State *L, int idx);
+
+/* ---- forms (form.c) -------------------------------------------------------- */
+
+typedef struct veld_form veld_form;
+
+/*
+** Load form `name` from Lua source in a fresh sandbox.  `name` is the form's
+** name (the file name without ".lua"; NULL takes it from the script); the
+** script must declare the same name.  Form-author mistakes (syntax, unknown
+** field type, duplicate field, option not a {value, label} pair, missing
+** name/version/compartment, ...) fail with VELD_EINVALID and a message
+** "name.lua:LINE: ...".  `limits` NULL: the defaults.
+*/
+int veld_form__load(veld_form **out, const char *name, const char *source, size_t len,
+                    const veld_sandbox_limits *limits, veld_err *err);
+/* The same from a file (read through `os`, NULL: the default OS table); the
+** chunk name is the file's base name. */
+int veld_form__load_file(veld_form **out, const veld_os *os, const char *path,
+                         const veld_sandbox_limits *limits, veld_err *err);
+/* A form shipped with the library (embedded at build time). VELD_ENOTFOUND
+** if there is none of that name. */
+int veld_form__load_shipped(veld_form **out, const char *name,
+                            const veld_sandbox_limits *limits, veld_err *err);
+void veld_form__free(veld_form *f); /* accepts NULL */
+
+/* The shipped forms: name and source of the i-th (0-based); 0 past the end.
+** The pointers are static. */
+int veld_form__shipped(size_t i, const char **name, const char **source, size_t *len);
+
+/* What the form declared.  Strings live as long as the form. */
+const char *veld_form__name(const veld_form *f);
+const char *veld_form__compartment(const veld_form *f);
+const char *veld_form__label(const veld_form *f);
+int veld_form__version(const veld_form *f);
+/* Message of the last failure on this form ("" if none). */
+const char *veld_form__errmsg(const veld_form *f);
+
+/*
+** The schema as JSON (what an app renders): name, version, compartment,
+** label, fields in order (name, type, label, options, required, visible,
+** min/max, nested fields), computed value names.  `required` and `visible`
+** are true/false, {"when":{"field","op","value"}} for a condition an app
+** can evaluate, or {"computed":true} when a script function decides.
+** Keys sorted, 2-space indented: the same form gives the same bytes.
+*/
+int veld_form__schema_json(char **out, veld_form *f);
+
+/*
+** Validate a record.  `fields_json`: an object of field path -> value as the
+** store keeps them ("huisvesting.score": 2, "acties.<id>.status": "lopend",
+** multi-choice values as arrays; nested objects are accepted too).  A
+** "_form_version" member names the version the record was written with:
+** fields unknown to this version are then errors only if the record claims
+** this version.  `context_json` (NULL: none) is an object handed to rules
+** and computed values: "vandaag" (YYYY-MM-DD, default today), "vorige" (the
+** previous record of the same form in the case, same shape as fields_json)
+** and anything a form documents.
+** Returns VELD_OK (valid; *errors_json = "[]"), VELD_EINVALID with every
+** failure in *errors_json as [{"field":path,"message":Dutch text}, ...] in
+** form order, or VELD_ERROR when the script failed (message on the form,
+** *errors_json NULL).  Input that is not a JSON object is VELD_EINVALID
+** with the message on the form and *errors_json NULL.
+*/
+int veld_form__validate(char **errors_json, veld_form *f, const char *fields_json,
+                        const char *context_json);
+
+/* The computed values as a JSON object {name: value}; decimals are strings
+** ("39865.49"), values that cannot be computed are left out. */
+int veld_form__compute(char **values_json, veld_form *f, const char *fields_json,
+                       const char *context_json);
+
+/* Paths of the record that this version of the form does not know (fields
+** of an older or newer version), as a sorted JSON array.  They are kept by
+** the store; the engine only reports them. */
+int veld_form__unknown_json(char **paths_json, veld_form *f, const char *fields_json);
+
+/* ---- embedded scripts (embedded.c, generated by embed.cmake) ------------- */
+
+typedef struct veld_embedded {
+	const char *name;           /* "contactregistratie" */
+	const unsigned char *src;   /* NUL-terminated */
+	size_t len;
+} veld_embedded;
+
+extern const veld_embedded veld_embedded__prelude;
+extern const veld_embedded veld_embedded__forms[]; /* ends with a NULL name */
+
+#endif /* VELD_SCRIPTS_H */
