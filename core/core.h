@@ -238,7 +238,7 @@ int veld_record__max_stamp(const veld_record *r, veld_stamp *out);
 /* Flatten {"acties":{"a1":{"status":"x"}}} to {"acties.a1.status":"x"}.
 ** New reference; arrays (multi-choice values) are kept as values.  NULL if
 ** malformed (empty segment, '.' in a nested key, a path produced twice, an
-** object or array inside an array) or out of memory. */
+** object or array inside an array, an empty group) or out of memory. */
 json_t *veld_record__flatten(const json_t *fields);
 
 #endif /* VELD_CORE_H */

@@ -98,7 +98,8 @@
 ** '.'-separated segments; no segment is empty, and no byte is a control
 ** character.  Repeating groups are "group.<item id>.field" and domain groups
 ** "huisvesting.score".  A group key or item id therefore cannot contain '.':
-** flatten rejects an empty or dotted segment rather than guess.
+** flatten rejects an empty or dotted segment rather than guess, and an empty
+** group (it would write nothing, and is a client's mistake).
 **
 ** Parsing (veld_record__parse) is strict, because states arrive from other
 ** devices: exact key sets, types and ranges, device ids of 32 lowercase hex
@@ -799,6 +800,10 @@ static int rec_flatten_into(json_t *out, const char *prefix, const json_t *obj, 
 		}
 		memcpy(full + np, key, nk + 1);
 		if (json_is_object(v)) {
+			if (json_object_size(v) == 0) { /* a group with nothing in it */
+				rc = VELD_EINVALID;
+				goto done;
+			}
 			if ((rc = rec_flatten_into(out, full, v, depth + 1)))
 				goto done;
 		} else {

@@ -364,7 +364,8 @@ static void test_record__flatten_groups(void **state)
 	        {"{\"problematiek\":[\"financieel\",\"materieel\"]}", "{\"problematiek\":[\"financieel\",\"materieel\"]}"},
 	        {"{\"acties.a1.status\":\"bereikt\"}", "{\"acties.a1.status\":\"bereikt\"}"}, /* a path as key */
 	        {"{\"acties.a1\":{\"status\":\"bereikt\"}}", "{\"acties.a1.status\":\"bereikt\"}"},
-	        {"{\"leeg\":{}}", "{}"},
+	        {"{\"leeg\":{}}", NULL},                             /* an empty group */
+	        {"{\"acties\":{\"a1\":{}}}", NULL},
 	        {"{\"\":1}", NULL},                                   /* empty key */
 	        {"{\"acties\":{\"\":{\"status\":1}}}", NULL},         /* empty item id */
 	        {"{\"acties\":{\"a.1\":{\"status\":1}}}", NULL},      /* dotted item id */
