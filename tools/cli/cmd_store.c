@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -169,8 +170,11 @@ int cmd_audit(cli *c)
 		size_t i;
 		json_array_foreach(arr, i, e)
 		{
-			printf("%6lld  %lld  %s  %-14s %s %s\n", (long long)json_integer_value(json_object_get(e, "seq")),
-			       (long long)json_integer_value(json_object_get(e, "at")),
+			char when[32];
+			time_t t = (time_t)(json_integer_value(json_object_get(e, "at")) / 1000);
+			struct tm tmv;
+			strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tmv));
+			printf("%6lld  %s  %s  %-14s %s %s\n", (long long)json_integer_value(json_object_get(e, "seq")), when,
 			       json_string_value(json_object_get(e, "device")), json_string_value(json_object_get(e, "action")),
 			       json_object_get(e, "case") ? json_string_value(json_object_get(e, "case")) : "-",
 			       json_object_get(e, "record") ? json_string_value(json_object_get(e, "record")) : "");
