@@ -70,9 +70,12 @@
 #include <string.h>
 
 #define HOOK_COUNT    1000 /* instructions between two hook calls */
+#define CO_HOOK_COUNT 100  /* the same on coroutines, charged up front */
 #define CLOSE_DEPTH   8    /* nested coroutine.close calls */
 #define JSON_DEPTH    64   /* nesting of tables converted to JSON */
 #define REFUSALS_MAX  8    /* refused allocations before the stop sticks anyway */
+#define BYTES_PER_UNIT 4.0 /* bytes a C function may copy per budget unit (a fresh
+                           ** page costs more than a VM instruction) */
 
 struct veld_sandbox {
 	veld_sandbox_limits lim;
@@ -147,7 +150,9 @@ static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 	}
 	/* Lua assumes shrinking never fails. */
 	if (nsize > old && nsize - old > sb->lim.memory - sb->used) {
-		if (sb->refused_ptr == ptr && sb->refused_size == nsize)
+		/* Sticks when it can never fit, or when Lua's emergency collection
+		** did not make room (the same request comes back at once). */
+		if (nsize > sb->lim.memory || (sb->refused_ptr == ptr && sb->refused_size == nsize))
 			sb->stop = sb->stop ? sb->stop : VELD_SANDBOX_STOP_MEMORY;
 		if (++sb->refusals >= REFUSALS_MAX && !sb->stop)
 			sb->stop = VELD_SANDBOX_STOP_MEMORY;
@@ -186,7 +191,7 @@ static void hook(lua_State *L, lua_Debug *ar)
 	lua_Debug deep;
 	char at[160];
 	if (!sb->stop) {
-		sb->spent += HOOK_COUNT;
+		sb->spent += (uint64_t)lua_gethookcount(L);
 		if (sb->spent > sb->lim.instructions)
 			sb->stop = VELD_SANDBOX_STOP_INSTRUCTIONS;
 		else if (sb_now(sb) > sb->deadline_ms)
@@ -253,7 +258,7 @@ static double string_bytes(lua_State *L)
 /* Functions linear in the bytes of their string arguments. */
 static int g_linear(lua_State *L)
 {
-	charge(L, 1 + string_bytes(L) / 16);
+	charge(L, 1 + string_bytes(L) / BYTES_PER_UNIT);
 	return call_original(L);
 }
 
@@ -387,8 +392,13 @@ static int g_rep(lua_State *L)
 	lua_Integer n = luaL_checkinteger(L, 2);
 	if (lua_type(L, 3) == LUA_TSTRING)
 		lsep = lua_rawlen(L, 3);
-	if (n > 0)
-		charge(L, 1 + (double)n * (double)(l + lsep) / 16);
+	if (n > 0) {
+		double bytes = (double)n * (double)(l + lsep);
+		veld_sandbox *sb = sb_of(L);
+		if (bytes > (double)sb->lim.memory)
+			bytes = (double)sb->lim.memory; /* the allocator refuses the rest */
+		charge(L, 1 + bytes / BYTES_PER_UNIT);
+	}
 	return call_original(L);
 }
 
@@ -570,6 +580,7 @@ static int b_collectgarbage(lua_State *L)
 
 static int b_setmetatable(lua_State *L)
 {
+	luaL_checktype(L, 1, LUA_TTABLE);
 	if (lua_type(L, 2) == LUA_TTABLE) {
 		lua_pushliteral(L, "__gc");
 		if (lua_rawget(L, 2) != LUA_TNIL)
@@ -595,11 +606,18 @@ static int b_error(lua_State *L)
 	return lua_error(L);
 }
 
-/* coroutine.create / wrap: set the hook on the new thread explicitly. */
+/*
+** coroutine.create / wrap: set the hook on the new thread explicitly.  A
+** thread's count starts afresh, and what a thread ran since its last hook
+** call is never seen when it dies: so coroutines get a small count and pay
+** it up front, and work spread over many short coroutines is still counted.
+*/
 static int c_create(lua_State *L)
 {
 	veld_sandbox *sb = sb_of(L);
-	int n = call_original(L);
+	int n;
+	charge(L, CO_HOOK_COUNT);
+	n = call_original(L);
 	lua_State *co = NULL;
 	if (n >= 1 && lua_type(L, -n) == LUA_TTHREAD)
 		co = lua_tothread(L, -n);
@@ -609,7 +627,7 @@ static int c_create(lua_State *L)
 		lua_pop(L, 1);
 	}
 	if (co)
-		lua_sethook(co, hook, LUA_MASKCOUNT, sb->stop ? 1 : HOOK_COUNT);
+		lua_sethook(co, hook, LUA_MASKCOUNT, sb->stop ? 1 : CO_HOOK_COUNT);
 	return n;
 }
 
@@ -653,17 +671,29 @@ static const guard UTF8_GUARDS[] = {
 	{"char", g_linear}, {"codepoint", g_linear}, {"len", g_linear},
 	{"offset", g_linear}, {NULL, NULL}};
 
-/* Replace t[name] (t at the top) by guard(original). */
-static void wrap_all(lua_State *L, const guard *g)
+/*
+** Replace lib[name] (lib at the top) by guard(original).  The originals are
+** also registered as the loaded module `lib` (the registry's _LOADED, which
+** no script can reach), so Lua's argument errors raised inside them name the
+** function ("bad argument #2 to 'string.format'") instead of '?'.
+*/
+static void wrap_all(lua_State *L, const char *lib, const guard *g)
 {
+	lua_newtable(L); /* the originals */
 	for (; g->name; g++) {
-		if (lua_getfield(L, -1, g->name) != LUA_TFUNCTION) {
+		if (lua_getfield(L, -2, g->name) != LUA_TFUNCTION) {
 			lua_pop(L, 1);
 			continue;
 		}
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -3, g->name);
 		lua_pushcclosure(L, g->fn, 1);
-		lua_setfield(L, -2, g->name);
+		lua_setfield(L, -3, g->name);
 	}
+	luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	lua_insert(L, -2);
+	lua_setfield(L, -2, lib);
+	lua_pop(L, 1);
 }
 
 static void open_lib(lua_State *L, const char *name, lua_CFunction open)
@@ -706,7 +736,7 @@ static int setup(lua_State *L)
 	lua_getfield(L, -1, LUA_STRLIBNAME);
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");
-	wrap_all(L, STRING_GUARDS);
+	wrap_all(L, LUA_STRLIBNAME, STRING_GUARDS);
 	lua_createtable(L, 0, 2);            /* the new string metatable */
 	lua_createtable(L, 0, 20);           /* methods: a copy of string */
 	lua_pushnil(L);
@@ -724,7 +754,7 @@ static int setup(lua_State *L)
 	lua_pop(L, 2);                       /* "" and string */
 
 	lua_getfield(L, -1, LUA_TABLIBNAME);
-	wrap_all(L, TABLE_GUARDS);
+	wrap_all(L, LUA_TABLIBNAME, TABLE_GUARDS);
 	lua_pushcfunction(L, g_insert);
 	lua_setfield(L, -2, "insert");
 	lua_pushcfunction(L, g_remove);
@@ -732,7 +762,7 @@ static int setup(lua_State *L)
 	lua_pop(L, 1);
 
 	lua_getfield(L, -1, LUA_UTF8LIBNAME);
-	wrap_all(L, UTF8_GUARDS);
+	wrap_all(L, LUA_UTF8LIBNAME, UTF8_GUARDS);
 	lua_pop(L, 1);
 
 	if (sb->lim.flags & VELD_SANDBOX_COROUTINES) {
@@ -853,24 +883,23 @@ static int take_error(veld_sandbox *sb, int status)
 	const char *where = sb->err_where[0] ? sb->err_where : sb->chunk;
 	int rc = VELD_EINVALID;
 
-	if (sb->stop && sb->stop != VELD_SANDBOX_STOP_CLOSING) {
-		const char *at = sb->stop_where[0] ? sb->stop_where : sb->chunk;
-		if (sb->stop == VELD_SANDBOX_STOP_MEMORY)
-			veld_err__set(&sb->err, rc, "%s: %s (%zu bytes)", at, stop_text(sb->stop),
-			              sb->lim.memory);
-		else if (sb->stop == VELD_SANDBOX_STOP_INSTRUCTIONS)
-			veld_err__set(&sb->err, rc, "%s: %s (%llu)", at, stop_text(sb->stop),
-			              (unsigned long long)sb->lim.instructions);
-		else
-			veld_err__set(&sb->err, rc, "%s: %s (%u ms)", at, stop_text(sb->stop),
-			              (unsigned)sb->lim.wall_ms);
-	} else if (status == LUA_ERRMEM) {
+	/* A memory error at the top after the cap refused: the limit, not the host. */
+	if (status == LUA_ERRMEM && !sb->stop && sb->refusals > 0)
+		sb->stop = VELD_SANDBOX_STOP_MEMORY;
+	if (status == LUA_ERRMEM && !sb->stop) {
 		rc = VELD_ERROR;
 		veld_err__set(&sb->err, rc, "%s: out of memory", sb->chunk);
-	} else {
+	} else if (!sb->stop) {
+		size_t nchunk = strlen(sb->chunk);
+		const char *msg;
 		switch (lua_type(L, -1)) {
 		case LUA_TSTRING:
-			veld_err__set(&sb->err, rc, "%s", lua_tostring(L, -1));
+			/* Errors raised in C (e.g. "C stack overflow") carry no position. */
+			msg = lua_tostring(L, -1);
+			if (strncmp(msg, sb->chunk, nchunk) == 0 && msg[nchunk] == ':')
+				veld_err__set(&sb->err, rc, "%s", msg);
+			else
+				veld_err__set(&sb->err, rc, "%s: %s", sb->chunk, msg);
 			break;
 		case LUA_TNUMBER:
 			if (lua_isinteger(L, -1))
@@ -887,8 +916,7 @@ static int take_error(veld_sandbox *sb, int status)
 				lua_pop(L, 1);
 				lua_pushcfunction(L, tostring_protected);
 				lua_pushvalue(L, -2);
-				if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING &&
-				    !sb->stop)
+				if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
 					veld_err__set(&sb->err, rc, "%s: %s", where, lua_tostring(L, -1));
 				else
 					veld_err__set(&sb->err, rc,
@@ -901,6 +929,19 @@ static int take_error(veld_sandbox *sb, int status)
 			}
 			break;
 		}
+	}
+	/* A limit wins over whatever the script raised (also while converting). */
+	if (sb->stop && sb->stop != VELD_SANDBOX_STOP_CLOSING) {
+		const char *at = sb->stop_where[0] ? sb->stop_where : sb->chunk;
+		if (sb->stop == VELD_SANDBOX_STOP_MEMORY)
+			veld_err__set(&sb->err, rc, "%s: %s (%zu bytes)", at, stop_text(sb->stop),
+			              sb->lim.memory);
+		else if (sb->stop == VELD_SANDBOX_STOP_INSTRUCTIONS)
+			veld_err__set(&sb->err, rc, "%s: %s (%llu)", at, stop_text(sb->stop),
+			              (unsigned long long)sb->lim.instructions);
+		else
+			veld_err__set(&sb->err, rc, "%s: %s (%u ms)", at, stop_text(sb->stop),
+			              (unsigned)sb->lim.wall_ms);
 	}
 	lua_pop(L, 1);
 	return rc;
