@@ -87,4 +87,108 @@ typedef struct veld_range {
 int veld_region__parse(veld_range *ranges, int max, int *n, const char *text, veld_err *err);
 int veld_region__contains(const veld_range *ranges, int n, int postcode);
 
+/* ---- git plumbing (repo.c) ---------------------------------------------- */
+
+/*
+** A thin layer over libgit2 that knows git, not veld: a bare repository,
+** trees updated at a few paths, commits signed in a custom header, diffs of
+** trees, fetch and push with refusals surfaced.  libgit2's own global state
+** (git_libgit2_init, GIT_OPT_ENABLE_FSYNC_GITDIR) is set up once per
+** process by veld_repo__open/init; everything else hangs off the handle.
+*/
+#include <git2.h>
+
+typedef struct veld_repo veld_repo;
+
+/* Create a bare repository at `path` (must not exist or be empty) / open one. */
+int veld_repo__init(veld_repo **out, const char *path, veld_err *err);
+int veld_repo__open(veld_repo **out, const char *path, veld_err *err);
+void veld_repo__free(veld_repo *r); /* NULL ok */
+git_repository *veld_repo__git(veld_repo *r);
+
+/* Write a blob; read one (malloc'd copy). */
+int veld_repo__blob_write(git_oid *out, veld_repo *r, const void *buf, size_t len, veld_err *err);
+int veld_repo__blob_read(unsigned char **buf, size_t *len, veld_repo *r, const git_oid *id, veld_err *err);
+
+/* One change to a tree: set `path` to blob `id`, or remove it (id NULL). */
+typedef struct veld_tree_change {
+	const char *path;  /* "cases/ab/<case>/<record>" */
+	const git_oid *id; /* NULL: remove */
+} veld_tree_change;
+
+/* New tree = `base` (NULL: empty) with `changes` applied (intermediate
+** trees created or pruned when empty).  Cost grows with the changes, not
+** the tree (git_tree_update). */
+int veld_repo__tree_update(git_oid *out, veld_repo *r, const git_oid *base,
+                           const veld_tree_change *changes, size_t n, veld_err *err);
+
+/* Look up the blob at `path` in tree `tree`: 0 and *out, VELD_ENOTFOUND, or error. */
+int veld_repo__tree_lookup(git_oid *out, veld_repo *r, const git_oid *tree, const char *path,
+                           veld_err *err);
+
+/* Signing: called with the commit buffer; writes a 64-byte Ed25519 signature. */
+typedef int (*veld_sign_cb)(unsigned char *sig64, const unsigned char *msg, size_t len, void *payload);
+
+/* Create a commit of `tree` with `parents`, author/committer `signer` at
+** time `when_ms`, message `msg`, signed in header "veldsig" as
+** "<signer> <base64 signature>".  Does not move any ref. */
+int veld_repo__commit(git_oid *out, veld_repo *r, const git_oid *tree, const git_oid *parents,
+                      size_t n_parents, const char *signer, int64_t when_ms, const char *msg,
+                      veld_sign_cb sign, void *payload, veld_err *err);
+
+/* Extract the veldsig of a commit: signer id (at most 64 chars) and the
+** signature over the signed data; then check with `pubkey_cb`, which
+** returns the signer's 32-byte Ed25519 public key or VELD_ENOTFOUND.
+** VELD_EINTEGRITY: unsigned, malformed or bad signature (message says which). */
+typedef int (*veld_pubkey_cb)(unsigned char *pk32, const char *signer, void *payload);
+int veld_repo__commit_verify(char *signer_out, size_t signer_cap, veld_repo *r, const git_oid *commit,
+                             veld_pubkey_cb pubkey, void *payload, veld_err *err) VELD_WARN_UNUSED;
+
+/* Commit facts. */
+int veld_repo__commit_tree(git_oid *tree_out, veld_repo *r, const git_oid *commit, veld_err *err);
+int veld_repo__commit_parents(git_oid *parents, size_t cap, size_t *n, veld_repo *r,
+                              const git_oid *commit, veld_err *err);
+
+/* Commits reachable from `head` but not from any of `stop` (oldest first),
+** for verification of what a fetch brought. *out malloc'd. */
+int veld_repo__new_commits(git_oid **out, size_t *n, veld_repo *r, const git_oid *head,
+                           const git_oid *stop, size_t n_stop, veld_err *err);
+
+/* Blob paths that differ between two trees (either may be NULL = empty):
+** calls `cb(path, old_id or NULL, new_id or NULL, payload)` per changed
+** file; a non-zero return stops and is returned. */
+typedef int (*veld_diff_cb)(const char *path, const git_oid *old_id, const git_oid *new_id, void *payload);
+int veld_repo__diff(veld_repo *r, const git_oid *old_tree, const git_oid *new_tree, veld_diff_cb cb,
+                    void *payload, veld_err *err);
+
+/* Refs: read (VELD_ENOTFOUND if absent), set (force), list by prefix. */
+int veld_repo__ref_get(git_oid *out, veld_repo *r, const char *name, veld_err *err);
+int veld_repo__ref_set(veld_repo *r, const char *name, const git_oid *id, veld_err *err);
+typedef int (*veld_ref_cb)(const char *name, const git_oid *id, void *payload);
+int veld_repo__ref_list(veld_repo *r, const char *prefix, veld_ref_cb cb, void *payload, veld_err *err);
+
+/* Remote transfer.  `url` is a path or an http(s)/ssh URL.  Credentials for
+** HTTP come from the callback (user, password into caller buffers); SSH
+** uses the agent.  Progress: called with (stage text, done, total). */
+typedef int (*veld_cred_cb)(char *user, size_t ucap, char *pass, size_t pcap, const char *url, void *payload);
+typedef void (*veld_progress_cb)(const char *stage, size_t done, size_t total, void *payload);
+typedef struct veld_remote_opts {
+	veld_cred_cb cred;
+	veld_progress_cb progress;
+	void *payload;
+} veld_remote_opts;
+
+/* Fetch `refspecs` ("+refs/veld/devices/*:refs/veld-hub/veld/devices/*", ...). */
+int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
+                     const veld_remote_opts *opts, veld_err *err);
+/* Push `refspecs`; a ref the server refuses (reported only through
+** push_update_reference) is an error naming the ref and the server's reason
+** (VELD_EDENIED). */
+int veld_repo__push(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
+                    const veld_remote_opts *opts, veld_err *err);
+
+/* Pack loose objects when there are many (periodic repack); prune
+** unreachable objects older than `prune_age_s` (0: all). */
+int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err);
+
 #endif /* VELD_SYNC_H */
