@@ -64,7 +64,6 @@
 #include <lua.h>
 #include <lualib.h>
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,6 +261,26 @@ static int g_linear(lua_State *L)
 	return call_original(L);
 }
 
+/* b^e for small e (no libm); saturates to a huge value. */
+static double power(double b, int e)
+{
+	double r = 1;
+	while (e-- > 0 && r < 1e300)
+		r *= b;
+	return r;
+}
+
+/* ceil(log2(n)) for n >= 1 (no libm). */
+static double log2_up(double n)
+{
+	double r = 0;
+	while (n > 1 && r < 1100) {
+		n /= 2;
+		r++;
+	}
+	return r;
+}
+
 /*
 ** Worst-case steps of Lua's backtracking matcher for pattern p on a subject
 ** of ls bytes.  Each single-character item with a '*', '+' or '-' repetition
@@ -336,7 +355,7 @@ static double pattern_cost(const char *p, size_t lp, size_t ls, int can_anchor)
 			}
 		}
 	}
-	return pow(n, k) * pow(2, opt > 60 ? 60 : opt) * (1 + (double)lp / 16);
+	return power(n, k) * power(2, opt) * (1 + (double)lp / 16);
 }
 
 static int is_plain(const char *p, size_t lp)
@@ -463,7 +482,7 @@ static int g_sort(lua_State *L)
 	if (luaL_getmetafield(L, 1, "__len") != LUA_TNIL)
 		return luaL_error(L, "table.sort: tables with a __len metamethod are not supported");
 	n = (double)lua_rawlen(L, 1);
-	charge(L, 1 + n * (1 + log2(n + 1)));
+	charge(L, 1 + n * (1 + log2_up(n + 1)));
 	return call_original(L);
 }
 
@@ -1131,7 +1150,7 @@ static json_t *to_json(lua_State *L, int idx, int depth, char *why, size_t n)
 			out = json_integer((json_int_t)lua_tointeger(L, idx));
 		} else {
 			double d = (double)lua_tonumber(L, idx);
-			if (!isfinite(d)) {
+			if (d != d || d - d != 0) { /* NaN or infinite */
 				snprintf(why, n, "a number that is not finite cannot be JSON");
 				return NULL;
 			}
