@@ -241,4 +241,43 @@ int veld_record__max_stamp(const veld_record *r, veld_stamp *out);
 ** object or array inside an array, an empty group) or out of memory. */
 json_t *veld_record__flatten(const json_t *fields);
 
+/* ---- the store, for sync/ and scripts/ (store.c) ------------------------ */
+
+/*
+** What the other layers may use of a store handle.  The handle keeps
+** ownership of everything returned; pointers live until the handle closes.
+** Transactions: veld_store__begin opens an IMMEDIATE transaction and
+** veld_store__finish(s, rc) commits when rc == 0, else rolls back, and
+** returns the final rc.  Errors are set on veld_store__err(s).
+*/
+sqlite3 *veld_store__db(veld_store *s);
+veld_err *veld_store__err(veld_store *s);
+const veld_os *veld_store__os(veld_store *s);
+const char *veld_store__dir(veld_store *s);
+const char *veld_store__device_id(veld_store *s);
+int veld_store__begin(veld_store *s);
+int veld_store__finish(veld_store *s, int rc);
+/* Map a SQLite failure to a veld error on the handle. */
+int veld_store__db_fail(veld_store *s, int sqlite_rc, const char *what);
+
+/* meta(key, value): get copies at most `cap` bytes and returns the length,
+** VELD_ENOTFOUND if absent; put inserts or replaces. */
+int veld_store__meta_get(veld_store *s, const char *key, void *buf, int cap);
+int veld_store__meta_put(veld_store *s, const char *key, const void *val, int n);
+
+/* Records by id; save writes the canonical state and sets `dirty` (1: must
+** be committed to git at the next sync). */
+int veld_store__record_load(veld_record **out, veld_store *s, const char *id);
+int veld_store__record_save(veld_store *s, const veld_record *r, int dirty);
+/* Fold a stamp seen in merged data into the clock. */
+void veld_store__observe(veld_store *s, const veld_stamp *stamp);
+/* The next local stamp (persisted with the transaction). */
+int veld_store__stamp(veld_store *s, veld_stamp *out);
+/* Append to the audit log (inside the caller's transaction). */
+int veld_store__audit(veld_store *s, const char *action, const char *case_id, const char *record_id);
+
+/* Compartment of a form: the compartment the form declares ("social",
+** "huiswijs"); "_case" headers are "social". */
+const char *veld_store__compartment(veld_store *s, const char *form);
+
 #endif /* VELD_CORE_H */

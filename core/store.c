@@ -70,7 +70,29 @@ static const char *const schema_sql =
 	"  action TEXT NOT NULL,"
 	"  case_id TEXT,"
 	"  record_id TEXT);"
-	"CREATE INDEX audit_case ON audit(case_id);";
+	"CREATE INDEX audit_case ON audit(case_id);"
+	/* Sync state (sync/, docs/sync.md). */
+	"CREATE TABLE case_keys("
+	"  key_id TEXT PRIMARY KEY,"
+	"  case_id TEXT NOT NULL,"
+	"  compartment TEXT NOT NULL,"
+	"  key BLOB NOT NULL,"
+	"  UNIQUE(case_id, compartment));"
+	"CREATE TABLE key_shares("
+	"  key_id TEXT NOT NULL REFERENCES case_keys(key_id) ON DELETE CASCADE,"
+	"  recipient TEXT NOT NULL,"
+	"  PRIMARY KEY(key_id, recipient)) WITHOUT ROWID;"
+	"CREATE TABLE devices("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  region TEXT NOT NULL,"
+	"  sign_pk BLOB NOT NULL,"
+	"  box_pk BLOB NOT NULL,"
+	"  revoked INTEGER NOT NULL DEFAULT 0,"
+	"  published INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE sync_refs(ref TEXT PRIMARY KEY, oid TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE erased(case_id TEXT PRIMARY KEY, published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;";
 
 /* ---- small helpers ------------------------------------------------------- */
 
@@ -286,8 +308,9 @@ static int count_conflicts(const veld_record *r)
 	return n;
 }
 
-/* Insert or replace a record row from its state; marks it dirty for sync. */
-static int save_record(veld_store *s, const veld_record *r)
+/* Insert or replace a record row from its state; `dirty` marks it for the
+** next sync's commit. */
+static int save_record(veld_store *s, const veld_record *r, int dirty)
 {
 	sqlite3_stmt *st = NULL;
 	char *canon = veld_record__canonical(r);
@@ -296,7 +319,7 @@ static int save_record(veld_store *s, const veld_record *r)
 		return veld_err__set(&s->err, VELD_ERROR, "out of memory");
 	rc = sqlite3_prepare_v2(s->db,
 	                        "INSERT OR REPLACE INTO records(id, case_id, form, state, deleted, conflicts, dirty)"
-	                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)",
+	                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
 	                        -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, veld_record__id(r), -1, SQLITE_STATIC);
@@ -305,6 +328,7 @@ static int save_record(veld_store *s, const veld_record *r)
 		sqlite3_bind_text(st, 4, canon, -1, SQLITE_STATIC);
 		sqlite3_bind_int(st, 5, veld_record__is_deleted(r));
 		sqlite3_bind_int(st, 6, count_conflicts(r));
+		sqlite3_bind_int(st, 7, dirty);
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);
@@ -693,7 +717,7 @@ int veld_case_new(char *id_out, veld_store *s, const char *header_json)
 		goto done;
 	rc = apply_fields(s, r, h);
 	if (!rc)
-		rc = save_record(s, r);
+		rc = save_record(s, r, 1);
 	if (!rc)
 		rc = audit(s, "create-case", id, NULL);
 	rc = finish(s, rc);
@@ -955,7 +979,7 @@ int veld_record_put(char *id_out, veld_store *s, const char *case_id, const char
 		goto done;
 	rc = apply_fields(s, r, flat);
 	if (!rc)
-		rc = save_record(s, r);
+		rc = save_record(s, r, 1);
 	if (!rc)
 		rc = audit(s, record_id ? "update-record" : "create-record", case_id, id);
 	rc = finish(s, rc);
@@ -1015,7 +1039,7 @@ int veld_record_delete(veld_store *s, const char *record_id)
 	if (!rc && veld_record__delete(r, &st))
 		rc = veld_err__set(&s->err, VELD_ERROR, "out of memory");
 	if (!rc)
-		rc = save_record(s, r);
+		rc = save_record(s, r, 1);
 	if (!rc)
 		rc = audit(s, "delete-record", veld_record__case(r), record_id);
 	rc = finish(s, rc);
@@ -1170,4 +1194,157 @@ int veld_store_verify(veld_store *s)
 	if (rc != SQLITE_DONE)
 		return db_fail(s, rc, "verify");
 	return 0;
+}
+
+/* ---- conflicts ---------------------------------------------------------------- */
+
+int veld_conflicts_json(char **out, veld_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *arr = json_array();
+	int rc;
+	*out = NULL;
+	CHECK_OPEN(s);
+	rc = sqlite3_prepare_v2(s->db, "SELECT state FROM records WHERE conflicts > 0 ORDER BY case_id, id", -1,
+	                        &st, NULL);
+	if (rc != SQLITE_OK) {
+		rc = db_fail(s, rc, "list conflicts");
+		goto done;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		veld_record *r = NULL;
+		json_t *view;
+		const char *path;
+		json_t *vals;
+		int prc = veld_record__parse(&r, (const char *)sqlite3_column_text(st, 0),
+		                             (size_t)sqlite3_column_bytes(st, 0), &s->err);
+		if (prc) {
+			rc = prc;
+			goto done;
+		}
+		view = veld_record__view(r);
+		json_object_foreach(json_object_get(view, "conflicts"), path, vals)
+		{
+			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:O}", "case", veld_record__case(r),
+			                                     "record", veld_record__id(r), "form", veld_record__form(r),
+			                                     "field", path, "values", vals));
+		}
+		json_decref(view);
+		veld_record__free(r);
+	}
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(s, rc, "list conflicts");
+		goto done;
+	}
+	rc = dump_out(out, s, arr);
+	arr = NULL;
+done:
+	sqlite3_finalize(st);
+	json_decref(arr);
+	return rc;
+}
+
+int veld_resolve(veld_store *s, const char *record_id, const char *field, const char *value_json)
+{
+	json_error_t jerr;
+	json_t *v = NULL;
+	veld_record *r = NULL;
+	veld_stamp st;
+	size_t n_live = 0;
+	int rc;
+	CHECK_OPEN(s);
+	if (!field || !*field || (field[0] == '_' && strcmp(field, "_deleted")))
+		return veld_err__set(&s->err, VELD_EINVALID, "field '%.60s' cannot be resolved", field ? field : "");
+	v = json_loads(value_json ? value_json : "", JSON_DECODE_ANY, &jerr);
+	if (!v || json_is_object(v)) {
+		rc = veld_err__set(&s->err, VELD_EINVALID, "value for '%s' is not a JSON value", field);
+		goto done;
+	}
+	if (!strcmp(field, "_deleted") && !json_is_boolean(v)) {
+		rc = veld_err__set(&s->err, VELD_EINVALID, "'_deleted' is resolved with true or false");
+		goto done;
+	}
+	if (!is_hex_id(record_id)) {
+		rc = veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id ? record_id : "(none)");
+		goto done;
+	}
+	if ((rc = load_record(&r, s, record_id)))
+		goto done;
+	if (!veld_record__value(r, field, &n_live) && strcmp(field, "_deleted")) {
+		rc = veld_err__set(&s->err, VELD_ENOTFOUND, "record %s has no field '%s'", record_id, field);
+		goto done;
+	}
+	if ((rc = begin(s)))
+		goto done;
+	rc = next_stamp(s, &st);
+	if (!rc && veld_record__set(r, field, v, &st))
+		rc = veld_err__set(&s->err, VELD_ERROR, "field '%s' cannot be set", field);
+	if (!rc)
+		rc = save_record(s, r, 1);
+	if (!rc)
+		rc = audit(s, "resolve", veld_record__case(r), record_id);
+	rc = finish(s, rc);
+done:
+	json_decref(v);
+	veld_record__free(r);
+	return rc;
+}
+
+/* ---- internals for sync/ and scripts/ -------------------------------------- */
+
+sqlite3 *veld_store__db(veld_store *s) { return s->db; }
+veld_err *veld_store__err(veld_store *s) { return &s->err; }
+const veld_os *veld_store__os(veld_store *s) { return s->os; }
+const char *veld_store__dir(veld_store *s) { return s->dir; }
+const char *veld_store__device_id(veld_store *s) { return s->device_id; }
+int veld_store__begin(veld_store *s) { return begin(s); }
+int veld_store__finish(veld_store *s, int rc) { return finish(s, rc); }
+int veld_store__db_fail(veld_store *s, int sqlite_rc, const char *what) { return db_fail(s, sqlite_rc, what); }
+
+int veld_store__meta_get(veld_store *s, const char *key, void *buf, int cap)
+{
+	int n = meta_get(s, key, buf, cap);
+	if (n < 0 && strstr(s->err.msg, "is missing"))
+		n = veld_err__set(&s->err, VELD_ENOTFOUND, "store metadata '%s' is missing", key);
+	return n;
+}
+
+int veld_store__meta_put(veld_store *s, const char *key, const void *val, int n)
+{
+	return meta_put(s, key, val, n);
+}
+
+int veld_store__record_load(veld_record **out, veld_store *s, const char *id)
+{
+	return load_record(out, s, id);
+}
+
+int veld_store__record_save(veld_store *s, const veld_record *r, int dirty)
+{
+	return save_record(s, r, dirty);
+}
+
+void veld_store__observe(veld_store *s, const veld_stamp *stamp)
+{
+	veld_hlc__observe(&s->hlc, stamp, s->os->xClockMs(s->os->ctx));
+}
+
+int veld_store__stamp(veld_store *s, veld_stamp *out)
+{
+	return next_stamp(s, out);
+}
+
+int veld_store__audit(veld_store *s, const char *action, const char *case_id, const char *record_id)
+{
+	return audit(s, action, case_id, record_id);
+}
+
+const char *veld_store__compartment(veld_store *s, const char *form)
+{
+	(void)s;
+	/* The Huiswijs forms live in the volunteers' compartment; everything
+	** else, the case header included, is the social workers'. */
+	if (!strcmp(form, "woonzoek") || !strcmp(form, "zoekprofiel"))
+		return "huiswijs";
+	return "social";
 }

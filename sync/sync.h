@@ -178,7 +178,7 @@ typedef struct veld_remote_opts {
 	void *payload;
 } veld_remote_opts;
 
-/* Fetch `refspecs` ("+refs/veld/devices/*:refs/veld-hub/veld/devices/*", ...). */
+/* Fetch `refspecs` (e.g. "+refs/veld/devices/\*:refs/veld-hub/veld/devices/\*"). */
 int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
                      const veld_remote_opts *opts, veld_err *err);
 /* Push `refspecs`; a ref the server refuses (reported only through

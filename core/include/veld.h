@@ -173,6 +173,66 @@ VELD_API int veld_export_json(char **out, veld_store *store);
 ** `case_id` NULL for all cases. */
 VELD_API int veld_audit_json(char **out, veld_store *store, const char *case_id);
 
+/* ---- Organisation, enrolment and sync (sync/, docs/sync.md) ------------ */
+
+/*
+** Create the office store in `dir` (role office) with the organisation's
+** signing key, and the hub: a path gets a new bare repository; a URL must
+** name an existing empty repository.  The registry (organisation and the
+** office device) is committed to `main` and pushed.
+*/
+VELD_API int veld_org_init(veld_store **out, const char *dir, const char *pass, size_t pass_len,
+                           const char *org_name, const char *hub, const veld_store_options *opts);
+
+/* Office: accept an enrolment request (the JSON `veld device init` wrote)
+** for postcode ranges `region` ("1500-1999,3000-3499"; NULL for none).
+** Writes the device id to id_out.  Published at the next sync. */
+VELD_API int veld_enroll(char *id_out, veld_store *office, const char *request_json, const char *region);
+
+/* Office: revoke a device.  Its commits after the last merged one are
+** rejected from the next sync on. */
+VELD_API int veld_device_revoke(veld_store *office, const char *device_id);
+
+/* Options of the calls that talk to the hub. */
+typedef struct veld_sync_options {
+	unsigned version; /* VELD_SYNC_OPTIONS_VERSION */
+	/* Progress: stage ("commit", "fetch", "verify", "merge", "push"), done, total. */
+	void (*progress)(const char *stage, size_t done, size_t total, void *payload);
+	/* Credentials for HTTP hubs: fill user and password (NUL-terminated). */
+	int (*credentials)(char *user, size_t user_cap, char *pass, size_t pass_cap,
+	                   const char *url, void *payload);
+	void *payload;
+} veld_sync_options;
+#define VELD_SYNC_OPTIONS_VERSION 1
+
+/* Device: fetch the registry from `hub`, find this device's enrolment and
+** keep `hub` as the remote.  VELD_ENOTFOUND if not enrolled (yet). */
+VELD_API int veld_join(veld_store *store, const char *hub, const veld_sync_options *opts);
+
+/*
+** Commit local changes, fetch, verify, merge, push.  `summary_json`:
+** {"pushed":n,"fetched":n,"merged":n,"conflicts":n,"rejected":[{"ref","commit","reason"}]}.
+** Returns VELD_EINTEGRITY when something fetched was rejected (the summary
+** is still written; everything else was merged), VELD_EDENIED when the hub
+** refused a push.
+*/
+VELD_API int veld_sync(char **summary_json, veld_store *store, const veld_sync_options *opts);
+
+/* Every field with more than one live value:
+** [{"case","record","form","field","values":[shown first, ...]}] */
+VELD_API int veld_conflicts_json(char **out, veld_store *store);
+
+/* Resolve a conflict by writing `value_json` to `field` of `record_id`; the
+** write supersedes every value this store holds.  Field "_deleted" with
+** true or false settles a delete-against-edit conflict. */
+VELD_API int veld_resolve(veld_store *store, const char *record_id, const char *field,
+                          const char *value_json);
+
+/* Who changed what, when, from the signed history of main and this
+** device: [{"commit","signer","name","at","records":[{"case","record"}]}],
+** newest first; `case_id` NULL for all. */
+VELD_API int veld_log_json(char **out, veld_store *store, const char *case_id);
+
 /* Free memory returned by the library.  Accepts NULL. */
 VELD_API void veld_free(void *p);
 
