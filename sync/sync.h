@@ -28,15 +28,18 @@
 
 /* Seal `pt` (a record's canonical JSON) for the blob at
 ** cases/../<case_id>/<record_id>.  Deterministic: the same inputs give the
-** same bytes.  *out is malloc'd (free()). */
+** same bytes.  *out is malloc'd (free()).  VELD_EINVALID if an id is not 32
+** lowercase hex digits or an argument is missing. */
 int veld_env__seal(unsigned char **out, size_t *out_len, const unsigned char *key,
                    const unsigned char *key_id, const char *case_id, const char *record_id,
                    const unsigned char *pt, size_t pt_len);
 
 /* Open a blob found at the path of (case_id, record_id) with `key`.
 ** VELD_EINTEGRITY for anything malformed or failing authentication, with
-** a message in err that names the record id.  *pt is malloc'd and
-** NUL-terminated (free()). */
+** a message in err that names the record id (also when the blob opens but
+** its nonce is not the one derived from its content).  VELD_EINVALID if
+** `key` is NULL or an id is not 32 lowercase hex digits.  *pt is malloc'd
+** and NUL-terminated (free()); the caller wipes it if it must. */
 int veld_env__open(unsigned char **pt, size_t *pt_len, const unsigned char *blob, size_t len,
                    const unsigned char *key, const char *case_id, const char *record_id,
                    veld_err *err) VELD_WARN_UNUSED;
@@ -56,26 +59,42 @@ typedef struct veld_case_key {
 	unsigned char *key;            /* VELD_KEYBYTES, sodium_malloc */
 } veld_case_key;
 
-int veld_case_key__new(veld_case_key *k);   /* allocates k->key */
-void veld_case_key__clear(veld_case_key *k); /* wipes and frees k->key */
+/* The sealed payload is a fixed binary record (keyring.c), so every sealed
+** entry has the same size: payload + crypto_box_SEALBYTES (48). */
+#define VELD_KEYRING_PAYLOADBYTES 100
+#define VELD_KEYRING_SEALEDBYTES  148
+
+/* Overwrite *k with a fresh random key id and key (k->key allocated; clear a
+** key held in *k first); the caller then fills case_id and compartment. */
+int veld_case_key__new(veld_case_key *k);
+/* Wipe and sodium_free k->key, zero *k (k->key becomes NULL).  NULL ok. */
+void veld_case_key__clear(veld_case_key *k);
 
 /* Seal `k` to a recipient's X25519 public key (crypto_box_seal).
-** *out malloc'd. */
+** *out malloc'd, VELD_KEYRING_SEALEDBYTES long.  VELD_EINVALID if case_id is
+** not 32 lowercase hex digits or compartment not [a-z_]{1,31}. */
 int veld_keyring__seal(unsigned char **out, size_t *out_len, const veld_case_key *k,
                        const unsigned char *recipient_box_pk);
 /* Open a sealed entry with this device's box key pair; fills k (allocating
-** k->key).  VELD_EINTEGRITY if it does not open or is malformed. */
+** k->key; *k is overwritten).  VELD_EINTEGRITY if it does not open or is
+** malformed; *k is then zeroed with k->key NULL. */
 int veld_keyring__open(veld_case_key *k, const unsigned char *sealed, size_t len,
                        const unsigned char *box_pk, const unsigned char *box_sk,
                        veld_err *err) VELD_WARN_UNUSED;
 
 /* ---- signed registry entries (registry.c) ------------------------------ */
 
-/* Wrap `body` as {"body": body, "sig": hex(Ed25519(canonical body))}.
-** Returns canonical JSON text (malloc'd) or NULL. */
+/* Entries longer than this are refused unread. */
+#define VELD_REGISTRY_MAXBYTES 65536
+
+/* Wrap `body` (an object) as {"body": body, "sig": hex(Ed25519(
+** "veld-registry\0" || canonical body))}.  Returns canonical JSON text
+** (malloc'd, free()) or NULL. */
 char *veld_registry__sign(const json_t *body, const unsigned char *sign_sk);
 /* Verify a signed entry against `sign_pk`; on success *body is a new
-** reference to the body.  VELD_EINTEGRITY otherwise, with a message. */
+** reference to the body.  The text must be exactly the canonical form
+** veld_registry__sign writes (re-formatted copies are refused).
+** VELD_EINTEGRITY otherwise, with a message. */
 int veld_registry__verify(json_t **body, const char *text, size_t len,
                           const unsigned char *sign_pk, veld_err *err) VELD_WARN_UNUSED;
 
