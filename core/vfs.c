@@ -23,7 +23,12 @@
 ** else, and the ciphertext covers [24, P-R); those 8 plaintext bytes join the
 ** associated data.  A page that fails to open is never handed to SQLite:
 ** xRead returns SQLITE_IOERR_DATA and veld_vfs__last_error() names it
-** ("page 7 of veld.db fails authentication").  An all-zero page is treated
+** ("page 7 of veld.db fails authentication").  One exception: SQLite's
+** open-time read of page 1's first 100 bytes, which only needs the clear
+** bytes 16-23, gets them even if page 1 does not open, because after a crash
+** page 1 may be torn in the database file while its good copy sits in the
+** WAL or the hot journal; SQLite's real read of page 1 follows and is
+** checked like any other.  An all-zero page is treated
 ** the same way: a sealed page is never all zeros, and SQLite never reads a
 ** page it has not written, so zeros mean a wiped page.
 **
@@ -418,8 +423,19 @@ static int main_read(vfile *m, unsigned char *buf, int n, int64_t off)
 		if (got < pgsz)
 			return vfs_fail(m->vfs, SQLITE_IOERR_DATA, "page %u of %s is truncated", pgno,
 			                m->label);
-		if ((why = open_page(m, pgno, m->sealed, m->plain, pgsz)) != 0)
-			return open_fail(m, why, pgno, 0);
+		if ((why = open_page(m, pgno, m->sealed, m->plain, pgsz)) != 0) {
+			if (pgno == 1 && why == -1 && end <= 100) {
+				/* The header read SQLite does at open, for the page size
+				** and reserve only.  After a crash page 1 may be torn here
+				** while its good copy is in the WAL or the hot journal;
+				** the real read of page 1 comes later and is checked. */
+				memset(m->plain, 0, 100);
+				memcpy(m->plain, SQLITE_MAGIC, 16);
+				memcpy(m->plain + 16, m->sealed + 16, 8);
+			} else {
+				return open_fail(m, why, pgno, 0);
+			}
+		}
 		if (pgno == 1)
 			m->stats.page1_reserve = m->plain[20];
 		memcpy(buf + (pos - off), m->plain + (pos - pstart), (size_t)(cend - pos));
@@ -1464,8 +1480,14 @@ int veld_vfs__open_db(sqlite3 **out, veld_vfs *vfs, const char *path, int create
 	    (src = exec_sql(db, "PRAGMA journal_mode=WAL", err)) != SQLITE_OK ||
 	    (src = exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", err)) !=
 	        SQLITE_OK) {
+		int xrc = sqlite3_extended_errcode(db);
 		if (vfs->last_error[0])
-			rc = open_error(vfs, db, sqlite3_extended_errcode(db), err);
+			rc = open_error(vfs, db, xrc, err);
+		else if ((xrc & 0xff) == SQLITE_CORRUPT || (xrc & 0xff) == SQLITE_NOTADB)
+			rc = veld_err__set(err, VELD_EINTEGRITY, "veld.db is damaged (%s)",
+			                   sqlite3_errmsg(db));
+		else if ((xrc & 0xff) == SQLITE_BUSY)
+			rc = veld_err__set(err, VELD_EBUSY, "the database is in use elsewhere");
 		else
 			rc = VELD_ERROR; /* exec_sql set the message */
 		goto done;
