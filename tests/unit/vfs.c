@@ -489,6 +489,35 @@ static void test_vfs__bad_last_frame_is_a_torn_tail(void **state)
 	free(wal);
 }
 
+/* After a crash page 1 may be torn in the database file while its good copy
+** is in the WAL: the open-time header read must not fail on it, and the
+** real page 1 comes from the WAL. */
+static void test_vfs__torn_page1_with_good_copy_in_wal(void **state)
+{
+	fixture *f = *state;
+	sqlite3 *db = open_db(f);
+	veld_err err;
+
+	fill(db, 300);
+	exec_ok(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+	exec_ok(db, "PRAGMA wal_autocheckpoint=0");
+	fill(db, 300); /* page 1 (database size) is now in the WAL */
+	close_keep_wal(db);
+	veld_test_flip_byte(f->db_path, 300); /* ciphertext of page 1 in veld.db */
+	assert_int_equal(open_db_rc(f, &db, &err), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM person"), 600);
+	exec_ok(db, "PRAGMA wal_checkpoint(TRUNCATE)"); /* rewrites page 1 */
+	sqlite3_close(db);
+	assert_int_equal(open_db_rc(f, &db, &err), 0);
+	assert_int_equal(query_int(db, "SELECT count(*) FROM person"), 600);
+	sqlite3_close(db);
+
+	/* Without a good copy elsewhere the damage is reported. */
+	veld_test_flip_byte(f->db_path, 300);
+	assert_int_equal(open_db_rc(f, &db, &err), VELD_EINTEGRITY);
+	assert_non_null(strstr(err.msg, "page 1 of veld.db fails authentication"));
+}
+
 /* A frame read after recovery (a normal page read) that fails: error. */
 static void test_vfs__tampered_wal_frame_on_read(void **state)
 {
@@ -830,6 +859,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_vfs__bad_last_frame_is_a_torn_tail, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_vfs__tampered_wal_frame_on_read, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_vfs__torn_page1_with_good_copy_in_wal, setup,
+	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_vfs__checkpoint_copies_sealed_pages, setup,
 	                                    teardown),
 	    cmocka_unit_test_setup_teardown(test_vfs__temp_files, setup, teardown),
