@@ -1,7 +1,284 @@
 /*
-** form.c — the form engine (being written).
+** form.c — the form engine: a form script in a sandbox, seen from C.
+**
+** A form is a Lua script (scripts/forms/NAME.lua, or a file the office
+** publishes) that calls form { ... } with its fields, rules and computed
+** values; docs/forms.md describes the language.  This file owns one sandbox
+** per loaded form.  Loading runs the prelude (prelude.lua: the DSL and the
+** Lua half of the engine, embedded at build time), then the form script,
+** then asks the engine what was declared.  Form-author mistakes come back as
+** "name.lua:LINE: message" with VELD_EINVALID.
+**
+** Records cross this boundary as JSON objects of field paths, the way the
+** store keeps them ("huisvesting.score", "acties.<item id>.status"); nested
+** objects are accepted too.  Both are folded into one nested JSON object
+** (unflatten) before they enter the sandbox; "_form_version" is taken out
+** and handed over as the record's version, other "_" members are dropped.
+** Every operation runs in one budgeted, protected call into the sandbox; a
+** script that hits a limit leaves a spent state, and the next operation
+** loads the form afresh from its source (which the handle keeps).
+**
+** What the engine returns is data produced by guest code: it is converted
+** with veld_sandbox__to_json, which accepts plain JSON values only.
 */
 #include "scripts.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FORM_SOURCE_MAX  ((int64_t)1 << 20) /* bytes of a form script */
+#define FORM_PATH_DEPTH  16                 /* segments of a field path */
+
+struct veld_form {
+	veld_sandbox *sb;
+	veld_sandbox_limits lim;
+	char *chunk;        /* "name.lua": messages and the chunk name */
+	char *expect;       /* the name the script must declare, or NULL */
+	char *source;
+	size_t len;
+	int engine;         /* registry reference to the engine table */
+	char *name;
+	char *compartment;
+	char *label;
+	int version;
+	veld_err err;
+};
+
+/* ---- loading ------------------------------------------------------------------------ */
+
+static int host_array(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	lua_settop(L, 1);
+	veld_sandbox__mark_array(L, 1);
+	return 1;
+}
+
+/* where(level) -> "name.lua:12" of the function `level` levels up. */
+static int host_where(lua_State *L)
+{
+	int level = (int)luaL_checkinteger(L, 1);
+	lua_Debug ar;
+	if (lua_getstack(L, level, &ar) && lua_getinfo(L, "Sl", &ar) && ar.currentline > 0)
+		lua_pushfstring(L, "%s:%d", ar.short_src, ar.currentline);
+	else
+		lua_pushliteral(L, "?");
+	return 1;
+}
+
+typedef struct open_ctx {
+	veld_form *f;
+	int ref;
+} open_ctx;
+
+static int open_prelude(lua_State *L)
+{
+	open_ctx *oc = lua_touserdata(L, 1);
+	const veld_embedded *p = &veld_embedded__prelude;
+	if (luaL_loadbufferx(L, (const char *)p->src, p->len, "=prelude.lua", "t") != LUA_OK)
+		return lua_error(L);
+	lua_createtable(L, 0, 2);
+	lua_pushcfunction(L, host_array);
+	lua_setfield(L, -2, "array");
+	lua_pushcfunction(L, host_where);
+	lua_setfield(L, -2, "where");
+	lua_call(L, 1, 1);
+	luaL_checktype(L, -1, LUA_TTABLE);
+	oc->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+static char *dup_str(const char *s)
+{
+	size_t n = strlen(s) + 1;
+	char *d = malloc(n);
+	if (d)
+		memcpy(d, s, n);
+	return d;
+}
+
+typedef struct finish_ctx {
+	veld_form *f;
+	char name[128];
+	char compartment[128];
+	char label[256];
+	lua_Integer version;
+} finish_ctx;
+
+static int open_finish(lua_State *L)
+{
+	finish_ctx *fc = lua_touserdata(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, fc->f->engine);
+	lua_getfield(L, -1, "finish");
+	lua_call(L, 0, 4);
+	snprintf(fc->name, sizeof fc->name, "%s", luaL_checkstring(L, -4));
+	fc->version = luaL_checkinteger(L, -3);
+	snprintf(fc->compartment, sizeof fc->compartment, "%s", luaL_checkstring(L, -2));
+	snprintf(fc->label, sizeof fc->label, "%s", luaL_checkstring(L, -1));
+	return 0;
+}
+
+/* Fresh sandbox, prelude, form script.  On failure the message is in f->err. */
+static int form_open(veld_form *f)
+{
+	open_ctx oc = {f, LUA_NOREF};
+	finish_ctx fc;
+	int rc;
+
+	memset(&fc, 0, sizeof fc);
+	fc.f = f;
+	rc = veld_sandbox__reset(f->sb);
+	if (rc == VELD_OK)
+		rc = veld_sandbox__ccall(f->sb, open_prelude, &oc);
+	if (rc != VELD_OK) {
+		rc = veld_err__set(&f->err, VELD_ERROR, "cannot start the form engine: %s",
+		                   veld_sandbox__errmsg(f->sb));
+		goto done;
+	}
+	f->engine = oc.ref;
+	rc = veld_sandbox__load(f->sb, f->chunk, f->source, f->len);
+	if (rc == VELD_OK)
+		rc = veld_sandbox__call(f->sb, 0, 0);
+	if (rc == VELD_OK)
+		rc = veld_sandbox__ccall(f->sb, open_finish, &fc);
+	if (rc != VELD_OK) {
+		/* The script's own mistakes are "input rejected". */
+		rc = veld_err__set(&f->err, rc == VELD_ERROR ? VELD_ERROR : VELD_EINVALID, "%s",
+		                   veld_sandbox__errmsg(f->sb));
+		goto done;
+	}
+	if (f->expect && strcmp(f->expect, fc.name) != 0) {
+		rc = veld_err__set(&f->err, VELD_EINVALID, "%s: declares form '%s', expected '%s'",
+		                   f->chunk, fc.name, f->expect);
+		goto done;
+	}
+	if (fc.version > 1000000) {
+		rc = veld_err__set(&f->err, VELD_EINVALID, "%s: version %lld is out of range", f->chunk,
+		                   (long long)fc.version);
+		goto done;
+	}
+	if (!f->name) {
+		/* First load: remember what was declared.  A reload declares the same. */
+		f->name = dup_str(fc.name);
+		f->compartment = dup_str(fc.compartment);
+		f->label = dup_str(fc.label);
+		f->version = (int)fc.version;
+		if (!f->name || !f->compartment || !f->label) {
+			rc = veld_err__set(&f->err, VELD_ERROR, "out of memory");
+			goto done;
+		}
+	}
+done:
+	return rc;
+}
+
+void veld_form__free(veld_form *f)
+{
+	if (!f)
+		return;
+	veld_sandbox__free(f->sb);
+	free(f->chunk);
+	free(f->expect);
+	free(f->source);
+	free(f->name);
+	free(f->compartment);
+	free(f->label);
+	free(f);
+}
+
+int veld_form__load(veld_form **out, const char *name, const char *source, size_t len,
+                    const veld_sandbox_limits *limits, veld_err *err)
+{
+	veld_form *f = NULL;
+	const char *base = name ? name : "form";
+	int rc = VELD_OK;
+
+	*out = NULL;
+	f = calloc(1, sizeof *f);
+	if (!f) {
+		rc = veld_err__set(err, VELD_ERROR, "out of memory");
+		goto done;
+	}
+	if (limits)
+		f->lim = *limits;
+	f->engine = LUA_NOREF;
+	f->chunk = malloc(strlen(base) + 5);
+	f->source = malloc(len + 1);
+	f->expect = name ? dup_str(name) : NULL;
+	if (!f->chunk || !f->source || (name && !f->expect) ||
+	    veld_sandbox__new(&f->sb, &f->lim) != VELD_OK) {
+		rc = veld_err__set(err, VELD_ERROR, "out of memory");
+		goto done;
+	}
+	sprintf(f->chunk, "%s.lua", base);
+	memcpy(f->source, source, len);
+	f->source[len] = '\0';
+	f->len = len;
+	rc = form_open(f);
+	if (rc != VELD_OK)
+		veld_err__set(err, rc, "%s", f->err.msg);
+done:
+	if (rc != VELD_OK) {
+		veld_form__free(f);
+		f = NULL;
+	}
+	*out = f;
+	return rc;
+}
+
+int veld_form__load_file(veld_form **out, const veld_os *os, const char *path,
+                         const veld_sandbox_limits *limits, veld_err *err)
+{
+	const char *base = strrchr(path, '/');
+	char name[128];
+	char *buf = NULL;
+	int64_t size = 0, got;
+	int fd = -1, rc;
+	size_t n;
+
+	*out = NULL;
+	if (!os)
+		os = veld_os_default();
+	base = base ? base + 1 : path;
+	n = strlen(base);
+	if (n < 5 || n - 4 >= sizeof name || strcmp(base + n - 4, ".lua") != 0) {
+		rc = veld_err__set(err, VELD_EINVALID, "%s: a form file is named NAME.lua", path);
+		goto done;
+	}
+	memcpy(name, base, n - 4);
+	name[n - 4] = '\0';
+	fd = os->xOpen(os->ctx, path, VELD_OS_READ, 0);
+	if (fd < 0) {
+		rc = veld_err__set(err, VELD_ENOTFOUND, "%s: cannot open the form file", path);
+		goto done;
+	}
+	if (os->xFileSize(os->ctx, fd, &size) != 0 || size < 0 || size > FORM_SOURCE_MAX) {
+		rc = veld_err__set(err, VELD_EINVALID, "%s: cannot read the form file (or over 1 MiB)",
+		                   path);
+		goto done;
+	}
+	buf = malloc((size_t)size + 1);
+	if (!buf) {
+		rc = veld_err__set(err, VELD_ERROR, "out of memory");
+		goto done;
+	}
+	got = os->xPread(os->ctx, fd, buf, (size_t)size, 0);
+	if (got != size) {
+		rc = veld_err__set(err, VELD_ERROR, "%s: cannot read the form file", path);
+		goto done;
+	}
+	rc = veld_form__load(out, name, buf, (size_t)size, limits, err);
+done:
+	if (fd >= 0)
+		os->xClose(os->ctx, fd);
+	free(buf);
+	return rc;
+}
 
 int veld_form__shipped(size_t i, const char **name, const char **source, size_t *len)
 {
@@ -14,4 +291,292 @@ int veld_form__shipped(size_t i, const char **name, const char **source, size_t 
 	*source = (const char *)veld_embedded__forms[i].src;
 	*len = veld_embedded__forms[i].len;
 	return 1;
+}
+
+int veld_form__load_shipped(veld_form **out, const char *name,
+                            const veld_sandbox_limits *limits, veld_err *err)
+{
+	const char *n, *src;
+	size_t i, len;
+	*out = NULL;
+	for (i = 0; veld_form__shipped(i, &n, &src, &len); i++)
+		if (strcmp(n, name) == 0)
+			return veld_form__load(out, name, src, len, limits, err);
+	return veld_err__set(err, VELD_ENOTFOUND, "no shipped form named '%s'", name);
+}
+
+const char *veld_form__name(const veld_form *f) { return f->name; }
+const char *veld_form__compartment(const veld_form *f) { return f->compartment; }
+const char *veld_form__label(const veld_form *f) { return f->label; }
+int veld_form__version(const veld_form *f) { return f->version; }
+const char *veld_form__errmsg(const veld_form *f) { return f ? f->err.msg : "out of memory"; }
+
+/* ---- records in ------------------------------------------------------------------------ */
+
+/* Put `value` at the dotted `path` under `root`, creating groups.  Objects
+** given as values are merged member by member (nested input). */
+static int put_path(json_t *root, const char *path, json_t *value, veld_err *err, int depth);
+
+static int put_members(json_t *root, const char *prefix, json_t *obj, veld_err *err, int depth)
+{
+	const char *k;
+	json_t *v;
+	char buf[512];
+	json_object_foreach(obj, k, v) {
+		int n = prefix ? snprintf(buf, sizeof buf, "%s.%s", prefix, k)
+		               : snprintf(buf, sizeof buf, "%s", k);
+		if (n < 0 || (size_t)n >= sizeof buf)
+			return veld_err__set(err, VELD_EINVALID, "a field path is too long");
+		if (put_path(root, buf, v, err, depth + 1))
+			return err ? err->code : VELD_EINVALID;
+	}
+	return VELD_OK;
+}
+
+static int put_path(json_t *root, const char *path, json_t *value, veld_err *err, int depth)
+{
+	char seg[256];
+	const char *p = path;
+	json_t *cur = root;
+	int nseg = 0;
+
+	if (depth > FORM_PATH_DEPTH)
+		return veld_err__set(err, VELD_EINVALID, "field '%s' is nested too deep", path);
+	if (json_is_null(value))
+		return VELD_OK; /* a cleared field is absent */
+	if (json_is_object(value))
+		return put_members(root, path, value, err, depth);
+	for (;;) {
+		const char *dot = strchr(p, '.');
+		size_t n = dot ? (size_t)(dot - p) : strlen(p);
+		json_t *next;
+		if (n == 0 || n >= sizeof seg || ++nseg > FORM_PATH_DEPTH)
+			return veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", path);
+		memcpy(seg, p, n);
+		seg[n] = '\0';
+		next = json_object_get(cur, seg);
+		if (!dot) {
+			if (next)
+				return veld_err__set(err, VELD_EINVALID,
+				                     "field '%s' is both a value and a group", path);
+			if (json_object_set(cur, seg, value))
+				return veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", path);
+			return VELD_OK;
+		}
+		if (!next) {
+			next = json_object();
+			if (!next || json_object_set_new(cur, seg, next))
+				return veld_err__set(err, VELD_ERROR, "out of memory");
+		} else if (!json_is_object(next)) {
+			return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group",
+			                     path);
+		}
+		cur = next;
+		p = dot + 1;
+	}
+}
+
+/* Fields JSON (flat or nested) -> nested object; *version from "_form_version"
+** (-1 if absent).  New reference or NULL with err set. */
+static json_t *read_record(const json_t *fields, json_int_t *version, veld_err *err)
+{
+	json_t *root = json_object();
+	const char *k;
+	json_t *v;
+	if (version)
+		*version = -1;
+	if (!root) {
+		veld_err__set(err, VELD_ERROR, "out of memory");
+		return NULL;
+	}
+	json_object_foreach((json_t *)fields, k, v) {
+		if (k[0] == '_') {
+			if (version && strcmp(k, "_form_version") == 0 && json_is_integer(v))
+				*version = json_integer_value(v);
+			continue;
+		}
+		if (put_path(root, k, v, err, 0) != VELD_OK) {
+			json_decref(root);
+			return NULL;
+		}
+	}
+	return root;
+}
+
+typedef struct op_ctx {
+	veld_form *f;
+	const char *what;       /* engine function */
+	json_t *record;
+	json_t *context;
+	json_int_t version;     /* -1: none */
+	json_t *result;
+} op_ctx;
+
+static int run_op(lua_State *L)
+{
+	op_ctx *oc = lua_touserdata(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, oc->f->engine);
+	lua_getfield(L, -1, oc->what);
+	veld_sandbox__push_json(L, oc->record);
+	veld_sandbox__push_json(L, oc->context);
+	if (oc->version >= 0)
+		lua_pushinteger(L, (lua_Integer)oc->version);
+	else
+		lua_pushnil(L);
+	lua_call(L, 3, 1);
+	oc->result = veld_sandbox__to_json(L, -1);
+	return 0;
+}
+
+static void today(char *out, size_t n, const veld_os *os)
+{
+	time_t t = (time_t)(os->xClockMs(os->ctx) / 1000);
+	struct tm tm;
+	if (!localtime_r(&t, &tm) || !strftime(out, n, "%Y-%m-%d", &tm))
+		snprintf(out, n, "1970-01-01");
+}
+
+/* Parse the inputs, run engine.<what> and leave its JSON result in oc. */
+static int form_op(op_ctx *oc, veld_form *f, const char *what, const char *fields_json,
+                   const char *context_json)
+{
+	json_error_t jerr;
+	json_t *fields = NULL, *ctx = NULL;
+	int rc = VELD_OK;
+
+	memset(oc, 0, sizeof *oc);
+	oc->f = f;
+	oc->what = what;
+	oc->version = -1;
+	veld_err__clear(&f->err);
+	fields = json_loads(fields_json ? fields_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(fields)) {
+		rc = veld_err__set(&f->err, VELD_EINVALID, "%s: the record is not a JSON object%s%s",
+		                   f->name, fields ? "" : ": ", fields ? "" : jerr.text);
+		goto done;
+	}
+	oc->record = read_record(fields, &oc->version, &f->err);
+	if (!oc->record) {
+		rc = f->err.code;
+		goto done;
+	}
+	ctx = json_loads(context_json ? context_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(ctx)) {
+		rc = veld_err__set(&f->err, VELD_EINVALID, "%s: the context is not a JSON object",
+		                   f->name);
+		goto done;
+	}
+	oc->context = json_deep_copy(ctx);
+	if (!oc->context) {
+		rc = veld_err__set(&f->err, VELD_ERROR, "out of memory");
+		goto done;
+	}
+	if (json_is_object(json_object_get(ctx, "vorige"))) {
+		json_t *prev = read_record(json_object_get(ctx, "vorige"), NULL, &f->err);
+		if (!prev) {
+			rc = f->err.code;
+			goto done;
+		}
+		json_object_set_new(oc->context, "vorige", prev);
+	}
+	if (!json_is_string(json_object_get(ctx, "vandaag"))) {
+		char d[16];
+		today(d, sizeof d, f->lim.os ? f->lim.os : veld_os_default());
+		json_object_set_new(oc->context, "vandaag", json_string(d));
+	}
+	/* A state a limit stopped is replaced before it is used again. */
+	if (veld_sandbox__spent(f->sb) || !veld_sandbox__state(f->sb)) {
+		rc = form_open(f);
+		if (rc != VELD_OK)
+			goto done;
+	}
+	rc = veld_sandbox__ccall(f->sb, run_op, oc);
+	if (rc != VELD_OK)
+		rc = veld_err__set(&f->err, VELD_ERROR, "%s", veld_sandbox__errmsg(f->sb));
+done:
+	json_decref(fields);
+	json_decref(ctx);
+	json_decref(oc->record);
+	json_decref(oc->context);
+	oc->record = oc->context = NULL;
+	return rc;
+}
+
+static int dump(char **out, veld_form *f, json_t *v, size_t flags)
+{
+	*out = json_dumps(v, flags | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	return *out ? VELD_OK : veld_err__set(&f->err, VELD_ERROR, "out of memory");
+}
+
+int veld_form__validate(char **errors_json, veld_form *f, const char *fields_json,
+                        const char *context_json)
+{
+	op_ctx oc;
+	int rc;
+	*errors_json = NULL;
+	rc = form_op(&oc, f, "validate", fields_json, context_json);
+	if (rc == VELD_OK && !json_is_array(oc.result))
+		rc = veld_err__set(&f->err, VELD_ERROR, "%s: validation returned no list", f->chunk);
+	if (rc == VELD_OK)
+		rc = dump(errors_json, f, oc.result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (rc == VELD_OK && json_array_size(oc.result) > 0) {
+		rc = VELD_EINVALID;
+		veld_err__set(&f->err, rc, "%s: %zu field(s) fail validation", f->name,
+		              json_array_size(oc.result));
+	}
+	json_decref(oc.result);
+	return rc;
+}
+
+int veld_form__compute(char **values_json, veld_form *f, const char *fields_json,
+                       const char *context_json)
+{
+	op_ctx oc;
+	int rc;
+	*values_json = NULL;
+	rc = form_op(&oc, f, "compute", fields_json, context_json);
+	if (rc == VELD_OK)
+		rc = dump(values_json, f, oc.result, JSON_COMPACT);
+	json_decref(oc.result);
+	return rc;
+}
+
+int veld_form__unknown_json(char **paths_json, veld_form *f, const char *fields_json)
+{
+	op_ctx oc;
+	int rc;
+	*paths_json = NULL;
+	rc = form_op(&oc, f, "unknown", fields_json, NULL);
+	if (rc == VELD_OK)
+		rc = dump(paths_json, f, oc.result, JSON_COMPACT);
+	json_decref(oc.result);
+	return rc;
+}
+
+static int run_schema(lua_State *L)
+{
+	op_ctx *oc = lua_touserdata(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, oc->f->engine);
+	lua_getfield(L, -1, "schema");
+	lua_call(L, 0, 1);
+	oc->result = veld_sandbox__to_json(L, -1);
+	return 0;
+}
+
+int veld_form__schema_json(char **out, veld_form *f)
+{
+	op_ctx oc;
+	int rc = VELD_OK;
+	*out = NULL;
+	memset(&oc, 0, sizeof oc);
+	oc.f = f;
+	veld_err__clear(&f->err);
+	if (veld_sandbox__spent(f->sb) || !veld_sandbox__state(f->sb))
+		rc = form_open(f);
+	if (rc == VELD_OK && veld_sandbox__ccall(f->sb, run_schema, &oc) != VELD_OK)
+		rc = veld_err__set(&f->err, VELD_ERROR, "%s", veld_sandbox__errmsg(f->sb));
+	if (rc == VELD_OK)
+		rc = dump(out, f, oc.result, JSON_INDENT(2));
+	json_decref(oc.result);
+	return rc;
 }

@@ -756,7 +756,18 @@ static int setup(lua_State *L)
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");
 	wrap_all(L, LUA_STRLIBNAME, STRING_GUARDS);
-	lua_createtable(L, 0, 2);            /* the new string metatable */
+	lua_createtable(L, 0, 12);           /* the new string metatable: */
+	lua_pushliteral(L, "");              /* the arithmetic metamethods ("10" + 1) */
+	if (lua_getmetatable(L, -1)) {
+		lua_pushnil(L);
+		while (lua_next(L, -2)) {
+			lua_pushvalue(L, -2);
+			lua_insert(L, -2);
+			lua_rawset(L, -6);
+		}
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 1);
 	lua_createtable(L, 0, 20);           /* methods: a copy of string */
 	lua_pushnil(L);
 	while (lua_next(L, -4)) {
