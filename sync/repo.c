@@ -1,0 +1,1491 @@
+/*
+** repo.c — the git plumbing of sync/: a thin layer over libgit2 that knows
+** git, not veld.
+**
+** What it owns: one bare repository per handle (struct veld_repo) and the
+** translation of libgit2's results into veld's error codes and messages.
+** What it does: blobs; trees updated at a few paths (git_tree_create_updated,
+** so the cost grows with the changes, not with the tree); commits signed in
+** a custom "veldsig" header and their verification; the commits a fetch
+** brought; diffs of two trees as a list of changed blob paths; refs; fetch
+** and push with credentials, progress and server refusals surfaced; and a
+** repack with prune, the thing that makes crypto-shredding real.
+** What it must not do: know about records, envelopes, devices or roles.
+** The caller (sync.c) decides what a path, a ref or a signer means.
+**
+** Global state: none of ours.  libgit2 keeps process-wide state that this
+** file touches in two ways only: git_libgit2_init() once per handle,
+** balanced by git_libgit2_shutdown() in veld_repo__free (libgit2 counts
+** them), and GIT_OPT_ENABLE_FSYNC_GITDIR switched on (process-wide, and
+** never switched off again: every repository the process opens is then
+** written with fsync, which is what a crash-safe store wants).
+**
+** Errors: every failure sets the handle-free veld_err passed in.  The text
+** of git_error_last() is copied at once, next to what we were doing; it is
+** never used to decide whether something failed (the return code does).
+** libgit2 codes map to veld codes as follows: not found -> VELD_ENOTFOUND;
+** hash mismatch, unparsable or undecompressable objects -> VELD_EINTEGRITY;
+** authentication -> VELD_EAUTH; a ref the server refused or a non-fast-
+** forward push -> VELD_EDENIED; a malformed ref name or path ->
+** VELD_EINVALID; everything else -> VELD_ERROR.
+**
+** libgit2 1.5 behaviour this file relies on (each one checked by
+** tests/unit/sync_repo.c):
+**  - git_tree_create_updated creates intermediate trees and, on removal,
+**    drops trees that become empty, all the way up; removing a path that is
+**    not there is an error, so such removals are skipped here (a removal is
+**    idempotent).
+**  - git_remote_push returns 0 when the server refuses a ref; the refusal
+**    is only in the push_update_reference callback.  A push to a local path
+**    runs no hooks; the local transport updates the ref itself, so a
+**    refusal on a path comes from the refdb (a locked ref, a name clash).
+**    A non-fast-forward push without force is refused by libgit2 before
+**    anything is sent (GIT_ENONFASTFORWARD), on paths and on HTTP alike.
+**  - git_packbuilder_insert_walk inserts every commit of the walk and, for
+**    each, its whole tree (subtrees and blobs); refs to non-commits need
+**    git_packbuilder_insert_recur.
+*/
+#include "sync.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2/sys/odb_backend.h>
+#include <sodium.h>
+
+#define SIG_FIELD       "veldsig"
+#define SIG_B64LEN      88 /* base64 (original, padded) of 64 bytes */
+#define SIGNER_MAX      64
+#define EMAIL_DOMAIN    "@veld.invalid"
+#define CRED_FIELD_SIZE 256
+#define PATHBUF         (PATH_MAX + 128) /* a path under objects/ */
+
+struct veld_repo {
+	git_repository *git;
+	char *path;     /* as given to init/open */
+	int lib_inited; /* this handle holds one git_libgit2_init() */
+};
+
+/* ---- errors ------------------------------------------------------------- */
+
+/* Map the libgit2 return code `grc` (already known to be < 0) to a veld code,
+** using the error class for the generic -1 only. */
+static int map_code(int grc, int klass)
+{
+	switch (grc) {
+	case GIT_ENOTFOUND:
+		return VELD_ENOTFOUND;
+	case GIT_EAUTH:
+		return VELD_EAUTH;
+	case GIT_ENONFASTFORWARD:
+		return VELD_EDENIED;
+	case GIT_EINVALIDSPEC:
+		return VELD_EINVALID;
+	case GIT_EEXISTS:
+		return VELD_EEXISTS;
+	case GIT_ELOCKED:
+		return VELD_EBUSY;
+	case GIT_EMISMATCH:
+		return VELD_EINTEGRITY;
+	default:
+		break;
+	}
+	if (klass == GIT_ERROR_ZLIB || klass == GIT_ERROR_OBJECT || klass == GIT_ERROR_ODB)
+		return VELD_EINTEGRITY;
+	return VELD_ERROR;
+}
+
+/* Set err from a failed libgit2 call: "<what>: <libgit2 text>".  The code is
+** `code` if it is non-zero, else mapped from grc.  Returns the veld code. */
+static int git_fail(veld_err *err, int grc, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 4, 5)))
+#endif
+	;
+static int git_fail(veld_err *err, int grc, int code, const char *fmt, ...)
+{
+	const git_error *e = git_error_last();
+	char what[256];
+	va_list ap;
+	int klass = e ? e->klass : GIT_ERROR_NONE;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	if (!code)
+		code = map_code(grc, klass);
+	if (e && e->message && e->message[0])
+		return veld_err__set(err, code, "%s: %s", what, e->message);
+	return veld_err__set(err, code, "%s (libgit2 error %d)", what, grc);
+}
+
+static int oom(veld_err *err)
+{
+	return veld_err__set(err, VELD_ERROR, "out of memory");
+}
+
+/* A URL fit for messages: the user-info part ("user:secret@") left out. */
+static void redact_url(char *out, size_t cap, const char *url)
+{
+	const char *scheme = strstr(url, "://");
+	const char *host = scheme ? scheme + 3 : url;
+	const char *at = NULL, *p;
+	for (p = host; *p && *p != '/'; p++)
+		if (*p == '@')
+			at = p;
+	if (scheme && at)
+		snprintf(out, cap, "%.*s%s", (int)(host - url), url, at + 1);
+	else
+		snprintf(out, cap, "%s", url);
+}
+
+/* ---- handle ------------------------------------------------------------- */
+
+static int lib_init(veld_repo *r, veld_err *err)
+{
+	int grc = git_libgit2_init();
+	if (grc < 0)
+		return git_fail(err, grc, VELD_ERROR, "cannot initialise libgit2");
+	r->lib_inited = 1;
+	grc = git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	if (grc < 0)
+		return git_fail(err, grc, VELD_ERROR, "cannot switch on fsync in libgit2");
+	return 0;
+}
+
+static int handle_new(veld_repo **out, const char *path, veld_err *err)
+{
+	veld_repo *r;
+	int rc;
+	*out = NULL;
+	if (!path || !*path)
+		return veld_err__set(err, VELD_EINVALID, "repository path is empty");
+	r = calloc(1, sizeof *r);
+	if (!r)
+		return oom(err);
+	r->path = strdup(path);
+	if (!r->path) {
+		free(r);
+		return oom(err);
+	}
+	if ((rc = lib_init(r, err)) < 0) {
+		veld_repo__free(r);
+		return rc;
+	}
+	*out = r;
+	return 0;
+}
+
+/* 1 if `path` does not exist or is an empty directory, 0 if it has
+** entries, -1 if it is not a directory or cannot be read. */
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	int empty = 1;
+	if (!d)
+		return errno == ENOENT ? 1 : -1;
+	while ((de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) {
+			empty = 0;
+			break;
+		}
+	}
+	closedir(d);
+	return empty;
+}
+
+int veld_repo__init(veld_repo **out, const char *path, veld_err *err)
+{
+	git_repository_init_options io;
+	veld_repo *r = NULL;
+	int rc, grc, empty;
+
+	if ((rc = handle_new(&r, path, err)) < 0)
+		goto done;
+	git_repository_init_options_init(&io, GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	empty = dir_is_empty(path);
+	if (empty == 0) {
+		rc = veld_err__set(err, VELD_EEXISTS, "cannot create repository at %s: the directory is not empty", path);
+		goto done;
+	}
+	if (empty < 0) {
+		rc = veld_err__set(err, VELD_ERROR, "cannot create repository at %s: %s", path, strerror(errno));
+		goto done;
+	}
+	io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
+	if ((grc = git_repository_init_ext(&r->git, path, &io)) < 0) {
+		rc = git_fail(err, grc, 0, "cannot create repository at %s", path);
+		goto done;
+	}
+	*out = r;
+	r = NULL;
+done:
+	veld_repo__free(r);
+	return rc;
+}
+
+int veld_repo__open(veld_repo **out, const char *path, veld_err *err)
+{
+	veld_repo *r = NULL;
+	int rc, grc;
+
+	if ((rc = handle_new(&r, path, err)) < 0)
+		goto done;
+	if ((grc = git_repository_open_bare(&r->git, path)) < 0) {
+		rc = git_fail(err, grc, 0, "cannot open repository at %s", path);
+		goto done;
+	}
+	*out = r;
+	r = NULL;
+done:
+	veld_repo__free(r);
+	return rc;
+}
+
+void veld_repo__free(veld_repo *r)
+{
+	if (!r)
+		return;
+	git_repository_free(r->git);
+	free(r->path);
+	if (r->lib_inited)
+		git_libgit2_shutdown();
+	free(r);
+}
+
+git_repository *veld_repo__git(veld_repo *r)
+{
+	return r ? r->git : NULL;
+}
+
+/* ---- blobs -------------------------------------------------------------- */
+
+int veld_repo__blob_write(git_oid *out, veld_repo *r, const void *buf, size_t len, veld_err *err)
+{
+	int grc = git_blob_create_from_buffer(out, r->git, len ? buf : "", len);
+	if (grc < 0)
+		return git_fail(err, grc, 0, "cannot write blob");
+	return 0;
+}
+
+int veld_repo__blob_read(unsigned char **buf, size_t *len, veld_repo *r, const git_oid *id, veld_err *err)
+{
+	git_blob *blob = NULL;
+	char hex[GIT_OID_HEXSZ + 1];
+	unsigned char *copy;
+	size_t n;
+	int rc = 0, grc;
+
+	*buf = NULL;
+	*len = 0;
+	git_oid_tostr(hex, sizeof hex, id);
+	if ((grc = git_blob_lookup(&blob, r->git, id)) < 0) {
+		rc = git_fail(err, grc, 0, "cannot read blob %s", hex);
+		goto done;
+	}
+	n = (size_t)git_blob_rawsize(blob);
+	copy = malloc(n ? n : 1);
+	if (!copy) {
+		rc = oom(err);
+		goto done;
+	}
+	if (n)
+		memcpy(copy, git_blob_rawcontent(blob), n);
+	*buf = copy;
+	*len = n;
+done:
+	git_blob_free(blob);
+	return rc;
+}
+
+/* ---- trees -------------------------------------------------------------- */
+
+/* A tree path: non-empty components separated by single '/', none of them
+** "." or "..", no leading or trailing '/'. */
+static int path_ok(const char *path)
+{
+	const char *p = path, *start;
+	if (!p || !*p)
+		return 0;
+	for (;;) {
+		start = p;
+		while (*p && *p != '/')
+			p++;
+		if (p == start)
+			return 0;
+		if ((p - start == 1 && start[0] == '.') || (p - start == 2 && start[0] == '.' && start[1] == '.'))
+			return 0;
+		if (!*p)
+			return 1;
+		p++;
+	}
+}
+
+static int cmp_change_path(const void *a, const void *b)
+{
+	const veld_tree_change *x = *(const veld_tree_change *const *)a;
+	const veld_tree_change *y = *(const veld_tree_change *const *)b;
+	return strcmp(x->path, y->path);
+}
+
+static int lookup_tree(git_tree **out, veld_repo *r, const git_oid *id, veld_err *err)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	int grc;
+	*out = NULL;
+	if (!id)
+		return 0;
+	if ((grc = git_tree_lookup(out, r->git, id)) < 0)
+		return git_fail(err, grc, 0, "cannot read tree %s", git_oid_tostr(hex, sizeof hex, id));
+	return 0;
+}
+
+int veld_repo__tree_update(git_oid *out, veld_repo *r, const git_oid *base,
+                           const veld_tree_change *changes, size_t n, veld_err *err)
+{
+	git_tree *tree = NULL;
+	git_tree_update *ups = NULL;
+	const veld_tree_change **sorted = NULL;
+	size_t i, m = 0;
+	int rc = 0, grc;
+
+	if ((rc = lookup_tree(&tree, r, base, err)) < 0)
+		goto done;
+	if (n) {
+		sorted = malloc(n * sizeof *sorted);
+		ups = calloc(n, sizeof *ups);
+		if (!sorted || !ups) {
+			rc = oom(err);
+			goto done;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		if (!path_ok(changes[i].path)) {
+			rc = veld_err__set(err, VELD_EINVALID, "tree update: malformed path \"%s\"",
+			                   changes[i].path ? changes[i].path : "(null)");
+			goto done;
+		}
+		sorted[i] = &changes[i];
+	}
+	if (n)
+		qsort(sorted, n, sizeof *sorted, cmp_change_path);
+	for (i = 0; i < n; i++) {
+		const veld_tree_change *c = sorted[i];
+		if (i > 0 && strcmp(sorted[i - 1]->path, c->path) == 0) {
+			rc = veld_err__set(err, VELD_EINVALID, "tree update: path %s changed twice", c->path);
+			goto done;
+		}
+		if (!c->id) {
+			/* libgit2 fails on removing an absent path: make it a no-op. */
+			git_tree_entry *e = NULL;
+			if (!tree)
+				continue;
+			grc = git_tree_entry_bypath(&e, tree, c->path);
+			git_tree_entry_free(e);
+			if (grc == GIT_ENOTFOUND)
+				continue;
+			if (grc < 0) {
+				rc = git_fail(err, grc, 0, "tree update: cannot look up %s", c->path);
+				goto done;
+			}
+			ups[m].action = GIT_TREE_UPDATE_REMOVE;
+		} else {
+			ups[m].action = GIT_TREE_UPDATE_UPSERT;
+			git_oid_cpy(&ups[m].id, c->id);
+			ups[m].filemode = GIT_FILEMODE_BLOB;
+		}
+		ups[m].path = c->path;
+		m++;
+	}
+	if ((grc = git_tree_create_updated(out, r->git, tree, m, ups)) < 0) {
+		rc = git_fail(err, grc, 0, "cannot update tree");
+		goto done;
+	}
+done:
+	free(ups);
+	free(sorted);
+	git_tree_free(tree);
+	return rc;
+}
+
+int veld_repo__tree_lookup(git_oid *out, veld_repo *r, const git_oid *tree_id, const char *path,
+                           veld_err *err)
+{
+	git_tree *tree = NULL;
+	git_tree_entry *e = NULL;
+	int rc = 0, grc;
+
+	if (!path_ok(path)) {
+		rc = veld_err__set(err, VELD_EINVALID, "tree lookup: malformed path \"%s\"", path ? path : "(null)");
+		goto done;
+	}
+	if (!tree_id) {
+		rc = veld_err__set(err, VELD_ENOTFOUND, "%s: not in the (empty) tree", path);
+		goto done;
+	}
+	if ((rc = lookup_tree(&tree, r, tree_id, err)) < 0)
+		goto done;
+	grc = git_tree_entry_bypath(&e, tree, path);
+	if (grc == GIT_ENOTFOUND || (grc == 0 && git_tree_entry_type(e) != GIT_OBJECT_BLOB)) {
+		rc = veld_err__set(err, VELD_ENOTFOUND, "%s: no such file in the tree", path);
+		goto done;
+	}
+	if (grc < 0) {
+		rc = git_fail(err, grc, 0, "tree lookup of %s", path);
+		goto done;
+	}
+	git_oid_cpy(out, git_tree_entry_id(e));
+done:
+	git_tree_entry_free(e);
+	git_tree_free(tree);
+	return rc;
+}
+
+/* ---- signed commits ----------------------------------------------------- */
+
+/* A signer id: 1..64 of [A-Za-z0-9._-] (device ids are hex, "org"). */
+static int signer_ok(const char *s, size_t len)
+{
+	size_t i;
+	if (len == 0 || len > SIGNER_MAX)
+		return 0;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+		      c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+int veld_repo__commit(git_oid *out, veld_repo *r, const git_oid *tree_id, const git_oid *parents,
+                      size_t n_parents, const char *signer, int64_t when_ms, const char *msg,
+                      veld_sign_cb sign, void *payload, veld_err *err)
+{
+	git_tree *tree = NULL;
+	git_commit **pc = NULL;
+	git_signature *who = NULL;
+	git_buf buf = {0};
+	char email[SIGNER_MAX + sizeof EMAIL_DOMAIN];
+	char header[SIGNER_MAX + 1 + SIG_B64LEN + 1];
+	unsigned char sig[crypto_sign_BYTES];
+	size_t i, slen;
+	int rc = 0, grc;
+
+	slen = signer ? strlen(signer) : 0;
+	if (!signer_ok(signer ? signer : "", slen)) {
+		rc = veld_err__set(err, VELD_EINVALID, "commit: signer id must be 1-%d of [A-Za-z0-9._-]", SIGNER_MAX);
+		goto done;
+	}
+	if (!msg || !tree_id || !sign || (n_parents && !parents)) {
+		rc = veld_err__set(err, VELD_EINVALID, "commit: missing tree, message, parents or signing callback");
+		goto done;
+	}
+	if ((rc = lookup_tree(&tree, r, tree_id, err)) < 0)
+		goto done;
+	if (n_parents) {
+		pc = calloc(n_parents, sizeof *pc);
+		if (!pc) {
+			rc = oom(err);
+			goto done;
+		}
+	}
+	for (i = 0; i < n_parents; i++) {
+		char hex[GIT_OID_HEXSZ + 1];
+		if ((grc = git_commit_lookup(&pc[i], r->git, &parents[i])) < 0) {
+			rc = git_fail(err, grc, 0, "commit: cannot read parent %s",
+			              git_oid_tostr(hex, sizeof hex, &parents[i]));
+			goto done;
+		}
+	}
+	snprintf(email, sizeof email, "%s%s", signer, EMAIL_DOMAIN);
+	if ((grc = git_signature_new(&who, signer, email, (git_time_t)(when_ms / 1000), 0)) < 0) {
+		rc = git_fail(err, grc, 0, "commit: bad author");
+		goto done;
+	}
+	if ((grc = git_commit_create_buffer(&buf, r->git, who, who, NULL, msg, tree, n_parents,
+	                                     (const git_commit **)pc)) < 0) {
+		rc = git_fail(err, grc, 0, "commit: cannot build the commit");
+		goto done;
+	}
+	if (sign(sig, (const unsigned char *)buf.ptr, buf.size, payload) != 0) {
+		rc = veld_err__set(err, VELD_ERROR, "commit: signing failed for signer %s", signer);
+		goto done;
+	}
+	memcpy(header, signer, slen);
+	header[slen] = ' ';
+	sodium_bin2base64(header + slen + 1, SIG_B64LEN + 1, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+	if ((grc = git_commit_create_with_signature(out, r->git, buf.ptr, header, SIG_FIELD)) < 0) {
+		rc = git_fail(err, grc, 0, "commit: cannot store the signed commit");
+		goto done;
+	}
+done:
+	sodium_memzero(sig, sizeof sig);
+	git_buf_dispose(&buf);
+	git_signature_free(who);
+	for (i = 0; pc && i < n_parents; i++)
+		git_commit_free(pc[i]);
+	free(pc);
+	git_tree_free(tree);
+	return rc;
+}
+
+int veld_repo__commit_verify(char *signer_out, size_t signer_cap, veld_repo *r, const git_oid *commit,
+                             veld_pubkey_cb pubkey, void *payload, veld_err *err)
+{
+	git_buf sigbuf = {0}, data = {0};
+	git_oid id;
+	char hex[GIT_OID_HEXSZ + 1];
+	char signer[SIGNER_MAX + 1];
+	char again[SIG_B64LEN + 1];
+	unsigned char sig[crypto_sign_BYTES], pk[crypto_sign_PUBLICKEYBYTES];
+	const char *sp, *b64;
+	size_t slen, blen, siglen = 0;
+	const char *end = NULL;
+	int rc = 0, grc;
+
+	if (signer_out && signer_cap)
+		signer_out[0] = '\0';
+	git_oid_cpy(&id, commit);
+	git_oid_tostr(hex, sizeof hex, commit);
+	grc = git_commit_extract_signature(&sigbuf, &data, r->git, &id, SIG_FIELD);
+	if (grc == GIT_ENOTFOUND) {
+		/* Absent commit or absent header: tell which. */
+		git_commit *c = NULL;
+		int lrc = git_commit_lookup(&c, r->git, commit);
+		git_commit_free(c);
+		if (lrc < 0)
+			rc = git_fail(err, lrc, 0, "commit %s", hex);
+		else
+			rc = veld_err__set(err, VELD_EINTEGRITY, "commit %s is not signed (no %s header)", hex, SIG_FIELD);
+		goto done;
+	}
+	if (grc < 0) {
+		rc = git_fail(err, grc, VELD_EINTEGRITY, "commit %s: cannot read its signature", hex);
+		goto done;
+	}
+
+	/* "<signer> <base64>", one line, exactly one space. */
+	sp = memchr(sigbuf.ptr, ' ', sigbuf.size);
+	slen = sp ? (size_t)(sp - sigbuf.ptr) : 0;
+	if (!sp || !signer_ok(sigbuf.ptr, slen)) {
+		rc = veld_err__set(err, VELD_EINTEGRITY, "commit %s: malformed %s header (bad signer id)", hex, SIG_FIELD);
+		goto done;
+	}
+	memcpy(signer, sigbuf.ptr, slen);
+	signer[slen] = '\0';
+	if (signer_out && signer_cap) {
+		if (signer_cap <= slen) {
+			rc = veld_err__set(err, VELD_EINVALID, "commit %s: signer id longer than the caller's buffer", hex);
+			goto done;
+		}
+		memcpy(signer_out, signer, slen + 1);
+	}
+	b64 = sp + 1;
+	blen = sigbuf.size - slen - 1;
+	if (blen != SIG_B64LEN ||
+	    sodium_base642bin(sig, sizeof sig, b64, blen, NULL, &siglen, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    siglen != sizeof sig || end != b64 + blen) {
+		rc = veld_err__set(err, VELD_EINTEGRITY, "commit %s signed by %s: malformed signature (not 64 bytes of base64)",
+		                   hex, signer);
+		goto done;
+	}
+	/* Only the canonical spelling: no second encoding of the same bytes. */
+	sodium_bin2base64(again, sizeof again, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
+	if (memcmp(again, b64, SIG_B64LEN) != 0) {
+		rc = veld_err__set(err, VELD_EINTEGRITY, "commit %s signed by %s: non-canonical base64 signature", hex, signer);
+		goto done;
+	}
+	rc = pubkey(pk, signer, payload);
+	if (rc == VELD_ENOTFOUND) {
+		rc = veld_err__set(err, VELD_EINTEGRITY, "commit %s: unknown signer %s", hex, signer);
+		goto done;
+	}
+	if (rc != 0) {
+		rc = veld_err__set(err, rc < 0 ? rc : VELD_ERROR, "commit %s: cannot get the public key of signer %s", hex,
+		                   signer);
+		goto done;
+	}
+	if (crypto_sign_verify_detached(sig, (const unsigned char *)data.ptr, data.size, pk) != 0) {
+		rc = veld_err__set(err, VELD_EINTEGRITY, "commit %s: bad signature by %s", hex, signer);
+		goto done;
+	}
+done:
+	sodium_memzero(sig, sizeof sig);
+	git_buf_dispose(&sigbuf);
+	git_buf_dispose(&data);
+	return rc;
+}
+
+static int lookup_commit(git_commit **out, veld_repo *r, const git_oid *id, veld_err *err)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	int grc = git_commit_lookup(out, r->git, id);
+	if (grc < 0)
+		return git_fail(err, grc, 0, "cannot read commit %s", git_oid_tostr(hex, sizeof hex, id));
+	return 0;
+}
+
+int veld_repo__commit_tree(git_oid *tree_out, veld_repo *r, const git_oid *commit, veld_err *err)
+{
+	git_commit *c = NULL;
+	int rc = lookup_commit(&c, r, commit, err);
+	if (rc == 0)
+		git_oid_cpy(tree_out, git_commit_tree_id(c));
+	git_commit_free(c);
+	return rc;
+}
+
+int veld_repo__commit_parents(git_oid *parents, size_t cap, size_t *n, veld_repo *r, const git_oid *commit,
+                              veld_err *err)
+{
+	git_commit *c = NULL;
+	size_t i, count;
+	int rc;
+
+	*n = 0;
+	if ((rc = lookup_commit(&c, r, commit, err)) < 0)
+		goto done;
+	count = git_commit_parentcount(c);
+	for (i = 0; i < count && i < cap; i++)
+		git_oid_cpy(&parents[i], git_commit_parent_id(c, (unsigned int)i));
+	*n = count;
+	if (count > cap) {
+		char hex[GIT_OID_HEXSZ + 1];
+		rc = veld_err__set(err, VELD_EINVALID, "commit %s has %zu parents, more than %zu",
+		                   git_oid_tostr(hex, sizeof hex, commit), count, cap);
+	}
+done:
+	git_commit_free(c);
+	return rc;
+}
+
+/* ---- history ------------------------------------------------------------ */
+
+int veld_repo__new_commits(git_oid **out, size_t *n, veld_repo *r, const git_oid *head, const git_oid *stop,
+                           size_t n_stop, veld_err *err)
+{
+	git_revwalk *walk = NULL;
+	git_oid id, *list = NULL;
+	size_t len = 0, cap = 0, i;
+	char hex[GIT_OID_HEXSZ + 1];
+	int rc = 0, grc;
+
+	*out = NULL;
+	*n = 0;
+	if ((grc = git_revwalk_new(&walk, r->git)) < 0) {
+		rc = git_fail(err, grc, 0, "cannot start a history walk");
+		goto done;
+	}
+	if ((grc = git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE)) < 0) {
+		rc = git_fail(err, grc, 0, "cannot sort a history walk");
+		goto done;
+	}
+	if ((grc = git_revwalk_push(walk, head)) < 0) {
+		rc = git_fail(err, grc, 0, "history walk from %s", git_oid_tostr(hex, sizeof hex, head));
+		goto done;
+	}
+	for (i = 0; i < n_stop; i++) {
+		git_object *o = NULL;
+		/* A stop that is not here (or is no commit) hides nothing. */
+		if (git_object_lookup(&o, r->git, &stop[i], GIT_OBJECT_COMMIT) < 0) {
+			git_error_clear();
+			continue;
+		}
+		git_object_free(o);
+		if ((grc = git_revwalk_hide(walk, &stop[i])) < 0) {
+			rc = git_fail(err, grc, 0, "history walk: cannot hide %s", git_oid_tostr(hex, sizeof hex, &stop[i]));
+			goto done;
+		}
+	}
+	while ((grc = git_revwalk_next(&id, walk)) == 0) {
+		if (len == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			git_oid *nl = realloc(list, ncap * sizeof *nl);
+			if (!nl) {
+				rc = oom(err);
+				goto done;
+			}
+			list = nl;
+			cap = ncap;
+		}
+		git_oid_cpy(&list[len++], &id);
+	}
+	if (grc != GIT_ITEROVER) {
+		rc = git_fail(err, grc, 0, "history walk from %s", git_oid_tostr(hex, sizeof hex, head));
+		goto done;
+	}
+	*out = list;
+	*n = len;
+	list = NULL;
+done:
+	free(list);
+	git_revwalk_free(walk);
+	return rc;
+}
+
+/* ---- diff --------------------------------------------------------------- */
+
+static int is_file_mode(uint16_t mode)
+{
+	return mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE || mode == GIT_FILEMODE_LINK;
+}
+
+int veld_repo__diff(veld_repo *r, const git_oid *old_tree, const git_oid *new_tree, veld_diff_cb cb,
+                    void *payload, veld_err *err)
+{
+	git_diff_options opts;
+	git_tree *a = NULL, *b = NULL;
+	git_diff *diff = NULL;
+	size_t i, nd;
+	int rc = 0, grc;
+
+	git_diff_options_init(&opts, GIT_DIFF_OPTIONS_VERSION);
+	if (old_tree && new_tree && git_oid_equal(old_tree, new_tree))
+		return 0;
+	if ((rc = lookup_tree(&a, r, old_tree, err)) < 0 || (rc = lookup_tree(&b, r, new_tree, err)) < 0)
+		goto done;
+	/* Plain tree comparison: no renames, no content, no pathspec. */
+	opts.flags = GIT_DIFF_NORMAL | GIT_DIFF_SKIP_BINARY_CHECK;
+	if ((grc = git_diff_tree_to_tree(&diff, r->git, a, b, &opts)) < 0) {
+		rc = git_fail(err, grc, 0, "cannot compare trees");
+		goto done;
+	}
+	nd = git_diff_num_deltas(diff);
+	/* Deltas come sorted by path (strcmp): a deterministic order. */
+	for (i = 0; i < nd; i++) {
+		const git_diff_delta *d = git_diff_get_delta(diff, i);
+		const git_oid *o = NULL, *n = NULL;
+		const char *path;
+		if (d->status == GIT_DELTA_ADDED || d->status == GIT_DELTA_MODIFIED || d->status == GIT_DELTA_TYPECHANGE)
+			n = is_file_mode(d->new_file.mode) ? &d->new_file.id : NULL;
+		if (d->status == GIT_DELTA_DELETED || d->status == GIT_DELTA_MODIFIED || d->status == GIT_DELTA_TYPECHANGE)
+			o = is_file_mode(d->old_file.mode) ? &d->old_file.id : NULL;
+		if (!o && !n)
+			continue;
+		path = n ? d->new_file.path : d->old_file.path;
+		if ((rc = cb(path, o, n, payload)) != 0)
+			goto done;
+	}
+done:
+	git_diff_free(diff);
+	git_tree_free(a);
+	git_tree_free(b);
+	return rc;
+}
+
+/* ---- refs --------------------------------------------------------------- */
+
+int veld_repo__ref_get(git_oid *out, veld_repo *r, const char *name, veld_err *err)
+{
+	int grc = git_reference_name_to_id(out, r->git, name);
+	if (grc == GIT_ENOTFOUND)
+		return veld_err__set(err, VELD_ENOTFOUND, "no ref %s", name);
+	if (grc < 0)
+		return git_fail(err, grc, 0, "cannot read ref %s", name);
+	return 0;
+}
+
+int veld_repo__ref_set(veld_repo *r, const char *name, const git_oid *id, veld_err *err)
+{
+	git_reference *ref = NULL;
+	int grc = git_reference_create(&ref, r->git, name, id, 1, NULL);
+	git_reference_free(ref);
+	if (grc < 0)
+		return git_fail(err, grc, 0, "cannot set ref %s", name);
+	return 0;
+}
+
+typedef struct ref_item {
+	char *name;
+	git_oid id;
+} ref_item;
+
+static int cmp_ref_item(const void *a, const void *b)
+{
+	return strcmp(((const ref_item *)a)->name, ((const ref_item *)b)->name);
+}
+
+int veld_repo__ref_list(veld_repo *r, const char *prefix, veld_ref_cb cb, void *payload, veld_err *err)
+{
+	git_reference_iterator *it = NULL;
+	ref_item *items = NULL;
+	size_t n = 0, cap = 0, i, plen = prefix ? strlen(prefix) : 0;
+	const char *name;
+	int rc = 0, grc;
+
+	if ((grc = git_reference_iterator_new(&it, r->git)) < 0) {
+		rc = git_fail(err, grc, 0, "cannot list refs");
+		goto done;
+	}
+	while ((grc = git_reference_next_name(&name, it)) == 0) {
+		git_oid id;
+		if (plen && strncmp(name, prefix, plen) != 0)
+			continue;
+		if (git_reference_name_to_id(&id, r->git, name) < 0) {
+			git_error_clear(); /* a dangling symbolic ref (HEAD of an empty repo) */
+			continue;
+		}
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			ref_item *ni = realloc(items, ncap * sizeof *ni);
+			if (!ni) {
+				rc = oom(err);
+				goto done;
+			}
+			items = ni;
+			cap = ncap;
+		}
+		items[n].name = strdup(name);
+		if (!items[n].name) {
+			rc = oom(err);
+			goto done;
+		}
+		git_oid_cpy(&items[n].id, &id);
+		n++;
+	}
+	if (grc != GIT_ITEROVER) {
+		rc = git_fail(err, grc, 0, "cannot list refs");
+		goto done;
+	}
+	if (n)
+		qsort(items, n, sizeof *items, cmp_ref_item);
+	for (i = 0; i < n; i++)
+		if ((rc = cb(items[i].name, &items[i].id, payload)) != 0)
+			goto done;
+done:
+	for (i = 0; i < n; i++)
+		free(items[i].name);
+	free(items);
+	git_reference_iterator_free(it);
+	return rc;
+}
+
+/* ---- fetch and push ----------------------------------------------------- */
+
+/* One transfer's state, the payload of every libgit2 callback. */
+typedef struct xfer {
+	const veld_remote_opts *opts;
+	char url[512];          /* redacted, for messages */
+	const char *real_url;   /* for the credential callback */
+	int userpass_tries;
+	int ssh_tries;
+	int user_tries;
+	int auth_failed;        /* we gave up on credentials */
+	char refused_ref[256];  /* first ref the server refused */
+	char refused_msg[256];
+	int n_refused;
+} xfer;
+
+/* libgit2 asks again after every 401 and never gives up by itself (short of
+** its replay limit): each kind of credential is offered once.  A second
+** request means the first was rejected. */
+static int cred_cb(git_credential **out, const char *url, const char *user_from_url, unsigned int allowed,
+                   void *payload)
+{
+	xfer *x = payload;
+	const char *user = user_from_url && *user_from_url ? user_from_url : "git";
+	(void)url;
+
+	if (allowed & GIT_CREDENTIAL_USERNAME) {
+		if (x->user_tries++ > 0)
+			goto fail;
+		return git_credential_username_new(out, user);
+	}
+	if (allowed & GIT_CREDENTIAL_SSH_KEY) {
+		if (x->ssh_tries++ > 0)
+			goto fail;
+		return git_credential_ssh_key_from_agent(out, user);
+	}
+	if (allowed & GIT_CREDENTIAL_USERPASS_PLAINTEXT) {
+		char u[CRED_FIELD_SIZE], p[CRED_FIELD_SIZE];
+		int crc;
+		if (x->userpass_tries++ > 0 || !x->opts || !x->opts->cred)
+			goto fail;
+		snprintf(u, sizeof u, "%s", user_from_url ? user_from_url : "");
+		p[0] = '\0';
+		crc = x->opts->cred(u, sizeof u, p, sizeof p, x->real_url, x->opts->payload);
+		u[sizeof u - 1] = '\0';
+		p[sizeof p - 1] = '\0';
+		if (crc == 0)
+			crc = git_credential_userpass_plaintext_new(out, u, p);
+		else
+			crc = -1;
+		sodium_memzero(p, sizeof p);
+		if (crc < 0)
+			goto fail;
+		return 0;
+	}
+fail:
+	x->auth_failed = 1;
+	git_error_set_str(GIT_ERROR_NET, "authentication failed");
+	return GIT_EUSER;
+}
+
+static int fetch_progress_cb(const git_indexer_progress *st, void *payload)
+{
+	xfer *x = payload;
+	if (x->opts && x->opts->progress) {
+		if (st->received_objects < st->total_objects)
+			x->opts->progress("receiving objects", st->received_objects, st->total_objects, x->opts->payload);
+		else
+			x->opts->progress("indexing objects", st->indexed_objects, st->total_objects, x->opts->payload);
+	}
+	return 0;
+}
+
+static int push_progress_cb(unsigned int current, unsigned int total, size_t bytes, void *payload)
+{
+	xfer *x = payload;
+	(void)bytes;
+	if (x->opts && x->opts->progress)
+		x->opts->progress("sending objects", current, total, x->opts->payload);
+	return 0;
+}
+
+static int push_ref_cb(const char *refname, const char *status, void *payload)
+{
+	xfer *x = payload;
+	if (status) {
+		if (x->n_refused++ == 0) {
+			snprintf(x->refused_ref, sizeof x->refused_ref, "%s", refname);
+			snprintf(x->refused_msg, sizeof x->refused_msg, "%s", status);
+		}
+	}
+	return 0;
+}
+
+static int xfer_start(git_remote **remote, xfer *x, veld_repo *r, const char *url, const veld_remote_opts *opts,
+                      git_remote_callbacks *cbs, veld_err *err)
+{
+	int grc;
+	memset(x, 0, sizeof *x);
+	x->opts = opts;
+	x->real_url = url;
+	redact_url(x->url, sizeof x->url, url ? url : "");
+	if (!url || !*url)
+		return veld_err__set(err, VELD_EINVALID, "remote URL is empty");
+	if ((grc = git_remote_create_anonymous(remote, r->git, url)) < 0)
+		return git_fail(err, grc, 0, "cannot use remote %s", x->url);
+	cbs->credentials = cred_cb;
+	cbs->payload = x;
+	return 0;
+}
+
+/* The error of a failed transfer: authentication first (libgit2 reports it
+** as a user abort or as its own replay limit), then the mapped code. */
+static int xfer_fail(veld_err *err, const xfer *x, int grc, const char *what)
+{
+	if (x->auth_failed || grc == GIT_EAUTH)
+		return veld_err__set(err, VELD_EAUTH, "authentication failed for %s", x->url);
+	return git_fail(err, grc, 0, "%s %s", what, x->url);
+}
+
+int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
+                     const veld_remote_opts *opts, veld_err *err)
+{
+	git_fetch_options fo;
+	git_remote *remote = NULL;
+	git_strarray specs;
+	xfer x;
+	int rc, grc;
+
+	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
+	if ((rc = xfer_start(&remote, &x, r, url, opts, &fo.callbacks, err)) < 0)
+		goto done;
+	if (!n) {
+		rc = veld_err__set(err, VELD_EINVALID, "fetch from %s: no refspecs", x.url);
+		goto done;
+	}
+	fo.callbacks.transfer_progress = fetch_progress_cb;
+	fo.prune = GIT_FETCH_NO_PRUNE;
+	fo.update_fetchhead = 0;
+	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
+	specs.strings = (char **)refspecs;
+	specs.count = n;
+	if ((grc = git_remote_fetch(remote, &specs, &fo, NULL)) < 0) {
+		rc = xfer_fail(err, &x, grc, "fetch from");
+		goto done;
+	}
+done:
+	git_remote_free(remote);
+	return rc;
+}
+
+/* After GIT_ENONFASTFORWARD: name the first refspec whose remote side is not
+** an ancestor of what we push. */
+static void name_nonff(char *ref, size_t cap, veld_repo *r, git_remote *remote, const char *const *refspecs, size_t n)
+{
+	const git_remote_head **heads = NULL;
+	size_t nh = 0, i, j;
+	ref[0] = '\0';
+	if (git_remote_ls(&heads, &nh, remote) < 0) {
+		git_error_clear();
+		return;
+	}
+	for (i = 0; i < n && !ref[0]; i++) {
+		const char *spec = refspecs[i], *colon, *src, *dst;
+		char srcname[256];
+		git_oid local;
+		if (spec[0] == '+')
+			continue;
+		colon = strchr(spec, ':');
+		src = spec;
+		dst = colon ? colon + 1 : spec;
+		snprintf(srcname, sizeof srcname, "%.*s", colon ? (int)(colon - src) : (int)strlen(src), src);
+		if (git_reference_name_to_id(&local, r->git, srcname) < 0) {
+			git_error_clear();
+			continue;
+		}
+		for (j = 0; j < nh; j++) {
+			if (strcmp(heads[j]->name, dst) != 0)
+				continue;
+			if (!git_oid_equal(&heads[j]->oid, &local) &&
+			    git_graph_descendant_of(r->git, &local, &heads[j]->oid) != 1)
+				snprintf(ref, cap, "%s", dst);
+			git_error_clear();
+		}
+	}
+}
+
+int veld_repo__push(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
+                    const veld_remote_opts *opts, veld_err *err)
+{
+	git_push_options po;
+	git_remote *remote = NULL;
+	git_strarray specs;
+	xfer x;
+	int rc, grc;
+
+	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
+	if ((rc = xfer_start(&remote, &x, r, url, opts, &po.callbacks, err)) < 0)
+		goto done;
+	if (!n) {
+		rc = veld_err__set(err, VELD_EINVALID, "push to %s: no refspecs", x.url);
+		goto done;
+	}
+	po.callbacks.push_transfer_progress = push_progress_cb;
+	po.callbacks.push_update_reference = push_ref_cb;
+	specs.strings = (char **)refspecs;
+	specs.count = n;
+	grc = git_remote_push(remote, &specs, &po);
+	if (grc == GIT_ENONFASTFORWARD) {
+		char ref[256];
+		const git_error *e = git_error_last();
+		char why[256];
+		snprintf(why, sizeof why, "%s", e && e->message ? e->message : "not a fast-forward");
+		name_nonff(ref, sizeof ref, r, remote, refspecs, n);
+		rc = veld_err__set(err, VELD_EDENIED, "push of %s to %s refused: %s", ref[0] ? ref : "a ref", x.url, why);
+		goto done;
+	}
+	if (grc < 0) {
+		rc = xfer_fail(err, &x, grc, "push to");
+		goto done;
+	}
+	if (x.n_refused) {
+		if (x.n_refused > 1)
+			rc = veld_err__set(err, VELD_EDENIED, "push of %s to %s refused by the server: %s (and %d more refs)",
+			                   x.refused_ref, x.url, x.refused_msg, x.n_refused - 1);
+		else
+			rc = veld_err__set(err, VELD_EDENIED, "push of %s to %s refused by the server: %s", x.refused_ref,
+			                   x.url, x.refused_msg);
+		goto done;
+	}
+done:
+	git_remote_free(remote);
+	return rc;
+}
+
+/* ---- maintenance: repack and prune -------------------------------------- */
+
+/* A growable list of strings. */
+typedef struct strlist {
+	char **v;
+	size_t n, cap;
+} strlist;
+
+static int strlist_add(strlist *l, const char *s)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		char **nv = realloc(l->v, ncap * sizeof *nv);
+		if (!nv)
+			return -1;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	if (!(l->v[l->n] = strdup(s)))
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static void strlist_free(strlist *l)
+{
+	size_t i;
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
+static int is_hex(const char *s, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[n] == '\0';
+}
+
+/* Loose objects under objects/: their 40-hex ids. */
+static int list_loose(strlist *out, const char *objdir, veld_err *err)
+{
+	char sub[PATHBUF], id[GIT_OID_HEXSZ + 1];
+	int i;
+	for (i = 0; i < 256; i++) {
+		DIR *d;
+		struct dirent *de;
+		snprintf(sub, sizeof sub, "%s/%02x", objdir, i);
+		if (!(d = opendir(sub))) {
+			if (errno == ENOENT)
+				continue;
+			return veld_err__set(err, VELD_ERROR, "maintain: cannot read %s: %s", sub, strerror(errno));
+		}
+		while ((de = readdir(d)) != NULL) {
+			if (strlen(de->d_name) != GIT_OID_HEXSZ - 2 || !is_hex(de->d_name, GIT_OID_HEXSZ - 2))
+				continue;
+			snprintf(id, sizeof id, "%02x%s", i, de->d_name);
+			if (strlist_add(out, id) < 0) {
+				closedir(d);
+				return oom(err);
+			}
+		}
+		closedir(d);
+	}
+	return 0;
+}
+
+/* Packs under objects/pack: their names "pack-<hex>" (from the .idx). */
+static int list_packs(strlist *out, const char *packdir, veld_err *err)
+{
+	DIR *d = opendir(packdir);
+	struct dirent *de;
+	int rc = 0;
+	if (!d)
+		return errno == ENOENT ? 0
+		                       : veld_err__set(err, VELD_ERROR, "maintain: cannot read %s: %s", packdir, strerror(errno));
+	while ((de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+		char name[256];
+		if (len < 9 || strncmp(de->d_name, "pack-", 5) != 0 || strcmp(de->d_name + len - 4, ".idx") != 0 ||
+		    len - 4 >= sizeof name)
+			continue;
+		snprintf(name, sizeof name, "%.*s", (int)(len - 4), de->d_name);
+		if (strlist_add(out, name) < 0) {
+			rc = oom(err);
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
+static int fsync_path(const char *path, int is_dir)
+{
+	int fd = open(path, (is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+	int rc;
+	if (fd < 0)
+		return -1;
+	rc = fsync(fd);
+	close(fd);
+	return rc;
+}
+
+/* An odb holding one pack only, for membership tests. */
+static int open_one_pack(git_odb **out, const char *packdir, const char *name, veld_err *err)
+{
+	git_odb_backend *be = NULL;
+	char idx[PATHBUF];
+	int grc;
+	*out = NULL;
+	snprintf(idx, sizeof idx, "%s/%s.idx", packdir, name);
+	if ((grc = git_odb_new(out)) < 0)
+		return git_fail(err, grc, 0, "maintain: cannot create an object database");
+	if ((grc = git_odb_backend_one_pack(&be, idx)) < 0)
+		goto fail;
+	if ((grc = git_odb_add_backend(*out, be, 1)) < 0) {
+		be->free(be); /* not owned by the odb yet */
+		goto fail;
+	}
+	return 0;
+fail:
+	git_odb_free(*out);
+	*out = NULL;
+	return git_fail(err, grc, 0, "maintain: cannot open pack %s", name);
+}
+
+/* 1 if the file at `path` was last modified at least `age_s` seconds ago
+** (age_s 0: always); 0 otherwise or if it cannot be read. */
+static int old_enough(const char *path, int age_s, time_t now)
+{
+	struct stat st;
+	if (age_s <= 0)
+		return 1;
+	if (stat(path, &st) != 0)
+		return 0;
+	return st.st_mtime <= now - age_s;
+}
+
+typedef struct pack_check {
+	git_odb *fresh;   /* the new pack */
+	size_t missing;   /* objects of the old pack that the new one lacks */
+} pack_check;
+
+static int pack_check_cb(const git_oid *id, void *payload)
+{
+	pack_check *pc = payload;
+	if (!pc->fresh || !git_odb_exists(pc->fresh, id))
+		pc->missing++;
+	return 0;
+}
+
+static int unlink_pack(const char *packdir, const char *name)
+{
+	/* The .idx first: readers find packs by their index. */
+	static const char *const ext[] = {".idx", ".pack", ".rev", ".bitmap", ".mtimes", ".promisor"};
+	char p[PATHBUF];
+	size_t i;
+	int rc = 0;
+	for (i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+		snprintf(p, sizeof p, "%s/%s%s", packdir, name, ext[i]);
+		if (unlink(p) != 0 && errno != ENOENT)
+			rc = -1;
+	}
+	return rc;
+}
+
+/* Fill the packbuilder with everything reachable from every ref. */
+static int insert_reachable(git_packbuilder *pb, veld_repo *r, veld_err *err)
+{
+	git_reference_iterator *it = NULL;
+	git_revwalk *walk = NULL;
+	const char *name;
+	int rc = 0, grc;
+
+	if ((grc = git_revwalk_new(&walk, r->git)) < 0 || (grc = git_reference_iterator_new(&it, r->git)) < 0) {
+		rc = git_fail(err, grc, 0, "maintain: cannot walk the refs");
+		goto done;
+	}
+	while ((grc = git_reference_next_name(&name, it)) == 0) {
+		git_oid id;
+		git_object *o = NULL;
+		if (git_reference_name_to_id(&id, r->git, name) < 0) {
+			git_error_clear(); /* dangling symbolic ref */
+			continue;
+		}
+		if ((grc = git_object_lookup(&o, r->git, &id, GIT_OBJECT_ANY)) < 0) {
+			rc = git_fail(err, grc, VELD_EINTEGRITY, "maintain: ref %s points at a missing object", name);
+			goto done;
+		}
+		if (git_object_type(o) == GIT_OBJECT_COMMIT)
+			grc = git_revwalk_push(walk, &id);
+		else
+			grc = git_packbuilder_insert_recur(pb, &id, NULL);
+		git_object_free(o);
+		if (grc < 0) {
+			rc = git_fail(err, grc, 0, "maintain: cannot add what %s reaches", name);
+			goto done;
+		}
+	}
+	if (grc != GIT_ITEROVER) {
+		rc = git_fail(err, grc, 0, "maintain: cannot list refs");
+		goto done;
+	}
+	/* Every commit of the walk with its whole tree (subtrees and blobs). */
+	if ((grc = git_packbuilder_insert_walk(pb, walk)) < 0) {
+		rc = git_fail(err, grc, 0, "maintain: cannot collect reachable objects");
+		goto done;
+	}
+done:
+	git_reference_iterator_free(it);
+	git_revwalk_free(walk);
+	return rc;
+}
+
+/*
+** The algorithm (libgit2 has no gc):
+**  1. Snapshot what is there now: the loose object ids under objects/ and
+**     the packs under objects/pack.  Only these are candidates for removal,
+**     so an object written while we work is never touched.
+**  2. Collect everything reachable from every ref: commits through a
+**     revwalk that pushes every ref to a commit (git_packbuilder_insert_walk
+**     adds each commit with its whole tree), other objects with
+**     git_packbuilder_insert_recur.
+**  3. Write those objects as one new pack into objects/pack and fsync the
+**     .pack, the .idx and the directory: nothing is deleted before the new
+**     pack is durable.
+**  4. Loose objects of the snapshot: the new pack holds it -> delete it;
+**     it does not (unreachable) -> delete it if pruning (prune_age_s >= 0)
+**     and the file is at least prune_age_s old.  Empty fan-out dirs go too.
+**  5. Old packs of the snapshot (except one with the new pack's name and
+**     any with a .keep file): delete if every object in it is in the new
+**     pack, or if the rest are prunable (pruning, pack file old enough).
+**     Otherwise keep it whole.
+**  6. Reopen the repository so that libgit2 forgets the deleted packs and
+**     its cached objects.
+** With prune_age_s 0 the repository afterwards holds exactly the objects
+** reachable from its refs: an old root commit of a keys ref, replaced by a
+** new one, is gone with its trees and blobs.  The caller must make sure
+** that nothing else writes to the repository while maintain runs with
+** prune_age_s 0 (the store's write lock): an object written by another
+** process but not yet referenced would look unreachable.
+*/
+int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err)
+{
+	git_packbuilder *pb = NULL;
+	git_odb *fresh = NULL;
+	git_repository *reopened = NULL;
+	git_buf objbuf = {0};
+	strlist loose = {0}, packs = {0};
+	char objdir[PATH_MAX], packdir[PATH_MAX], p[PATHBUF];
+	char newpack[128] = "";
+	int prune = prune_age_s >= 0;
+	time_t now = time(NULL);
+	size_t i, len;
+	int rc = 0, grc;
+
+	if ((grc = git_repository_item_path(&objbuf, r->git, GIT_REPOSITORY_ITEM_OBJECTS)) < 0) {
+		rc = git_fail(err, grc, 0, "maintain: no objects directory");
+		goto done;
+	}
+	len = objbuf.size;
+	if (len && objbuf.ptr[len - 1] == '/')
+		len--;
+	if (len + sizeof "/pack/" + 64 >= sizeof objdir) {
+		rc = veld_err__set(err, VELD_EINVALID, "maintain: repository path too long");
+		goto done;
+	}
+	memcpy(objdir, objbuf.ptr, len);
+	objdir[len] = '\0';
+	memcpy(packdir, objdir, len);
+	memcpy(packdir + len, "/pack", sizeof "/pack");
+
+	/* 1. */
+	if ((rc = list_loose(&loose, objdir, err)) < 0 || (rc = list_packs(&packs, packdir, err)) < 0)
+		goto done;
+
+	/* 2. */
+	if ((grc = git_packbuilder_new(&pb, r->git)) < 0) {
+		rc = git_fail(err, grc, 0, "maintain: cannot start a pack");
+		goto done;
+	}
+	if ((rc = insert_reachable(pb, r, err)) < 0)
+		goto done;
+
+	/* 3. */
+	if (git_packbuilder_object_count(pb) > 0) {
+		const char *name;
+		if ((grc = git_packbuilder_write(pb, packdir, 0, NULL, NULL)) < 0) {
+			rc = git_fail(err, grc, 0, "maintain: cannot write the pack");
+			goto done;
+		}
+		name = git_packbuilder_name(pb);
+		if (!name) {
+			rc = veld_err__set(err, VELD_ERROR, "maintain: the new pack has no name");
+			goto done;
+		}
+		snprintf(newpack, sizeof newpack, "pack-%s", name);
+		snprintf(p, sizeof p, "%s/%s.pack", packdir, newpack);
+		if (fsync_path(p, 0) != 0) {
+			rc = veld_err__set(err, VELD_ERROR, "maintain: cannot fsync %s: %s", p, strerror(errno));
+			goto done;
+		}
+		snprintf(p, sizeof p, "%s/%s.idx", packdir, newpack);
+		if (fsync_path(p, 0) != 0 || fsync_path(packdir, 1) != 0) {
+			rc = veld_err__set(err, VELD_ERROR, "maintain: cannot fsync the new pack: %s", strerror(errno));
+			goto done;
+		}
+		if ((rc = open_one_pack(&fresh, packdir, newpack, err)) < 0)
+			goto done;
+	}
+
+	/* 4. */
+	for (i = 0; i < loose.n; i++) {
+		git_oid id;
+		int keep;
+		snprintf(p, sizeof p, "%s/%.2s/%s", objdir, loose.v[i], loose.v[i] + 2);
+		if (git_oid_fromstr(&id, loose.v[i]) < 0) {
+			git_error_clear();
+			continue;
+		}
+		if (fresh && git_odb_exists(fresh, &id))
+			keep = 0;
+		else
+			keep = !(prune && old_enough(p, prune_age_s, now));
+		if (!keep && unlink(p) != 0 && errno != ENOENT) {
+			rc = veld_err__set(err, VELD_ERROR, "maintain: cannot remove %s: %s", p, strerror(errno));
+			goto done;
+		}
+	}
+	for (i = 0; i < 256; i++) {
+		snprintf(p, sizeof p, "%s/%02x", objdir, (unsigned)i);
+		(void)rmdir(p); /* only succeeds when empty */
+	}
+
+	/* 5. */
+	for (i = 0; i < packs.n; i++) {
+		git_odb *old = NULL;
+		pack_check pc;
+		if (newpack[0] && strcmp(packs.v[i], newpack) == 0)
+			continue;
+		snprintf(p, sizeof p, "%s/%s.keep", packdir, packs.v[i]);
+		if (access(p, F_OK) == 0)
+			continue;
+		if ((rc = open_one_pack(&old, packdir, packs.v[i], err)) < 0)
+			goto done;
+		pc.fresh = fresh;
+		pc.missing = 0;
+		grc = git_odb_foreach(old, pack_check_cb, &pc);
+		git_odb_free(old);
+		if (grc < 0) {
+			rc = git_fail(err, grc, 0, "maintain: cannot read pack %s", packs.v[i]);
+			goto done;
+		}
+		snprintf(p, sizeof p, "%s/%s.pack", packdir, packs.v[i]);
+		if (pc.missing && !(prune && old_enough(p, prune_age_s, now)))
+			continue;
+		if (unlink_pack(packdir, packs.v[i]) != 0) {
+			rc = veld_err__set(err, VELD_ERROR, "maintain: cannot remove pack %s: %s", packs.v[i], strerror(errno));
+			goto done;
+		}
+	}
+	if (fsync_path(packdir, 1) != 0 && errno != ENOENT) {
+		rc = veld_err__set(err, VELD_ERROR, "maintain: cannot fsync %s: %s", packdir, strerror(errno));
+		goto done;
+	}
+
+	/* 6. */
+	if ((grc = git_repository_open_bare(&reopened, r->path)) < 0) {
+		rc = git_fail(err, grc, 0, "maintain: cannot reopen %s", r->path);
+		goto done;
+	}
+	git_repository_free(r->git);
+	r->git = reopened;
+done:
+	git_odb_free(fresh);
+	git_packbuilder_free(pb);
+	git_buf_dispose(&objbuf);
+	strlist_free(&loose);
+	strlist_free(&packs);
+	return rc;
+}
