@@ -81,6 +81,27 @@ function date.days(s)
 	return era * 146097 + doe - 719468
 end
 
+-- The date `n` days after 1970-01-01 (H. Hinnant's civil_from_days).
+function date.from_days(n)
+	n = n + 719468
+	local era = n // 146097
+	local doe = n - era * 146097
+	local yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+	local y = yoe + era * 400
+	local doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+	local mp = (5 * doy + 2) // 153
+	local d = doy - (153 * mp + 2) // 5 + 1
+	local m = mp < 10 and mp + 3 or mp - 9
+	if m <= 2 then y = y + 1 end
+	return ymd(y, m, d)
+end
+
+function date.add_days(s, n)
+	local days = date.days(s)
+	if not days then return nil end
+	return date.from_days(days + n)
+end
+
 -- Add months, clamping the day to the end of the month (31/01 + 1 = 28/02).
 function date.add_months(s, n)
 	local y, m, d = date.parse(s)
