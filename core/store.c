@@ -46,6 +46,7 @@ struct veld_store {
 	unsigned char *master; /* VELD_KEYBYTES, sodium_malloc */
 	int cipher;
 	veld_keyfile_params kparams;
+	int busy_ms;
 	veld_vfs *vfs;
 	sqlite3 *db;
 	char device_id[VELD_DEVICE_ID_LEN + 1];
@@ -357,6 +358,7 @@ static veld_store *store_alloc(const char *dir, const veld_store_options *opts)
 	s->db_path = join_path(s->dir ? s->dir : "", VELD_DB_NAME);
 	s->key_path = join_path(s->dir ? s->dir : "", VELD_KEYFILE_NAME);
 	s->master = sodium_malloc(VELD_KEYBYTES);
+	s->busy_ms = opts && opts->busy_timeout_ms > 0 ? opts->busy_timeout_ms : 5000;
 	if (opts) {
 		s->kparams.cipher = opts->cipher;
 		s->kparams.opslimit = opts->pwhash_opslimit;
@@ -381,6 +383,7 @@ static int open_database(veld_store *s, int create)
 	sodium_free(page_key);
 	if (rc != 0)
 		return rc;
+	veld_vfs__set_busy_timeout(s->vfs, s->busy_ms);
 	return veld_vfs__open_db(&s->db, s->vfs, s->db_path, create, &s->err);
 }
 
