@@ -76,5 +76,13 @@ int cmd_export(cli *c);
 int cmd_case(cli *c);
 int cmd_record(cli *c);
 int cmd_audit(cli *c);
+int cmd_org(cli *c);
+int cmd_enroll(cli *c);
+int cmd_join(cli *c);
+int cmd_sync(cli *c);
+int cmd_conflicts(cli *c);
+int cmd_resolve(cli *c);
+int cmd_log(cli *c);
+int cmd_revoke(cli *c);
 
 #endif

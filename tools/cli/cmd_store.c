@@ -83,7 +83,9 @@ int cmd_device(cli *c)
 		veld_store_close(s);
 		return code;
 	}
-	return cli_usage("device init|show");
+	if (sub && !strcmp(sub, "revoke"))
+		return cmd_revoke(c);
+	return cli_usage("device init|show|revoke");
 }
 
 int cmd_passwd(cli *c)

@@ -26,13 +26,20 @@ static const char usage_text[] =
 	"usage: veld [-C DIR] [--passphrase-file FILE] [--json] COMMAND [ARGS]\n"
 	"\n"
 	"Setting up\n"
-	"  device init --name NAME --role assistant|volunteer|office [--out FILE]\n"
+	"  org init --name NAME --hub HUB   office: store, organisation keys and hub\n"
+	"  device init --name NAME --role assistant|volunteer [--out FILE]\n"
+	"  enroll REQUEST [--region POSTCODES]   office: accept a device\n"
+	"  join --hub HUB             device: pick up the enrolment\n"
+	"  device revoke DEVICE       office: revoke a lost or stolen device\n"
 	"  passwd                     change the passphrase ($VELD_NEW_PASSPHRASE or terminal)\n"
 	"Cases and records\n"
 	"  case new --name NAME --postcode PC [--birth DATE] [--address TEXT] [--phone TEXT] [--ref NR]\n"
 	"  case list | case show CASE\n"
 	"  record put CASE FORM [--record RID] [FIELD=TEXT | FIELD:=JSON ...] [--file JSON|-]\n"
 	"  record show RID | record delete RID\n"
+	"Sync and history\n"
+	"  sync [--every SECONDS]     commit, fetch, verify, merge, push\n"
+	"  conflicts | resolve RID FIELD VALUE | log [CASE]\n"
 	"History and checks\n"
 	"  audit [CASE]               who opened or changed what, when\n"
 	"  export                     every readable case and record, canonical\n"
@@ -314,6 +321,20 @@ int main(int argc, char **argv)
 		i = cmd_record(&c);
 	else if (!strcmp(cmd, "audit"))
 		i = cmd_audit(&c);
+	else if (!strcmp(cmd, "org"))
+		i = cmd_org(&c);
+	else if (!strcmp(cmd, "enroll"))
+		i = cmd_enroll(&c);
+	else if (!strcmp(cmd, "join"))
+		i = cmd_join(&c);
+	else if (!strcmp(cmd, "sync"))
+		i = cmd_sync(&c);
+	else if (!strcmp(cmd, "conflicts"))
+		i = cmd_conflicts(&c);
+	else if (!strcmp(cmd, "resolve"))
+		i = cmd_resolve(&c);
+	else if (!strcmp(cmd, "log"))
+		i = cmd_log(&c);
 	else
 		i = cli_usage("unknown command '%s'", cmd);
 	free(words);

@@ -1,0 +1,371 @@
+/*
+** cmd_sync.c — the organisation and sync commands: org init, enroll, join,
+** sync (once, or as the office's service with --every), conflicts,
+** resolve, log, device revoke.
+**
+** Hub credentials come from $VELD_HUB_USER / $VELD_HUB_PASSWORD, else the
+** terminal; they are never stored.  Progress goes to stderr on a terminal.
+*/
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <sodium.h>
+
+#include "veld_platform.h"
+
+/* Set by SIGTERM/SIGINT during `sync --every`: finish the round, then stop.
+** (A signal handler can only reach a static flag.) */
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int credentials(char *user, size_t ucap, char *pass, size_t pcap, const char *url, void *payload)
+{
+	const veld_os *os = veld_os_default();
+	const char *u = getenv("VELD_HUB_USER"), *p = getenv("VELD_HUB_PASSWORD");
+	(void)url;
+	(void)payload;
+	if (u)
+		snprintf(user, ucap, "%s", u);
+	else if (os->xPrompt(os->ctx, "Hub user: ", user, ucap) < 0)
+		return -1;
+	if (p)
+		snprintf(pass, pcap, "%s", p);
+	else if (os->xPrompt(os->ctx, "Hub password: ", pass, pcap) < 0)
+		return -1;
+	return 0;
+}
+
+static void show_progress(const char *stage, size_t done, size_t total, void *payload)
+{
+	(void)payload;
+	if (total > 1)
+		fprintf(stderr, "\r%-8s %zu/%zu   ", stage, done, total);
+	else
+		fprintf(stderr, "\r%-8s ...      ", stage);
+	fflush(stderr);
+}
+
+static void sync_options(veld_sync_options *o, const cli *c)
+{
+	memset(o, 0, sizeof *o);
+	o->version = VELD_SYNC_OPTIONS_VERSION;
+	o->credentials = credentials;
+	if (!c->json && isatty(2))
+		o->progress = show_progress;
+}
+
+int cmd_org(cli *c)
+{
+	static const char *const valued[] = {"--name", "--hub", NULL};
+	const char *sub = c->argc > 1 ? c->argv[1] : NULL;
+	const char *name = cli_opt(c, "--name"), *hub = cli_opt(c, "--hub");
+	veld_store *s = NULL;
+	char *pass, *dev = NULL;
+	size_t n = 0;
+	int rc, code;
+	if (!sub || strcmp(sub, "init"))
+		return cli_usage("org init --name NAME --hub HUB");
+	if ((code = cli_check_opts(c, 2, valued, NULL)))
+		return code;
+	if (!name || !hub)
+		return cli_usage("org init --name NAME --hub HUB");
+	pass = cli_passphrase(c, "VELD_PASSPHRASE", "New store passphrase: ", 1, &n);
+	if (!pass)
+		return EXIT_PASS;
+	rc = veld_org_init(&s, c->store_dir, pass, n, name, hub, NULL);
+	cli_pass_free(pass);
+	if (rc) {
+		code = cli_fail(s, rc, "org init");
+		veld_store_close(s);
+		return code;
+	}
+	rc = veld_store_device_json(&dev, s);
+	if (!rc) {
+		json_t *d = json_loads(dev, 0, NULL);
+		const char *id = json_string_value(json_object_get(d, "id"));
+		if (c->json)
+			printf("{\"id\":\"%s\"}\n", id);
+		else
+			printf("%s\n", id);
+		json_decref(d);
+	}
+	code = rc ? cli_fail(s, rc, "org init") : EXIT_OK;
+	veld_free(dev);
+	veld_store_close(s);
+	return code;
+}
+
+int cmd_enroll(cli *c)
+{
+	static const char *const valued[] = {"--region", NULL};
+	const char *file = cli_arg(c, 1, 0, valued);
+	veld_store *s;
+	char id[VELD_IDSIZE];
+	json_t *req;
+	json_error_t jerr;
+	char *txt;
+	int rc, code;
+	if ((code = cli_check_opts(c, 1, valued, NULL)))
+		return code;
+	if (!file || cli_arg(c, 1, 1, valued))
+		return cli_usage("enroll REQUEST [--region POSTCODES]");
+	req = !strcmp(file, "-") ? json_loadf(stdin, 0, &jerr) : json_load_file(file, 0, &jerr);
+	if (!req) {
+		cli_error(file, "line %d: %s", jerr.line, jerr.text);
+		return EXIT_INPUT;
+	}
+	txt = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	if ((code = cli_open(&s, c))) {
+		free(txt);
+		return code;
+	}
+	rc = veld_enroll(id, s, txt, cli_opt(c, "--region"));
+	free(txt);
+	code = rc ? cli_fail(s, rc, "enroll") : EXIT_OK;
+	if (!rc)
+		printf(c->json ? "{\"id\":\"%s\"}\n" : "%s\n", id);
+	veld_store_close(s);
+	return code;
+}
+
+int cmd_join(cli *c)
+{
+	static const char *const valued[] = {"--hub", NULL};
+	const char *hub = cli_opt(c, "--hub");
+	veld_sync_options o;
+	veld_store *s;
+	int rc, code;
+	if ((code = cli_check_opts(c, 1, valued, NULL)))
+		return code;
+	if (!hub || c->argc != 3)
+		return cli_usage("join --hub HUB");
+	if ((code = cli_open(&s, c)))
+		return code;
+	sync_options(&o, c);
+	rc = veld_join(s, hub, &o);
+	if (o.progress)
+		fputc('\n', stderr);
+	code = rc ? cli_fail(s, rc, "join") : EXIT_OK;
+	if (!rc)
+		printf(c->json ? "{\"joined\":true}\n" : "joined; run `veld sync` to fetch your cases\n");
+	veld_store_close(s);
+	return code;
+}
+
+static void print_summary(const cli *c, const char *summary)
+{
+	json_t *j;
+	if (!summary)
+		return;
+	if (c->json) {
+		printf("%s\n", summary);
+		return;
+	}
+	j = json_loads(summary, 0, NULL);
+	printf("pushed %lld, fetched %lld, merged %lld, conflicts %lld\n",
+	       (long long)json_integer_value(json_object_get(j, "pushed")),
+	       (long long)json_integer_value(json_object_get(j, "fetched")),
+	       (long long)json_integer_value(json_object_get(j, "merged")),
+	       (long long)json_integer_value(json_object_get(j, "conflicts")));
+	{
+		size_t i;
+		json_t *r;
+		json_array_foreach(json_object_get(j, "rejected"), i, r)
+		{
+			printf("rejected %s %.12s: %s\n", json_string_value(json_object_get(r, "ref")),
+			       json_string_value(json_object_get(r, "commit")), json_string_value(json_object_get(r, "reason")));
+		}
+	}
+	json_decref(j);
+}
+
+/* One sync round; returns the exit code. */
+static int sync_once(cli *c)
+{
+	veld_sync_options o;
+	veld_store *s;
+	char *summary = NULL;
+	int rc, code;
+	if ((code = cli_open(&s, c)))
+		return code;
+	sync_options(&o, c);
+	rc = veld_sync(&summary, s, &o);
+	if (o.progress)
+		fputs("\r                         \r", stderr);
+	print_summary(c, summary);
+	code = rc ? cli_fail(s, rc, "sync") : EXIT_OK;
+	veld_free(summary);
+	veld_store_close(s);
+	return code;
+}
+
+int cmd_sync(cli *c)
+{
+	static const char *const valued[] = {"--every", NULL};
+	const char *every = cli_opt(c, "--every");
+	struct sigaction sa;
+	long secs;
+	int code;
+	if ((code = cli_check_opts(c, 1, valued, NULL)))
+		return code;
+	if (cli_arg(c, 1, 0, valued))
+		return cli_usage("sync [--every SECONDS]");
+	if (!every)
+		return sync_once(c);
+	secs = strtol(every, NULL, 10);
+	if (secs < 1)
+		return cli_usage("--every needs a number of seconds >= 1");
+	/* The service: the store is opened only for each round, so other
+	** commands run between rounds; SIGTERM ends it after the current round. */
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	while (!stop_requested) {
+		long waited;
+		code = sync_once(c);
+		fflush(stdout);
+		if (code == EXIT_PASS && !stop_requested) {
+			/* locked by another command or wrong passphrase: try again later */
+		}
+		for (waited = 0; waited < secs && !stop_requested; waited++)
+			sleep(1);
+	}
+	fprintf(stderr, "veld: sync: stopped\n");
+	return EXIT_OK;
+}
+
+int cmd_conflicts(cli *c)
+{
+	veld_store *s;
+	char *out = NULL;
+	int rc, code;
+	if (c->argc != 1)
+		return cli_usage("conflicts");
+	if ((code = cli_open(&s, c)))
+		return code;
+	rc = veld_conflicts_json(&out, s);
+	code = rc ? cli_fail(s, rc, "conflicts") : EXIT_OK;
+	if (!rc && c->json) {
+		printf("%s\n", out);
+	} else if (!rc) {
+		json_t *arr = json_loads(out, 0, NULL), *e;
+		size_t i;
+		json_array_foreach(arr, i, e)
+		{
+			char *vals = json_dumps(json_object_get(e, "values"), JSON_COMPACT | JSON_ENCODE_ANY);
+			printf("%s %s %-20s %s\n", json_string_value(json_object_get(e, "record")),
+			       json_string_value(json_object_get(e, "form")), json_string_value(json_object_get(e, "field")),
+			       vals ? vals : "");
+			free(vals);
+		}
+		if (json_array_size(arr) == 0)
+			printf("no conflicts\n");
+		json_decref(arr);
+	}
+	veld_free(out);
+	veld_store_close(s);
+	return code;
+}
+
+int cmd_resolve(cli *c)
+{
+	veld_store *s;
+	const char *rid, *field, *value;
+	json_t *v;
+	char *vjson;
+	int rc, code;
+	if (c->argc != 4)
+		return cli_usage("resolve RID FIELD VALUE (VALUE is JSON if it parses, else text)");
+	rid = c->argv[1];
+	field = c->argv[2];
+	value = c->argv[3];
+	/* VALUE: JSON when it parses as a scalar or array, else text. */
+	v = json_loads(value, JSON_DECODE_ANY, NULL);
+	if (!v || json_is_object(v)) {
+		json_decref(v);
+		v = json_string(value);
+	}
+	vjson = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+	json_decref(v);
+	if (!vjson)
+		return cli_usage("VALUE must be valid UTF-8");
+	if ((code = cli_open(&s, c))) {
+		free(vjson);
+		return code;
+	}
+	rc = veld_resolve(s, rid, field, vjson);
+	free(vjson);
+	code = rc ? cli_fail(s, rc, "resolve") : EXIT_OK;
+	if (!rc)
+		printf(c->json ? "{\"resolved\":true}\n" : "resolved; sync to share it\n");
+	veld_store_close(s);
+	return code;
+}
+
+int cmd_log(cli *c)
+{
+	veld_store *s;
+	char *out = NULL;
+	const char *case_id = cli_arg(c, 1, 0, NULL);
+	int rc, code;
+	if (c->argc > 2)
+		return cli_usage("log [CASE]");
+	if ((code = cli_open(&s, c)))
+		return code;
+	rc = veld_log_json(&out, s, case_id);
+	code = rc ? cli_fail(s, rc, "log") : EXIT_OK;
+	if (!rc && c->json) {
+		printf("%s\n", out);
+	} else if (!rc) {
+		json_t *arr = json_loads(out, 0, NULL), *e, *r;
+		size_t i, k;
+		json_array_foreach(arr, i, e)
+		{
+			char when[32];
+			time_t t = (time_t)(json_integer_value(json_object_get(e, "at")) / 1000);
+			struct tm tmv;
+			strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tmv));
+			printf("%.12s  %s  %s\n", json_string_value(json_object_get(e, "commit")), when,
+			       json_string_value(json_object_get(e, "signer")));
+			json_array_foreach(json_object_get(e, "records"), k, r)
+			{
+				printf("    case %s record %s\n", json_string_value(json_object_get(r, "case")),
+				       json_string_value(json_object_get(r, "record")));
+			}
+		}
+		json_decref(arr);
+	}
+	veld_free(out);
+	veld_store_close(s);
+	return code;
+}
+
+int cmd_revoke(cli *c)
+{
+	veld_store *s;
+	int rc, code;
+	if (c->argc != 3)
+		return cli_usage("device revoke DEVICE");
+	if ((code = cli_open(&s, c)))
+		return code;
+	rc = veld_device_revoke(s, c->argv[2]);
+	code = rc ? cli_fail(s, rc, "device revoke") : EXIT_OK;
+	if (!rc)
+		printf(c->json ? "{\"revoked\":\"%s\"}\n" : "revoked %s; sync to publish\n", c->argv[2]);
+	veld_store_close(s);
+	return code;
+}
