@@ -146,3 +146,52 @@ void veld_test_fast_options(veld_store_options *o)
 	o->device_name = "test-device";
 	o->device_role = "assistant";
 }
+
+/* ---- sync fixtures ------------------------------------------------------------ */
+
+veld_store *veld_test_office(const char *dir, const char *hub)
+{
+	veld_store_options o;
+	veld_store *s = NULL;
+	veld_test_fast_options(&o);
+	o.device_name = "office";
+	if (veld_org_init(&s, dir, VELD_TEST_PASS, strlen(VELD_TEST_PASS), "Testorganisatie", hub, &o))
+		fail_msg("org init: %s", veld_errmsg(s));
+	return s;
+}
+
+json_t *veld_test_sync(veld_store *s, int want)
+{
+	char *sum = NULL;
+	json_t *j;
+	int rc = veld_sync(&sum, s, NULL);
+	if (rc != want)
+		fail_msg("sync returned %d, wanted %d: %s (%s)", rc, want, veld_errmsg(s), sum ? sum : "");
+	j = sum ? json_loads(sum, 0, NULL) : json_object();
+	veld_free(sum);
+	return j;
+}
+
+veld_store *veld_test_device(char *id_out, veld_store *office, const char *dir, const char *role,
+                             const char *region, const char *hub)
+{
+	veld_store_options o;
+	veld_store *s = NULL;
+	char *req = NULL, id[VELD_IDSIZE];
+	veld_test_fast_options(&o);
+	o.device_role = role;
+	o.device_name = role;
+	if (veld_store_create(&s, dir, VELD_TEST_PASS, strlen(VELD_TEST_PASS), &o))
+		fail_msg("device create: %s", veld_errmsg(s));
+	if (veld_store_device_json(&req, s))
+		fail_msg("device json: %s", veld_errmsg(s));
+	if (veld_enroll(id, office, req, region))
+		fail_msg("enroll: %s", veld_errmsg(office));
+	veld_free(req);
+	json_decref(veld_test_sync(office, VELD_OK));
+	if (veld_join(s, hub, NULL))
+		fail_msg("join: %s", veld_errmsg(s));
+	if (id_out)
+		memcpy(id_out, id, VELD_IDSIZE);
+	return s;
+}

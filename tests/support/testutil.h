@@ -36,4 +36,22 @@ void veld_test_flip_byte(const char *path, long off);
 /* Store options with cheap Argon2id limits so tests run fast. */
 void veld_test_fast_options(veld_store_options *o);
 
+/* ---- sync fixtures ------------------------------------------------------ */
+
+#define VELD_TEST_PASS "test passphrase"
+
+/* An office store in `dir` with a new bare hub at `hub` (cheap Argon2id).
+** Fails the test on error. */
+veld_store *veld_test_office(const char *dir, const char *hub);
+
+/* A device store in `dir`, enrolled by `office` with `role` and `region`
+** (NULL for none), published by an office sync and joined to `hub`.
+** Writes the device id to id_out (VELD_IDSIZE) if not NULL. */
+veld_store *veld_test_device(char *id_out, veld_store *office, const char *dir, const char *role,
+                             const char *region, const char *hub);
+
+/* Sync and fail the test unless it returns `want`; returns the summary
+** (json_t, caller decrefs). */
+json_t *veld_test_sync(veld_store *s, int want);
+
 #endif

@@ -1,0 +1,192 @@
+/*
+** sync_basic.c — sync through a hub on a path: enrolment, a case made on a
+** tablet reaching the office and a second tablet of the region, a conflict
+** kept everywhere and resolved everywhere, delete against edit.
+*/
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct net {
+	char *root, *hub;
+	veld_store *office, *a, *b;
+} net;
+
+static void net_up(net *n)
+{
+	char *d;
+	n->root = veld_test_tmpdir("sync-basic");
+	n->hub = veld_test_path(n->root, "hub.git");
+	d = veld_test_path(n->root, "office");
+	n->office = veld_test_office(d, n->hub);
+	free(d);
+	d = veld_test_path(n->root, "a");
+	n->a = veld_test_device(NULL, n->office, d, "assistant", "3000-3499", n->hub);
+	free(d);
+	d = veld_test_path(n->root, "b");
+	n->b = veld_test_device(NULL, n->office, d, "assistant", "3000-3499", n->hub);
+	free(d);
+	json_decref(veld_test_sync(n->a, VELD_OK));
+	json_decref(veld_test_sync(n->b, VELD_OK));
+}
+
+static void net_down(net *n)
+{
+	veld_store_close(n->office);
+	veld_store_close(n->a);
+	veld_store_close(n->b);
+	veld_test_rmtree(n->root);
+	free(n->root);
+	free(n->hub);
+}
+
+static char *export_of(veld_store *s)
+{
+	char *out = NULL;
+	assert_int_equal(veld_export_json(&out, s), VELD_OK);
+	return out;
+}
+
+static void sync_all(net *n)
+{
+	json_decref(veld_test_sync(n->a, VELD_OK));
+	json_decref(veld_test_sync(n->b, VELD_OK));
+	json_decref(veld_test_sync(n->office, VELD_OK));
+	json_decref(veld_test_sync(n->a, VELD_OK));
+	json_decref(veld_test_sync(n->b, VELD_OK));
+}
+
+static void assert_converged(net *n)
+{
+	char *eo = export_of(n->office), *ea = export_of(n->a), *eb = export_of(n->b);
+	assert_string_equal(eo, ea);
+	assert_string_equal(eo, eb);
+	veld_free(eo);
+	veld_free(ea);
+	veld_free(eb);
+}
+
+static const char *shown(veld_store *s, const char *rid, const char *field, char *buf, size_t cap)
+{
+	char *out = NULL;
+	json_t *j;
+	assert_int_equal(veld_record_show_json(&out, s, rid), VELD_OK);
+	j = json_loads(out, 0, NULL);
+	snprintf(buf, cap, "%s", json_string_value(json_object_get(json_object_get(j, "fields"), field)) ?: "");
+	json_decref(j);
+	veld_free(out);
+	return buf;
+}
+
+static size_t n_conflicts(veld_store *s)
+{
+	char *out = NULL;
+	json_t *j;
+	size_t n;
+	assert_int_equal(veld_conflicts_json(&out, s), VELD_OK);
+	j = json_loads(out, 0, NULL);
+	n = json_array_size(j);
+	json_decref(j);
+	veld_free(out);
+	return n;
+}
+
+static void test_sync__case_reaches_office_and_region(void **state)
+{
+	net n;
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], buf[64];
+	(void)state;
+	net_up(&n);
+	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Jan Janssens\",\"postcode\":\"3000\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL,
+	                                 "{\"datum\":\"2017-01-02\",\"plaats\":\"huisbezoek\"}"),
+	                 VELD_OK);
+	sync_all(&n);
+	assert_string_equal(shown(n.office, rid, "plaats", buf, sizeof buf), "huisbezoek");
+	assert_string_equal(shown(n.b, rid, "plaats", buf, sizeof buf), "huisbezoek");
+	assert_converged(&n);
+	net_down(&n);
+}
+
+static void test_sync__conflict_kept_and_resolved_everywhere(void **state)
+{
+	net n;
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], a[64], b[64];
+	(void)state;
+	net_up(&n);
+	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"An\",\"postcode\":\"3001\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, "{\"plaats\":\"huisbezoek\"}"), VELD_OK);
+	sync_all(&n);
+	/* Offline on both tablets: the same field, and different fields. */
+	assert_int_equal(veld_record_put(NULL, n.a, cid, "contactregistratie", rid, "{\"plaats\":\"zitdag\",\"duur_min\":20}"),
+	                 VELD_OK);
+	assert_int_equal(veld_record_put(NULL, n.b, cid, "contactregistratie", rid,
+	                                 "{\"plaats\":\"werkplaats\",\"initiatief\":\"cliënt\"}"),
+	                 VELD_OK);
+	sync_all(&n);
+	assert_converged(&n);
+	/* Both values kept, one shown, the same everywhere; different fields both survive. */
+	assert_int_equal(n_conflicts(n.office), 1);
+	assert_int_equal(n_conflicts(n.a), 1);
+	assert_int_equal(n_conflicts(n.b), 1);
+	assert_string_equal(shown(n.a, rid, "plaats", a, sizeof a), shown(n.b, rid, "plaats", b, sizeof b));
+	{
+		char *out = NULL;
+		assert_int_equal(veld_record_show_json(&out, n.office, rid), VELD_OK);
+		assert_non_null(strstr(out, "\"duur_min\":20"));
+		assert_non_null(strstr(out, "\"initiatief\":\"cliënt\""));
+		assert_non_null(strstr(out, "zitdag"));
+		assert_non_null(strstr(out, "werkplaats"));
+		veld_free(out);
+	}
+	/* Resolved on one tablet: cleared on every device after sync. */
+	assert_int_equal(veld_resolve(n.b, rid, "plaats", "\"zitdag\""), VELD_OK);
+	assert_int_equal(n_conflicts(n.b), 0);
+	sync_all(&n);
+	assert_int_equal(n_conflicts(n.office), 0);
+	assert_int_equal(n_conflicts(n.a), 0);
+	assert_string_equal(shown(n.a, rid, "plaats", a, sizeof a), "zitdag");
+	assert_converged(&n);
+	net_down(&n);
+}
+
+static void test_sync__delete_against_edit_is_a_conflict(void **state)
+{
+	net n;
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE];
+	(void)state;
+	net_up(&n);
+	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Piet\",\"postcode\":\"3010\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, "{\"plaats\":\"huisbezoek\"}"), VELD_OK);
+	sync_all(&n);
+	assert_int_equal(veld_record_delete(n.a, rid), VELD_OK);
+	assert_int_equal(veld_record_put(NULL, n.b, cid, "contactregistratie", rid, "{\"duur_min\":15}"), VELD_OK);
+	sync_all(&n);
+	assert_converged(&n);
+	assert_true(n_conflicts(n.office) >= 1);
+	{
+		char *out = NULL;
+		assert_int_equal(veld_conflicts_json(&out, n.a), VELD_OK);
+		assert_non_null(strstr(out, "\"field\":\"_deleted\""));
+		veld_free(out);
+	}
+	/* Keeping the record settles it everywhere. */
+	assert_int_equal(veld_resolve(n.office, rid, "_deleted", "false"), VELD_OK);
+	sync_all(&n);
+	json_decref(veld_test_sync(n.office, VELD_OK));
+	assert_int_equal(n_conflicts(n.a), 0);
+	assert_int_equal(n_conflicts(n.b), 0);
+	assert_converged(&n);
+	net_down(&n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sync__case_reaches_office_and_region),
+		cmocka_unit_test(test_sync__conflict_kept_and_resolved_everywhere),
+		cmocka_unit_test(test_sync__delete_against_edit_is_a_conflict),
+	};
+	return cmocka_run_group_tests_name("sync_basic", tests, NULL, NULL);
+}
