@@ -504,97 +504,92 @@ end
 -- records messages in bad[path].
 local read_scope
 
-local function read_value(f, v, path, bad, lp)
-	local k = f.kind
-	local label = lp .. f.label
+-- Path and label are built only for a failure (reading runs for every field).
+local function fail(bad, prefix, lp, f, fmt, ...)
+	bad[prefix .. f.name] = sformat(fmt, lp .. f.label, ...)
+	return nil
+end
+
+local function read_value(f, v, prefix, bad, lp)
 	if v == nil then return nil end
+	local k = f.kind
 	if k == "text" then
-		if type(v) ~= "string" then bad[path] = sformat("%s moet tekst zijn.", label) return nil end
+		if type(v) ~= "string" then return fail(bad, prefix, lp, f, "%s moet tekst zijn.") end
 		if v == "" then return nil end
 		local n = utf8len(v)
-		if not n then bad[path] = sformat("%s bevat ongeldige tekens.", label) return nil end
+		if not n then return fail(bad, prefix, lp, f, "%s bevat ongeldige tekens.") end
 		if f.max_length and n > f.max_length then
-			bad[path] = sformat("%s mag hoogstens %d tekens bevatten.", label, f.max_length)
-			return nil
+			return fail(bad, prefix, lp, f, "%s mag hoogstens %d tekens bevatten.", f.max_length)
 		end
 		return v
 	elseif k == "int" or k == "decimal" then
 		local n
 		if k == "int" then
 			n = (type(v) == "number") and tointeger(v) or nil
-			if not n then bad[path] = sformat("%s moet een geheel getal zijn.", label) return nil end
+			if not n then return fail(bad, prefix, lp, f, "%s moet een geheel getal zijn.") end
 		else
 			n = decimal.parse(v, f.scale)
 			if not n then
-				bad[path] = f.scale == 0 and sformat("%s moet een geheel getal zijn.", label)
-					or sformat("%s moet een getal zijn met hoogstens %d cijfers na de komma.", label, f.scale)
-				return nil
+				if f.scale == 0 then return fail(bad, prefix, lp, f, "%s moet een geheel getal zijn.") end
+				return fail(bad, prefix, lp, f, "%s moet een getal zijn met hoogstens %d cijfers na de komma.", f.scale)
 			end
 		end
 		if f.min and n < f.min then
-			bad[path] = sformat("%s moet minstens %s zijn.", label, number_show(f, f.min))
-			return nil
+			return fail(bad, prefix, lp, f, "%s moet minstens %s zijn.", number_show(f, f.min))
 		end
 		if f.max and n > f.max then
-			bad[path] = sformat("%s mag hoogstens %s zijn.", label, number_show(f, f.max))
-			return nil
+			return fail(bad, prefix, lp, f, "%s mag hoogstens %s zijn.", number_show(f, f.max))
 		end
 		return n
 	elseif k == "date" then
 		if not date.valid(v) then
-			bad[path] = sformat("%s moet een geldige datum zijn (JJJJ-MM-DD).", label)
-			return nil
+			return fail(bad, prefix, lp, f, "%s moet een geldige datum zijn (JJJJ-MM-DD).")
 		end
 		if f.min and v < f.min then
-			bad[path] = sformat("%s mag niet vóór %s liggen.", label, date.show(f.min))
-			return nil
+			return fail(bad, prefix, lp, f, "%s mag niet vóór %s liggen.", date.show(f.min))
 		end
 		if f.max and v > f.max then
-			bad[path] = sformat("%s mag niet na %s liggen.", label, date.show(f.max))
-			return nil
+			return fail(bad, prefix, lp, f, "%s mag niet na %s liggen.", date.show(f.max))
 		end
 		return v
 	elseif k == "bool" then
-		if type(v) ~= "boolean" then bad[path] = sformat("%s moet ja of nee zijn.", label) return nil end
+		if type(v) ~= "boolean" then return fail(bad, prefix, lp, f, "%s moet ja of nee zijn.") end
 		return v
 	elseif k == "choice" then
 		if (type(v) ~= "string" and type(v) ~= "number") or not f.option_set[v] then
-			bad[path] = sformat("%s: ‘%s’ is geen geldige keuze.", label, tostring(v))
-			return nil
+			return fail(bad, prefix, lp, f, "%s: ‘%s’ is geen geldige keuze.", tostring(v))
 		end
 		return v
 	elseif k == "multi" then
-		if type(v) ~= "table" then bad[path] = sformat("%s moet een lijst van keuzes zijn.", label) return nil end
+		if type(v) ~= "table" then return fail(bad, prefix, lp, f, "%s moet een lijst van keuzes zijn.") end
 		local n = 0
 		for _ in pairs(v) do n = n + 1 end
-		if n ~= #v then bad[path] = sformat("%s moet een lijst van keuzes zijn.", label) return nil end
+		if n ~= #v then return fail(bad, prefix, lp, f, "%s moet een lijst van keuzes zijn.") end
 		local seen, out = {}, array({})
 		for i, x in ipairs(v) do
 			if (type(x) ~= "string" and type(x) ~= "number") or not f.option_set[x] then
-				bad[path] = sformat("%s: ‘%s’ is geen geldige keuze.", label, tostring(x))
-				return nil
+				return fail(bad, prefix, lp, f, "%s: ‘%s’ is geen geldige keuze.", tostring(x))
 			end
 			if seen[x] then
-				bad[path] = sformat("%s: ‘%s’ staat er meer dan één keer in.", label, tostring(x))
-				return nil
+				return fail(bad, prefix, lp, f, "%s: ‘%s’ staat er meer dan één keer in.", tostring(x))
 			end
 			seen[x], out[i] = true, x
 		end
 		if #out == 0 then return nil end
 		return out
 	elseif k == "group" then
-		if type(v) ~= "table" then bad[path] = sformat("%s heeft een ongeldige vorm.", label) return nil end
+		if type(v) ~= "table" then return fail(bad, prefix, lp, f, "%s heeft een ongeldige vorm.") end
 		if not f.repeating then
-			return read_scope(f.scope, v, path .. ".", bad, label .. " – ")
+			return read_scope(f.scope, v, prefix .. f.name .. ".", bad, lp .. f.label .. " – ")
 		end
 		local out = {}
+		local path, label = prefix .. f.name, lp .. f.label
 		for id, item in pairs(v) do
 			if type(id) ~= "string" then
 				bad[path] = sformat("%s moet items met een sleutel bevatten.", label)
 				return nil
 			elseif not sfind(id, ITEM_ID) then
-				bad[path] = sformat("%s: ongeldige sleutel ‘%s’.", label, id)
-				return nil
+				return fail(bad, prefix, lp, f, "%s: ongeldige sleutel ‘%s’.", id)
 			elseif type(item) ~= "table" then
 				bad[path .. "." .. id] = sformat("%s: item ‘%s’ heeft een ongeldige vorm.", label, id)
 			else
@@ -609,7 +604,7 @@ end
 function read_scope(scope, raw, prefix, bad, lp)
 	local out = {}
 	for _, f in ipairs(scope.list) do
-		out[f.name] = read_value(f, raw[f.name], prefix .. f.name, bad, lp)
+		out[f.name] = read_value(f, raw[f.name], prefix, bad, lp)
 	end
 	return out
 end
@@ -636,29 +631,32 @@ end
 local check_scope
 
 local function check_scope_impl(scope, values, r, prefix, bad, add, lp)
+	local anybad = next(bad) ~= nil
 	for _, f in ipairs(scope.list) do
-		local path = prefix .. f.name
-		local label = lp .. f.label
-		if not holds(f.visible, values, r) then
+		local path = anybad and prefix .. f.name
+		if f.visible ~= true and not holds(f.visible, values, r) then
 			values[f.name] = nil
 		else
 			local v = values[f.name]
-			if bad[path] then
+			local label = v == nil and lp .. f.label
+			if anybad and bad[path] then
 				add(path, bad[path])
-			elseif v == nil and holds(f.required, values, r) then
+			elseif v == nil and f.required and holds(f.required, values, r) then
+				path = path or prefix .. f.name
 				if f.kind == "group" and f.repeating then
 					add(path, sformat("%s: voeg minstens één item toe.", label))
 				elseif f.kind ~= "group" then
 					add(path, sformat("%s is verplicht.", label))
 				end
 			end
-			if f.kind == "group" and not bad[path] then
-				local sub = label .. " – "
+			if f.kind == "group" and not (anybad and bad[path]) then
+				path = path or prefix .. f.name
+				local sub = lp .. f.label .. " – "
 				if f.repeating then
 					-- items in id order; items that were no table were reported in phase 1
 					local items = v or {}
 					local ids = {}
-					for p in pairs(bad) do
+					for p in pairs(anybad and bad or {}) do
 						local id = ssub(p, 1, #path + 1) == path .. "." and ssub(p, #path + 2)
 						if id and not sfind(id, ".", 1, true) and items[id] == nil then ids[#ids + 1] = id end
 					end
@@ -693,24 +691,21 @@ local function read(raw, add)
 	return r
 end
 
--- Paths of `raw` that the form does not know, into `out`.
+-- Paths of `raw` that the form does not know, into `out` (unsorted).
 local function unknown_into(scope, raw, prefix, out)
-	for _, k in ipairs(sorted_keys(raw)) do
+	for k, v in pairs(raw) do
 		local f = type(k) == "string" and scope.byname[k]
-		local v = raw[k]
 		if not f then
 			if type(v) == "table" and next(v) ~= nil and #v == 0 then
-				local sub = {}
-				unknown_into({ byname = {} }, v, prefix .. tostring(k) .. ".", sub)
-				for _, p in ipairs(sub) do out[#out + 1] = p end
+				unknown_into({ byname = {} }, v, prefix .. tostring(k) .. ".", out)
 			else
 				out[#out + 1] = prefix .. tostring(k)
 			end
 		elseif f.kind == "group" and type(v) == "table" then
 			if f.repeating then
-				for _, id in ipairs(sorted_keys(v)) do
-					if type(v[id]) == "table" then
-						unknown_into(f.scope, v[id], prefix .. k .. "." .. tostring(id) .. ".", out)
+				for id, item in pairs(v) do
+					if type(item) == "table" then
+						unknown_into(f.scope, item, prefix .. k .. "." .. tostring(id) .. ".", out)
 					end
 				end
 			else
@@ -723,6 +718,7 @@ end
 local function unknown(raw)
 	local out = array({})
 	unknown_into(F.scope, raw or {}, "", out)
+	tsort(out)
 	return out
 end
 
