@@ -1374,6 +1374,30 @@ static int count_conflicts(syncctx *c)
 	return n;
 }
 
+/* Periodic repack: every REPACK_EVERY syncs, pack what is reachable and
+** drop the rest (loose objects pile up otherwise; unreachable sealed keys
+** must disappear for crypto-shredding).  Not every sync: a repack costs in
+** proportion to the whole history. */
+#define REPACK_EVERY 50
+static int maybe_maintain(syncctx *c)
+{
+	char buf[16];
+	int n = veld_store__meta_get(c->s, "syncs_since_repack", buf, (int)sizeof buf - 1), count = 0, rc;
+	if (n > 0) {
+		buf[n] = '\0';
+		count = atoi(buf);
+	}
+	veld_err__clear(c->err);
+	if (++count >= REPACK_EVERY) {
+		progress(c, "repack", 0, 1);
+		if ((rc = veld_repo__maintain(c->repo, 3600, c->err)))
+			return rc;
+		count = 0;
+	}
+	n = snprintf(buf, sizeof buf, "%d", count);
+	return veld_store__meta_put(c->s, "syncs_since_repack", buf, n);
+}
+
 int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)
 {
 	syncctx c;
@@ -1412,7 +1436,7 @@ int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)
 	/* 5. push */
 	if ((rc = push_own(&c)))
 		goto done;
-	rc = veld_repo__maintain(c.repo, 3600, c.err);
+	rc = maybe_maintain(&c);
 	if (!rc && json_array_size(c.rejected) > 0)
 		rc = veld_err__set(c.err, VELD_EINTEGRITY, "%zu ref(s) rejected: %s", json_array_size(c.rejected),
 		                   json_string_value(json_object_get(json_array_get(c.rejected, 0), "reason")));
