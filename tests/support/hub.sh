@@ -24,12 +24,16 @@ HUB_TOOL="$VELD_SRC/tools/hub"
 _HUB_DIRS=()
 _HUB_PREV_EXIT=""
 _HUB_TRAPPED=""
+# The test's stderr as it is now: a trap may run while a command's stderr
+# is redirected (expect_exit ... 2>"$T/err"), and the logs must not end
+# up in a file about to be removed.
+exec {_HUB_STDERR}>&2
 
 _hub_on_exit() {
   local rc=$? d
   for d in "${_HUB_DIRS[@]}"; do
     [ -n "$d" ] || continue
-    if [ "$rc" -ne 0 ] || [ "${FAILED:-0}" -ne 0 ]; then hub_dump_logs "$d"; fi
+    if [ "$rc" -ne 0 ] || [ "${FAILED:-0}" -ne 0 ]; then hub_dump_logs "$d" 2>&"$_HUB_STDERR"; fi
     hub_stop "$d" >/dev/null 2>&1 || true
   done
   if [ -n "$_HUB_PREV_EXIT" ]; then eval "$_HUB_PREV_EXIT"; fi
