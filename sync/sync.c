@@ -1885,3 +1885,104 @@ done:
 	ctx_free(&c);
 	return rc;
 }
+
+/* ---- verify ------------------------------------------------------------------- */
+
+typedef struct objctx {
+	git_odb *odb;
+	size_t n;
+	int bad;
+	git_oid bad_id;
+} objctx;
+
+static int read_object(const git_oid *id, void *payload)
+{
+	objctx *o = payload;
+	git_odb_object *obj = NULL;
+	/* git_odb_read checks the object's hash against its id. */
+	if (git_odb_read(&obj, o->odb, id) < 0) {
+		o->bad = 1;
+		o->bad_id = *id;
+		return 1;
+	}
+	git_odb_object_free(obj);
+	o->n++;
+	return 0;
+}
+
+typedef struct blobcheck {
+	syncctx *c;
+	const char *why;
+	char whybuf[256];
+} blobcheck;
+
+static int check_blob(const char *path, const git_oid *old_id, const git_oid *new_id, void *payload)
+{
+	blobcheck *b = payload;
+	char case_id[VELD_IDSIZE], record_id[VELD_IDSIZE], comp[32];
+	veld_record *rec = NULL;
+	(void)old_id;
+	if (!new_id || parse_record_path(path, case_id, record_id))
+		return 0;
+	b->why = open_blob(b->c, new_id, case_id, record_id, &rec, comp, sizeof comp, b->whybuf, sizeof b->whybuf);
+	veld_record__free(rec);
+	return b->why ? 1 : 0;
+}
+
+int veld_repository_verify(veld_store *s)
+{
+	syncctx c;
+	git_oid head, tree, *commits = NULL;
+	size_t n = 0, i;
+	objctx o;
+	char ref[128];
+	int rc;
+	if (!s)
+		return VELD_ERROR;
+	veld_err__clear(veld_store__err(s));
+	memset(&o, 0, sizeof o);
+	if ((rc = ctx_open(&c, s, NULL, 0)))
+		goto done;
+	if (git_repository_odb(&o.odb, veld_repo__git(c.repo)) < 0) {
+		rc = veld_err__set(c.err, VELD_ERROR, "cannot open the object database");
+		goto done;
+	}
+	git_odb_foreach(o.odb, read_object, &o);
+	if (o.bad) {
+		char hex[GIT_OID_HEXSZ + 1];
+		oid_hex(hex, &o.bad_id);
+		rc = veld_err__set(c.err, VELD_EINTEGRITY, "git object %s is damaged", hex);
+		goto done;
+	}
+	rc = veld_repo__ref_get(&head, c.repo, own_ref(&c, ref, sizeof ref), c.err);
+	if (rc == VELD_ENOTFOUND) {
+		veld_err__clear(c.err);
+		rc = 0;
+		goto done;
+	}
+	if (rc || (rc = veld_repo__new_commits(&commits, &n, c.repo, &head, NULL, 0, c.err)))
+		goto done;
+	for (i = 0; i < n; i++) {
+		char signer[72];
+		/* Only this store's own commits: others were verified when merged. */
+		if (header_signer(signer, sizeof signer, &c, &commits[i]) ||
+		    strcmp(signer, c.office ? ORG_SIGNER : c.me))
+			continue;
+		if (veld_repo__commit_verify(signer, sizeof signer, c.repo, &commits[i], pubkey_cb, &c, c.err)) {
+			rc = veld_err__set(c.err, VELD_EINTEGRITY, "%s", c.err->msg);
+			goto done;
+		}
+	}
+	if ((rc = veld_repo__commit_tree(&tree, c.repo, &head, c.err)) == 0) {
+		blobcheck b;
+		memset(&b, 0, sizeof b);
+		b.c = &c;
+		if (veld_repo__diff(c.repo, NULL, &tree, check_blob, &b, c.err) || b.why)
+			rc = veld_err__set(c.err, VELD_EINTEGRITY, "%s", b.why ? b.why : c.err->msg);
+	}
+done:
+	git_odb_free(o.odb);
+	free(commits);
+	ctx_free(&c);
+	return rc;
+}

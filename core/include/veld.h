@@ -233,6 +233,12 @@ VELD_API int veld_resolve(veld_store *store, const char *record_id, const char *
 ** newest first; `case_id` NULL for all. */
 VELD_API int veld_log_json(char **out, veld_store *store, const char *case_id);
 
+/* Check the store's git repository: every object reads back with its hash,
+** every commit of this store's ref carries a valid signature, every record
+** blob on it opens.  VELD_EINTEGRITY names what failed.  A store that never
+** synced passes. */
+VELD_API int veld_repository_verify(veld_store *store);
+
 /* Free memory returned by the library.  Accepts NULL. */
 VELD_API void veld_free(void *p);
 

@@ -123,12 +123,15 @@ int cmd_verify(cli *c)
 	if ((code = cli_open(&s, c)))
 		return code;
 	rc = veld_store_verify(s);
+	if (!rc)
+		rc = veld_repository_verify(s);
 	if (rc) {
 		code = cli_fail(s, rc, "verify");
 		if (c->json)
 			printf("{\"ok\":false}\n");
 	} else {
-		printf(c->json ? "{\"ok\":true}\n" : "store verified: every page authenticates, every record is canonical\n");
+		printf(c->json ? "{\"ok\":true}\n" : "store verified: every page authenticates, every record is canonical,\n"
+		                        "every git object and signature checks\n");
 	}
 	veld_store_close(s);
 	return code;
