@@ -657,6 +657,11 @@ static int check_header(veld_store *s, json_t *h, int creating)
 	json_t *v;
 	json_object_foreach(h, key, v)
 	{
+		if (!strncmp(key, "toestemming.", 12)) {
+			if (!json_is_string(v) || !valid_date(json_string_value(v)))
+				return veld_err__set(&s->err, VELD_EINVALID, "case field '%s' must be a date YYYY-MM-DD", key);
+			continue;
+		}
 		if (strcmp(key, "name") && strcmp(key, "postcode") && strcmp(key, "birth") &&
 		    strcmp(key, "address") && strcmp(key, "phone") && strcmp(key, "ref"))
 			return veld_err__set(&s->err, VELD_EINVALID, "case field '%s' is unknown", key);
@@ -732,6 +737,40 @@ nomem:
 done:
 	json_decref(h);
 	veld_record__free(r);
+	return rc;
+}
+
+int veld_case_update(veld_store *s, const char *case_id, const char *header_json)
+{
+	json_error_t jerr;
+	json_t *h = NULL;
+	veld_record *c = NULL;
+	int rc;
+	CHECK_OPEN(s);
+	h = json_loads(header_json ? header_json : "", JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(h)) {
+		rc = veld_err__set(&s->err, VELD_EINVALID, "case header is not a JSON object: %s", jerr.text);
+		goto done;
+	}
+	if ((rc = check_header(s, h, 0)))
+		goto done;
+	if (json_is_null(json_object_get(h, "name")) || json_is_null(json_object_get(h, "postcode"))) {
+		rc = veld_err__set(&s->err, VELD_EINVALID, "case fields 'name' and 'postcode' cannot be cleared");
+		goto done;
+	}
+	if ((rc = load_case(&c, s, case_id)))
+		goto done;
+	if ((rc = begin(s)))
+		goto done;
+	rc = apply_fields(s, c, h);
+	if (!rc)
+		rc = save_record(s, c, 1);
+	if (!rc)
+		rc = audit(s, "update-case", case_id, NULL);
+	rc = finish(s, rc);
+done:
+	json_decref(h);
+	veld_record__free(c);
 	return rc;
 }
 

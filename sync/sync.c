@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -1983,6 +1984,90 @@ int veld_repository_verify(veld_store *s)
 done:
 	git_odb_free(o.odb);
 	free(commits);
+	ctx_free(&c);
+	return rc;
+}
+
+/* ---- consent and sharing --------------------------------------------------------- */
+
+static int valid_scope(const char *scope)
+{
+	return scope && (!strcmp(scope, "social") || !strcmp(scope, "huiswijs"));
+}
+
+int veld_case_consent(veld_store *s, const char *case_id, const char *scope)
+{
+	char field[64], date[16], fields[128];
+	time_t now;
+	struct tm tmv;
+	if (!s)
+		return VELD_ERROR;
+	veld_err__clear(veld_store__err(s));
+	if (!valid_scope(scope))
+		return veld_err__set(veld_store__err(s), VELD_EINVALID, "scope must be social or huiswijs");
+	now = (time_t)(veld_store__os(s)->xClockMs(veld_store__os(s)->ctx) / 1000);
+	strftime(date, sizeof date, "%Y-%m-%d", gmtime_r(&now, &tmv));
+	snprintf(field, sizeof field, "toestemming.%s", scope);
+	snprintf(fields, sizeof fields, "{\"%s\":\"%s\"}", field, date);
+	/* The consent lives in the case header, which merges like any record. */
+	return veld_case_update(s, case_id, fields);
+}
+
+int veld_case_share(veld_store *s, const char *case_id, const char *device_id, const char *scope)
+{
+	syncctx c;
+	veld_record *h = NULL;
+	char role[32], field[64], key_hex[2 * VELD_KEYIDBYTES + 1];
+	unsigned char *key = NULL, key_id[VELD_KEYIDBYTES];
+	const json_t *v;
+	size_t n_live = 0;
+	int n = 0, rc;
+	if (!s)
+		return VELD_ERROR;
+	veld_err__clear(veld_store__err(s));
+	if ((rc = ctx_open(&c, s, NULL, 0)))
+		goto done;
+	if (!valid_scope(scope)) {
+		rc = veld_err__set(c.err, VELD_EINVALID, "scope must be social or huiswijs");
+		goto done;
+	}
+	if ((rc = veld_store__record_load(&h, s, case_id ? case_id : "")) || strcmp(veld_record__form(h), "_case")) {
+		rc = veld_err__set(c.err, VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
+		goto done;
+	}
+	snprintf(field, sizeof field, "toestemming.%s", scope);
+	v = veld_record__value(h, field, &n_live);
+	if (!json_is_string(v)) {
+		rc = veld_err__set(c.err, VELD_EDENIED, "case %s has no recorded consent for %s: run `veld case consent` first",
+		                   case_id, scope);
+		goto done;
+	}
+	if (device_role(&c, device_id ? device_id : "", role, sizeof role, NULL, &n)) {
+		rc = veld_err__set(c.err, VELD_ENOTFOUND, "no enrolled device %s", device_id ? device_id : "(none)");
+		goto done;
+	}
+	if (!strcmp(role, "volunteer") && strcmp(scope, "huiswijs")) {
+		rc = veld_err__set(c.err, VELD_EDENIED, "a volunteer may only hold the huiswijs compartment");
+		goto done;
+	}
+	key = sodium_malloc(VELD_KEYBYTES);
+	if (!key) {
+		rc = veld_err__set(c.err, VELD_ERROR, "out of memory");
+		goto done;
+	}
+	if ((rc = veld_store__begin(s)))
+		goto done;
+	rc = ensure_key(&c, case_id, scope, key, key_id);
+	if (!rc) {
+		sodium_bin2hex(key_hex, sizeof key_hex, key_id, VELD_KEYIDBYTES);
+		rc = add_share(&c, key_hex, device_id);
+	}
+	if (!rc)
+		rc = veld_store__audit(s, "share", case_id, NULL);
+	rc = veld_store__finish(s, rc);
+done:
+	sodium_free(key);
+	veld_record__free(h);
 	ctx_free(&c);
 	return rc;
 }

@@ -140,6 +140,10 @@ VELD_API int veld_store_device_json(char **out, veld_store *store);
 */
 VELD_API int veld_case_new(char *id_out, veld_store *store, const char *header_json);
 
+/* Update fields of a case header (same keys as veld_case_new, plus
+** "toestemming.<scope>" dates); null clears an optional field. */
+VELD_API int veld_case_update(veld_store *store, const char *case_id, const char *header_json);
+
 /* All readable cases: [{"id":..,"name":..,"postcode":..,"records":n,"conflicts":n}] */
 VELD_API int veld_case_list_json(char **out, veld_store *store);
 
@@ -217,6 +221,17 @@ VELD_API int veld_join(veld_store *store, const char *hub, const veld_sync_optio
 ** refused a push.
 */
 VELD_API int veld_sync(char **summary_json, veld_store *store, const veld_sync_options *opts);
+
+/* Record the client's consent for `scope` ("huiswijs", ...) on the case:
+** the case field "toestemming.<scope>" is set to today's date. */
+VELD_API int veld_case_consent(veld_store *store, const char *case_id, const char *scope);
+
+/* Give device `device_id` the key of compartment `scope` of the case:
+** sealed to it at the next sync.  VELD_EDENIED without recorded consent,
+** or when the device's role may not hold that compartment (volunteers hold
+** only "huiswijs"). */
+VELD_API int veld_case_share(veld_store *store, const char *case_id, const char *device_id,
+                             const char *scope);
 
 /* Every field with more than one live value:
 ** [{"case","record","form","field","values":[shown first, ...]}] */

@@ -88,6 +88,7 @@ expect_match "remote: veld-hub: refs/veld/devices/$A: non-fast-forward update re
 git -C "$T/a" checkout -q "$A1"
 
 expect_push 1 "A deletes its device ref" -- "$A" -C "$T/a" push origin ":refs/veld/devices/$A"
+expect_match "veld-hub: refs/veld/devices/$A: deleting this ref is not allowed" "$T/err" "deletion refusal message"
 [ "$(hubref "refs/veld/devices/$A")" = "$A1" ] && ok || bad "A's ref survives the deletion attempt"
 
 # A large push: the pack (> git's 1 MiB post buffer) goes as a chunked

@@ -1,4 +1,5 @@
 # tests/support/hub.sh — start and stop a smart-HTTP hub (tools/hub) from a
+# shellcheck shell=bash
 # test.  Sourced (after tests/support/cli.sh, or alone); not a test itself.
 #
 #   hub_start DIR OFFICE [USER...]
@@ -40,6 +41,7 @@ _hub_on_exit() {
   exit "$rc"
 }
 
+# shellcheck disable=SC2120  # "set --" below parses `trap -p`, not arguments
 _hub_install_trap() {
   [ -z "$_HUB_TRAPPED" ] || return 0
   local prev
@@ -113,7 +115,7 @@ _HUB_CRED_HELPER='!f() { test "$1" = get || exit 0; cat >/dev/null; echo "userna
 hub_git_pwfile() {
   local user=$1 file=$2
   shift 2
-  HUB_CRED_USER=$user HUB_CRED_FILE=$file GIT_TERMINAL_PROMPT=0 GIT_ASKPASS= SSH_ASKPASS= \
+  HUB_CRED_USER=$user HUB_CRED_FILE=$file GIT_TERMINAL_PROMPT=0 GIT_ASKPASS='' SSH_ASKPASS='' \
     git -c credential.helper= -c "credential.helper=$_HUB_CRED_HELPER" "$@"
 }
 
@@ -124,7 +126,7 @@ hub_git() {
 }
 
 hub_git_anon() {
-  GIT_TERMINAL_PROMPT=0 GIT_ASKPASS= SSH_ASKPASS= git -c credential.helper= "$@"
+  GIT_TERMINAL_PROMPT=0 GIT_ASKPASS='' SSH_ASKPASS='' git -c credential.helper= "$@"
 }
 
 _hub_hostport() {

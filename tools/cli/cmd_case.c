@@ -131,16 +131,44 @@ static int case_list_show(cli *c, int show)
 	return code;
 }
 
+/* case consent CASE --scope SCOPE / case share CASE --with DEVICE --scope SCOPE */
+static int case_consent_share(cli *c, int share)
+{
+	static const char *const valued[] = {"--scope", "--with", NULL};
+	const char *id = cli_arg(c, 2, 0, valued), *scope = cli_opt(c, "--scope"), *dev = cli_opt(c, "--with");
+	veld_store *s;
+	int rc, code;
+	if ((code = cli_check_opts(c, 2, valued, NULL)))
+		return code;
+	if (!id || !scope || (share && !dev) || cli_arg(c, 2, 1, valued))
+		return cli_usage(share ? "case share CASE --with DEVICE --scope SCOPE" : "case consent CASE --scope SCOPE");
+	if ((code = cli_open(&s, c)))
+		return code;
+	rc = share ? veld_case_share(s, id, dev, scope) : veld_case_consent(s, id, scope);
+	code = rc ? cli_fail(s, rc, share ? "case share" : "case consent") : EXIT_OK;
+	if (!rc && c->json)
+		printf("{\"ok\":true}\n");
+	else if (!rc)
+		printf(share ? "shared %s of case %s with %s; sync to deliver the key\n" : "consent for %s recorded on case %s\n",
+		       scope, id, dev);
+	veld_store_close(s);
+	return code;
+}
+
 int cmd_case(cli *c)
 {
 	const char *sub = c->argc > 1 ? c->argv[1] : NULL;
+	if (sub && !strcmp(sub, "consent"))
+		return case_consent_share(c, 0);
+	if (sub && !strcmp(sub, "share"))
+		return case_consent_share(c, 1);
 	if (sub && !strcmp(sub, "new"))
 		return case_new(c);
 	if (sub && !strcmp(sub, "list"))
 		return case_list_show(c, 0);
 	if (sub && !strcmp(sub, "show"))
 		return case_list_show(c, 1);
-	return cli_usage("case new|list|show");
+	return cli_usage("case new|list|show|consent|share");
 }
 
 /* Read --file (a path or "-") into a JSON object. */
