@@ -304,11 +304,9 @@ static int open_page(vfile *m, uint32_t pgno, const unsigned char *in, unsigned 
 	const unsigned char *nonce = in + usable, *tag = in + usable + m->nonce_len;
 	int r;
 
-	if (sodium_is_zero(in, (size_t)pgsz))
-		return -2;
 	if (pgno == 1) {
 		if (memcmp(in, VFS_MAGIC, 16) != 0)
-			return -3;
+			return sodium_is_zero(in, (size_t)pgsz) ? -2 : -3;
 		memcpy(out, SQLITE_MAGIC, 16);
 		memcpy(out + 16, in + 16, 8);
 	}
@@ -321,8 +319,10 @@ static int open_page(vfile *m, uint32_t pgno, const unsigned char *in, unsigned 
 		r = crypto_aead_xchacha20poly1305_ietf_decrypt_detached(
 		    out + start, NULL, in + start, (unsigned long long)(usable - start), tag, ad, adlen,
 		    nonce, m->key);
+	/* An all-zero page never authenticates; tell it apart only on failure
+	** (checking every page first would cost more than the decryption). */
 	if (r != 0)
-		return -1;
+		return sodium_is_zero(in, (size_t)pgsz) ? -2 : -1;
 	memset(out + usable, 0, (size_t)m->reserve);
 	m->stats.pages_opened++;
 	return 0;
