@@ -740,6 +740,8 @@ done:
 	return rc;
 }
 
+static int load_case(veld_record **out, veld_store *s, const char *case_id);
+
 int veld_case_update(veld_store *s, const char *case_id, const char *header_json)
 {
 	json_error_t jerr;
