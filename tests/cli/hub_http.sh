@@ -219,11 +219,20 @@ expect_exit 0 "hub_stop" -- hub_stop "$H"
 if hub_port_open "$PORT"; then bad "port $PORT still open after stop"; else ok; fi
 state=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\).*/\1/p' "/proc/$PID/stat" 2>/dev/null)
 if [ -z "$state" ] || [ "$state" = Z ]; then ok; else bad "lighttpd $PID still running (state $state)"; fi
-left=$(grep -lF -- "$H/run/lighttpd.conf" /proc/[0-9]*/cmdline 2>/dev/null | while read -r f; do
-  p=${f#/proc/}; p=${p%/cmdline}
-  s=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\).*/\1/p' "/proc/$p/stat" 2>/dev/null)
-  [ -z "$s" ] || [ "$s" = Z ] || echo "$p"
-done)
+# Any process still running lighttpd with this config or working in the
+# hub directory (a git http-backend / receive-pack / hook)?
+left=""
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  [ "$p" != "$$" ] && [ "$p" != "$BASHPID" ] || continue
+  s=$(sed -n 's/^[0-9]* (.*) \([A-Za-z]\).*/\1/p' "$d/stat" 2>/dev/null)
+  [ -n "$s" ] && [ "$s" != Z ] || continue
+  c=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
+  w=$(readlink "$d/cwd" 2>/dev/null) || w=""
+  case "$c|$w/" in
+    *lighttpd*"$H/run/lighttpd.conf"*|*"|$H/"*) left="$left $p:$c" ;;
+  esac
+done
 [ -z "$left" ] && ok || bad "processes left: $left"
 expect_exit 3 "status after stop" -- "$HUB_TOOL" status "$H"
 expect_exit 0 "stop again is harmless" -- "$HUB_TOOL" stop "$H"
