@@ -63,9 +63,15 @@
 	"sync.c key_entry: the office re-shares a new case key with the region's assistants before the case " \
 	"header is merged (case_postcode() is -1), and never again; a peer the writer did not know yet never " \
 	"gets the key"
+#define BUG_RESCAN_DEAD \
+	"sync.c rescan_new_keys: veld_repo__tree_lookup(\"cases/xx/<case>\") finds blobs only, the case " \
+	"directory is a tree, so records that arrived before their case key are never merged"
 #define BUG_RESCAN \
-	"sync.c rescan_new_keys: when a case key arrives after the records, the records are merged from the " \
-	"already-accepted refs without the checks of check_path (region, compartment, header)"
+	"sync.c: records accepted while the verifier could not read them are never checked when their key " \
+	"arrives (rescan_new_keys would merge them without check_path: region, compartment, header)"
+#define BUG_CORRUPT_OBJECT \
+	"sync.c fetch_all: one corrupt object fails the whole fetch: no ref is named under \"rejected\" and " \
+	"the honest refs are not merged either"
 
 typedef struct net {
 	char *root, *hub;
@@ -493,9 +499,11 @@ static void test_sync__flipped_byte_in_a_hub_object_is_rejected(void **state)
 	git_oid head, blob;
 	veld_repo *r;
 	long off;
+	int named = 1;
 	(void)state;
 	net_up(&n, "assistant", REGION);
-	/* A honest change of x1 lies on the hub; A's new blob is then damaged. */
+	/* A honest change of x1 lies on the hub; A's new blob is then damaged
+	** where git keeps it (a pack after a push to a path hub). */
 	assert_int_equal(veld_record_put(NULL, n.a, n.x, "contactregistratie", n.x1, "{\"duur_min\":45}"), VELD_OK);
 	sync_ok(n.a);
 	ref_name(ref, sizeof ref, DEV_REF, n.a_id);
@@ -506,20 +514,21 @@ static void test_sync__flipped_byte_in_a_hub_object_is_rejected(void **state)
 	veld_repo__free(r);
 	file = flip_hub_object(&n, &blob, &off);
 	{
-		outcome o = sync_victim(n.office, ref);
-		if (o.rc != VELD_EINTEGRITY)
-			fail_msg("office: sync returned %d, wanted VELD_EINTEGRITY: %s", o.rc, o.errmsg);
-		assert_true(o.store_unchanged);
-		assert_true(o.sync_state_unchanged);
-		outcome_free(&o);
-	}
-	{
-		outcome o = sync_victim(n.b, ref);
-		if (o.rc != VELD_EINTEGRITY)
-			fail_msg("B: sync returned %d, wanted VELD_EINTEGRITY: %s", o.rc, o.errmsg);
-		assert_true(o.store_unchanged);
-		assert_true(o.sync_state_unchanged);
-		outcome_free(&o);
+		veld_store *victims[2];
+		int i;
+		victims[0] = n.office;
+		victims[1] = n.b;
+		for (i = 0; i < 2; i++) {
+			outcome o = sync_victim(victims[i], ref);
+			if (o.rc != VELD_EINTEGRITY)
+				fail_msg("sync returned %d, wanted VELD_EINTEGRITY: %s", o.rc, o.errmsg);
+			if (!strstr(o.errmsg, "fetch") && !o.reason)
+				fail_msg("the error says neither the fetch nor the ref: %s", o.errmsg);
+			assert_true(o.store_unchanged);
+			assert_true(o.sync_state_unchanged);
+			named &= o.reason != NULL;
+			outcome_free(&o);
+		}
 	}
 	/* The object repaired, the change arrives. */
 	veld_test_flip_byte(file, off);
@@ -527,6 +536,8 @@ static void test_sync__flipped_byte_in_a_hub_object_is_rejected(void **state)
 	sync_ok(n.office);
 	honest_change_arrives(&n, n.office, NULL);
 	honest_change_arrives(&n, n.b, NULL);
+	if (!named)
+		known_bug(&n, BUG_CORRUPT_OBJECT, "a corrupt blob of A's ref: \"rejected\" was empty");
 	net_down(&n);
 }
 
@@ -1004,6 +1015,35 @@ static void test_sync__volunteer_writes_outside_the_huiswijs_compartment(void **
 	sodium_memzero(sk, sizeof sk);
 }
 
+/* Honest, and what the next case relies on: records that arrive before
+** their case key are merged when the key comes. */
+static void test_sync__records_that_arrived_before_their_key_open_when_it_comes(void **state)
+{
+	net n;
+	char keys_ref[128], cid[VELD_IDSIZE], rid[VELD_IDSIZE], *out = NULL;
+	git_oid keys;
+	int rc;
+	(void)state;
+	net_up(&n, "assistant", REGION);
+	ref_name(keys_ref, sizeof keys_ref, KEYS_REF, n.a_id);
+	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, "{\"plaats\":\"zitdag\"}"), VELD_OK);
+	sync_ok(n.a);
+	keys = hub_ref(&n, keys_ref);
+	hub_ref_delete(&n, keys_ref);
+	sync_ok(n.b);
+	assert_int_equal(veld_case_show_json(&out, n.b, cid), VELD_ENOTFOUND);
+	veld_free(out);
+	out = NULL;
+	hub_ref_set(&n, keys_ref, &keys);
+	sync_ok(n.b);
+	rc = veld_record_show_json(&out, n.b, rid);
+	veld_free(out);
+	if (rc != VELD_OK)
+		known_bug(&n, BUG_RESCAN_DEAD, "B holds the key of the case and still cannot show its record");
+	net_down(&n);
+}
+
 /* The key of a case comes after its records: M's case of region 3000 is
 ** accepted by B while B cannot read it (only who can read checks); once
 ** M's key for it reaches B, B can read the header and must check it before
@@ -1323,6 +1363,7 @@ int main(void)
 		cmocka_unit_test(test_sync__key_for_a_case_of_another_region_is_not_taken_from_a_device),
 		cmocka_unit_test(test_sync__case_created_outside_the_region_is_rejected),
 		cmocka_unit_test(test_sync__volunteer_writes_outside_the_huiswijs_compartment),
+		cmocka_unit_test(test_sync__records_that_arrived_before_their_key_open_when_it_comes),
 		cmocka_unit_test(test_sync__key_arriving_after_the_records_does_not_bypass_verification),
 		cmocka_unit_test(test_sync__case_keys_reach_region_peers_the_writer_did_not_know),
 		cmocka_unit_test(test_sync__device_deletes_a_record_path_instead_of_a_tombstone),
