@@ -43,9 +43,13 @@
 ** number of a page write is taken from the frame header written just before
 ** it (cached) or read back from disk.  Because the sealed forms agree, a
 ** checkpoint (bracketed by SQLITE_FCNTL_CKPT_START/CKPT_DONE, reading each
-** page from the WAL and then writing it to the database) copies the sealed
-** bytes it just opened instead of sealing again, after a memcmp of the
-** plaintext.  WAL recovery reads whole frames: there a frame that fails to
+** page from the WAL and then writing it to the database) copies sealed pages
+** without opening or sealing them: during a checkpoint a page read from the
+** WAL hands SQLite the sealed bytes (SQLite only copies them on), and the
+** database write that follows for the same page number with the same bytes
+** writes them as they are.  Nothing is lost by not opening them there: a
+** frame damaged on disk lands damaged in the database and fails
+** authentication at its next read, naming the page.  WAL recovery reads whole frames: there a frame that fails to
 ** open is either the torn tail of the last transaction (SQLite discards
 ** it: we return zeros so its checksum fails) or tampering, which we report
 ** as an error instead of letting SQLite silently cut the log.  A bad frame is
@@ -143,9 +147,9 @@ struct vfile {
 	unsigned char **shm;    /* WAL index regions in heap memory */
 	int n_shm, shm_sz;
 	int in_ckpt;            /* between SQLITE_FCNTL_CKPT_START and CKPT_DONE */
-	int stash_valid;        /* last WAL page opened during a checkpoint */
+	int stash_valid;        /* stash_sealed holds the page a checkpoint just read */
 	uint32_t stash_pgno;
-	unsigned char *stash_plain, *stash_sealed;
+	unsigned char *stash_sealed; /* the sealed page handed to a checkpoint */
 	veld_vfs_stats stats;
 
 	/* WAL: the frame header written last; journal: the last 4-byte write */
@@ -470,13 +474,18 @@ static int main_write(vfile *m, const unsigned char *buf, int n, int64_t off)
 		const unsigned char *p = buf + (size_t)i * (size_t)pgsz;
 		uint32_t pgno = (uint32_t)(off / pgsz) + (uint32_t)i + 1;
 		const unsigned char *out = m->sealed;
+		if (m->in_ckpt && m->stash_valid && m->stash_pgno == pgno &&
+		    memcmp(m->stash_sealed, p, (size_t)pgsz) == 0) {
+			/* A checkpoint copying a sealed WAL page: write it as it is. */
+			m->stash_valid = 0;
+			m->stats.ckpt_copied++;
+			if ((rc = os_write(m, p, (size_t)pgsz, off + (int64_t)i * pgsz)) != SQLITE_OK)
+				return rc;
+			continue;
+		}
 		if ((rc = check_plain(m, pgno, p, pgsz)) != SQLITE_OK)
 			return rc;
-		if (m->in_ckpt && m->stash_valid && m->stash_pgno == pgno &&
-		    memcmp(m->stash_plain, p, (size_t)pgsz) == 0) {
-			out = m->stash_sealed;
-			m->stats.ckpt_copied++;
-		} else {
+		{
 			seal_page(m, pgno, p, m->sealed, pgsz);
 			if (m->in_ckpt)
 				m->stats.ckpt_sealed++;
@@ -589,6 +598,16 @@ static int wal_read(vfile *w, unsigned char *buf, int n, int64_t off)
 				return vfs_fail(w->vfs, SQLITE_IOERR_DATA, "frame %ld of %s is truncated",
 				                frame, w->label);
 			pgno = get32(w->sealed);
+			if (pgno != 0 && m->in_ckpt && off == pstart && n == w->pgsz && m->pgsz == w->pgsz) {
+				/* A checkpoint reads a page only to write it to the
+				** database: hand over the sealed bytes (see the top). */
+				memcpy(buf, w->sealed + WAL_FRAME_HDR, (size_t)w->pgsz);
+				memcpy(m->stash_sealed, w->sealed + WAL_FRAME_HDR, (size_t)w->pgsz);
+				m->stash_pgno = pgno;
+				m->stash_valid = 1;
+				pos = cend;
+				continue;
+			}
 			why = pgno == 0 ? -1
 			                : open_page(m, pgno, w->sealed + WAL_FRAME_HDR, w->plain, w->pgsz);
 			if (why != 0) {
@@ -603,12 +622,6 @@ static int wal_read(vfile *w, unsigned char *buf, int n, int64_t off)
 			memcpy(buf + (from - off), w->plain + (from - pstart), (size_t)(cend - from));
 			if (pgno == 1)
 				m->stats.page1_reserve = w->plain[20];
-			if (m->in_ckpt && off == pstart && n == w->pgsz && m->pgsz == w->pgsz) {
-				memcpy(m->stash_plain, w->plain, (size_t)w->pgsz);
-				memcpy(m->stash_sealed, w->sealed + WAL_FRAME_HDR, (size_t)w->pgsz);
-				m->stash_pgno = pgno;
-				m->stash_valid = 1;
-			}
 		}
 		pos = cend;
 	}
@@ -782,10 +795,6 @@ static int vf_close(sqlite3_file *pf)
 		shm_free(f);
 		if (f->own_key && f->key)
 			sodium_free(f->key);
-		if (f->stash_plain) {
-			sodium_memzero(f->stash_plain, VFS_MAX_PAGE);
-			free(f->stash_plain);
-		}
 		free(f->stash_sealed);
 	}
 	if (f->plain) {
@@ -797,7 +806,7 @@ static int vf_close(sqlite3_file *pf)
 		rc = SQLITE_IOERR_CLOSE;
 	f->fd = -1;
 	f->key = NULL;
-	f->plain = f->sealed = f->stash_plain = f->stash_sealed = NULL;
+	f->plain = f->sealed = f->stash_sealed = NULL;
 	return rc;
 }
 
@@ -884,19 +893,15 @@ static int vf_file_control(sqlite3_file *pf, int op, void *arg)
 		return SQLITE_OK;
 	case SQLITE_FCNTL_CKPT_START:
 		if (f->kind == VF_MAIN) {
-			if (!f->stash_plain && f->pgsz) {
-				f->stash_plain = malloc(VFS_MAX_PAGE);
+			if (!f->stash_sealed && f->pgsz)
 				f->stash_sealed = malloc(VFS_MAX_PAGE);
-			}
-			f->in_ckpt = f->stash_plain && f->stash_sealed;
+			f->in_ckpt = f->stash_sealed != NULL;
 			f->stash_valid = 0;
 		}
 		return SQLITE_OK;
 	case SQLITE_FCNTL_CKPT_DONE:
 		f->in_ckpt = 0;
 		f->stash_valid = 0;
-		if (f->stash_plain && f->pgsz)
-			sodium_memzero(f->stash_plain, (size_t)f->pgsz);
 		return SQLITE_OK;
 	case SQLITE_FCNTL_SIZE_HINT:
 	case SQLITE_FCNTL_CHUNK_SIZE:
