@@ -1439,6 +1439,18 @@ static int insert_reachable(git_packbuilder *pb, veld_repo *r, veld_err *err)
 		rc = git_fail(err, grc, 0, "maintain: cannot list refs");
 		goto done;
 	}
+	/* A detached HEAD is a root too (a symbolic one names a ref seen above). */
+	{
+		git_reference *head = NULL;
+		if (git_reference_lookup(&head, r->git, "HEAD") == 0 && git_reference_type(head) == GIT_REFERENCE_DIRECT &&
+		    (grc = git_revwalk_push(walk, git_reference_target(head))) < 0) {
+			git_reference_free(head);
+			rc = git_fail(err, grc, 0, "maintain: cannot add what HEAD reaches");
+			goto done;
+		}
+		git_reference_free(head);
+		git_error_clear();
+	}
 	/* Every commit of the walk with its whole tree (subtrees and blobs). */
 	if ((grc = git_packbuilder_insert_walk(pb, walk)) < 0) {
 		rc = git_fail(err, grc, 0, "maintain: cannot collect reachable objects");

@@ -114,18 +114,26 @@ int veld_region__contains(const veld_range *ranges, int n, int postcode);
 ** trees, fetch and push with refusals surfaced.  libgit2's own global state
 ** (git_libgit2_init, GIT_OPT_ENABLE_FSYNC_GITDIR) is set up once per
 ** process by veld_repo__open/init; everything else hangs off the handle.
+** Each handle holds one git_libgit2_init(), released by veld_repo__free.
+** Every function returns 0 or a negative VELD_E* code with a message in
+** `err` (a callback's own non-zero return is passed through where noted).
 */
 #include <git2.h>
 
 typedef struct veld_repo veld_repo;
 
-/* Create a bare repository at `path` (must not exist or be empty) / open one. */
+/* Create a bare repository at `path` (must not exist or be empty, else
+** VELD_EEXISTS) / open one (VELD_ENOTFOUND if there is none). */
 int veld_repo__init(veld_repo **out, const char *path, veld_err *err);
 int veld_repo__open(veld_repo **out, const char *path, veld_err *err);
 void veld_repo__free(veld_repo *r); /* NULL ok */
+/* The libgit2 repository, owned by the handle.  Valid until the next
+** veld_repo__maintain (which reopens it) or veld_repo__free: fetch it
+** again rather than keeping it. */
 git_repository *veld_repo__git(veld_repo *r);
 
-/* Write a blob; read one (malloc'd copy). */
+/* Write a blob; read one (malloc'd copy, free()).  A damaged object is
+** VELD_EINTEGRITY, a missing one VELD_ENOTFOUND. */
 int veld_repo__blob_write(git_oid *out, veld_repo *r, const void *buf, size_t len, veld_err *err);
 int veld_repo__blob_read(unsigned char **buf, size_t *len, veld_repo *r, const git_oid *id, veld_err *err);
 
@@ -137,11 +145,16 @@ typedef struct veld_tree_change {
 
 /* New tree = `base` (NULL: empty) with `changes` applied (intermediate
 ** trees created or pruned when empty).  Cost grows with the changes, not
-** the tree (git_tree_update). */
+** the tree (git_tree_create_updated).  Removing an absent path is a no-op.
+** VELD_EINVALID for a malformed path (empty component, ".", "..", leading
+** or trailing '/') or a path given twice; a file and a directory of the
+** same name within one call ("a" removed, "a/b" added) is a libgit2 error:
+** do it in two calls. */
 int veld_repo__tree_update(git_oid *out, veld_repo *r, const git_oid *base,
                            const veld_tree_change *changes, size_t n, veld_err *err);
 
-/* Look up the blob at `path` in tree `tree`: 0 and *out, VELD_ENOTFOUND, or error. */
+/* Look up the blob at `path` in tree `tree`: 0 and *out, VELD_ENOTFOUND
+** (also when `path` is a directory or `tree` is NULL), or error. */
 int veld_repo__tree_lookup(git_oid *out, veld_repo *r, const git_oid *tree, const char *path,
                            veld_err *err);
 
@@ -150,7 +163,10 @@ typedef int (*veld_sign_cb)(unsigned char *sig64, const unsigned char *msg, size
 
 /* Create a commit of `tree` with `parents`, author/committer `signer` at
 ** time `when_ms`, message `msg`, signed in header "veldsig" as
-** "<signer> <base64 signature>".  Does not move any ref. */
+** "<signer> <base64 signature>".  Does not move any ref.  `signer` is 1-64
+** of [A-Za-z0-9._-] (else VELD_EINVALID); the e-mail is
+** "<signer>@veld.invalid", the time when_ms / 1000 at offset +0000; `msg`
+** is stored as given.  A non-zero return from `sign` is VELD_ERROR. */
 int veld_repo__commit(git_oid *out, veld_repo *r, const git_oid *tree, const git_oid *parents,
                       size_t n_parents, const char *signer, int64_t when_ms, const char *msg,
                       veld_sign_cb sign, void *payload, veld_err *err);
@@ -158,29 +174,41 @@ int veld_repo__commit(git_oid *out, veld_repo *r, const git_oid *tree, const git
 /* Extract the veldsig of a commit: signer id (at most 64 chars) and the
 ** signature over the signed data; then check with `pubkey_cb`, which
 ** returns the signer's 32-byte Ed25519 public key or VELD_ENOTFOUND.
-** VELD_EINTEGRITY: unsigned, malformed or bad signature (message says which). */
+** VELD_EINTEGRITY: unsigned, malformed or bad signature, unknown signer
+** (message names the commit and the failure).  VELD_ENOTFOUND: no such
+** commit.  Another negative return from `pubkey` is passed through.
+** signer_out (NULL ok) gets the signer id as soon as the header parses,
+** so a caller can name it even on a bad signature; "" before that. */
 typedef int (*veld_pubkey_cb)(unsigned char *pk32, const char *signer, void *payload);
 int veld_repo__commit_verify(char *signer_out, size_t signer_cap, veld_repo *r, const git_oid *commit,
                              veld_pubkey_cb pubkey, void *payload, veld_err *err) VELD_WARN_UNUSED;
 
-/* Commit facts. */
+/* Commit facts.  commit_parents writes at most `cap` ids and sets *n to
+** the number of parents; more than `cap` is VELD_EINVALID. */
 int veld_repo__commit_tree(git_oid *tree_out, veld_repo *r, const git_oid *commit, veld_err *err);
 int veld_repo__commit_parents(git_oid *parents, size_t cap, size_t *n, veld_repo *r,
                               const git_oid *commit, veld_err *err);
 
 /* Commits reachable from `head` but not from any of `stop` (oldest first),
-** for verification of what a fetch brought. *out malloc'd. */
+** for verification of what a fetch brought: parents always before their
+** children.  A stop that is not in the repository is ignored.  *out
+** malloc'd (free(); NULL when *n is 0).  VELD_ENOTFOUND if head is absent. */
 int veld_repo__new_commits(git_oid **out, size_t *n, veld_repo *r, const git_oid *head,
                            const git_oid *stop, size_t n_stop, veld_err *err);
 
 /* Blob paths that differ between two trees (either may be NULL = empty):
 ** calls `cb(path, old_id or NULL, new_id or NULL, payload)` per changed
-** file; a non-zero return stops and is returned. */
+** file; a non-zero return stops and is returned.  Order: byte order of the
+** paths.  No rename detection: a moved file is a delete and an add.  Only
+** subtrees whose ids differ are read (cost grows with the change). */
 typedef int (*veld_diff_cb)(const char *path, const git_oid *old_id, const git_oid *new_id, void *payload);
 int veld_repo__diff(veld_repo *r, const git_oid *old_tree, const git_oid *new_tree, veld_diff_cb cb,
                     void *payload, veld_err *err);
 
-/* Refs: read (VELD_ENOTFOUND if absent), set (force), list by prefix. */
+/* Refs: read (VELD_ENOTFOUND if absent), set (force; VELD_EINVALID for a
+** malformed name), list by prefix (plain string prefix, not a glob; sorted
+** by name; symbolic refs resolved, dangling ones skipped; a non-zero return
+** from `cb` stops and is returned). */
 int veld_repo__ref_get(git_oid *out, veld_repo *r, const char *name, veld_err *err);
 int veld_repo__ref_set(veld_repo *r, const char *name, const git_oid *id, veld_err *err);
 typedef int (*veld_ref_cb)(const char *name, const git_oid *id, void *payload);
@@ -197,17 +225,30 @@ typedef struct veld_remote_opts {
 	void *payload;
 } veld_remote_opts;
 
-/* Fetch `refspecs` (e.g. "+refs/veld/devices/\*:refs/veld-hub/veld/devices/\*"). */
+/* Either transfer: a credential kind (user/password, SSH agent) is tried
+** once; asked again means refused: VELD_EAUTH "authentication failed for
+** <url>" (URL messages never show user-info).  url.insteadOf is ignored. */
+
+/* Fetch `refspecs` (e.g. "+refs/veld/devices/\*:refs/veld-hub/veld/devices/\*"):
+** no pruning, no tags, the refs named by the refspecs updated.  (libgit2
+** 1.5 leaves an empty FETCH_HEAD file behind.) */
 int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
                      const veld_remote_opts *opts, veld_err *err);
 /* Push `refspecs`; a ref the server refuses (reported only through
 ** push_update_reference) is an error naming the ref and the server's reason
-** (VELD_EDENIED). */
+** (VELD_EDENIED).  A non-fast-forward refspec without '+' is refused by
+** libgit2 before sending: VELD_EDENIED naming the ref too.  A push to a
+** path runs no hooks on the other side. */
 int veld_repo__push(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
                     const veld_remote_opts *opts, veld_err *err);
 
-/* Pack loose objects when there are many (periodic repack); prune
-** unreachable objects older than `prune_age_s` (0: all). */
+/* Repack: everything reachable from the refs (and HEAD) into one new pack,
+** then delete the loose objects and old packs it makes redundant; prune
+** unreachable objects older than `prune_age_s` (0: all; negative: keep
+** them).  The caller decides when (e.g. after N syncs, or after an erasure
+** with 0).  With 0, nothing else may write to the repository meanwhile
+** (hold the store's write lock).  Reopens the libgit2 repository (see
+** veld_repo__git).  Cost: the whole repository.  Algorithm in repo.c. */
 int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err);
 
 #endif /* VELD_SYNC_H */
