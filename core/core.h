@@ -266,18 +266,23 @@ int veld_store__meta_get(veld_store *s, const char *key, void *buf, int cap);
 int veld_store__meta_put(veld_store *s, const char *key, const void *val, int n);
 
 /* Records by id; save writes the canonical state and sets `dirty` (1: must
-** be committed to git at the next sync). */
+** be committed to git at the next sync); `compartment` NULL keeps the
+** row's (a new row gets "social"). */
 int veld_store__record_load(veld_record **out, veld_store *s, const char *id);
-int veld_store__record_save(veld_store *s, const veld_record *r, int dirty);
+int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, const char *compartment);
+
+/* Create or update a record as veld_record_put describes, without form
+** rules: scripts/ validates first and calls this.  `compartment`: the
+** form's (NULL keeps an existing record's); `form_version` > 0 is written
+** to "_form_version". */
+int veld_store__record_put(char *id_out, veld_store *s, const char *case_id, const char *form,
+                           const char *record_id, const char *fields_json, const char *compartment,
+                           int form_version);
 /* Fold a stamp seen in merged data into the clock. */
 void veld_store__observe(veld_store *s, const veld_stamp *stamp);
 /* The next local stamp (persisted with the transaction). */
 int veld_store__stamp(veld_store *s, veld_stamp *out);
 /* Append to the audit log (inside the caller's transaction). */
 int veld_store__audit(veld_store *s, const char *action, const char *case_id, const char *record_id);
-
-/* Compartment of a form: the compartment the form declares ("social",
-** "huiswijs"); "_case" headers are "social". */
-const char *veld_store__compartment(veld_store *s, const char *form);
 
 #endif /* VELD_CORE_H */

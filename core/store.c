@@ -47,6 +47,7 @@ struct veld_store {
 	int cipher;
 	veld_keyfile_params kparams;
 	int busy_ms;
+	int tx_depth; /* open transactions: 1 = BEGIN, more = savepoints */
 	veld_vfs *vfs;
 	sqlite3 *db;
 	char device_id[VELD_DEVICE_ID_LEN + 1];
@@ -59,6 +60,7 @@ static const char *const schema_sql =
 	"  id TEXT PRIMARY KEY,"
 	"  case_id TEXT NOT NULL,"
 	"  form TEXT NOT NULL,"
+	"  compartment TEXT NOT NULL DEFAULT 'social',"
 	"  state TEXT NOT NULL,"
 	"  deleted INTEGER NOT NULL DEFAULT 0,"
 	"  conflicts INTEGER NOT NULL DEFAULT 0,"
@@ -172,13 +174,38 @@ static int exec_sql(veld_store *s, const char *sql, const char *what)
 	return rc == SQLITE_OK ? 0 : db_fail(s, rc, what);
 }
 
+/* Transactions nest: the outermost is BEGIN IMMEDIATE ... COMMIT, inner
+** ones are savepoints, so a bulk operation (import) can wrap many calls
+** that each open their own and still be all or nothing. */
 static int begin(veld_store *s)
 {
-	return exec_sql(s, "BEGIN IMMEDIATE", "begin transaction");
+	char sql[48];
+	int rc;
+	if (s->tx_depth == 0)
+		rc = exec_sql(s, "BEGIN IMMEDIATE", "begin transaction");
+	else {
+		snprintf(sql, sizeof sql, "SAVEPOINT veld_%d", s->tx_depth);
+		rc = exec_sql(s, sql, "begin transaction");
+	}
+	if (rc == 0)
+		s->tx_depth++;
+	return rc;
 }
 
 static int finish(veld_store *s, int rc)
 {
+	char sql[64];
+	if (s->tx_depth <= 0)
+		return rc ? rc : veld_err__set(&s->err, VELD_ERROR, "no transaction to finish");
+	s->tx_depth--;
+	if (s->tx_depth > 0) {
+		if (rc)
+			snprintf(sql, sizeof sql, "ROLLBACK TO veld_%d; RELEASE veld_%d", s->tx_depth, s->tx_depth);
+		else
+			snprintf(sql, sizeof sql, "RELEASE veld_%d", s->tx_depth);
+		sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+		return rc;
+	}
 	if (rc == 0) {
 		int r = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 		if (r != SQLITE_OK) {
@@ -309,9 +336,10 @@ static int count_conflicts(const veld_record *r)
 	return n;
 }
 
-/* Insert or replace a record row from its state; `dirty` marks it for the
-** next sync's commit. */
-static int save_record(veld_store *s, const veld_record *r, int dirty)
+/* Write a record row from its state; `dirty` marks it for the next sync's
+** commit.  `compartment` (NULL: keep the row's, or "social" for a new row)
+** says which case key seals it. */
+static int save_record(veld_store *s, const veld_record *r, int dirty, const char *compartment)
 {
 	sqlite3_stmt *st = NULL;
 	char *canon = veld_record__canonical(r);
@@ -319,8 +347,11 @@ static int save_record(veld_store *s, const veld_record *r, int dirty)
 	if (!canon)
 		return veld_err__set(&s->err, VELD_ERROR, "out of memory");
 	rc = sqlite3_prepare_v2(s->db,
-	                        "INSERT OR REPLACE INTO records(id, case_id, form, state, deleted, conflicts, dirty)"
-	                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	                        "INSERT INTO records(id, case_id, form, compartment, state, deleted, conflicts, dirty)"
+	                        " VALUES(?1, ?2, ?3, coalesce(?8, 'social'), ?4, ?5, ?6, ?7)"
+	                        " ON CONFLICT(id) DO UPDATE SET state = excluded.state, deleted = excluded.deleted,"
+	                        " conflicts = excluded.conflicts, dirty = excluded.dirty,"
+	                        " compartment = coalesce(?8, compartment)",
 	                        -1, &st, NULL);
 	if (rc == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, veld_record__id(r), -1, SQLITE_STATIC);
@@ -330,6 +361,7 @@ static int save_record(veld_store *s, const veld_record *r, int dirty)
 		sqlite3_bind_int(st, 5, veld_record__is_deleted(r));
 		sqlite3_bind_int(st, 6, count_conflicts(r));
 		sqlite3_bind_int(st, 7, dirty);
+		sqlite3_bind_text(st, 8, compartment, -1, SQLITE_STATIC);
 		rc = sqlite3_step(st);
 	}
 	sqlite3_finalize(st);
@@ -725,7 +757,7 @@ int veld_case_new(char *id_out, veld_store *s, const char *header_json)
 		goto done;
 	rc = apply_fields(s, r, h);
 	if (!rc)
-		rc = save_record(s, r, 1);
+		rc = save_record(s, r, 1, NULL);
 	if (!rc)
 		rc = audit(s, "create-case", id, NULL);
 	rc = finish(s, rc);
@@ -766,7 +798,7 @@ int veld_case_update(veld_store *s, const char *case_id, const char *header_json
 		goto done;
 	rc = apply_fields(s, c, h);
 	if (!rc)
-		rc = save_record(s, c, 1);
+		rc = save_record(s, c, 1, NULL);
 	if (!rc)
 		rc = audit(s, "update-case", case_id, NULL);
 	rc = finish(s, rc);
@@ -963,8 +995,9 @@ static int check_paths(veld_store *s, json_t *flat)
 	return 0;
 }
 
-int veld_record_put(char *id_out, veld_store *s, const char *case_id, const char *form,
-                    const char *record_id, const char *fields_json)
+int veld_store__record_put(char *id_out, veld_store *s, const char *case_id, const char *form,
+                           const char *record_id, const char *fields_json, const char *compartment,
+                           int form_version)
 {
 	json_error_t jerr;
 	json_t *fields = NULL, *flat = NULL;
@@ -1019,11 +1052,15 @@ int veld_record_put(char *id_out, veld_store *s, const char *case_id, const char
 			goto done;
 		}
 	}
+	if (form_version > 0 && json_object_set_new(flat, "_form_version", json_integer(form_version))) {
+		rc = veld_err__set(&s->err, VELD_ERROR, "out of memory");
+		goto done;
+	}
 	if ((rc = begin(s)))
 		goto done;
 	rc = apply_fields(s, r, flat);
 	if (!rc)
-		rc = save_record(s, r, 1);
+		rc = save_record(s, r, 1, compartment);
 	if (!rc)
 		rc = audit(s, record_id ? "update-record" : "create-record", case_id, id);
 	rc = finish(s, rc);
@@ -1083,7 +1120,7 @@ int veld_record_delete(veld_store *s, const char *record_id)
 	if (!rc && veld_record__delete(r, &st))
 		rc = veld_err__set(&s->err, VELD_ERROR, "out of memory");
 	if (!rc)
-		rc = save_record(s, r, 1);
+		rc = save_record(s, r, 1, NULL);
 	if (!rc)
 		rc = audit(s, "delete-record", veld_record__case(r), record_id);
 	rc = finish(s, rc);
@@ -1324,7 +1361,7 @@ int veld_resolve(veld_store *s, const char *record_id, const char *field, const 
 	if (!rc && veld_record__set(r, field, v, &st))
 		rc = veld_err__set(&s->err, VELD_ERROR, "field '%s' cannot be set", field);
 	if (!rc)
-		rc = save_record(s, r, 1);
+		rc = save_record(s, r, 1, NULL);
 	if (!rc)
 		rc = audit(s, "resolve", veld_record__case(r), record_id);
 	rc = finish(s, rc);
@@ -1363,9 +1400,9 @@ int veld_store__record_load(veld_record **out, veld_store *s, const char *id)
 	return load_record(out, s, id);
 }
 
-int veld_store__record_save(veld_store *s, const veld_record *r, int dirty)
+int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, const char *compartment)
 {
-	return save_record(s, r, dirty);
+	return save_record(s, r, dirty, compartment);
 }
 
 void veld_store__observe(veld_store *s, const veld_stamp *stamp)
@@ -1383,12 +1420,3 @@ int veld_store__audit(veld_store *s, const char *action, const char *case_id, co
 	return audit(s, action, case_id, record_id);
 }
 
-const char *veld_store__compartment(veld_store *s, const char *form)
-{
-	(void)s;
-	/* The Huiswijs forms live in the volunteers' compartment; everything
-	** else, the case header included, is the social workers'. */
-	if (!strcmp(form, "woonzoek") || !strcmp(form, "zoekprofiel"))
-		return "huiswijs";
-	return "social";
-}

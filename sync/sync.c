@@ -524,16 +524,16 @@ static int commit_local(syncctx *c)
 	rc = 0;
 	if (have_head && (rc = veld_repo__commit_tree(&base_tree, c->repo, &head, c->err)))
 		goto done;
-	if ((rc = sql_prepare(c, &st, "SELECT id, case_id, form, state FROM records WHERE dirty ORDER BY id")))
+	if ((rc = sql_prepare(c, &st, "SELECT id, case_id, compartment, state FROM records WHERE dirty ORDER BY id")))
 		goto done;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *id = (const char *)sqlite3_column_text(st, 0);
 		const char *case_id = (const char *)sqlite3_column_text(st, 1);
-		const char *form = (const char *)sqlite3_column_text(st, 2);
+		const char *compartment = (const char *)sqlite3_column_text(st, 2);
 		unsigned char key_id[VELD_KEYIDBYTES], *blob = NULL;
 		size_t blen = 0;
 		char path[128];
-		int r2 = ensure_key(c, case_id, veld_store__compartment(c->s, form), key, key_id);
+		int r2 = ensure_key(c, case_id, compartment, key, key_id);
 		if (!r2)
 			r2 = veld_env__seal(&blob, &blen, key, key_id, case_id, id, sqlite3_column_text(st, 3),
 			                    (size_t)sqlite3_column_bytes(st, 3));
@@ -889,7 +889,7 @@ static int merge_blob(syncctx *c, const char *case_id, const char *record_id, co
 	rc = veld_store__record_load(&local, c->s, record_id);
 	if (rc == VELD_ENOTFOUND) {
 		veld_err__clear(c->err);
-		rc = veld_store__record_save(c->s, remote, 1);
+		rc = veld_store__record_save(c->s, remote, 1, comp);
 		c->merged++;
 	} else if (rc == 0) {
 		char *before = veld_record__canonical(local), *after = NULL;
@@ -899,7 +899,7 @@ static int merge_blob(syncctx *c, const char *case_id, const char *record_id, co
 		} else if ((rc = veld_record__merge(local, remote)) == 0) {
 			after = veld_record__canonical(local);
 			if (!before || !after || strcmp(before, after)) {
-				rc = veld_store__record_save(c->s, local, 1);
+				rc = veld_store__record_save(c->s, local, 1, NULL);
 				c->merged++;
 			}
 		}

@@ -151,7 +151,8 @@ VELD_API int veld_case_list_json(char **out, veld_store *store);
 VELD_API int veld_case_show_json(char **out, veld_store *store, const char *case_id);
 
 /*
-** Create or update a record of form `form` in case `case_id`.  `record_id`
+** Create or update a record of form `form` in case `case_id`, checked by
+** the form's rules (VELD_EINVALID lists every failing field).  `record_id`
 ** NULL creates a new record; otherwise it names the record to update (it
 ** must belong to the case).  `fields_json` is an object of field path ->
 ** value (null clears a field).  Repeating groups are objects keyed by item
@@ -161,6 +162,34 @@ VELD_API int veld_case_show_json(char **out, veld_store *store, const char *case
 VELD_API int veld_record_put(char *id_out, veld_store *store, const char *case_id,
                              const char *form, const char *record_id,
                              const char *fields_json);
+
+/*
+** Check a put without storing it: *errors_json receives every failing
+** field as [{"field","message"}] (messages in Dutch, for the app to show)
+** with VELD_EINVALID, or "[]" with VELD_OK.
+*/
+VELD_API int veld_record_validate_json(char **errors_json, veld_store *store, const char *case_id,
+                                       const char *form, const char *record_id, const char *fields_json);
+
+/*
+** Bulk import (JSON Lines, CLI.md): one record per line,
+** {"case": CASE_ID | {"ref","name","postcode",...}, "form": NAME, "fields": {...}}.
+** Lines with the same ref share one case.  All or nothing: a bad line is
+** reported by its number and nothing is stored.  `progress` (may be NULL)
+** is called every 1000 lines.  *count receives the number of lines stored.
+*/
+VELD_API int veld_import(long *count, veld_store *store, const char *jsonl, size_t len,
+                         void (*progress)(long done, long total, void *payload), void *payload);
+
+/* ---- Forms -------------------------------------------------------------- */
+
+/* [{"name","label","compartment","version"}] of the forms this store knows. */
+VELD_API int veld_form_list_json(char **out, veld_store *store);
+/* The schema of a form as JSON: what a tablet app renders. */
+VELD_API int veld_form_schema_json(char **out, veld_store *store, const char *form);
+/* For form authors: load FILE.lua; VELD_OK with the schema in *out, or an
+** error with the message ("name.lua:LINE: ...") in *out.  Free *out. */
+VELD_API int veld_form_check(char **out, const char *path);
 
 /* {"id","case","form","form_version","deleted","fields":{path: value},
 **  "conflicts":{path:[values...]}} with the shown (winning) values. */

@@ -37,11 +37,22 @@ expect_match '"name":"An Peeters"' "$T/out" "name shown to the owner"
 # Records: FIELD=TEXT and FIELD:=JSON and --file.
 expect_exit 0 "record put" -- V record put "$CASE" contactregistratie datum=2017-03-02 plaats=huisbezoek 'problematiek:=["financieel","materieel"]' 'duur_min:=45'
 REC=$(cat "$T/out")
-echo '{"acties":{"a1":{"status":"gepland","domein":"huisvesting"}}}' >"$T/f.json"
-expect_exit 0 "record put --file" -- V record put "$CASE" sociale_balans --file "$T/f.json" afnamedatum=2019-01-01
+expect_exit 0 "record put --file" -- V record put "$CASE" sociale_balans --file "$VELD_SRC/tests/resources/sociale_balans-2019.json" afnamedatum=2019-01-02
 BAL=$(cat "$T/out")
 expect_exit 0 "record show --json" -- V record show "$BAL" --json
-expect_match '"acties.a1.status":"gepland"' "$T/out" "group flattened"
+expect_match '"actievoorstellen.a1.status":"gepland"' "$T/out" "group flattened"
+expect_match '"afnamedatum":"2019-01-02"' "$T/out" "FIELD=TEXT overrides --file"
+expect_match '"_form_version"|"form_version":1' "$T/out" "form version remembered"
+
+# The form's rules: every failing field listed, exit 5, nothing stored.
+expect_exit 5 "invalid contact" -- V record put "$CASE" contactregistratie datum=2017-02-30
+expect_one_error_line "invalid contact"
+expect_match 'datum' "$T/err" "bad date named"
+expect_match 'plaats' "$T/err" "missing place named"
+expect_match 'problematiek' "$T/err" "missing problem named"
+expect_exit 5 "referral without destination" -- V record put "$CASE" contactregistratie datum=2017-03-02 plaats=zitdag 'problematiek:=["financieel"]' 'wijze_van_hulpverlening:=["doorverwijzing"]'
+expect_match 'doorverwezen_naar' "$T/err" "conditional requirement named"
+expect_exit 5 "unknown form" -- V record put "$CASE" geen_formulier x=1
 expect_exit 0 "record update" -- V record put "$CASE" contactregistratie --record "$REC" plaats=zitdag
 expect_exit 0 "record show" -- V record show "$REC" --json
 expect_match '"plaats":"zitdag"' "$T/out" "update shown"

@@ -19,6 +19,27 @@ static const char NAME_MARK[] = "Zoe Vandenbroucke-Marker";
 static const char TEXT_MARK[] = "schuldbemiddeling-notitie-XYZZY";
 static const char ADDR_MARK[] = "Kerkstraat 42 Markerdorp";
 
+/* A complete, valid Sociale Balans: every domain scored (n.v.t. unless
+** given), `extra` spliced in (JSON members, leading comma included). */
+static char *balans_json(const char *afname, const char *extra)
+{
+	static const char *const domains[] = {
+		"familiale_situatie", "huisvesting", "gezondheid_lichamelijk", "gezondheid_psychisch",
+		"inkomen", "budget_schulden", "administratie", "mobiliteit", "opleiding_vorming", "werk",
+		"vrije_tijd", "zelfvertrouwen", "communicatie", "ict_vaardigheden", "sociaal_netwerk",
+		"organisatie_planning", NULL};
+	char *buf = malloc(4096);
+	size_t used;
+	int i;
+	assert_non_null(buf);
+	used = (size_t)snprintf(buf, 4096, "{\"afnamedatum\":\"%s\"", afname);
+	for (i = 0; domains[i]; i++)
+		if (strcmp(domains[i], "huisvesting"))
+			used += (size_t)snprintf(buf + used, 4096 - used, ",\"%s\":{\"score\":\"nvt\"}", domains[i]);
+	snprintf(buf + used, 4096 - used, "%s}", extra);
+	return buf;
+}
+
 static veld_store *create_store(const char *dir)
 {
 	veld_store_options o;
@@ -195,8 +216,18 @@ static void test_store__bad_input_changes_nothing(void **state)
 	veld_store *s = create_store(dir);
 	(void)state;
 	new_case(s, cid, "Input Tester");
-	assert_int_equal(veld_record_put(rid, s, cid, "contactregistratie", NULL, "{\"datum\":\"2018-01-01\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, s, cid, "contactregistratie", NULL,
+	                                 "{\"datum\":\"2018-01-01\",\"plaats\":\"zitdag\",\"problematiek\":[\"financieel\"]}"),
+	                 VELD_OK);
 	assert_int_equal(veld_export_json(&before, s), VELD_OK);
+	/* The form's rules: every failing field at once, nothing stored. */
+	assert_int_equal(veld_record_put(NULL, s, cid, "contactregistratie", NULL, "{\"datum\":\"2018-13-01\"}"),
+	                 VELD_EINVALID);
+	assert_non_null(strstr(veld_errmsg(s), "datum"));
+	assert_non_null(strstr(veld_errmsg(s), "plaats"));
+	assert_non_null(strstr(veld_errmsg(s), "problematiek"));
+	assert_int_equal(veld_record_put(NULL, s, cid, "contactregistratie", rid, "{\"plaats\":\"maan\"}"), VELD_EINVALID);
+	assert_non_null(strstr(veld_errmsg(s), "plaats"));
 
 	assert_int_equal(veld_case_new(cid, s, "{\"name\":\"X\"}"), VELD_EINVALID);
 	assert_non_null(strstr(veld_errmsg(s), "postcode"));
@@ -230,18 +261,20 @@ static void test_store__delete_and_groups(void **state)
 	json_t *j, *f;
 	(void)state;
 	new_case(s, cid, "Group Tester");
-	assert_int_equal(veld_record_put(rid, s, cid, "sociale_balans", NULL,
-	                                 "{\"afnamedatum\":\"2019-05-01\","
-	                                 "\"huisvesting\":{\"score\":2,\"prioriteit\":true},"
-	                                 "\"acties\":{\"a1\":{\"domein\":\"huisvesting\",\"status\":\"gepland\"}}}"),
-	                 VELD_OK);
-	assert_int_equal(veld_record_put(NULL, s, cid, "sociale_balans", rid, "{\"acties\":{\"a1\":{\"status\":\"lopend\"}}}"),
+	{
+		char *b = balans_json("2019-05-01", ",\"huisvesting\":{\"score\":2,\"prioriteit\":true},"
+		                                    "\"actievoorstellen\":{\"a1\":{\"domein\":\"huisvesting\",\"doelstelling\":\"Woning\",\"actie\":\"Zoeken\",\"status\":\"gepland\"}}");
+		if (veld_record_put(rid, s, cid, "sociale_balans", NULL, b))
+			fail_msg("balans: %s", veld_errmsg(s));
+		free(b);
+	}
+	assert_int_equal(veld_record_put(NULL, s, cid, "sociale_balans", rid, "{\"actievoorstellen\":{\"a1\":{\"status\":\"lopend\"}}}"),
 	                 VELD_OK);
 	assert_int_equal(veld_record_show_json(&out, s, rid), VELD_OK);
 	j = json_loads(out, 0, NULL);
 	f = json_object_get(j, "fields");
-	assert_string_equal(json_string_value(json_object_get(f, "acties.a1.status")), "lopend");
-	assert_string_equal(json_string_value(json_object_get(f, "acties.a1.domein")), "huisvesting");
+	assert_string_equal(json_string_value(json_object_get(f, "actievoorstellen.a1.status")), "lopend");
+	assert_string_equal(json_string_value(json_object_get(f, "actievoorstellen.a1.domein")), "huisvesting");
 	assert_int_equal(json_integer_value(json_object_get(f, "huisvesting.score")), 2);
 	json_decref(j);
 	veld_free(out);
@@ -249,6 +282,12 @@ static void test_store__delete_and_groups(void **state)
 	assert_int_equal(veld_record_delete(s, rid), VELD_OK);
 	assert_int_equal(veld_record_delete(s, rid), VELD_EINVALID);
 	assert_int_equal(veld_record_put(NULL, s, cid, "sociale_balans", rid, "{\"synthese\":\"x\"}"), VELD_EINVALID);
+	/* The rule of the form: a priority domain without an action is refused. */
+	{
+		char *b = balans_json("2020-01-01", ",\"huisvesting\":{\"score\":1,\"prioriteit\":true}");
+		assert_int_equal(veld_record_put(NULL, s, cid, "sociale_balans", NULL, b), VELD_EINVALID);
+		free(b);
+	}
 	assert_int_equal(veld_case_show_json(&out, s, cid), VELD_OK);
 	j = json_loads(out, 0, NULL);
 	assert_int_equal(json_array_size(json_object_get(j, "records")), 0);
@@ -274,7 +313,9 @@ static void test_store__audit_log(void **state)
 	int seen_create = 0, seen_record = 0, seen_open = 0, seen_export = 0;
 	(void)state;
 	new_case(s, cid, "Audit Tester");
-	assert_int_equal(veld_record_put(rid, s, cid, "contactregistratie", NULL, "{\"datum\":\"2020-02-02\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, s, cid, "contactregistratie", NULL,
+	                                 "{\"datum\":\"2020-02-02\",\"plaats\":\"elders\",\"problematiek\":[\"gezondheid\"]}"),
+	                 VELD_OK);
 	assert_int_equal(veld_case_show_json(&tmp, s, cid), VELD_OK);
 	veld_free(tmp);
 	assert_int_equal(veld_export_json(&tmp, s), VELD_OK);
@@ -352,7 +393,10 @@ static void test_store__no_plaintext_on_disk(void **state)
 	(void)state;
 	for (i = 0; i < 200; i++) {
 		new_case(s, cid, NAME_MARK);
-		snprintf(fields, sizeof fields, "{\"notitie\":\"%s %d\",\"datum\":\"2021-01-01\"}", TEXT_MARK, i);
+		snprintf(fields, sizeof fields,
+		         "{\"doorverwezen_naar\":\"%s %d\",\"wijze_van_hulpverlening\":[\"doorverwijzing\"],"
+		         "\"datum\":\"2021-01-01\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"financieel\"]}",
+		         TEXT_MARK, i);
 		assert_int_equal(veld_record_put(rid, s, cid, "contactregistratie", NULL, fields), VELD_OK);
 	}
 	assert_int_equal(veld_store_compact(s), VELD_OK);

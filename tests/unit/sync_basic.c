@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define VALID_CONTACT "{\"datum\":\"2018-02-03\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"administratief\"]}"
+
 typedef struct net {
 	char *root, *hub;
 	veld_store *office, *a, *b;
@@ -100,7 +102,7 @@ static void test_sync__case_reaches_office_and_region(void **state)
 	net_up(&n);
 	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Jan Janssens\",\"postcode\":\"3000\"}"), VELD_OK);
 	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL,
-	                                 "{\"datum\":\"2017-01-02\",\"plaats\":\"huisbezoek\"}"),
+	                                 "{\"datum\":\"2017-01-02\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"financieel\"]}"),
 	                 VELD_OK);
 	sync_all(&n);
 	assert_string_equal(shown(n.office, rid, "plaats", buf, sizeof buf), "huisbezoek");
@@ -116,7 +118,7 @@ static void test_sync__conflict_kept_and_resolved_everywhere(void **state)
 	(void)state;
 	net_up(&n);
 	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"An\",\"postcode\":\"3001\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, "{\"plaats\":\"huisbezoek\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, VALID_CONTACT), VELD_OK);
 	sync_all(&n);
 	/* Offline on both tablets: the same field, and different fields. */
 	assert_int_equal(veld_record_put(NULL, n.a, cid, "contactregistratie", rid, "{\"plaats\":\"zitdag\",\"duur_min\":20}"),
@@ -158,7 +160,7 @@ static void test_sync__delete_against_edit_is_a_conflict(void **state)
 	(void)state;
 	net_up(&n);
 	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Piet\",\"postcode\":\"3010\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, "{\"plaats\":\"huisbezoek\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, VALID_CONTACT), VELD_OK);
 	sync_all(&n);
 	assert_int_equal(veld_record_delete(n.a, rid), VELD_OK);
 	assert_int_equal(veld_record_put(NULL, n.b, cid, "contactregistratie", rid, "{\"duur_min\":15}"), VELD_OK);

@@ -1,0 +1,478 @@
+/*
+** records.c — records through their forms: the public veld_record_put,
+** validation for apps, the form catalogue, and bulk import.
+**
+** core/ stores records without knowing forms; this file puts the form's
+** rules in front of it.  A put is validated against the record as it will
+** be (the fields it has, with the new ones applied), with every failing
+** field reported at once; the form's computed values are stored with it;
+** the record remembers the form version ("_form_version") and is sealed
+** with the key of the form's compartment.  A rejected put changes nothing.
+**
+** Forms come from the library (the shipped forms); forms published by the
+** office arrive later through sync.  A small per-call cache keeps bulk
+** imports from loading a form per line.
+*/
+#include "scripts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FORM_CACHE 8
+
+typedef struct formcache {
+	veld_form *forms[FORM_CACHE];
+	size_t n;
+} formcache;
+
+static void cache_free(formcache *fc)
+{
+	size_t i;
+	for (i = 0; i < fc->n; i++)
+		veld_form__free(fc->forms[i]);
+	fc->n = 0;
+}
+
+/* The form `name` (VELD_EINVALID naming it when unknown). */
+static int form_get(veld_form **out, formcache *fc, veld_store *s, const char *name)
+{
+	veld_err *err = veld_store__err(s);
+	size_t i;
+	int rc;
+	for (i = 0; i < fc->n; i++)
+		if (!strcmp(veld_form__name(fc->forms[i]), name)) {
+			*out = fc->forms[i];
+			return 0;
+		}
+	rc = veld_form__load_shipped(out, name, NULL, err);
+	if (rc == VELD_ENOTFOUND)
+		return veld_err__set(err, VELD_EINVALID, "unknown form '%.60s' (see `veld form list`)", name);
+	if (rc)
+		return rc;
+	if (fc->n == FORM_CACHE) {
+		veld_form__free(fc->forms[0]);
+		memmove(fc->forms, fc->forms + 1, (FORM_CACHE - 1) * sizeof fc->forms[0]);
+		fc->n--;
+	}
+	fc->forms[fc->n++] = *out;
+	return 0;
+}
+
+/* Shown fields of a stored record (new reference), or an empty object. */
+static json_t *shown_fields(veld_store *s, const char *record_id)
+{
+	veld_record *r = NULL;
+	json_t *view, *fields;
+	if (!record_id || veld_store__record_load(&r, s, record_id)) {
+		veld_err__clear(veld_store__err(s));
+		return json_object();
+	}
+	view = veld_record__view(r);
+	fields = view ? json_incref(json_object_get(view, "fields")) : NULL;
+	json_decref(view);
+	veld_record__free(r);
+	return fields ? fields : json_object();
+}
+
+static const char *date_of(const json_t *fields)
+{
+	const char *d = json_string_value(json_object_get(fields, "afnamedatum"));
+	return d ? d : json_string_value(json_object_get(fields, "datum"));
+}
+
+/* The previous record of the same form in the case (by its date field),
+** for rules that compare with it (the Sociale Balans). New reference or NULL. */
+static json_t *previous_record(veld_store *s, const char *case_id, const char *form, const char *record_id,
+                               const json_t *fields)
+{
+	sqlite3_stmt *st = NULL;
+	const char *mine = date_of(fields);
+	json_t *best = NULL;
+	const char *best_date = NULL;
+	if (sqlite3_prepare_v2(veld_store__db(s),
+	                       "SELECT state FROM records WHERE case_id = ?1 AND form = ?2 AND id <> ?3 AND NOT deleted",
+	                       -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, form, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, record_id ? record_id : "", -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		veld_record *r = NULL;
+		veld_err e;
+		json_t *view, *f;
+		const char *d;
+		if (veld_record__parse(&r, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0), &e))
+			continue;
+		view = veld_record__view(r);
+		f = json_object_get(view, "fields");
+		d = date_of(f);
+		if (d && (!mine || strcmp(d, mine) < 0) && (!best_date || strcmp(d, best_date) > 0)) {
+			json_decref(best);
+			best = json_incref(f);
+			best_date = json_string_value(json_object_get(best, "afnamedatum"));
+			if (!best_date)
+				best_date = json_string_value(json_object_get(best, "datum"));
+		}
+		json_decref(view);
+		veld_record__free(r);
+	}
+	sqlite3_finalize(st);
+	return best;
+}
+
+/* Parse and flatten the caller's fields; VELD_EINVALID with a message. */
+static int parse_fields(json_t **flat, veld_store *s, const char *fields_json)
+{
+	json_error_t jerr;
+	json_t *j = json_loads(fields_json ? fields_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+	*flat = NULL;
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return veld_err__set(veld_store__err(s), VELD_EINVALID, "fields are not a JSON object: %s (line %d)",
+		                     jerr.text, jerr.line);
+	}
+	*flat = veld_record__flatten(j);
+	json_decref(j);
+	if (!*flat)
+		return veld_err__set(veld_store__err(s), VELD_EINVALID,
+		                     "fields cannot be flattened (an empty or dotted group key)");
+	return 0;
+}
+
+/* Join the engine's error list into one line for the handle. */
+static int rejected(veld_store *s, const char *errors_json)
+{
+	json_t *arr = json_loads(errors_json ? errors_json : "[]", 0, NULL), *e;
+	char msg[sizeof veld_store__err(s)->msg];
+	size_t i, used;
+	used = (size_t)snprintf(msg, sizeof msg, "%zu field(s) rejected:", json_array_size(arr));
+	json_array_foreach(arr, i, e)
+	{
+		if (used < sizeof msg)
+			used += (size_t)snprintf(msg + used, sizeof msg - used, "%s %s: %s", i ? ";" : "",
+			                         json_string_value(json_object_get(e, "field")),
+			                         json_string_value(json_object_get(e, "message")));
+	}
+	json_decref(arr);
+	return veld_err__set(veld_store__err(s), VELD_EINVALID, "%s", msg);
+}
+
+/*
+** Validate a put: the record as it will be is checked by the form.  On
+** success *put_json holds what to store (the caller's fields plus the
+** computed values).  `errors` receives the engine's list when not NULL.
+*/
+static int check_put(char **put_json, char **errors, veld_form **formp, formcache *fc, veld_store *s,
+                     const char *case_id, const char *form_name, const char *record_id, const char *fields_json)
+{
+	json_t *flat = NULL, *merged = NULL, *ctx = NULL, *prev = NULL, *computed = NULL;
+	char *merged_txt = NULL, *ctx_txt = NULL, *errs = NULL, *comp_txt = NULL;
+	veld_form *form = NULL;
+	char today[16];
+	time_t now;
+	struct tm tmv;
+	const char *k;
+	json_t *v;
+	int rc;
+	*put_json = NULL;
+	/* The case first: "no such case" says more than the rules would. */
+	{
+		veld_record *c = NULL;
+		rc = veld_store__record_load(&c, s, case_id ? case_id : "");
+		if (rc == 0 && strcmp(veld_record__form(c), "_case"))
+			rc = VELD_ENOTFOUND;
+		veld_record__free(c);
+		if (rc == VELD_ENOTFOUND) {
+			rc = veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "no case %.40s", case_id ? case_id : "(none)");
+			goto done;
+		}
+		if (rc)
+			goto done;
+	}
+	if ((rc = form_get(&form, fc, s, form_name)))
+		goto done;
+	*formp = form;
+	if ((rc = parse_fields(&flat, s, fields_json)))
+		goto done;
+	merged = shown_fields(s, record_id);
+	json_object_foreach(flat, k, v)
+	{
+		if (json_is_null(v))
+			json_object_del(merged, k);
+		else
+			json_object_set(merged, k, v);
+	}
+	now = (time_t)(veld_store__os(s)->xClockMs(veld_store__os(s)->ctx) / 1000);
+	strftime(today, sizeof today, "%Y-%m-%d", gmtime_r(&now, &tmv));
+	ctx = json_pack("{s:s}", "vandaag", today);
+	prev = previous_record(s, case_id, form_name, record_id, merged);
+	if (prev)
+		json_object_set_new(ctx, "vorige", prev);
+	merged_txt = json_dumps(merged, JSON_COMPACT);
+	ctx_txt = json_dumps(ctx, JSON_COMPACT);
+	if (!merged_txt || !ctx_txt) {
+		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "out of memory");
+		goto done;
+	}
+	rc = veld_form__validate(&errs, form, merged_txt, ctx_txt);
+	if (rc == VELD_EINVALID && errs) {
+		if (errors) {
+			*errors = errs;
+			errs = NULL;
+			rc = VELD_EINVALID;
+			veld_err__set(veld_store__err(s), VELD_EINVALID, "record rejected by form %s", form_name);
+		} else {
+			rc = rejected(s, errs);
+		}
+		goto done;
+	}
+	if (rc) {
+		rc = veld_err__set(veld_store__err(s), rc == VELD_EINVALID ? VELD_EINVALID : VELD_ERROR, "form %s: %s",
+		                   form_name, veld_form__errmsg(form));
+		goto done;
+	}
+	if (errors)
+		*errors = strdup("[]");
+	/* Computed values are stored with the record, as fields. */
+	if ((rc = veld_form__compute(&comp_txt, form, merged_txt, ctx_txt))) {
+		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form_name, veld_form__errmsg(form));
+		goto done;
+	}
+	computed = json_loads(comp_txt ? comp_txt : "{}", 0, NULL);
+	json_object_foreach(computed, k, v)
+	{
+		if (!json_equal(v, json_object_get(merged, k)))
+			json_object_set(flat, k, v);
+	}
+	*put_json = json_dumps(flat, JSON_COMPACT);
+	if (!*put_json)
+		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "out of memory");
+done:
+	json_decref(flat);
+	json_decref(merged);
+	json_decref(ctx);
+	json_decref(computed);
+	free(merged_txt);
+	free(ctx_txt);
+	free(errs);
+	free(comp_txt);
+	return rc;
+}
+
+static int put_one(char *id_out, formcache *fc, veld_store *s, const char *case_id, const char *form_name,
+                   const char *record_id, const char *fields_json)
+{
+	veld_form *form = NULL;
+	char *put = NULL;
+	int rc = check_put(&put, NULL, &form, fc, s, case_id, form_name, record_id, fields_json);
+	if (!rc)
+		rc = veld_store__record_put(id_out, s, case_id, form_name, record_id, put, veld_form__compartment(form),
+		                            veld_form__version(form));
+	free(put);
+	return rc;
+}
+
+int veld_record_put(char *id_out, veld_store *s, const char *case_id, const char *form, const char *record_id,
+                    const char *fields_json)
+{
+	formcache fc;
+	int rc;
+	if (!s)
+		return VELD_ERROR;
+	veld_err__clear(veld_store__err(s));
+	memset(&fc, 0, sizeof fc);
+	rc = put_one(id_out, &fc, s, case_id, form, record_id, fields_json);
+	cache_free(&fc);
+	return rc;
+}
+
+int veld_record_validate_json(char **errors_json, veld_store *s, const char *case_id, const char *form,
+                              const char *record_id, const char *fields_json)
+{
+	formcache fc;
+	veld_form *f = NULL;
+	char *put = NULL;
+	int rc;
+	*errors_json = NULL;
+	if (!s)
+		return VELD_ERROR;
+	veld_err__clear(veld_store__err(s));
+	memset(&fc, 0, sizeof fc);
+	rc = check_put(&put, errors_json, &f, &fc, s, case_id, form, record_id, fields_json);
+	free(put);
+	cache_free(&fc);
+	return rc;
+}
+
+/* ---- the form catalogue -------------------------------------------------------- */
+
+int veld_form_list_json(char **out, veld_store *s)
+{
+	json_t *arr = json_array();
+	const char *name, *src;
+	size_t i, len;
+	int rc = 0;
+	*out = NULL;
+	if (!s)
+		return VELD_ERROR;
+	veld_err__clear(veld_store__err(s));
+	for (i = 0; veld_form__shipped(i, &name, &src, &len); i++) {
+		veld_form *f = NULL;
+		if ((rc = veld_form__load(&f, name, src, len, NULL, veld_store__err(s))))
+			break;
+		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "name", veld_form__name(f), "label",
+		                                     veld_form__label(f), "compartment", veld_form__compartment(f),
+		                                     "version", veld_form__version(f)));
+		veld_form__free(f);
+	}
+	if (!rc) {
+		*out = json_dumps(arr, JSON_COMPACT | JSON_SORT_KEYS);
+		if (!*out)
+			rc = veld_err__set(veld_store__err(s), VELD_ERROR, "out of memory");
+	}
+	json_decref(arr);
+	return rc;
+}
+
+int veld_form_schema_json(char **out, veld_store *s, const char *form)
+{
+	formcache fc;
+	veld_form *f = NULL;
+	int rc;
+	*out = NULL;
+	if (!s)
+		return VELD_ERROR;
+	veld_err__clear(veld_store__err(s));
+	memset(&fc, 0, sizeof fc);
+	rc = form_get(&f, &fc, s, form ? form : "");
+	if (rc == VELD_EINVALID)
+		rc = veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "unknown form '%.60s'", form ? form : "");
+	if (!rc && veld_form__schema_json(out, f))
+		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form, veld_form__errmsg(f));
+	cache_free(&fc);
+	return rc;
+}
+
+int veld_form_check(char **out, const char *path)
+{
+	veld_form *f = NULL;
+	veld_err err;
+	int rc;
+	memset(&err, 0, sizeof err);
+	*out = NULL;
+	rc = veld_form__load_file(&f, NULL, path ? path : "", NULL, &err);
+	if (!rc && veld_form__schema_json(out, f))
+		rc = veld_err__set(&err, VELD_ERROR, "%s", veld_form__errmsg(f));
+	if (rc)
+		*out = strdup(err.msg[0] ? err.msg : "cannot load the form");
+	veld_form__free(f);
+	return rc;
+}
+
+/* ---- import ----------------------------------------------------------------- */
+
+/* Find or make the case of an import line: an id, or {"ref","name","postcode"}. */
+static int import_case(char *case_id, veld_store *s, json_t *c, json_t *refs, long line)
+{
+	veld_err *err = veld_store__err(s);
+	const char *ref;
+	json_t *known, *hdr;
+	char *txt;
+	int rc;
+	if (json_is_string(c)) {
+		snprintf(case_id, VELD_IDSIZE, "%s", json_string_value(c));
+		return 0;
+	}
+	if (!json_is_object(c) || !(ref = json_string_value(json_object_get(c, "ref"))))
+		return veld_err__set(err, VELD_EINVALID, "line %ld: \"case\" must be a case id or {\"ref\": ...}", line);
+	known = json_object_get(refs, ref);
+	if (known) {
+		snprintf(case_id, VELD_IDSIZE, "%s", json_string_value(known));
+		return 0;
+	}
+	if (!json_is_string(json_object_get(c, "name")) || !json_is_string(json_object_get(c, "postcode")))
+		return veld_err__set(err, VELD_EINVALID, "line %ld: the first line of a ref needs \"name\" and \"postcode\"", line);
+	hdr = json_deep_copy(c);
+	txt = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
+	json_decref(hdr);
+	if (!txt)
+		return veld_err__set(err, VELD_ERROR, "out of memory");
+	rc = veld_case_new(case_id, s, txt);
+	free(txt);
+	if (rc)
+		return veld_err__set(err, rc, "line %ld: %s", line, err->msg);
+	json_object_set_new(refs, ref, json_string(case_id));
+	return 0;
+}
+
+int veld_import(long *count, veld_store *s, const char *jsonl, size_t len,
+                void (*progress)(long done, long total, void *payload), void *payload)
+{
+	formcache fc;
+	json_t *refs = json_object();
+	veld_err *err;
+	const char *p = jsonl, *end = jsonl + len;
+	long line = 0, total = 0, done = 0;
+	int rc;
+	if (count)
+		*count = 0;
+	if (!s)
+		return VELD_ERROR;
+	err = veld_store__err(s);
+	veld_err__clear(err);
+	memset(&fc, 0, sizeof fc);
+	{
+		const char *q;
+		for (q = jsonl; q < end; q++)
+			total += *q == '\n';
+		if (len && jsonl[len - 1] != '\n')
+			total++;
+	}
+	/* One transaction around everything: all lines or none. */
+	if ((rc = veld_store__begin(s)))
+		goto out;
+	while (!rc && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		json_error_t jerr;
+		json_t *obj;
+		line++;
+		if (n == 0 || (n == 1 && p[0] == '\r')) {
+			p += n + 1;
+			continue;
+		}
+		obj = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+		p += n + 1;
+		if (!json_is_object(obj)) {
+			rc = veld_err__set(err, VELD_EINVALID, "line %ld: not a JSON object (%s)", line, jerr.text);
+		} else {
+			const char *form = json_string_value(json_object_get(obj, "form"));
+			json_t *fields = json_object_get(obj, "fields");
+			char case_id[VELD_IDSIZE], *ftxt = NULL;
+			if (!form || !json_is_object(fields))
+				rc = veld_err__set(err, VELD_EINVALID, "line %ld: needs \"form\" and a \"fields\" object", line);
+			if (!rc)
+				rc = import_case(case_id, s, json_object_get(obj, "case"), refs, line);
+			if (!rc && !(ftxt = json_dumps(fields, JSON_COMPACT)))
+				rc = veld_err__set(err, VELD_ERROR, "out of memory");
+			if (!rc && (rc = put_one(NULL, &fc, s, case_id, form, NULL, ftxt)))
+				veld_err__set(err, rc, "line %ld: %s", line, err->msg);
+			free(ftxt);
+		}
+		json_decref(obj);
+		done++;
+		if (progress && (done % 1000 == 0 || p >= end))
+			progress(done, total, payload);
+	}
+	if (!rc)
+		rc = veld_store__audit(s, "import", NULL, NULL);
+	rc = veld_store__finish(s, rc);
+	if (!rc && count)
+		*count = done;
+out:
+	cache_free(&fc);
+	json_decref(refs);
+	return rc;
+}
