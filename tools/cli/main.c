@@ -38,6 +38,9 @@ static const char usage_text[] =
 	"  case consent CASE --scope SCOPE | case share CASE --with DEVICE --scope SCOPE\n"
 	"  record put CASE FORM [--record RID] [FIELD=TEXT | FIELD:=JSON ...] [--file JSON|-]\n"
 	"  record show RID | record delete RID\n"
+	"  import FILE                JSON Lines, all or nothing\n"
+	"Forms and reports\n"
+	"  form list | form show FORM | form check FILE.lua | form fill CASE FORM\n"
 	"Sync and history\n"
 	"  sync [--every SECONDS]     commit, fetch, verify, merge, push\n"
 	"  conflicts | resolve RID FIELD VALUE | log [CASE]\n"
@@ -322,6 +325,10 @@ int main(int argc, char **argv)
 		i = cmd_record(&c);
 	else if (!strcmp(cmd, "audit"))
 		i = cmd_audit(&c);
+	else if (!strcmp(cmd, "form"))
+		i = cmd_form(&c);
+	else if (!strcmp(cmd, "import"))
+		i = cmd_import(&c);
 	else if (!strcmp(cmd, "org"))
 		i = cmd_org(&c);
 	else if (!strcmp(cmd, "enroll"))
