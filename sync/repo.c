@@ -36,7 +36,9 @@
 **    not there is an error, so such removals are skipped here (a removal is
 **    idempotent).
 **  - git_remote_push returns 0 when the server refuses a ref; the refusal
-**    is only in the push_update_reference callback.  A push to a local path
+**    is only in the push_update_reference callback, whose status from
+**    git http-backend is just "hook declined": the hook's own reason
+**    arrives as a sideband message ("remote: ...").  A push to a local path
 **    runs no hooks; the local transport updates the ref itself, so a
 **    refusal on a path comes from the refdb (a locked ref, a name clash).
 **    A non-fast-forward push without force is refused by libgit2 before
@@ -1005,6 +1007,8 @@ typedef struct xfer {
 	char refused_ref[256];  /* first ref the server refused */
 	char refused_msg[256];
 	int n_refused;
+	char remote_text[1024]; /* the tail of what the server said ("remote: ...") */
+	size_t remote_len;
 } xfer;
 
 /* libgit2 asks again after every 401 and never gives up by itself (short of
@@ -1071,6 +1075,58 @@ static int push_progress_cb(unsigned int current, unsigned int total, size_t byt
 	if (x->opts && x->opts->progress)
 		x->opts->progress("sending objects", current, total, x->opts->payload);
 	return 0;
+}
+
+/* The server's messages (sideband 2): a hook's reason for a refusal is
+** only here; the ref status itself just says "hook declined".  Keep the
+** last 1 KB. */
+static int sideband_cb(const char *text, int len, void *payload)
+{
+	xfer *x = payload;
+	size_t n = len > 0 ? (size_t)len : 0, cap = sizeof x->remote_text - 1;
+	if (n > cap) {
+		text += n - cap;
+		n = cap;
+	}
+	if (x->remote_len + n > cap) {
+		size_t drop = x->remote_len + n - cap;
+		memmove(x->remote_text, x->remote_text + drop, x->remote_len - drop);
+		x->remote_len -= drop;
+	}
+	memcpy(x->remote_text + x->remote_len, text, n);
+	x->remote_len += n;
+	x->remote_text[x->remote_len] = '\0';
+	return 0;
+}
+
+/* What the server said about `ref`: the first line naming it other than
+** receive-pack's own "hook declined to update <ref>", else the line just
+** before that one (a hook that did not name the ref).  Into out, printable
+** ASCII only. */
+static void remote_reason(char *out, size_t cap, const xfer *x, const char *ref)
+{
+	const char *line = x->remote_text, *pick = NULL, *prev = NULL;
+	size_t o = 0, len = 0;
+	out[0] = '\0';
+	while (*line && !pick) {
+		size_t n = strcspn(line, "\r\n");
+		char buf[sizeof x->remote_text];
+		memcpy(buf, line, n);
+		buf[n] = '\0';
+		if (strstr(buf, "hook declined")) {
+			if (prev && !strstr(prev, ref))
+				pick = prev, len = strcspn(prev, "\r\n");
+		} else if (n && strstr(buf, ref)) {
+			pick = line, len = n;
+		}
+		if (n)
+			prev = line;
+		line += n;
+		line += strspn(line, "\r\n");
+	}
+	for (; pick && len && o + 1 < cap; pick++, len--)
+		out[o++] = (*pick >= 0x20 && *pick < 0x7f) ? *pick : '?';
+	out[o] = '\0';
 }
 
 static int push_ref_cb(const char *refname, const char *status, void *payload)
@@ -1203,6 +1259,7 @@ int veld_repo__push(veld_repo *r, const char *url, const char *const *refspecs, 
 	}
 	po.callbacks.push_transfer_progress = push_progress_cb;
 	po.callbacks.push_update_reference = push_ref_cb;
+	po.callbacks.sideband_progress = sideband_cb;
 	specs.strings = (char **)refspecs;
 	specs.count = n;
 	grc = git_remote_push(remote, &specs, &po);
@@ -1220,12 +1277,12 @@ int veld_repo__push(veld_repo *r, const char *url, const char *const *refspecs, 
 		goto done;
 	}
 	if (x.n_refused) {
+		char why[300], more[48] = "";
+		remote_reason(why, sizeof why, &x, x.refused_ref);
 		if (x.n_refused > 1)
-			rc = veld_err__set(err, VELD_EDENIED, "push of %s to %s refused by the server: %s (and %d more refs)",
-			                   x.refused_ref, x.url, x.refused_msg, x.n_refused - 1);
-		else
-			rc = veld_err__set(err, VELD_EDENIED, "push of %s to %s refused by the server: %s", x.refused_ref,
-			                   x.url, x.refused_msg);
+			snprintf(more, sizeof more, " (and %d more refs)", x.n_refused - 1);
+		rc = veld_err__set(err, VELD_EDENIED, "push of %s to %s refused by the server: %s%s%s%s%s", x.refused_ref,
+		                   x.url, x.refused_msg, why[0] ? " (" : "", why, why[0] ? ")" : "", more);
 		goto done;
 	}
 done:

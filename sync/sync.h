@@ -236,7 +236,8 @@ int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs,
                      const veld_remote_opts *opts, veld_err *err);
 /* Push `refspecs`; a ref the server refuses (reported only through
 ** push_update_reference) is an error naming the ref and the server's reason
-** (VELD_EDENIED).  A non-fast-forward refspec without '+' is refused by
+** (VELD_EDENIED): its status ("hook declined") and, when the server sent
+** one, its message line about the ref (the hook's stderr).  A non-fast-forward refspec without '+' is refused by
 ** libgit2 before sending: VELD_EDENIED naming the ref too.  A push to a
 ** path runs no hooks on the other side. */
 int veld_repo__push(veld_repo *r, const char *url, const char *const *refspecs, size_t n,

@@ -1086,6 +1086,7 @@ static void test_sync_repo__push_refusals_by_path(void **state)
 	assert_int_equal(veld_repo__ref_set(b, "refs/veld/devices/" DEV1, &x, &err), 0);
 	rc = veld_repo__push(b, dh, spec, 1, NULL, &err);
 	assert_int_equal(rc, VELD_EDENIED);
+	assert_null(strstr(err.msg, "by the server")); /* libgit2's own check */
 	assert_non_null(strstr(err.msg, "refs/veld/devices/" DEV1));
 	assert_non_null(strstr(err.msg, dh));
 	assert_int_equal(veld_repo__ref_get(&got, hub, "refs/veld/devices/" DEV1, &err), 0);
@@ -1313,7 +1314,9 @@ static void test_sync_repo__push_refusal_over_http(void **state)
 	rc = veld_repo__push(r, url, theirs, 1, &opts, &err);
 	assert_int_equal(rc, VELD_EDENIED);
 	assert_non_null(strstr(err.msg, "refs/veld/devices/" DEV2));
-	assert_non_null(strstr(err.msg, "refused by the server"));
+	assert_non_null(strstr(err.msg, "refused by the server: hook declined"));
+	/* The hook's own reason, from the server's messages. */
+	assert_non_null(strstr(err.msg, "only device " DEV2 " may update this ref"));
 
 	/* A forced non-fast-forward passes libgit2 but not the hook. */
 	c2 = commit_file(r, &c1, "cases/ab/c/r", "v2", &k);
@@ -1325,10 +1328,12 @@ static void test_sync_repo__push_refusal_over_http(void **state)
 	assert_int_equal(rc, VELD_EDENIED);
 	assert_non_null(strstr(err.msg, "refs/veld/devices/" DEV1));
 	assert_non_null(strstr(err.msg, "refused by the server"));
+	assert_non_null(strstr(err.msg, "non-fast-forward update refused"));
 	/* And without force libgit2 refuses it before sending. */
 	rc = veld_repo__push(r, url, mine, 1, &opts, &err);
 	assert_int_equal(rc, VELD_EDENIED);
 	assert_non_null(strstr(err.msg, "refs/veld/devices/" DEV1));
+	assert_null(strstr(err.msg, "by the server"));
 
 	/* Fetch over HTTP brings what the hub holds. */
 	assert_int_equal(veld_repo__fetch(r, url, fetch_spec, 1, &opts, &err), 0);
