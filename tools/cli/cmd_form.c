@@ -220,9 +220,11 @@ static json_t *parse_answer(json_t *field, const char *text)
 	return json_string(text); /* text, date, decimal: the form checks them */
 }
 
-/* Show the form's complaints about the fields answered so far. */
-static void show_failures(filler *f)
+/* Show the form's complaints about the fields answered so far; returns 1
+** when `path` itself is among them (the answer is then asked again). */
+static int show_failures(filler *f, const char *path)
 {
+	int mine = 0;
 	char *txt = json_dumps(f->record, JSON_COMPACT), *errs = NULL;
 	json_t *arr, *e;
 	size_t i;
@@ -234,9 +236,11 @@ static void show_failures(filler *f)
 		const char *field = json_string_value(json_object_get(e, "field"));
 		if (field && json_object_get(f->answered, field))
 			printf("  ! %s: %s\n", field, json_string_value(json_object_get(e, "message")));
+		mine |= field && !strcmp(field, path);
 	}
 	json_decref(arr);
 	veld_free(errs);
+	return mine;
 }
 
 static int fill_fields(filler *f, json_t *fields, const char *prefix);
@@ -297,8 +301,10 @@ static int fill_field(filler *f, json_t *field, const char *prefix)
 		}
 		json_object_set_new(f->record, path, v);
 		json_object_set_new(f->answered, path, json_true());
-		show_failures(f);
-		return 0;
+		if (!show_failures(f, path))
+			return 0;
+		json_object_del(f->record, path);
+		json_object_del(f->answered, path);
 	}
 }
 
@@ -350,6 +356,36 @@ static int form_fill(cli *c)
 		cli_error("form fill", "input ended; nothing stored");
 		code = EXIT_INPUT;
 		goto done;
+	}
+	/* Before storing: ask again for what the form still refuses (required
+	** fields left empty, rules across fields), a few rounds at most. */
+	for (rc = 0; rc < 3; rc++) {
+		char *errs = NULL;
+		json_t *arr, *e, *field;
+		size_t i, k;
+		int asked = 0;
+		txt = json_dumps(f.record, JSON_COMPACT);
+		veld_record_validate_json(&errs, s, case_id, form, NULL, txt);
+		free(txt);
+		txt = NULL;
+		arr = errs ? json_loads(errs, 0, NULL) : NULL;
+		veld_free(errs);
+		json_array_foreach(arr, i, e)
+		{
+			const char *path = json_string_value(json_object_get(e, "field"));
+			printf("  ! %s: %s\n", path, json_string_value(json_object_get(e, "message")));
+			json_array_foreach(json_object_get(j, "fields"), k, field)
+			{
+				if (path && !strcmp(path, json_string_value(json_object_get(field, "name")))) {
+					json_object_del(f.record, path);
+					if (fill_field(&f, field, "") == 0)
+						asked++;
+				}
+			}
+		}
+		json_decref(arr);
+		if (!asked)
+			break;
 	}
 	txt = json_dumps(f.record, JSON_COMPACT);
 	rc = veld_record_put(id, s, case_id, form, NULL, txt);

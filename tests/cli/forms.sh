@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# CLI scenario: forms and import — form list|show|check|fill, record put
+# validated by the form, import all or nothing with line numbers.
+. "$VELD_SRC/tests/support/cli.sh"
+S="$T/store"
+V() { "$VELD" -C "$S" "$@"; }
+V device init --name t --role assistant >/dev/null 2>&1 || bad "device init"
+CASE=$(V case new --name "Test Persoon" --postcode 3000)
+
+# Catalogue and schema.
+expect_exit 0 "form list" -- V form list --json
+for f in contactregistratie sociale_balans woonzoek zoekprofiel vrijetijdspas budgetplan; do
+  expect_match "\"name\":\"$f\"" "$T/out" "form $f shipped"
+done
+expect_exit 0 "form show --json" -- V form show sociale_balans --json
+expect_match '"compartment": "social"' "$T/out" "schema names the compartment"
+expect_match '"repeating": true' "$T/out" "schema has the repeating group"
+expect_exit 1 "form show unknown" -- V form show nope
+
+# form check for authors: a mistake is reported with its line.
+cat >"$T/bad.lua" <<'LUA'
+form {
+	name = "bad", version = 1, compartment = "social", label = "Fout",
+	fields = {
+		field.date { "datum", label = "Datum" },
+		field.wrongtype { "x", label = "X" },
+	},
+}
+LUA
+expect_exit 5 "form check finds the mistake" -- V form check "$T/bad.lua"
+expect_match 'bad.lua:5' "$T/err" "line of the mistake"
+expect_one_error_line "form check"
+cp "$VELD_SRC/scripts/forms/woonzoek.lua" "$T/woonzoek.lua"
+expect_exit 0 "form check accepts a shipped form" -- V form check "$T/woonzoek.lua"
+
+# form fill on a terminal: a bad date is asked again at once; a required
+# field left empty is asked again before storing.
+if command -v script >/dev/null; then
+  printf '2017-02-30\n2017-02-28\n45\n\n1\n4,5\n\n7\n\nOCMW Leuven\n' |
+    script -qc "$VELD -C $S form fill $CASE contactregistratie" /dev/null >"$T/fill" 2>&1
+  expect_match 'datum: Datum moet een geldige datum' "$T/fill" "bad date reported at once"
+  expect_match 'doorverwezen_naar: Doorverwezen naar is verplicht' "$T/fill" "missing referral asked again"
+  expect_match 'opgeslagen: [0-9a-f]{32}' "$T/fill" "record stored"
+  REC=$(grep -oE 'opgeslagen: [0-9a-f]{32}' "$T/fill" | cut -d' ' -f2)
+  expect_exit 0 "filled record" -- V record show "$REC" --json
+  expect_match '"doorverwezen_naar":"OCMW Leuven"' "$T/out" "answer kept"
+  expect_match '"datum":"2017-02-28"' "$T/out" "corrected date kept"
+  expect_match '"problematiek":\["financieel","materieel"\]' "$T/out" "multi choice by numbers"
+else
+  bad "script(1) missing: cannot drive form fill on a terminal"
+fi
+expect_exit 2 "form fill without a terminal" -- V form fill "$CASE" contactregistratie </dev/null
+
+# Import: all or nothing, the bad line named.
+cat >"$T/good.jsonl" <<'JL'
+{"case":{"ref":"D-17","name":"Imp Een","postcode":"2000"},"form":"contactregistratie","fields":{"datum":"2017-01-01","plaats":"zitdag","problematiek":["materieel"]}}
+{"case":{"ref":"D-17"},"form":"contactregistratie","fields":{"datum":"2017-01-02","plaats":"elders","problematiek":["financieel"]}}
+{"case":{"ref":"D-18","name":"Imp Twee","postcode":"9000"},"form":"contactregistratie","fields":{"datum":"2017-01-03","plaats":"huisbezoek","problematiek":["gezondheid"]}}
+JL
+cp "$T/good.jsonl" "$T/bad.jsonl"
+echo '{"case":{"ref":"D-18"},"form":"contactregistratie","fields":{"datum":"2017-13-01","plaats":"huisbezoek","problematiek":["gezondheid"]}}' >>"$T/bad.jsonl"
+V export >"$T/before"
+expect_exit 5 "import with a bad line" -- V import "$T/bad.jsonl"
+expect_match 'line 4' "$T/err" "bad line number reported"
+expect_one_error_line "import"
+V export >"$T/after"
+if cmp -s "$T/before" "$T/after"; then ok; else bad "a failed import changed the store"; fi
+expect_exit 0 "import" -- V import "$T/good.jsonl" --json
+expect_match '"imported":3' "$T/out" "three lines imported"
+expect_exit 0 "case list" -- V case list --json
+expect_match '"ref":"D-17"' "$T/out" "external reference kept"
+expect_match '"name":"Imp Twee".*"records":1|"records":1.*"name":"Imp Twee"' "$T/out" "lines grouped by ref"
+
+finish
