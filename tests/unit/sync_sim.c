@@ -1,0 +1,1384 @@
+/*
+** sync_sim.c — randomised multi-device simulation of sync through a hub on
+** a path, every store checked against a model of what it has seen.
+**
+** The network.  An office and six devices, every store opened once and kept
+** open for the whole run:
+**   a1, a2, a3  assistants of 3000-3499: they share every case of the region;
+**   a4          an assistant of 3000-3199: it overlaps, and sees a part only;
+**   b1          an assistant of 9000-9099: cases the others never see;
+**   v1          a volunteer: nothing is shared with it, it writes nothing and
+**               syncs (it must see nothing and disturb nothing).
+**
+** The steps (one seeded PRNG drives them all).  Writes by a random device:
+** new cases (a postcode in the writer's region; the office takes intakes for
+** any region), new records (contactregistratie, sociale_balans), puts to
+** records the writer has (the same field as others and different fields;
+** strings, numbers, multi-choice arrays, clears with null, repeating-group
+** paths "acties.<item>.status", dotted domain paths "huisvesting.score"),
+** deletes, undeletes, resolves of the conflicts the writer holds (with one
+** of the values or a new one).  Syncs of a random online device or of the
+** office, in random order; devices go offline for many steps (they keep
+** working) and come back later.
+**
+** The model.  Every write that returned VELD_OK is an operation: its device,
+** its record, its (path, value) pairs, and the set of operations its device
+** had seen at that moment (a bit set).  A store has seen its own operations
+** and what it merged: a sync of a device merges main and every device ref on
+** the hub (each holds what its owner had seen when it last pushed),
+** restricted to the cases the device can read (its region; the office reads
+** everything); the office's sync merges every device ref into main.  From
+** that log the state of any record in any store is known exactly: a write of
+** a path is live iff no write of that path that the store has seen had seen
+** it (the multi-value register of DESIGN.md).  So the checks are:
+**   - no write lost: every live write's value is in the store's view of the
+**     record, shown or among the conflict values;
+**   - nothing superseded comes back: the view holds exactly the live values
+**     (one shown, the others a conflict; a single live null shows nothing);
+**   - delete against edit: a record is shown deleted exactly when the live
+**     "_deleted" versions say so, and the edits the deletes had not seen are
+**     listed as a conflict ("concurrent_edits");
+**   - nothing duplicated, nothing foreign: the export holds exactly the cases
+**     and records the store has seen, and only cases of its region.
+** They run on the export of a device after each of its syncs (partial
+** knowledge), and on every store at the end.
+**
+** The end.  Rounds of "every device syncs, the office syncs, every device
+** syncs" until a round moves nothing (no record pushed or merged anywhere;
+** one round is expected to be enough).  Then: every store holds everything
+** of its region (model), each export matches the model, the exports of the
+** devices of one region (a1, a2, a3) are byte-identical, every device's
+** export is the office's export with the cases it cannot read left out
+** (compared after re-serialising both the same way), veld_store_verify
+** passes everywhere and `git fsck --strict` passes on the hub.
+**
+** Seeds.  VELD_SIM_SEED=N replays seed N (VELD_SIM_SEEDS=K runs N..N+K-1);
+** without it, K (default 3) seeds from a random start run, each printed
+** before it starts.  VELD_SIM_STEPS sets the steps per seed (default 200);
+** VELD_SIM_LONG=1 runs 3000 steps per seed.  Record ids are random and
+** stamps come from the clock, so a replay repeats the same operations, not
+** the same bytes (which of two concurrent values is shown may differ).
+** On a failure the message names seed, step and the run's directory, which
+** is left on disk.
+*/
+#include "testutil.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#define SIM_DEVICES      7 /* the office and six devices */
+#define SIM_OFFICE       0
+#define SIM_DUMP_FLAGS   (JSON_ENCODE_ANY | JSON_COMPACT | JSON_SORT_KEYS | JSON_REAL_PRECISION(17))
+
+/* ---- the PRNG (splitmix64: tiny, good enough, the same everywhere) -------- */
+
+typedef struct sim_rng {
+	uint64_t s;
+} sim_rng;
+
+static uint64_t rng_next(sim_rng *r)
+{
+	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+static unsigned rng_below(sim_rng *r, unsigned n)
+{
+	return n ? (unsigned)(rng_next(r) % n) : 0;
+}
+
+/* ---- bit sets of operations ------------------------------------------------- */
+
+static int bit_get(const uint64_t *b, size_t i)
+{
+	return (int)((b[i >> 6] >> (i & 63)) & 1);
+}
+
+static void bit_set(uint64_t *b, size_t i)
+{
+	b[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+
+/* ---- the simulation and its model ------------------------------------------- */
+
+typedef struct sim_dev {
+	const char *name, *role, *region;
+	int lo[2], hi[2], n_ranges; /* the region as postcode ranges */
+	int writer;                 /* writes cases and records */
+	veld_store *s;
+	uint64_t *know; /* operations this store has seen */
+	uint64_t *hub;  /* operations in what it last pushed (its device ref; main for the office) */
+	int online;
+} sim_dev;
+
+typedef struct sim_case {
+	char id[VELD_IDSIZE];
+	int postcode;
+	int creator;    /* the device that made it */
+	int has_balans; /* a sociale_balans was made in it (one per case: see test_forms__*) */
+	size_t rec; /* the header record */
+} sim_case;
+
+typedef struct sim_rec {
+	char id[VELD_IDSIZE];
+	size_t kase;
+	const char *form; /* "_case" for a case header */
+	size_t op;        /* the operation that created it */
+	size_t *writes;   /* indices into sim.writes */
+	size_t n_writes, cap_writes;
+} sim_rec;
+
+typedef struct sim_op {
+	int dev;
+	size_t rec;
+	int step;
+	const char *kind;
+	uint64_t *seen; /* what its device had seen before it */
+} sim_op;
+
+typedef struct sim_write {
+	size_t op;
+	char *path;
+	json_t *value;
+} sim_write;
+
+typedef struct sim_stats {
+	unsigned syncs, cases, records, puts, deletes, undeletes, resolves, offline, checks;
+} sim_stats;
+
+typedef struct sim {
+	uint64_t seed;
+	int trace;        /* VELD_SIM_TRACE=1: every step on stderr */
+	int office_writes; /* the office writes too: off until test_sync__office_case_* pass */
+	sim_rng rng;
+	int step, steps;
+	char *root, *hub;
+	sim_dev dev[SIM_DEVICES];
+	sim_case *cases;
+	sim_rec *recs;
+	sim_op *ops;
+	sim_write *writes;
+	size_t n_cases, n_recs, n_ops, n_writes, cap_writes, max_ops, words;
+	sim_stats st;
+} sim;
+
+static void sim_fail(const sim *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void sim_fail(const sim *m, const char *fmt, ...)
+{
+	char msg[16384];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	fail_msg("sync_sim seed %" PRIu64 " step %d (replay: VELD_SIM_SEED=%" PRIu64 "; stores left in %s):\n%s",
+	         m->seed, m->step, m->seed, m->root, msg);
+}
+
+static json_t *sim_loads(const sim *m, const char *txt, const char *what)
+{
+	json_error_t e;
+	json_t *j = json_loads(txt, 0, &e);
+	if (!j)
+		sim_fail(m, "%s is not JSON: %s", what, e.text);
+	return j;
+}
+
+static int sim_in_ranges(const sim_dev *d, int postcode)
+{
+	int i;
+	for (i = 0; i < d->n_ranges; i++)
+		if (postcode >= d->lo[i] && postcode <= d->hi[i])
+			return 1;
+	return 0;
+}
+
+/* May device `d` read record `rec` (its case's keys are sealed to it)? */
+static int sim_can_read(const sim *m, int d, size_t rec)
+{
+	const sim_dev *dv = &m->dev[d];
+	if (!strcmp(dv->role, "office"))
+		return 1;
+	if (strcmp(dv->role, "assistant"))
+		return 0;
+	return sim_in_ranges(dv, m->cases[m->recs[rec].kase].postcode);
+}
+
+static int sim_knows_rec(const sim *m, int d, size_t rec)
+{
+	return bit_get(m->dev[d].know, m->recs[rec].op);
+}
+
+/* ---- logging operations -------------------------------------------------------- */
+
+static size_t sim_op_begin(sim *m, int d, size_t rec, const char *kind)
+{
+	sim_op *op;
+	assert_true(m->n_ops < m->max_ops);
+	op = &m->ops[m->n_ops];
+	op->dev = d;
+	op->rec = rec;
+	op->step = m->step;
+	op->kind = kind;
+	op->seen = malloc(m->words * sizeof *op->seen);
+	assert_non_null(op->seen);
+	memcpy(op->seen, m->dev[d].know, m->words * sizeof *op->seen);
+	return m->n_ops++;
+}
+
+/* Log one (path, value) of operation `op` (the value's reference is stolen). */
+static void sim_op_write(sim *m, size_t op, const char *path, json_t *value)
+{
+	sim_rec *r = &m->recs[m->ops[op].rec];
+	sim_write *w;
+	if (m->n_writes == m->cap_writes) {
+		m->cap_writes = m->cap_writes ? 2 * m->cap_writes : 1024;
+		m->writes = realloc(m->writes, m->cap_writes * sizeof *m->writes);
+		assert_non_null(m->writes);
+	}
+	w = &m->writes[m->n_writes];
+	w->op = op;
+	w->path = strdup(path);
+	w->value = value;
+	assert_non_null(w->path);
+	if (r->n_writes == r->cap_writes) {
+		r->cap_writes = r->cap_writes ? 2 * r->cap_writes : 8;
+		r->writes = realloc(r->writes, r->cap_writes * sizeof *r->writes);
+		assert_non_null(r->writes);
+	}
+	r->writes[r->n_writes++] = m->n_writes++;
+}
+
+/* Log what operation `op` wrote, as the writer's store holds it: every
+** version of the record carrying the writer's newest stamp (its ctx entry).
+** So fields the form computes, "_form_version" and the delete's tombstone
+** are in the model exactly as the store wrote them. */
+static void sim_op_writes_from_store(sim *m, size_t op)
+{
+	const sim_op *o = &m->ops[op];
+	veld_store *s = m->dev[o->dev].s;
+	const char *me = veld_store__device_id(s), *path;
+	veld_record *r = NULL;
+	json_t *st, *mine, *list, *v;
+	char *canon;
+	size_t i, n = 0;
+	if (veld_store__record_load(&r, s, m->recs[o->rec].id))
+		sim_fail(m, "%s: record %s is not in its store after a write", m->dev[o->dev].name, m->recs[o->rec].id);
+	canon = veld_record__canonical(r);
+	veld_record__free(r);
+	st = sim_loads(m, canon, "record state");
+	free(canon);
+	mine = json_object_get(json_object_get(st, "ctx"), me);
+	json_object_foreach(json_object_get(st, "fields"), path, list)
+	{
+		json_array_foreach(list, i, v)
+		{
+			const json_t *stamp = json_object_get(v, "s");
+			if (json_equal(json_array_get(stamp, 0), json_array_get(mine, 0)) &&
+			    json_equal(json_array_get(stamp, 1), json_array_get(mine, 1)) &&
+			    !strcmp(json_string_value(json_array_get(stamp, 2)) ?: "", me)) {
+				sim_op_write(m, op, path, json_incref(json_object_get(v, "v")));
+				n++;
+			}
+		}
+	}
+	json_decref(st);
+	if (n == 0)
+		sim_fail(m, "%s: %s of record %s wrote nothing", m->dev[o->dev].name, o->kind, m->recs[o->rec].id);
+}
+
+static void sim_op_end(sim *m, size_t op)
+{
+	sim_op_writes_from_store(m, op);
+	const sim_op *o = &m->ops[op];
+	bit_set(m->dev[o->dev].know, op);
+	if (m->trace) {
+		const sim_rec *r = &m->recs[o->rec];
+		size_t i;
+		fprintf(stderr, "step %d: %s %s op %zu on %s %.8s (case %.8s):", m->step, m->dev[o->dev].name, o->kind, op,
+		        r->form, r->id, m->cases[r->kase].id);
+		for (i = 0; i < r->n_writes; i++) {
+			const sim_write *w = &m->writes[r->writes[i]];
+			if (w->op == op) {
+				char *v = json_dumps(w->value, JSON_ENCODE_ANY | JSON_COMPACT);
+				fprintf(stderr, " %s=%s", w->path, v);
+				free(v);
+			}
+		}
+		fprintf(stderr, "\n");
+	}
+}
+
+static size_t sim_new_rec(sim *m, const char *id, size_t kase, const char *form)
+{
+	sim_rec *r;
+	assert_true(m->n_recs < m->max_ops);
+	r = &m->recs[m->n_recs];
+	memset(r, 0, sizeof *r);
+	memcpy(r->id, id, VELD_IDSIZE);
+	r->kase = kase;
+	r->form = form;
+	r->op = m->n_ops; /* the operation about to be logged */
+	return m->n_recs++;
+}
+
+/* ---- the model's view of a record ----------------------------------------------- */
+
+/* Is write `wi` of record `rec` live for a store that has seen `K`? */
+static int sim_live(const sim *m, const uint64_t *K, size_t rec, size_t wi)
+{
+	const sim_rec *r = &m->recs[rec];
+	const sim_write *w = &m->writes[wi];
+	size_t i;
+	if (!bit_get(K, w->op))
+		return 0;
+	for (i = 0; i < r->n_writes; i++) {
+		const sim_write *x = &m->writes[r->writes[i]];
+		if (x->op != w->op && bit_get(K, x->op) && !strcmp(x->path, w->path) &&
+		    bit_get(m->ops[x->op].seen, w->op))
+			return 0;
+	}
+	return 1;
+}
+
+/* Distinct paths of the writes of `rec` seen by `K` (NULL-terminated, malloc'd). */
+static const char **sim_paths(const sim *m, const uint64_t *K, size_t rec, size_t *n_out)
+{
+	const sim_rec *r = &m->recs[rec];
+	const char **p = calloc(r->n_writes + 1, sizeof *p);
+	size_t i, j, n = 0;
+	assert_non_null(p);
+	for (i = 0; i < r->n_writes; i++) {
+		const sim_write *w = &m->writes[r->writes[i]];
+		int dup = 0;
+		if (!bit_get(K, w->op))
+			continue;
+		for (j = 0; j < n; j++)
+			dup |= !strcmp(p[j], w->path);
+		if (!dup)
+			p[n++] = w->path;
+	}
+	*n_out = n;
+	return p;
+}
+
+/* Deleted state for a store that has seen K: 0 no, 1 yes (every live
+** "_deleted" version is true), -1 concurrent delete and undelete (the shown
+** one depends on the stamps). */
+static int sim_model_deleted(const sim *m, const uint64_t *K, size_t rec)
+{
+	const sim_rec *r = &m->recs[rec];
+	size_t i;
+	int t = 0, f = 0;
+	for (i = 0; i < r->n_writes; i++) {
+		const sim_write *w = &m->writes[r->writes[i]];
+		if (strcmp(w->path, "_deleted") || !sim_live(m, K, rec, r->writes[i]))
+			continue;
+		if (json_is_true(w->value))
+			t = 1;
+		else
+			f = 1;
+	}
+	return t && f ? -1 : t;
+}
+
+/* Is write `wi` seen by a live delete (the delete's knowledge covers it)? */
+static int sim_seen_by_delete(const sim *m, const uint64_t *K, size_t rec, size_t wi)
+{
+	const sim_rec *r = &m->recs[rec];
+	size_t i, op = m->writes[wi].op;
+	for (i = 0; i < r->n_writes; i++) {
+		const sim_write *d = &m->writes[r->writes[i]];
+		if (strcmp(d->path, "_deleted") || !json_is_true(d->value) || !sim_live(m, K, rec, r->writes[i]))
+			continue;
+		if (d->op == op || bit_get(m->ops[d->op].seen, op))
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- string lists, for comparing multisets of values ------------------------------ */
+
+typedef struct strlist {
+	char **v;
+	size_t n;
+} strlist;
+
+static void sl_add(strlist *l, char *s)
+{
+	l->v = realloc(l->v, (l->n + 1) * sizeof *l->v);
+	assert_non_null(l->v);
+	assert_non_null(s);
+	l->v[l->n++] = s;
+}
+
+static int sl_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void sl_free(strlist *l)
+{
+	size_t i;
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
+static int sl_has(const strlist *l, const char *s)
+{
+	size_t i;
+	for (i = 0; i < l->n; i++)
+		if (!strcmp(l->v[i], s))
+			return 1;
+	return 0;
+}
+
+static int sl_equal(strlist *a, strlist *b)
+{
+	size_t i;
+	if (a->n > 1)
+		qsort(a->v, a->n, sizeof *a->v, sl_cmp);
+	if (b->n > 1)
+		qsort(b->v, b->n, sizeof *b->v, sl_cmp);
+	if (a->n != b->n)
+		return 0;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]))
+			return 0;
+	return 1;
+}
+
+static void sl_join(char *buf, size_t cap, const strlist *l)
+{
+	size_t i, k = 0;
+	buf[0] = '\0';
+	for (i = 0; i < l->n && k < cap; i++)
+		k += (size_t)snprintf(buf + k, cap - k, "%s%s", i ? ", " : "", l->v[i]);
+}
+
+static char *sim_dump(const json_t *v)
+{
+	return json_dumps(v, SIM_DUMP_FLAGS);
+}
+
+/* ---- checking a store's view against the model ------------------------------------ */
+
+/* Every write of (rec, path) the store has seen, for a failure message. */
+static void sim_describe(char *buf, size_t cap, const sim *m, const uint64_t *K, size_t rec, const char *path)
+{
+	const sim_rec *r = &m->recs[rec];
+	size_t i, k = 0;
+	buf[0] = '\0';
+	for (i = 0; i < r->n_writes && k < cap; i++) {
+		const sim_write *w = &m->writes[r->writes[i]];
+		const sim_op *op = &m->ops[w->op];
+		char *v;
+		if (!bit_get(K, w->op) || strcmp(w->path, path))
+			continue;
+		v = sim_dump(w->value);
+		k += (size_t)snprintf(buf + k, cap - k, "\n    op %zu (%s by %s at step %d) = %s: %s", w->op, op->kind,
+		                      m->dev[op->dev].name, op->step, v,
+		                      sim_live(m, K, rec, r->writes[i]) ? "live" : "superseded");
+		free(v);
+	}
+}
+
+/* One path (not "_deleted") of a record's view: exactly the live values. */
+static void sim_check_path(const sim *m, const char *who, const uint64_t *K, size_t rec, const char *path,
+                           const json_t *fields, const json_t *conflicts)
+{
+	const sim_rec *r = &m->recs[rec];
+	strlist want = {0}, got = {0};
+	const json_t *shown = json_object_get(fields, path), *alts = json_object_get(conflicts, path), *v;
+	char ws[2048], gs[2048], hist[4096];
+	size_t i;
+	for (i = 0; i < r->n_writes; i++) {
+		const sim_write *w = &m->writes[r->writes[i]];
+		if (!strcmp(w->path, path) && sim_live(m, K, rec, r->writes[i]))
+			sl_add(&want, sim_dump(w->value));
+	}
+	if (want.n == 1 && !strcmp(want.v[0], "null")) /* a clear shows nothing */
+		sl_free(&want);
+	if (alts) {
+		json_array_foreach(alts, i, v) sl_add(&got, sim_dump(v));
+		if (json_array_size(alts) < 2 ||
+		    !(json_is_null(json_array_get(alts, 0)) ? !shown : json_equal(shown, json_array_get(alts, 0))))
+			sim_fail(m, "%s: record %s field '%s': the shown value is not the first conflict value", who, r->id,
+			         path);
+	} else if (shown) {
+		sl_add(&got, sim_dump(shown));
+	}
+	/* No write lost: every live value is shown or kept as a conflict value. */
+	for (i = 0; i < want.n; i++) {
+		if (!sl_has(&got, want.v[i])) {
+			sl_join(gs, sizeof gs, &got);
+			sim_describe(hist, sizeof hist, m, K, rec, path);
+			sim_fail(m, "%s: LOST WRITE: record %s (%s) field '%s': value %s is neither shown nor a conflict "
+			            "value (the store holds [%s]); writes:%s",
+			         who, r->id, r->form, path, want.v[i], gs, hist);
+		}
+	}
+	/* Nothing superseded shown, nothing invented: exactly the live values. */
+	if (!sl_equal(&want, &got)) {
+		sl_join(ws, sizeof ws, &want);
+		sl_join(gs, sizeof gs, &got);
+		sim_describe(hist, sizeof hist, m, K, rec, path);
+		sim_fail(m, "%s: record %s (%s) field '%s': the store holds [%s], the live writes are [%s]; writes:%s",
+		         who, r->id, r->form, path, gs, ws, hist);
+	}
+	sl_free(&want);
+	sl_free(&got);
+}
+
+/* Deleted flag, "_deleted" conflict and "concurrent_edits" of a record view. */
+static void sim_check_deleted(const sim *m, const char *who, const uint64_t *K, size_t rec, const json_t *view)
+{
+	const sim_rec *r = &m->recs[rec];
+	const json_t *alts = json_object_get(json_object_get(view, "conflicts"), "_deleted");
+	const json_t *edits = json_object_get(view, "concurrent_edits");
+	int model = sim_model_deleted(m, K, rec), shown = json_is_true(json_object_get(view, "deleted"));
+	strlist want = {0}, got = {0};
+	char ws[2048], gs[2048], hist[4096];
+	size_t i, n;
+	const char **paths;
+	if (model >= 0 && shown != model) {
+		sim_describe(hist, sizeof hist, m, K, rec, "_deleted");
+		sim_fail(m, "%s: record %s is shown %s, the live deletes say %s; writes:%s", who, r->id,
+		         shown ? "deleted" : "not deleted", model ? "deleted" : "not deleted", hist);
+	}
+	/* The edits no live delete had seen. */
+	if (shown) {
+		paths = sim_paths(m, K, rec, &n);
+		for (i = 0; i < n; i++) {
+			size_t j;
+			if (!strcmp(paths[i], "_deleted"))
+				continue;
+			for (j = 0; j < r->n_writes; j++) {
+				size_t wi = r->writes[j];
+				if (!strcmp(m->writes[wi].path, paths[i]) && sim_live(m, K, rec, wi) &&
+				    !sim_seen_by_delete(m, K, rec, wi)) {
+					sl_add(&want, strdup(paths[i]));
+					break;
+				}
+			}
+		}
+		free(paths);
+	}
+	if (edits) {
+		const json_t *e;
+		json_array_foreach(edits, i, e) sl_add(&got, strdup(json_string_value(e) ? json_string_value(e) : "?"));
+	}
+	if (!sl_equal(&want, &got)) {
+		sl_join(ws, sizeof ws, &want);
+		sl_join(gs, sizeof gs, &got);
+		sim_fail(m, "%s: record %s: concurrent edits of a delete are [%s], the model says [%s]", who, r->id, gs, ws);
+	}
+	/* A conflict of "_deleted" exactly when delete and undelete are both
+	** live, or edits survived a delete; the shown alternative first. */
+	if ((model == -1 || want.n > 0) != (alts != NULL) ||
+	    (alts && (json_array_size(alts) != 2 || json_is_true(json_array_get(alts, 0)) != shown ||
+	              json_is_true(json_array_get(alts, 1)) == shown))) {
+		char *a = alts ? sim_dump(alts) : NULL;
+		sim_describe(hist, sizeof hist, m, K, rec, "_deleted");
+		sim_fail(m, "%s: record %s: the conflict of \"_deleted\" is %s, the model says %s; writes:%s", who, r->id,
+		         a ? a : "absent", model == -1 || want.n > 0 ? "present" : "absent", hist);
+	}
+	sl_free(&want);
+	sl_free(&got);
+}
+
+/* A record's view ({"fields","conflicts","deleted",...}) against the model. */
+static void sim_check_view(const sim *m, const char *who, const uint64_t *K, size_t rec, const json_t *view)
+{
+	const json_t *fields = json_object_get(view, "fields"), *conflicts = json_object_get(view, "conflicts");
+	const char *key;
+	json_t *v;
+	size_t i, n;
+	const char **paths = sim_paths(m, K, rec, &n);
+	for (i = 0; i < n; i++)
+		if (paths[i][0] != '_') /* the record's own registers are not shown as fields */
+			sim_check_path(m, who, K, rec, paths[i], fields, conflicts);
+	/* Paths the store shows and no write of the model made. */
+	json_object_foreach((json_t *)fields, key, v)
+	{
+		size_t j;
+		int found = 0;
+		for (j = 0; j < n; j++)
+			found |= !strcmp(paths[j], key);
+		if (!found)
+			sim_fail(m, "%s: record %s shows field '%s' that no write it has seen made", who, m->recs[rec].id, key);
+	}
+	json_object_foreach((json_t *)conflicts, key, v)
+	{
+		size_t j;
+		int found = !strcmp(key, "_deleted");
+		for (j = 0; j < n; j++)
+			found |= !strcmp(paths[j], key);
+		if (!found)
+			sim_fail(m, "%s: record %s has a conflict on '%s' that no write it has seen made", who,
+			         m->recs[rec].id, key);
+	}
+	free(paths);
+	sim_check_deleted(m, who, K, rec, view);
+}
+
+static size_t sim_find_case(const sim *m, const char *id)
+{
+	size_t i;
+	for (i = 0; i < m->n_cases; i++)
+		if (!strcmp(m->cases[i].id, id))
+			return i;
+	return (size_t)-1;
+}
+
+static size_t sim_find_rec(const sim *m, const char *id)
+{
+	size_t i;
+	for (i = 0; i < m->n_recs; i++)
+		if (!strcmp(m->recs[i].id, id))
+			return i;
+	return (size_t)-1;
+}
+
+static char *sim_export(const sim *m, int d)
+{
+	char *out = NULL;
+	if (veld_export_json(&out, m->dev[d].s))
+		sim_fail(m, "%s: export: %s", m->dev[d].name, veld_errmsg(m->dev[d].s));
+	return out;
+}
+
+/* The export of store `d` against the model: exactly the cases and records
+** it has seen, each record exactly as the model says. */
+static void sim_check_export(sim *m, int d, const char *text)
+{
+	const sim_dev *dv = &m->dev[d];
+	json_t *ex = sim_loads(m, text, "export"), *c;
+	const json_t *cases = json_object_get(ex, "cases");
+	size_t i, n_cases = 0, n_recs = 0, seen_cases = 0, seen_recs = 0;
+	m->st.checks++;
+	for (i = 0; i < m->n_recs; i++) {
+		if (!sim_knows_rec(m, d, i))
+			continue;
+		if (!strcmp(m->recs[i].form, "_case"))
+			n_cases++;
+		else
+			n_recs++;
+	}
+	json_array_foreach(cases, i, c)
+	{
+		const char *cid = json_string_value(json_object_get(c, "id"));
+		size_t k = cid ? sim_find_case(m, cid) : (size_t)-1, j;
+		const json_t *rv;
+		json_t *hv;
+		if (k == (size_t)-1)
+			sim_fail(m, "%s: export holds case %s that no one made", dv->name, cid ? cid : "(no id)");
+		if (!sim_knows_rec(m, d, m->cases[k].rec))
+			sim_fail(m, "%s: export holds case %s (postcode %d) that it has not seen%s", dv->name, cid,
+			         m->cases[k].postcode, sim_can_read(m, d, m->cases[k].rec) ? "" : " and may not read");
+		seen_cases++;
+		hv = json_pack("{s:O, s:O, s:O}", "fields", json_object_get(c, "header"), "conflicts",
+		               json_object_get(c, "header_conflicts"), "deleted", json_object_get(c, "deleted"));
+		sim_check_view(m, dv->name, dv->know, m->cases[k].rec, hv);
+		json_decref(hv);
+		json_array_foreach(json_object_get(c, "records"), j, rv)
+		{
+			const char *rid = json_string_value(json_object_get(rv, "id"));
+			size_t r = rid ? sim_find_rec(m, rid) : (size_t)-1;
+			if (r == (size_t)-1 || m->recs[r].kase != k || !sim_knows_rec(m, d, r))
+				sim_fail(m, "%s: export holds record %s in case %s that the model does not have there", dv->name,
+				         rid ? rid : "(no id)", cid);
+			if (strcmp(json_string_value(json_object_get(rv, "form")) ?: "", m->recs[r].form))
+				sim_fail(m, "%s: record %s has form %s, want %s", dv->name, rid,
+				         json_string_value(json_object_get(rv, "form")), m->recs[r].form);
+			seen_recs++;
+			sim_check_view(m, dv->name, dv->know, r, rv);
+		}
+	}
+	/* Record ids are unique, so equal counts mean nothing lost and nothing twice. */
+	if (seen_cases != n_cases || seen_recs != n_recs) {
+		char missing[4096];
+		size_t k = 0;
+		missing[0] = '\0';
+		for (i = 0; i < m->n_recs && k < sizeof missing; i++) {
+			const sim_op *op = &m->ops[m->recs[i].op];
+			if (sim_knows_rec(m, d, i) && !strstr(text, m->recs[i].id))
+				k += (size_t)snprintf(missing + k, sizeof missing - k,
+				                      "\n    %s %s of case %s (postcode %d), made by %s at step %d", m->recs[i].form,
+				                      m->recs[i].id, m->cases[m->recs[i].kase].id,
+				                      m->cases[m->recs[i].kase].postcode, m->dev[op->dev].name, op->step);
+		}
+		sim_fail(m, "%s: export holds %zu cases and %zu records, the model %zu and %zu; missing:%s", dv->name,
+		         seen_cases, seen_recs, n_cases, n_recs, missing);
+	}
+	json_decref(ex);
+}
+
+/* ---- the model of a sync ------------------------------------------------------------ */
+
+static void sim_model_sync(sim *m, int d)
+{
+	sim_dev *dv = &m->dev[d];
+	size_t w, op;
+	int e;
+	for (w = 0; w < m->words; w++) {
+		uint64_t in = 0;
+		for (e = 0; e < SIM_DEVICES; e++)
+			in |= m->dev[e].hub[w];
+		in &= ~dv->know[w];
+		while (in) {
+			int b = __builtin_ctzll(in);
+			in &= in - 1;
+			op = w * 64 + (size_t)b;
+			if (sim_can_read(m, d, m->ops[op].rec))
+				bit_set(dv->know, op);
+		}
+	}
+	memcpy(dv->hub, dv->know, m->words * sizeof *dv->hub);
+}
+
+/* Sync store `d` and the model; returns how many records it pushed plus merged. */
+static long sim_sync(sim *m, int d, int check)
+{
+	char *sum = NULL;
+	json_t *j;
+	long moved;
+	int rc = veld_sync(&sum, m->dev[d].s, NULL);
+	if (rc != VELD_OK)
+		sim_fail(m, "%s: sync returned %d: %s (%s)", m->dev[d].name, rc, veld_errmsg(m->dev[d].s), sum ? sum : "");
+	j = sim_loads(m, sum, "sync summary");
+	moved = (long)json_integer_value(json_object_get(j, "pushed")) +
+	        (long)json_integer_value(json_object_get(j, "merged"));
+	if (json_array_size(json_object_get(j, "rejected")))
+		sim_fail(m, "%s: sync rejected something: %s", m->dev[d].name, sum);
+	json_decref(j);
+	veld_free(sum);
+	sim_model_sync(m, d);
+	m->st.syncs++;
+	if (m->trace)
+		fprintf(stderr, "step %d: %s sync, %ld moved\n", m->step, m->dev[d].name, moved);
+	if (check) {
+		char *ex = sim_export(m, d);
+		sim_check_export(m, d, ex);
+		veld_free(ex);
+	}
+	return moved;
+}
+
+/* ---- writes ------------------------------------------------------------------------- */
+
+/* Shown deleted on store `d`?  From the model, or from the store itself
+** when a delete and an undelete are both live (the stamps decide). */
+static int sim_is_deleted(sim *m, int d, size_t rec)
+{
+	int v = sim_model_deleted(m, m->dev[d].know, rec);
+	char *out = NULL;
+	json_t *j;
+	if (v >= 0)
+		return v;
+	if (veld_record_show_json(&out, m->dev[d].s, m->recs[rec].id))
+		sim_fail(m, "%s: show record %s: %s", m->dev[d].name, m->recs[rec].id, veld_errmsg(m->dev[d].s));
+	j = sim_loads(m, out, "record");
+	v = json_is_true(json_object_get(j, "deleted"));
+	json_decref(j);
+	veld_free(out);
+	return v;
+}
+
+static void sim_new_case(sim *m, int d)
+{
+	sim_dev *dv = &m->dev[d];
+	static const int office_pc[] = {3000, 3150, 3250, 3499, 9000, 9099};
+	char id[VELD_IDSIZE], hdr[160];
+	int pc, r;
+	size_t rec, op, k;
+	if (d == SIM_OFFICE) {
+		pc = office_pc[rng_below(&m->rng, 6)];
+	} else {
+		r = (int)rng_below(&m->rng, (unsigned)dv->n_ranges);
+		pc = dv->lo[r] + (int)rng_below(&m->rng, (unsigned)(dv->hi[r] - dv->lo[r] + 1));
+	}
+	snprintf(hdr, sizeof hdr, "{\"name\":\"Client %zu van %s\",\"postcode\":\"%d\"}", m->n_ops, dv->name, pc);
+	if (veld_case_new(id, dv->s, hdr))
+		sim_fail(m, "%s: case new: %s", dv->name, veld_errmsg(dv->s));
+	assert_true(m->n_cases < m->max_ops);
+	k = m->n_cases++;
+	memcpy(m->cases[k].id, id, VELD_IDSIZE);
+	m->cases[k].postcode = pc;
+	m->cases[k].creator = d;
+	rec = sim_new_rec(m, id, k, "_case");
+	m->cases[k].rec = rec;
+	op = sim_op_begin(m, d, rec, "case");
+	sim_op_end(m, op);
+	m->st.cases++;
+}
+
+/* A fresh value for `path` (valid for its form), unique to operation `op`
+** where the field is free text or a number. */
+static json_t *sim_value(sim *m, const char *path, size_t op, const char *dev)
+{
+	static const char *const plaats[] = {"huisbezoek", "zitdag", "werkplaats", "hoofdzetel", "elders", "telefonisch"};
+	static const char *const initiatief[] = {"cliënt", "medewerker", "derde"};
+	static const char *const problemen[] = {"psychosociaal", "administratief", "gezondheid", "financieel", "materieel"};
+	static const char *const detail[] = {"schulden", "huisvesting", "stress", "relationeel", "juridisch"};
+	static const char *const status[] = {"gepland", "lopend", "bereikt", "niet_bereikt", "stopgezet"};
+	static const char *const domein[] = {"huisvesting", "inkomen", "werk", "mobiliteit"};
+	char buf[96];
+	const char *leaf = strrchr(path, '.') ? strrchr(path, '.') + 1 : path;
+	if (!strcmp(path, "duur_min"))
+		return rng_below(&m->rng, 6) ? json_integer((json_int_t)op) : json_null(); /* or a clear */
+	if (!strcmp(path, "datum") || !strcmp(path, "afnamedatum")) {
+		snprintf(buf, sizeof buf, "2024-%02u-%02u", 1 + rng_below(&m->rng, 12), 1 + rng_below(&m->rng, 28));
+		return json_string(buf);
+	}
+	if (!strcmp(path, "plaats"))
+		return json_string(plaats[rng_below(&m->rng, 6)]);
+	if (!strcmp(path, "initiatief"))
+		return rng_below(&m->rng, 5) ? json_string(initiatief[rng_below(&m->rng, 3)]) : json_null();
+	if (!strcmp(path, "problematiek") || !strcmp(path, "detail")) {
+		/* a multi-choice answer: one or two options, in form order */
+		const char *const *o = !strcmp(path, "detail") ? detail : problemen;
+		unsigned i = rng_below(&m->rng, 5), j = rng_below(&m->rng, 5);
+		if (i == j || rng_below(&m->rng, 2))
+			return json_pack("[s]", o[i]);
+		return json_pack("[ss]", o[i < j ? i : j], o[i < j ? j : i]);
+	}
+	if (!strcmp(leaf, "score"))
+		return rng_below(&m->rng, 4) ? json_integer(3 + (json_int_t)rng_below(&m->rng, 3)) : json_string("nvt");
+	if (!strcmp(leaf, "status"))
+		return json_string(status[rng_below(&m->rng, 5)]);
+	if (!strcmp(leaf, "domein"))
+		return json_string(domein[rng_below(&m->rng, 4)]);
+	snprintf(buf, sizeof buf, "%s %zu van %s", leaf, op, dev); /* free text */
+	return json_string(buf);
+}
+
+static const char *const sb_domains[] = {
+	"familiale_situatie", "huisvesting", "gezondheid_lichamelijk", "gezondheid_psychisch",
+	"inkomen",            "budget_schulden", "administratie",        "mobiliteit",
+	"opleiding_vorming",  "werk",        "vrije_tijd",             "zelfvertrouwen",
+	"communicatie",       "ict_vaardigheden", "sociaal_netwerk",    "organisatie_planning"};
+#define SB_DOMAINS (sizeof sb_domains / sizeof *sb_domains)
+
+static void sim_add(sim *m, json_t *obj, const char *path, size_t op, const char *dev)
+{
+	if (!json_object_get(obj, path))
+		json_object_set_new(obj, path, sim_value(m, path, op, dev));
+}
+
+/* The fields of a put: a new record gets what its form requires; an update
+** changes one to three fields (the same ones other devices change often:
+** that makes conflicts).  Paths are flat ("huisvesting.score"); a repeating
+** group item is written whole ("actievoorstellen.a2.*"), nested. */
+static json_t *sim_fields(sim *m, const char *form, int fresh, size_t op, const char *dev)
+{
+	json_t *obj = json_object();
+	int balans = !strcmp(form, "sociale_balans"), n = 1 + (int)rng_below(&m->rng, 3), i;
+	size_t k;
+	if (fresh && balans) {
+		sim_add(m, obj, "afnamedatum", op, dev);
+		for (k = 0; k < SB_DOMAINS; k++) {
+			char p[64];
+			snprintf(p, sizeof p, "%s.score", sb_domains[k]);
+			sim_add(m, obj, p, op, dev);
+		}
+	} else if (fresh) {
+		sim_add(m, obj, "datum", op, dev);
+		sim_add(m, obj, "plaats", op, dev);
+		sim_add(m, obj, "problematiek", op, dev);
+	}
+	for (i = 0; i < n; i++) {
+		static const char *const contact[] = {"plaats", "duur_min", "initiatief", "problematiek", "detail", "datum"};
+		char p[80];
+		if (!balans) {
+			sim_add(m, obj, contact[rng_below(&m->rng, 6)], op, dev);
+			continue;
+		}
+		switch (rng_below(&m->rng, 4)) {
+		case 0:
+			sim_add(m, obj, "synthese", op, dev);
+			break;
+		case 1:
+			snprintf(p, sizeof p, "%s.score", sb_domains[rng_below(&m->rng, 4)]);
+			sim_add(m, obj, p, op, dev);
+			break;
+		case 2:
+			snprintf(p, sizeof p, "%s.stabiliserend", sb_domains[rng_below(&m->rng, 4)]);
+			sim_add(m, obj, p, op, dev);
+			break;
+		default: {
+			/* {"actievoorstellen": {"aN": {domein, doelstelling, actie, status}}} */
+			json_t *group = json_object_get(obj, "actievoorstellen"), *item = json_object();
+			char id[8];
+			snprintf(id, sizeof id, "a%u", 1 + rng_below(&m->rng, 3));
+			if (!group) {
+				group = json_object();
+				json_object_set_new(obj, "actievoorstellen", group);
+			}
+			json_object_set_new(item, "domein", sim_value(m, "actievoorstellen.x.domein", op, dev));
+			json_object_set_new(item, "doelstelling", sim_value(m, "actievoorstellen.x.doelstelling", op, dev));
+			json_object_set_new(item, "actie", sim_value(m, "actievoorstellen.x.actie", op, dev));
+			json_object_set_new(item, "status", sim_value(m, "actievoorstellen.x.status", op, dev));
+			json_object_set_new(group, id, item);
+		}
+		}
+	}
+	return obj;
+}
+
+/* A put into record `rec`, or into a new record of case `kase` when rec
+** is (size_t)-1. */
+static void sim_put(sim *m, int d, size_t kase, size_t rec, const char *form)
+{
+	sim_dev *dv = &m->dev[d];
+	int fresh = rec == (size_t)-1;
+	size_t op = m->n_ops; /* the number the operation will get: it makes values unique */
+	json_t *obj = sim_fields(m, form, fresh, op, dv->name);
+	char id[VELD_IDSIZE], *txt = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	if (veld_record_put(id, dv->s, m->cases[kase].id, form, fresh ? NULL : m->recs[rec].id, txt))
+		sim_fail(m, "%s: put %s into %s: %s", dv->name, txt, fresh ? "a new record" : m->recs[rec].id,
+		         veld_errmsg(dv->s));
+	free(txt);
+	if (fresh) {
+		rec = sim_new_rec(m, id, kase, form);
+		m->st.records++;
+	} else {
+		m->st.puts++;
+	}
+	assert_int_equal(sim_op_begin(m, d, rec, fresh ? "new record" : "put"), op);
+	sim_op_end(m, op);
+}
+
+static void sim_delete(sim *m, int d, size_t rec)
+{
+	size_t op;
+	if (veld_record_delete(m->dev[d].s, m->recs[rec].id))
+		sim_fail(m, "%s: delete %s: %s", m->dev[d].name, m->recs[rec].id, veld_errmsg(m->dev[d].s));
+	op = sim_op_begin(m, d, rec, "delete");
+	sim_op_end(m, op);
+	m->st.deletes++;
+}
+
+/* veld_resolve of `path` with `value` (reference stolen). */
+static void sim_resolve(sim *m, int d, size_t rec, const char *path, json_t *value, const char *kind)
+{
+	char *txt = sim_dump(value);
+	size_t op;
+	if (veld_resolve(m->dev[d].s, m->recs[rec].id, path, txt))
+		sim_fail(m, "%s: resolve %s '%s' = %s: %s", m->dev[d].name, m->recs[rec].id, path, txt,
+		         veld_errmsg(m->dev[d].s));
+	free(txt);
+	json_decref(value);
+	op = sim_op_begin(m, d, rec, kind);
+	sim_op_end(m, op);
+}
+
+/* The fields of `rec` in conflict on store `d`: paths with more than one
+** live version, and "_deleted" for a concurrent delete and undelete or for
+** edits that a shown delete had not seen. */
+static size_t sim_conflicts(sim *m, int d, size_t rec, const char **out, size_t cap)
+{
+	const uint64_t *K = m->dev[d].know;
+	const sim_rec *r = &m->recs[rec];
+	size_t n_paths, i, j, n = 0;
+	const char **paths = sim_paths(m, K, rec, &n_paths);
+	int del = sim_model_deleted(m, K, rec), unseen_edit = 0;
+	for (i = 0; i < n_paths && n < cap; i++) {
+		size_t live = 0;
+		if (!strcmp(paths[i], "_deleted"))
+			continue;
+		for (j = 0; j < r->n_writes; j++) {
+			size_t wi = r->writes[j];
+			if (strcmp(m->writes[wi].path, paths[i]) || !sim_live(m, K, rec, wi))
+				continue;
+			live++;
+			unseen_edit |= !sim_seen_by_delete(m, K, rec, wi);
+		}
+		if (live > 1 && paths[i][0] != '_')
+			out[n++] = paths[i];
+	}
+	if (n < cap && (del == -1 || (del == 1 && unseen_edit)))
+		out[n++] = "_deleted";
+	free(paths);
+	return n;
+}
+
+/* Resolve one conflict of `rec` on `d`: one of the values or a new one. */
+static int sim_try_resolve(sim *m, int d, size_t rec)
+{
+	const char *paths[64];
+	size_t n = sim_conflicts(m, d, rec, paths, 64), i, k = 0;
+	const sim_rec *r = &m->recs[rec];
+	const char *path;
+	json_t *pick = NULL;
+	if (n == 0)
+		return 0;
+	path = paths[rng_below(&m->rng, (unsigned)n)];
+	if (!strcmp(path, "_deleted")) {
+		sim_resolve(m, d, rec, "_deleted", json_boolean(rng_below(&m->rng, 2)), "resolve");
+	} else if (rng_below(&m->rng, 2)) {
+		size_t live[64];
+		for (i = 0; i < r->n_writes && k < 64; i++)
+			if (!strcmp(m->writes[r->writes[i]].path, path) && sim_live(m, m->dev[d].know, rec, r->writes[i]))
+				live[k++] = r->writes[i];
+		pick = json_deep_copy(m->writes[live[rng_below(&m->rng, (unsigned)k)]].value);
+		sim_resolve(m, d, rec, path, pick, "resolve");
+	} else {
+		sim_resolve(m, d, rec, path, sim_value(m, path, m->n_ops, m->dev[d].name), "resolve");
+	}
+	m->st.resolves++;
+	return 1;
+}
+
+/* ---- one step ---------------------------------------------------------------------- */
+
+/* A random record (not a header) or case known to `d`, often one of the
+** last few (work clusters on the cases at hand, which makes conflicts);
+** (size_t)-1 if none. */
+static size_t sim_pick(sim *m, int d, int headers)
+{
+	size_t n = 0, i, k;
+	for (i = 0; i < m->n_recs; i++)
+		n += sim_knows_rec(m, d, i) && (strcmp(m->recs[i].form, "_case") == 0) == headers;
+	if (n == 0)
+		return (size_t)-1;
+	k = rng_below(&m->rng, (unsigned)n);
+	if (n > 4 && rng_below(&m->rng, 2))
+		k = n - 1 - rng_below(&m->rng, 4);
+	for (i = 0; i < m->n_recs; i++)
+		if (sim_knows_rec(m, d, i) && (strcmp(m->recs[i].form, "_case") == 0) == headers && k-- == 0)
+			return i;
+	return (size_t)-1;
+}
+
+static void sim_write_step(sim *m, int d)
+{
+	unsigned x = rng_below(&m->rng, 100);
+	size_t kase_rec = sim_pick(m, d, 1), rec;
+	if (kase_rec == (size_t)-1 || x < 4) {
+		sim_new_case(m, d);
+		return;
+	}
+	rec = sim_pick(m, d, 0);
+	if (rec == (size_t)-1 || x < 14) {
+		/* One Sociale Balans per case, by the case's maker: a second one makes
+		** the first uneditable (test_sync__balans_with_a_previous_one_stays_editable). */
+		sim_case *c = &m->cases[m->recs[kase_rec].kase];
+		int balans = rng_below(&m->rng, 2) && c->creator == d && !c->has_balans;
+		c->has_balans |= balans;
+		sim_put(m, d, m->recs[kase_rec].kase, (size_t)-1, balans ? "sociale_balans" : "contactregistratie");
+		return;
+	}
+	/* Conflicts the writer holds get resolved now and then. */
+	if (rng_below(&m->rng, 100) < 25) {
+		size_t i, n = 0, k;
+		const char *paths[64];
+		for (i = 0; i < m->n_recs; i++)
+			n += sim_knows_rec(m, d, i) && sim_conflicts(m, d, i, paths, 64) > 0;
+		k = rng_below(&m->rng, (unsigned)n);
+		for (i = 0; i < m->n_recs && n; i++)
+			if (sim_knows_rec(m, d, i) && sim_conflicts(m, d, i, paths, 64) > 0 && k-- == 0) {
+				sim_try_resolve(m, d, i);
+				return;
+			}
+	}
+	if (sim_is_deleted(m, d, rec)) {
+		if (rng_below(&m->rng, 2)) {
+			sim_resolve(m, d, rec, "_deleted", json_false(), "undelete");
+			m->st.undeletes++;
+		}
+	} else if (rng_below(&m->rng, 100) < 8) {
+		sim_delete(m, d, rec);
+	} else {
+		sim_put(m, d, m->recs[rec].kase, rec, m->recs[rec].form);
+	}
+}
+
+static void sim_step(sim *m)
+{
+	unsigned x = rng_below(&m->rng, 100);
+	int d, i, n = 0, cand[SIM_DEVICES];
+	if (x < 5) {
+		/* A device goes offline (3 in 5) or comes back (2 in 5). */
+		int want = x < 3;
+		for (i = 1; i < SIM_DEVICES; i++)
+			if (m->dev[i].online == want)
+				cand[n++] = i;
+		if (n) {
+			d = cand[rng_below(&m->rng, (unsigned)n)];
+			m->dev[d].online = !want;
+			if (m->trace)
+				fprintf(stderr, "step %d: %s goes %s\n", m->step, m->dev[d].name, want ? "offline" : "online");
+			m->st.offline += want;
+		}
+	} else if (x < 32) {
+		/* A sync: the office now and then, else an online device. */
+		for (i = 1; i < SIM_DEVICES; i++)
+			if (m->dev[i].online)
+				cand[n++] = i;
+		d = n == 0 || rng_below(&m->rng, 5) == 0 ? SIM_OFFICE : cand[rng_below(&m->rng, (unsigned)n)];
+		sim_sync(m, d, 1);
+	} else {
+		/* A write: the office rarely, the assistants often. */
+		for (i = 1; i < SIM_DEVICES; i++)
+			if (m->dev[i].writer)
+				cand[n++] = i;
+		d = rng_below(&m->rng, 10) == 0 && m->office_writes ? SIM_OFFICE : cand[rng_below(&m->rng, (unsigned)n)];
+		sim_write_step(m, d);
+	}
+}
+
+/* ---- set-up, the final round, the end checks ---------------------------------------------- */
+
+static const struct {
+	const char *name, *role, *region;
+	int lo[2], hi[2], n_ranges, writer;
+} sim_network[SIM_DEVICES] = {
+	{"office", "office", NULL, {0}, {0}, 0, 1},
+	{"a1", "assistant", "3000-3499", {3000}, {3499}, 1, 1},
+	{"a2", "assistant", "3000-3499", {3000}, {3499}, 1, 1},
+	{"a3", "assistant", "3000-3499", {3000}, {3499}, 1, 1},
+	{"a4", "assistant", "3000-3199", {3000}, {3199}, 1, 1},
+	{"b1", "assistant", "9000-9099", {9000}, {9099}, 1, 1},
+	{"v1", "volunteer", NULL, {0}, {0}, 0, 0},
+};
+
+static void sim_up(sim *m, uint64_t seed, int steps)
+{
+	int i;
+	memset(m, 0, sizeof *m);
+	m->seed = seed;
+	m->rng.s = seed;
+	m->steps = steps;
+	m->trace = getenv("VELD_SIM_TRACE") && atoi(getenv("VELD_SIM_TRACE")) > 0;
+	m->office_writes = getenv("VELD_TEST_KNOWN_BUGS") && atoi(getenv("VELD_TEST_KNOWN_BUGS")) > 0;
+	m->max_ops = (size_t)steps + 8;
+	m->words = (m->max_ops + 63) / 64;
+	m->cases = calloc(m->max_ops, sizeof *m->cases);
+	m->recs = calloc(m->max_ops, sizeof *m->recs);
+	m->ops = calloc(m->max_ops, sizeof *m->ops);
+	assert_true(m->cases && m->recs && m->ops);
+	m->root = veld_test_tmpdir("sync-sim");
+	m->hub = veld_test_path(m->root, "hub.git");
+	for (i = 0; i < SIM_DEVICES; i++) {
+		sim_dev *dv = &m->dev[i];
+		char *dir = veld_test_path(m->root, sim_network[i].name);
+		dv->name = sim_network[i].name;
+		dv->role = sim_network[i].role;
+		dv->region = sim_network[i].region;
+		memcpy(dv->lo, sim_network[i].lo, sizeof dv->lo);
+		memcpy(dv->hi, sim_network[i].hi, sizeof dv->hi);
+		dv->n_ranges = sim_network[i].n_ranges;
+		dv->writer = sim_network[i].writer;
+		dv->online = 1;
+		dv->know = calloc(m->words, sizeof *dv->know);
+		dv->hub = calloc(m->words, sizeof *dv->hub);
+		assert_true(dv->know && dv->hub);
+		dv->s = i == SIM_OFFICE ? veld_test_office(dir, m->hub)
+		                        : veld_test_device(NULL, m->dev[SIM_OFFICE].s, dir, dv->role, dv->region, m->hub);
+		free(dir);
+	}
+	/* Everyone learns the whole registry before the first write. */
+	for (i = 1; i < SIM_DEVICES; i++)
+		sim_sync(m, i, 0);
+}
+
+static void sim_down(sim *m)
+{
+	size_t i;
+	int d;
+	for (d = 0; d < SIM_DEVICES; d++) {
+		veld_store_close(m->dev[d].s);
+		free(m->dev[d].know);
+		free(m->dev[d].hub);
+	}
+	for (i = 0; i < m->n_ops; i++)
+		free(m->ops[i].seen);
+	for (i = 0; i < m->n_writes; i++) {
+		free(m->writes[i].path);
+		json_decref(m->writes[i].value);
+	}
+	for (i = 0; i < m->n_recs; i++)
+		free(m->recs[i].writes);
+	free(m->cases);
+	free(m->recs);
+	free(m->ops);
+	free(m->writes);
+	veld_test_rmtree(m->root);
+	free(m->root);
+	free(m->hub);
+}
+
+static void sim_shuffle(sim *m, int *order, int n)
+{
+	int i;
+	for (i = 0; i < n; i++)
+		order[i] = i + 1;
+	for (i = n - 1; i > 0; i--) {
+		int j = (int)rng_below(&m->rng, (unsigned)i + 1), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+}
+
+/* Every device, the office, every device again (random orders), until a
+** round moves nothing.  Returns the number of rounds that moved something. */
+static int sim_final_rounds(sim *m)
+{
+	int round, order[SIM_DEVICES - 1], i;
+	for (round = 0; round < 4; round++) {
+		long moved = 0;
+		sim_shuffle(m, order, SIM_DEVICES - 1);
+		for (i = 0; i < SIM_DEVICES - 1; i++)
+			moved += sim_sync(m, order[i], 0);
+		moved += sim_sync(m, SIM_OFFICE, 0);
+		sim_shuffle(m, order, SIM_DEVICES - 1);
+		for (i = 0; i < SIM_DEVICES - 1; i++)
+			moved += sim_sync(m, order[i], 0);
+		if (moved == 0)
+			return round;
+	}
+	sim_fail(m, "still moving records after 4 final rounds");
+	return round;
+}
+
+/* The office's export without the cases device `d` may not read, in the
+** same serialisation as sim_dump of a parsed export. */
+static char *sim_export_for(const sim *m, int d, const char *office_text)
+{
+	json_t *ex = sim_loads(m, office_text, "export"), *kept = json_array(), *c;
+	size_t i;
+	char *out;
+	json_array_foreach(json_object_get(ex, "cases"), i, c)
+	{
+		size_t k = sim_find_case(m, json_string_value(json_object_get(c, "id")));
+		if (k != (size_t)-1 && sim_can_read(m, d, m->cases[k].rec))
+			json_array_append(kept, c);
+	}
+	json_object_set_new(ex, "cases", kept);
+	out = sim_dump(ex);
+	json_decref(ex);
+	return out;
+}
+
+static void sim_hub_fsck(const sim *m)
+{
+	char cmd[4200];
+	int rc;
+	snprintf(cmd, sizeof cmd, "git --git-dir='%s' fsck --strict --no-progress >/dev/null 2>&1", m->hub);
+	rc = system(cmd);
+	if (rc != 0)
+		sim_fail(m, "git fsck --strict on the hub failed (%d): run `git --git-dir=%s fsck --strict`", rc, m->hub);
+}
+
+static void sim_final_checks(sim *m)
+{
+	char *texts[SIM_DEVICES];
+	size_t i;
+	int d;
+	/* The model: everyone has seen everything of its region. */
+	for (d = 0; d < SIM_DEVICES; d++)
+		for (i = 0; i < m->n_ops; i++)
+			if (bit_get(m->dev[d].know, i) != sim_can_read(m, d, m->ops[i].rec))
+				sim_fail(m, "model: %s has %sseen op %zu after the final round", m->dev[d].name,
+				         bit_get(m->dev[d].know, i) ? "" : "not ", i);
+	for (d = 0; d < SIM_DEVICES; d++) {
+		texts[d] = sim_export(m, d);
+		sim_check_export(m, d, texts[d]);
+		if (veld_store_verify(m->dev[d].s))
+			sim_fail(m, "%s: verify: %s", m->dev[d].name, veld_errmsg(m->dev[d].s));
+	}
+	/* Convergence: one region, one export, byte for byte. */
+	for (d = 2; d <= 3; d++)
+		if (strcmp(texts[1], texts[d]))
+			sim_fail(m, "exports of a1 and %s differ:\n%s\n%s", m->dev[d].name, texts[1], texts[d]);
+	/* Everyone holds the office's state of what it may read. */
+	for (d = 1; d < SIM_DEVICES; d++) {
+		char *want = sim_export_for(m, d, texts[SIM_OFFICE]);
+		json_t *j = sim_loads(m, texts[d], "export");
+		char *got = sim_dump(j);
+		json_decref(j);
+		if (strcmp(want, got))
+			sim_fail(m, "%s: export differs from the office's (its region only):\n%s\n%s", m->dev[d].name, got, want);
+		free(want);
+		free(got);
+	}
+	for (d = 0; d < SIM_DEVICES; d++)
+		veld_free(texts[d]);
+	sim_hub_fsck(m);
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sim_run(uint64_t seed, int steps)
+{
+	sim m;
+	double t0 = now_s();
+	int rounds;
+	size_t conflicts = 0, i;
+	print_message("sync_sim: seed %" PRIu64 ", %d steps (replay: VELD_SIM_SEED=%" PRIu64 ")\n", seed, steps, seed);
+	sim_up(&m, seed, steps);
+	for (m.step = 1; m.step <= steps; m.step++)
+		sim_step(&m);
+	rounds = sim_final_rounds(&m);
+	sim_final_checks(&m);
+	for (i = 0; i < m.n_recs; i++) {
+		const char *paths[64];
+		conflicts += sim_conflicts(&m, SIM_OFFICE, i, paths, 64);
+	}
+	print_message("sync_sim: seed %" PRIu64 " ok in %.1f s: %u cases, %u records, %u puts, %u deletes, "
+	              "%u undeletes, %u resolves, %u syncs, %u times offline, %u export checks, %zu conflicts "
+	              "left, quiet after %d round(s)\n",
+	              seed, now_s() - t0, m.st.cases, m.st.records, m.st.puts, m.st.deletes, m.st.undeletes,
+	              m.st.resolves, m.st.syncs, m.st.offline, m.st.checks, conflicts, rounds + 1);
+	sim_down(&m);
+}
+
+static uint64_t env_u64(const char *name, uint64_t dflt)
+{
+	const char *v = getenv(name);
+	return v && *v ? strtoull(v, NULL, 0) : dflt;
+}
+
+/* Many seeds of the random simulation: converged exports, no write lost. */
+static void test_sync__random_devices_converge_and_lose_nothing(void **state)
+{
+	int is_long = env_u64("VELD_SIM_LONG", 0) != 0;
+	int steps = (int)env_u64("VELD_SIM_STEPS", is_long ? 3000 : 200);
+	uint64_t seeds = env_u64("VELD_SIM_SEEDS", getenv("VELD_SIM_SEED") ? 1 : 3), first, i;
+	(void)state;
+	if (getenv("VELD_SIM_SEED")) {
+		first = env_u64("VELD_SIM_SEED", 1);
+	} else {
+		randombytes_buf(&first, sizeof first);
+		first %= 1000000;
+	}
+	for (i = 0; i < seeds; i++)
+		sim_run(first + i, steps);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sync__random_devices_converge_and_lose_nothing),
+	};
+	if (sodium_init() < 0)
+		return 1;
+	return cmocka_run_group_tests_name("sync_sim", tests, NULL, NULL);
+}
