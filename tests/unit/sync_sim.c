@@ -11,23 +11,29 @@
 **               syncs (it must see nothing and disturb nothing).
 **
 ** The steps (one seeded PRNG drives them all).  Writes by a random device:
-** new cases (a postcode in the writer's region; the office takes intakes for
-** any region), new records (contactregistratie, sociale_balans), puts to
-** records the writer has (the same field as others and different fields;
-** strings, numbers, multi-choice arrays, clears with null, repeating-group
-** paths "acties.<item>.status", dotted domain paths "huisvesting.score"),
-** deletes, undeletes, resolves of the conflicts the writer holds (with one
-** of the values or a new one).  Syncs of a random online device or of the
-** office, in random order; devices go offline for many steps (they keep
-** working) and come back later.
+** new cases (a postcode in the writer's region), new records
+** (contactregistratie; one sociale_balans per case, by its maker), puts to
+** records the writer has, valid for their form (the same field as others
+** and different fields: choices, numbers, dates, free text, multi-choice
+** arrays, clears with null, domain paths "huisvesting.score", repeating
+** group items "actievoorstellen.a2.*"), deletes, undeletes, resolves of the
+** conflicts the writer holds (with one of the values or a new one).  Syncs
+** of a random online device or of the office, in random order; devices go
+** offline for many steps (they keep working) and come back later.  The
+** office writes too (intakes, puts, resolves) once the known bugs at the end
+** of this file are fixed; until then only with VELD_TEST_STRICT=1.
 **
 ** The model.  Every write that returned VELD_OK is an operation: its device,
-** its record, its (path, value) pairs, and the set of operations its device
-** had seen at that moment (a bit set).  A store has seen its own operations
-** and what it merged: a sync of a device merges main and every device ref on
-** the hub (each holds what its owner had seen when it last pushed),
-** restricted to the cases the device can read (its region; the office reads
-** everything); the office's sync merges every device ref into main.  From
+** its record, the (path, value) pairs it wrote, and the set of operations
+** its device had seen at that moment (a bit set).  The pairs are read back
+** from the writer's own record state (the versions carrying the writer's
+** newest stamp), so what the form computed, "_form_version" and the
+** tombstone of a delete are in the model exactly as written.  A store has
+** seen its own operations and what it merged: a sync of a device merges
+** main and every device ref on the hub (each holds what its owner had seen
+** when it last pushed), restricted to the cases the device can read (its
+** region; the office reads everything); the office's sync merges every
+** device ref into main.  From
 ** that log the state of any record in any store is known exactly: a write of
 ** a path is live iff no write of that path that the store has seen had seen
 ** it (the multi-value register of DESIGN.md).  So the checks are:
@@ -49,8 +55,8 @@
 ** of its region (model), each export matches the model, the exports of the
 ** devices of one region (a1, a2, a3) are byte-identical, every device's
 ** export is the office's export with the cases it cannot read left out
-** (compared after re-serialising both the same way), veld_store_verify
-** passes everywhere and `git fsck --strict` passes on the hub.
+** (compared after re-serialising both the same way), veld_store_verify and
+** veld_repository_verify pass everywhere, `git fsck --strict` on the hub.
 **
 ** Seeds.  VELD_SIM_SEED=N replays seed N (VELD_SIM_SEEDS=K runs N..N+K-1);
 ** without it, K (default 3) seeds from a random start run, each printed
@@ -59,7 +65,7 @@
 ** stamps come from the clock, so a replay repeats the same operations, not
 ** the same bytes (which of two concurrent values is shown may differ).
 ** On a failure the message names seed, step and the run's directory, which
-** is left on disk.
+** is left on disk; VELD_SIM_TRACE=1 prints every step.
 */
 #include "testutil.h"
 
@@ -157,7 +163,7 @@ typedef struct sim_stats {
 typedef struct sim {
 	uint64_t seed;
 	int trace;        /* VELD_SIM_TRACE=1: every step on stderr */
-	int office_writes; /* the office writes too: off until test_sync__office_case_* pass */
+	int strict; /* VELD_TEST_STRICT=1: also what the known bugs below forbid (office writes, two balansen per case) */
 	sim_rng rng;
 	int step, steps;
 	char *root, *hub;
@@ -836,7 +842,7 @@ static json_t *sim_value(sim *m, const char *path, size_t op, const char *dev)
 	char buf[96];
 	const char *leaf = strrchr(path, '.') ? strrchr(path, '.') + 1 : path;
 	if (!strcmp(path, "duur_min"))
-		return rng_below(&m->rng, 6) ? json_integer((json_int_t)op) : json_null(); /* or a clear */
+		return rng_below(&m->rng, 6) ? json_integer((json_int_t)(op % 1440) + 1) : json_null(); /* or a clear */
 	if (!strcmp(path, "datum") || !strcmp(path, "afnamedatum")) {
 		snprintf(buf, sizeof buf, "2024-%02u-%02u", 1 + rng_below(&m->rng, 12), 1 + rng_below(&m->rng, 28));
 		return json_string(buf);
@@ -1075,7 +1081,7 @@ static void sim_write_step(sim *m, int d)
 		/* One Sociale Balans per case, by the case's maker: a second one makes
 		** the first uneditable (test_sync__balans_with_a_previous_one_stays_editable). */
 		sim_case *c = &m->cases[m->recs[kase_rec].kase];
-		int balans = rng_below(&m->rng, 2) && c->creator == d && !c->has_balans;
+		int balans = rng_below(&m->rng, 2) && ((c->creator == d && !c->has_balans) || m->strict);
 		c->has_balans |= balans;
 		sim_put(m, d, m->recs[kase_rec].kase, (size_t)-1, balans ? "sociale_balans" : "contactregistratie");
 		return;
@@ -1134,7 +1140,7 @@ static void sim_step(sim *m)
 		for (i = 1; i < SIM_DEVICES; i++)
 			if (m->dev[i].writer)
 				cand[n++] = i;
-		d = rng_below(&m->rng, 10) == 0 && m->office_writes ? SIM_OFFICE : cand[rng_below(&m->rng, (unsigned)n)];
+		d = rng_below(&m->rng, 10) == 0 && m->strict ? SIM_OFFICE : cand[rng_below(&m->rng, (unsigned)n)];
 		sim_write_step(m, d);
 	}
 }
@@ -1162,7 +1168,7 @@ static void sim_up(sim *m, uint64_t seed, int steps)
 	m->rng.s = seed;
 	m->steps = steps;
 	m->trace = getenv("VELD_SIM_TRACE") && atoi(getenv("VELD_SIM_TRACE")) > 0;
-	m->office_writes = getenv("VELD_TEST_KNOWN_BUGS") && atoi(getenv("VELD_TEST_KNOWN_BUGS")) > 0;
+	m->strict = getenv("VELD_TEST_STRICT") && strcmp(getenv("VELD_TEST_STRICT"), "0");
 	m->max_ops = (size_t)steps + 8;
 	m->words = (m->max_ops + 63) / 64;
 	m->cases = calloc(m->max_ops, sizeof *m->cases);
@@ -1298,6 +1304,8 @@ static void sim_final_checks(sim *m)
 		sim_check_export(m, d, texts[d]);
 		if (veld_store_verify(m->dev[d].s))
 			sim_fail(m, "%s: verify: %s", m->dev[d].name, veld_errmsg(m->dev[d].s));
+		if (veld_repository_verify(m->dev[d].s))
+			sim_fail(m, "%s: repository verify: %s", m->dev[d].name, veld_errmsg(m->dev[d].s));
 	}
 	/* Convergence: one region, one export, byte for byte. */
 	for (d = 2; d <= 3; d++)
@@ -1373,10 +1381,193 @@ static void test_sync__random_devices_converge_and_lose_nothing(void **state)
 		sim_run(first + i, steps);
 }
 
+/* ---- library bugs the simulation found ------------------------------------------------
+**
+** Each is reduced to its smallest case here.  While a bug is not fixed its
+** case ends as skipped, naming the bug (VELD_TEST_STRICT=1 makes it a
+** failure, and lets the simulation do what the bug forbids: the office
+** writes, and a case gets more than one Sociale Balans).  When the library
+** is fixed the case runs to its end and passes.
+*/
+
+static int strict(void)
+{
+	return getenv("VELD_TEST_STRICT") && strcmp(getenv("VELD_TEST_STRICT"), "0");
+}
+
+typedef struct mini {
+	char *root, *hub;
+	veld_store *office, *a, *b;
+} mini;
+
+/* An office and two assistants of 3000-3499; `peers_know_each_other`: both
+** sync after both were enrolled (else A last synced before B's enrolment). */
+static void mini_up(mini *n, int peers_know_each_other)
+{
+	char *d;
+	n->root = veld_test_tmpdir("sync-sim-bug");
+	n->hub = veld_test_path(n->root, "hub.git");
+	d = veld_test_path(n->root, "office");
+	n->office = veld_test_office(d, n->hub);
+	free(d);
+	d = veld_test_path(n->root, "a");
+	n->a = veld_test_device(NULL, n->office, d, "assistant", "3000-3499", n->hub);
+	free(d);
+	d = veld_test_path(n->root, "b");
+	n->b = veld_test_device(NULL, n->office, d, "assistant", "3000-3499", n->hub);
+	free(d);
+	if (peers_know_each_other) {
+		json_decref(veld_test_sync(n->a, VELD_OK));
+		json_decref(veld_test_sync(n->b, VELD_OK));
+	}
+}
+
+static void mini_down(mini *n)
+{
+	veld_store_close(n->office);
+	veld_store_close(n->a);
+	veld_store_close(n->b);
+	veld_test_rmtree(n->root);
+	free(n->root);
+	free(n->hub);
+}
+
+static void known_bug(mini *n, const char *bug, const char *detail)
+{
+	if (strict())
+		fail_msg("%s: %s", bug, detail);
+	print_message("[ KNOWN BUG] %s\n             (%s)\n", bug, detail);
+	mini_down(n);
+	skip();
+}
+
+#define CONTACT "{\"datum\":\"2024-02-01\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"financieel\"]}"
+
+/* Does `s` hold case `cid` and record `rid`?  Else a description. */
+static int holds(char *why, size_t cap, veld_store *s, const char *who, const char *cid, const char *rid)
+{
+	char *out = NULL;
+	if (veld_case_show_json(&out, s, cid)) {
+		snprintf(why, cap, "%s does not hold case %s: %s", who, cid, veld_errmsg(s));
+		return 0;
+	}
+	veld_free(out);
+	if (rid && veld_record_show_json(&out, s, rid)) {
+		snprintf(why, cap, "%s does not hold record %s: %s", who, rid, veld_errmsg(s));
+		return 0;
+	}
+	veld_free(out);
+	return 1;
+}
+
+/*
+** Bug: a case the office makes (an intake at the office), and a record the
+** office adds to a case, never reach a device that gets the case's key in
+** the same sync.  A device merges main first, while it cannot read the
+** case yet (its blobs are skipped and main is marked merged), then takes
+** the keys, then rescans the newly readable cases (sync.c,
+** rescan_new_keys).  The rescan looks the case's directory up with
+** veld_repo__tree_lookup, which finds blobs only ("no such file"), so it
+** finds nothing, every time; the blobs that came through main alone are
+** never merged (device refs are merged after the keys, which is why cases
+** made on a tablet do arrive).
+*/
+static void test_sync__case_made_at_the_office_reaches_its_region(void **state)
+{
+	mini n;
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], why[512];
+	(void)state;
+	mini_up(&n, 1);
+	assert_int_equal(veld_case_new(cid, n.office, "{\"name\":\"Els Maes\",\"postcode\":\"3100\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.office, cid, "contactregistratie", NULL, CONTACT), VELD_OK);
+	json_decref(veld_test_sync(n.office, VELD_OK));
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	if (!holds(why, sizeof why, n.a, "a tablet of the region", cid, rid))
+		known_bug(&n, "sync.c rescan_new_keys never finds a case directory (veld_repo__tree_lookup finds blobs only)",
+		          why);
+	mini_down(&n);
+}
+
+/*
+** Bug: a tablet that last synced before a colleague of its region was
+** enrolled makes a case; the colleague never gets it.  The tablet seals the
+** case key to the devices it knows (office only).  The office should
+** re-share it with the region (sync.c key_entry -> share_by_region), but it
+** reads the keys refs before the device refs: the case header is not in
+** its store yet, case_postcode() gives -1, the key goes to nobody, and the
+** keys ref is marked done, so it is never looked at again.  (Nothing
+** re-shares existing keys when a device learns of a new colleague either.)
+*/
+static void test_sync__case_reaches_a_colleague_enrolled_after_the_maker_last_synced(void **state)
+{
+	mini n;
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], why[512];
+	(void)state;
+	mini_up(&n, 0);
+	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Bart Claes\",\"postcode\":\"3200\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, CONTACT), VELD_OK);
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	json_decref(veld_test_sync(n.office, VELD_OK));
+	json_decref(veld_test_sync(n.b, VELD_OK));
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	json_decref(veld_test_sync(n.office, VELD_OK));
+	json_decref(veld_test_sync(n.b, VELD_OK));
+	if (!holds(why, sizeof why, n.b, "the colleague", cid, rid))
+		known_bug(&n, "sync.c: the office re-shares a new case key before it has the case header (postcode -1)", why);
+	mini_down(&n);
+}
+
+/* A Sociale Balans with every domain scored `score`, dated `date`. */
+static char *balans(const char *date, int score)
+{
+	json_t *o = json_pack("{s:s}", "afnamedatum", date);
+	size_t k;
+	char *txt;
+	for (k = 0; k < SB_DOMAINS; k++) {
+		char p[64];
+		snprintf(p, sizeof p, "%s.score", sb_domains[k]);
+		json_object_set_new(o, p, json_integer(score));
+	}
+	txt = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return txt;
+}
+
+/*
+** Bug: the second Sociale Balans of a case cannot be edited any more.  Its
+** first put stores the computed "verandering" (the change since the
+** previous balans) as fields "verandering.<domein>.nu", ...; every later
+** put validates the record as it will be, stored computed fields included,
+** and the form rejects them as unknown fields ("Onbekend veld in versie 1
+** van dit formulier").  The simulation keeps to one balans per case.
+*/
+static void test_sync__second_sociale_balans_of_a_case_stays_editable(void **state)
+{
+	mini n;
+	char cid[VELD_IDSIZE], r1[VELD_IDSIZE], r2[VELD_IDSIZE], why[700];
+	char *first = balans("2024-01-10", 3), *second = balans("2024-06-10", 4);
+	(void)state;
+	mini_up(&n, 1);
+	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Ann Wouters\",\"postcode\":\"3300\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(r1, n.a, cid, "sociale_balans", NULL, first), VELD_OK);
+	assert_int_equal(veld_record_put(r2, n.a, cid, "sociale_balans", NULL, second), VELD_OK);
+	free(first);
+	free(second);
+	if (veld_record_put(NULL, n.a, cid, "sociale_balans", r2, "{\"synthese\":\"Huisvesting verbeterd.\"}")) {
+		snprintf(why, sizeof why, "the update is refused: %.600s", veld_errmsg(n.a));
+		known_bug(&n, "a stored computed value makes the record fail its own form's validation", why);
+	}
+	mini_down(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync__random_devices_converge_and_lose_nothing),
+		cmocka_unit_test(test_sync__case_made_at_the_office_reaches_its_region),
+		cmocka_unit_test(test_sync__case_reaches_a_colleague_enrolled_after_the_maker_last_synced),
+		cmocka_unit_test(test_sync__second_sociale_balans_of_a_case_stays_editable),
 	};
 	if (sodium_init() < 0)
 		return 1;
