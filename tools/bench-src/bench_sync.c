@@ -1,0 +1,1054 @@
+/*
+** bench_sync.c — what a sync costs, and whether that cost grows with the
+** change (DESIGN.md invariant 9) or with the hub.  Not a test: it measures
+** and prints; docs/benchmarks.md ("tools/bench sync") says how to read it.
+**
+** Two scenarios, through the public API (veld.h) on hubs that are bare
+** repositories on a path (the embedded default):
+**
+**  1. Hub size.  For each size N (-s, default 100,10000): an office and two
+**     assistants A and B of one region.  A creates N cases (a header and one
+**     contactregistratie record each) with veld_import in one transaction
+**     and syncs once; the office syncs once; B syncs once.  Then, -r times:
+**     A edits K records (-k, default 20) of K random cases, A syncs (push),
+**     the office syncs (fetch, verify, merge, push main), B syncs (fetch
+**     and merge).  Each sync is timed, split into phases from the progress
+**     callback (commit / fetch / verify+merge / push), and its bytes are
+**     counted (below).
+**  2. Office merge.  An office and D assistants (-m, default 50), each with
+**     its own region and C cases of its own (-c, default 100).  Per round:
+**     every device edits its C records and syncs; then the office's one
+**     sync that merges all of them is timed, beside the git CLI fetching
+**     the same refs (every refs/veld/devices/<id>) from the hub into a fresh bare
+**     repository and into a mirror of the hub taken before the round (the
+**     fair comparison: the office already has the previous state).
+**
+** Bytes on the wire.  On a path hub libgit2's local transport moves packs:
+** a push writes one pack into the hub's objects/pack (git_packbuilder_write
+** on the remote's object directory), a fetch indexes one pack into the
+** fetching repository's objects/pack.  Those packs are exactly what a smart
+** transport would carry, without the protocol framing (pkt-lines, sideband,
+** ref advertisement).  So the bytes of a push are the sizes of the packs
+** that appear in the hub during that sync, and the bytes of a fetch the
+** sizes of the packs that appear in the fetcher's repository during its
+** sync (its own commits are written as loose objects, never as packs; a
+** periodic repack would write a pack too: it is reported by the progress
+** callback and such a run is flagged).  Loose objects appearing in the hub
+** are counted as well, so a transport that wrote them would not go unseen.
+** The reference for "the size of the changed records": each changed
+** record's blob read from A's device ref after the edit, zlib-compressed at
+** the default level (as git stores it), summed.
+**
+** Repetition: every measurement is taken -r times (default 3) and the
+** table shows medians.  Everything runs in one process on one disk; the
+** stores use the minimum Argon2id cost (the key file is not what is
+** measured).  libgit2 writes with fsync (the store switches it on), git
+** CLI's defaults do not fsync objects: part of any time difference.
+*/
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <git2.h>
+#include <jansson.h>
+#include <zlib.h>
+
+#include "veld.h"
+
+#define PASS        "bench-passphrase"
+#define MAX_SIZES   8
+#define MAX_RUNS    15
+#define FORM        "contactregistratie"
+#define RECORD_JSON "{\"datum\":\"2017-01-02\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"financieel\"]}"
+#define PATHCAP     4096
+
+/* ---- small helpers ------------------------------------------------------- */
+
+static void die(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2), noreturn))
+#endif
+	;
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("bench sync: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(1);
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		die("out of memory (%zu bytes)", n);
+	return p;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+	if (!q)
+		die("out of memory (%zu bytes)", n);
+	return q;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+	if (!p)
+		die("out of memory");
+	return p;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t rnd(uint64_t *st)
+{
+	uint64_t x = *st;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return *st = x;
+}
+
+static void path_join(char *out, const char *a, const char *b)
+{
+	if ((size_t)snprintf(out, PATHCAP, "%s/%s", a, b) >= PATHCAP)
+		die("path too long: %s/%s", a, b);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+	double s[MAX_RUNS];
+	if (n <= 0)
+		return 0;
+	memcpy(s, v, (size_t)n * sizeof *v);
+	qsort(s, (size_t)n, sizeof *s, cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+/* Run a command (argv, NULL-terminated) with stdout and stderr to
+** /dev/null unless it fails; returns its wall time.  Dies on failure. */
+static double run_cmd(char *const argv[])
+{
+	double t0 = now_s();
+	pid_t pid = fork();
+	int st;
+	if (pid < 0)
+		die("fork: %s", strerror(errno));
+	if (pid == 0) {
+		FILE *devnull = freopen("/dev/null", "w", stdout);
+		(void)devnull;
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	if (waitpid(pid, &st, 0) < 0)
+		die("waitpid: %s", strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		die("%s %s %s failed (status %d)", argv[0], argv[1] ? argv[1] : "", argv[2] ? argv[2] : "", st);
+	return now_s() - t0;
+}
+
+static void rmtree(const char *path)
+{
+	char *argv[] = {"rm", "-rf", (char *)path, NULL};
+	run_cmd(argv);
+}
+
+/* ---- packs and loose objects of a repository ----------------------------- */
+
+typedef struct packsnap {
+	char (*names)[80];
+	long long *sizes;
+	size_t n;
+	long long loose_n, loose_bytes; /* only when asked for */
+} packsnap;
+
+static void snap_free(packsnap *p)
+{
+	free(p->names);
+	free(p->sizes);
+	memset(p, 0, sizeof *p);
+}
+
+static void snap_take(packsnap *p, const char *gitdir, int with_loose)
+{
+	char dir[PATHCAP], f[PATHCAP];
+	DIR *d;
+	struct dirent *e;
+	struct stat st;
+	size_t cap = 0;
+	memset(p, 0, sizeof *p);
+	path_join(dir, gitdir, "objects/pack");
+	if ((d = opendir(dir))) {
+		while ((e = readdir(d))) {
+			size_t len = strlen(e->d_name);
+			if (len < 6 || len >= sizeof p->names[0] || strcmp(e->d_name + len - 5, ".pack"))
+				continue;
+			path_join(f, dir, e->d_name);
+			if (stat(f, &st))
+				continue;
+			if (p->n == cap) {
+				cap = cap ? 2 * cap : 16;
+				p->names = xrealloc(p->names, cap * sizeof *p->names);
+				p->sizes = xrealloc(p->sizes, cap * sizeof *p->sizes);
+			}
+			memcpy(p->names[p->n], e->d_name, len + 1);
+			p->sizes[p->n++] = (long long)st.st_size;
+		}
+		closedir(d);
+	}
+	if (!with_loose)
+		return;
+	for (int i = 0; i < 256; i++) {
+		char sub[8];
+		snprintf(sub, sizeof sub, "%02x", i);
+		path_join(f, gitdir, "objects");
+		path_join(dir, f, sub);
+		if (!(d = opendir(dir)))
+			continue;
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			path_join(f, dir, e->d_name);
+			if (stat(f, &st) == 0) {
+				p->loose_n++;
+				p->loose_bytes += (long long)st.st_size;
+			}
+		}
+		closedir(d);
+	}
+}
+
+/* Bytes of the packs in `b` that were not in `a`. */
+static long long snap_new_bytes(const packsnap *a, const packsnap *b, int *n_new)
+{
+	long long sum = 0;
+	int n = 0;
+	for (size_t i = 0; i < b->n; i++) {
+		size_t j;
+		for (j = 0; j < a->n; j++)
+			if (!strcmp(a->names[j], b->names[i]))
+				break;
+		if (j == a->n) {
+			sum += b->sizes[i];
+			n++;
+		}
+	}
+	if (n_new)
+		*n_new = n;
+	return sum;
+}
+
+/* ---- stores and timed syncs ----------------------------------------------- */
+
+typedef struct node {
+	veld_store *s;
+	char dir[PATHCAP];
+	char repo[PATHCAP]; /* the store's git repository */
+	char id[VELD_IDSIZE];
+} node;
+
+static void fast_options(veld_store_options *o, const char *name, const char *role)
+{
+	veld_store_options_init(o);
+	o->pwhash_opslimit = 1;    /* crypto_pwhash_OPSLIMIT_MIN */
+	o->pwhash_memlimit = 8192; /* crypto_pwhash_MEMLIMIT_MIN */
+	o->device_name = name;
+	o->device_role = role;
+}
+
+static void node_paths(node *n, const char *dir)
+{
+	snprintf(n->dir, sizeof n->dir, "%s", dir);
+	path_join(n->repo, dir, "repo");
+}
+
+/* Phases of one sync, from the first progress call of each stage. */
+enum { PH_COMMIT, PH_FETCH, PH_MERGE, PH_PUSH, N_PH };
+static const char *const phase_names[N_PH] = {"commit", "fetch", "verify+merge", "push"};
+
+typedef struct sync_stat {
+	double total;
+	double ph[N_PH];
+	int repacked;
+	long long fetched_bytes; /* packs that appeared in the syncing store's repository */
+	long long pushed_bytes;  /* packs that appeared in the hub */
+	long long hub_loose;     /* loose objects that appeared in the hub */
+} sync_stat;
+
+typedef struct progress_rec {
+	double at[N_PH];
+	int seen[N_PH];
+	int repacked;
+} progress_rec;
+
+static void on_progress(const char *stage, size_t done, size_t total, void *payload)
+{
+	progress_rec *p = payload;
+	int ph = -1;
+	(void)done;
+	(void)total;
+	if (!strcmp(stage, "commit"))
+		ph = PH_COMMIT;
+	else if (!strcmp(stage, "fetch"))
+		ph = PH_FETCH;
+	else if (!strcmp(stage, "verify"))
+		ph = PH_MERGE;
+	else if (!strcmp(stage, "push"))
+		ph = PH_PUSH;
+	else if (!strcmp(stage, "repack"))
+		p->repacked = 1;
+	if (ph >= 0 && !p->seen[ph]) {
+		p->seen[ph] = 1;
+		p->at[ph] = now_s();
+	}
+}
+
+/* One sync of `n`, timed and with its packs counted.  Dies unless it
+** returns VELD_OK. */
+static void timed_sync(sync_stat *out, node *n, const char *hub)
+{
+	veld_sync_options so;
+	progress_rec pr;
+	packsnap own0, own1, hub0, hub1;
+	char *sum = NULL;
+	double t0, t1;
+	int rc;
+	memset(out, 0, sizeof *out);
+	memset(&pr, 0, sizeof pr);
+	memset(&so, 0, sizeof so);
+	so.version = VELD_SYNC_OPTIONS_VERSION;
+	so.progress = on_progress;
+	so.payload = &pr;
+	snap_take(&own0, n->repo, 0);
+	snap_take(&hub0, hub, 1);
+	t0 = now_s();
+	rc = veld_sync(&sum, n->s, &so);
+	t1 = now_s();
+	if (rc != VELD_OK)
+		die("sync of %s: %d %s (%s)", n->dir, rc, veld_errmsg(n->s), sum ? sum : "");
+	veld_free(sum);
+	snap_take(&own1, n->repo, 0);
+	snap_take(&hub1, hub, 1);
+	out->total = t1 - t0;
+	{
+		double mark[N_PH + 1];
+		int i;
+		for (i = 0; i < N_PH; i++)
+			mark[i] = pr.seen[i] ? pr.at[i] : -1;
+		mark[PH_COMMIT] = t0;
+		mark[N_PH] = t1;
+		for (i = N_PH - 1; i >= 0; i--)
+			if (mark[i] < 0)
+				mark[i] = mark[i + 1];
+		for (i = 0; i < N_PH; i++)
+			out->ph[i] = mark[i + 1] - mark[i];
+	}
+	out->repacked = pr.repacked;
+	out->fetched_bytes = snap_new_bytes(&own0, &own1, NULL);
+	out->pushed_bytes = snap_new_bytes(&hub0, &hub1, NULL);
+	out->hub_loose = hub1.loose_bytes - hub0.loose_bytes;
+	snap_free(&own0);
+	snap_free(&own1);
+	snap_free(&hub0);
+	snap_free(&hub1);
+}
+
+static void quiet_sync(node *n)
+{
+	char *sum = NULL;
+	int rc = veld_sync(&sum, n->s, NULL);
+	if (rc != VELD_OK)
+		die("sync of %s: %d %s (%s)", n->dir, rc, veld_errmsg(n->s), sum ? sum : "");
+	veld_free(sum);
+}
+
+static void make_office(node *office, const char *dir, const char *hub)
+{
+	veld_store_options o;
+	char *dev = NULL;
+	json_t *j;
+	fast_options(&o, "office", "office");
+	node_paths(office, dir);
+	if (veld_org_init(&office->s, dir, PASS, strlen(PASS), "Benchorganisatie", hub, &o))
+		die("org init: %s", veld_errmsg(office->s));
+	if (veld_store_device_json(&dev, office->s) || !(j = json_loads(dev, 0, NULL)))
+		die("office device json: %s", veld_errmsg(office->s));
+	snprintf(office->id, sizeof office->id, "%s", json_string_value(json_object_get(j, "id")));
+	json_decref(j);
+	veld_free(dev);
+}
+
+/* Create a device store and enrol it at the office (published at the
+** office's next sync; join it with join_device afterwards). */
+static void make_device(node *d, node *office, const char *dir, const char *name, const char *region)
+{
+	veld_store_options o;
+	char *req = NULL;
+	fast_options(&o, name, "assistant");
+	node_paths(d, dir);
+	if (veld_store_create(&d->s, dir, PASS, strlen(PASS), &o))
+		die("device create: %s", veld_errmsg(d->s));
+	if (veld_store_device_json(&req, d->s))
+		die("device json: %s", veld_errmsg(d->s));
+	if (veld_enroll(d->id, office->s, req, region))
+		die("enroll: %s", veld_errmsg(office->s));
+	veld_free(req);
+}
+
+static void join_device(node *d, const char *hub)
+{
+	if (veld_join(d->s, hub, NULL))
+		die("join: %s", veld_errmsg(d->s));
+}
+
+static void close_node(node *n)
+{
+	veld_store_close(n->s);
+	n->s = NULL;
+}
+
+/* n cases, one contact record each, postcodes in [pc_lo, pc_lo + pc_n). */
+static void import_cases(node *d, long n, int pc_lo, int pc_n, const char *tag)
+{
+	size_t cap = (size_t)n * 200 + 1, len = 0;
+	char *buf = xmalloc(cap);
+	long count = 0;
+	for (long i = 0; i < n; i++) {
+		int w = snprintf(buf + len, cap - len,
+		                 "{\"case\":{\"ref\":\"%s-%ld\",\"name\":\"Client %s %ld\",\"postcode\":\"%d\"},"
+		                 "\"form\":\"" FORM "\",\"fields\":" RECORD_JSON "}\n",
+		                 tag, i, tag, i, pc_lo + (int)(i % pc_n));
+		if (w < 0 || (size_t)w >= cap - len)
+			die("import buffer too small");
+		len += (size_t)w;
+	}
+	if (veld_import(&count, d->s, buf, len, NULL, NULL) || count != n)
+		die("import of %ld cases: %s", n, veld_errmsg(d->s));
+	free(buf);
+}
+
+/* The (case, contact record) pairs a store can read. */
+typedef struct caserec {
+	char case_id[VELD_IDSIZE];
+	char rec_id[VELD_IDSIZE];
+} caserec;
+
+static caserec *list_records(size_t *n_out, node *d)
+{
+	char *txt = NULL;
+	json_t *arr;
+	caserec *v;
+	size_t i, n;
+	if (veld_case_list_json(&txt, d->s) || !(arr = json_loads(txt, 0, NULL)))
+		die("case list: %s", veld_errmsg(d->s));
+	veld_free(txt);
+	n = json_array_size(arr);
+	v = xmalloc(n * sizeof *v);
+	memset(v, 0, n * sizeof *v);
+	for (i = 0; i < n; i++)
+		snprintf(v[i].case_id, VELD_IDSIZE, "%s",
+		         json_string_value(json_object_get(json_array_get(arr, i), "id")));
+	json_decref(arr);
+	*n_out = n;
+	return v;
+}
+
+/* Fill rec_id of one case (its first record). */
+static void find_record(caserec *c, node *d)
+{
+	char *txt = NULL;
+	json_t *j;
+	const char *rid;
+	if (veld_case_show_json(&txt, d->s, c->case_id) || !(j = json_loads(txt, 0, NULL)))
+		die("case show: %s", veld_errmsg(d->s));
+	veld_free(txt);
+	rid = json_string_value(json_object_get(json_array_get(json_object_get(j, "records"), 0), "id"));
+	if (!rid)
+		die("case %s has no record", c->case_id);
+	snprintf(c->rec_id, VELD_IDSIZE, "%s", rid);
+	json_decref(j);
+}
+
+static void edit_record(node *d, const caserec *c, int round, int k)
+{
+	char fields[256], id[VELD_IDSIZE];
+	/* a new date every round: a real change of one field */
+	snprintf(fields, sizeof fields,
+	         "{\"datum\":\"20%02d-%02d-%02d\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"financieel\"]}",
+	         18 + round / 12, 1 + round % 12, 1 + k % 28);
+	if (veld_record_put(id, d->s, c->case_id, FORM, c->rec_id, fields))
+		die("record put: %s", veld_errmsg(d->s));
+}
+
+/* Raw and zlib-compressed size of the blobs of `recs` on `ref` of `repo`. */
+static void blob_sizes(long long *raw, long long *zsize, const char *repo, const char *ref, const caserec *recs,
+                       size_t n)
+{
+	git_repository *r = NULL;
+	git_reference *rf = NULL;
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	*raw = *zsize = 0;
+	if (git_repository_open_bare(&r, repo) < 0 || git_reference_lookup(&rf, r, ref) < 0 ||
+	    git_commit_lookup(&c, r, git_reference_target(rf)) < 0 || git_commit_tree(&t, c) < 0)
+		die("%s %s: %s", repo, ref, git_error_last() ? git_error_last()->message : "?");
+	for (size_t i = 0; i < n; i++) {
+		char path[128];
+		git_tree_entry *e = NULL;
+		git_blob *b = NULL;
+		uLongf zl;
+		Bytef *zb;
+		size_t len;
+		snprintf(path, sizeof path, "cases/%.2s/%s/%s", recs[i].case_id, recs[i].case_id, recs[i].rec_id);
+		if (git_tree_entry_bypath(&e, t, path) < 0 || git_blob_lookup(&b, r, git_tree_entry_id(e)) < 0)
+			die("blob %s: %s", path, git_error_last() ? git_error_last()->message : "?");
+		len = (size_t)git_blob_rawsize(b);
+		zl = compressBound((uLong)len);
+		zb = xmalloc(zl);
+		if (compress2(zb, &zl, git_blob_rawcontent(b), (uLong)len, Z_DEFAULT_COMPRESSION) != Z_OK)
+			die("zlib failed");
+		*raw += (long long)len;
+		*zsize += (long long)zl;
+		free(zb);
+		git_blob_free(b);
+		git_tree_entry_free(e);
+	}
+	git_tree_free(t);
+	git_commit_free(c);
+	git_reference_free(rf);
+	git_repository_free(r);
+}
+
+static void reopen_node(node *n)
+{
+	veld_store_options o;
+	fast_options(&o, NULL, NULL);
+	if (veld_store_open(&n->s, n->dir, PASS, strlen(PASS), &o))
+		die("open %s: %s", n->dir, veld_errmsg(n->s));
+}
+
+/* Building a large hub writes hundreds of thousands of loose objects, each
+** with fsync: hours on a real disk for 100,000 cases.  So the set-up runs
+** in `tmp` (tmpfs) behind a symlink at `real`, the path every store and
+** the hub were given; then the tree is copied to the real disk under the
+** same path, and every store repository is packed the way a periodic
+** repack leaves it.  The measured syncs run on the real disk. */
+static void make_base(const char *real, const char *tmp)
+{
+	rmtree(real);
+	if (tmp) {
+		rmtree(tmp);
+		if (mkdir(tmp, 0700) || symlink(tmp, real))
+			die("mkdir %s / symlink %s: %s", tmp, real, strerror(errno));
+	} else if (mkdir(real, 0700)) {
+		die("mkdir %s: %s", real, strerror(errno));
+	}
+}
+
+static void settle_base(const char *real, const char *tmp)
+{
+	char *cp[] = {"cp", "-a", (char *)tmp, (char *)real, NULL};
+	if (!tmp)
+		return;
+	if (unlink(real))
+		die("unlink %s: %s", real, strerror(errno));
+	run_cmd(cp);
+	rmtree(tmp);
+	sync();
+}
+
+static void repack(const char *repo)
+{
+	char *argv[] = {"git", "-C", (char *)repo, "-c", "repack.writeBitmaps=false", "repack", "-a", "-d", "-q", NULL};
+	run_cmd(argv);
+}
+
+/* ---- scenario 1: hub size ------------------------------------------------- */
+
+typedef struct size_result {
+	long cases;
+	double build_import, build_sync_a, build_sync_o, build_sync_b;
+	long long hub_bytes;
+	sync_stat a[MAX_RUNS], o[MAX_RUNS], b[MAX_RUNS];
+	double round[MAX_RUNS];
+	long long rec_raw[MAX_RUNS], rec_z[MAX_RUNS];
+	long long git_bytes[MAX_RUNS];
+	double git_time[MAX_RUNS];
+	int any_repack;
+} size_result;
+
+typedef struct bench_opts {
+	const char *workdir;
+	const char *builddir; /* tmpfs for the set-up, or NULL */
+	long sizes[MAX_SIZES];
+	int n_sizes;
+	int runs;
+	int k;
+	int devices, changes;
+	int do_sizes, do_merge, keep;
+} bench_opts;
+
+static long long dir_bytes(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	long long sum = 0;
+	char f[PATHCAP];
+	struct stat st;
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		path_join(f, dir, e->d_name);
+		if (lstat(f, &st))
+			continue;
+		if (S_ISDIR(st.st_mode))
+			sum += dir_bytes(f);
+		else
+			sum += (long long)st.st_size;
+	}
+	closedir(d);
+	return sum;
+}
+
+/* git fetch of every ref of the hub into `clone`; the bytes of the pack it
+** kept (transfer.unpackLimit=1 keeps every non-empty pack). */
+static double git_fetch(long long *bytes, const char *clone, const char *hub, const char *refspec)
+{
+	packsnap a, b;
+	double t;
+	char *argv[] = {"git", "-C", (char *)clone, "-c", "transfer.unpackLimit=1", "fetch", "-q", "--no-tags",
+	                "--no-write-fetch-head", (char *)hub, (char *)refspec, NULL};
+	snap_take(&a, clone, 0);
+	t = run_cmd(argv);
+	snap_take(&b, clone, 0);
+	*bytes = snap_new_bytes(&a, &b, NULL);
+	snap_free(&a);
+	snap_free(&b);
+	return t;
+}
+
+static void mirror(const char *hub, const char *dst)
+{
+	char *argv[] = {"git", "clone", "-q", "--mirror", (char *)hub, (char *)dst, NULL};
+	rmtree(dst);
+	run_cmd(argv);
+}
+
+static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64_t seed)
+{
+	char base[PATHCAP], tmp[PATHCAP], hub[PATHCAP], p[PATHCAP], prev[PATHCAP], ref_a[160];
+	node office, a, b;
+	caserec *all, *pick;
+	size_t n_all;
+	double t;
+	memset(res, 0, sizeof *res);
+	res->cases = n_cases;
+	snprintf(p, sizeof p, "size-%ld", n_cases);
+	path_join(base, o->workdir, p);
+	if (o->builddir)
+		path_join(tmp, o->builddir, p);
+	make_base(base, o->builddir ? tmp : NULL);
+	path_join(hub, base, "hub.git");
+	path_join(prev, base, "prev.git");
+	path_join(p, base, "office");
+	make_office(&office, p, hub);
+	path_join(p, base, "a");
+	make_device(&a, &office, p, "tablet-a", "1000-9999");
+	path_join(p, base, "b");
+	make_device(&b, &office, p, "tablet-b", "1000-9999");
+	quiet_sync(&office);
+	join_device(&a, hub);
+	join_device(&b, hub);
+	snprintf(ref_a, sizeof ref_a, "refs/veld/devices/%s", a.id);
+
+	fprintf(stderr, "bench sync: hub of %ld cases: building ...", n_cases);
+	t = now_s();
+	import_cases(&a, n_cases, 1000, 9000, "c");
+	res->build_import = now_s() - t;
+	t = now_s();
+	quiet_sync(&a);
+	res->build_sync_a = now_s() - t;
+	t = now_s();
+	quiet_sync(&office);
+	res->build_sync_o = now_s() - t;
+	t = now_s();
+	quiet_sync(&b);
+	res->build_sync_b = now_s() - t;
+	close_node(&office);
+	close_node(&a);
+	close_node(&b);
+	settle_base(base, o->builddir ? tmp : NULL);
+	repack(office.repo);
+	repack(a.repo);
+	repack(b.repo);
+	reopen_node(&office);
+	reopen_node(&a);
+	reopen_node(&b);
+	res->hub_bytes = dir_bytes(hub);
+	fprintf(stderr, " import %.1f s, syncs A %.1f s, office %.1f s, B %.1f s; hub %.1f MB\n", res->build_import,
+	        res->build_sync_a, res->build_sync_o, res->build_sync_b, (double)res->hub_bytes / 1e6);
+
+	all = list_records(&n_all, &a);
+	if (n_all < (size_t)o->k)
+		die("only %zu cases for %d changes", n_all, o->k);
+	pick = xmalloc((size_t)o->k * sizeof *pick);
+	for (int r = 0; r < o->runs; r++) {
+		/* K distinct random cases */
+		for (int i = 0; i < o->k; i++) {
+			size_t j = (size_t)(rnd(&seed) % (n_all - (size_t)i)) + (size_t)i;
+			caserec swap = all[i];
+			all[i] = all[j];
+			all[j] = swap;
+			pick[i] = all[i];
+			if (!pick[i].rec_id[0]) {
+				find_record(&pick[i], &a);
+				all[i] = pick[i];
+			}
+		}
+		mirror(hub, prev);
+		for (int i = 0; i < o->k; i++)
+			edit_record(&a, &pick[i], r, i);
+		timed_sync(&res->a[r], &a, hub);
+		blob_sizes(&res->rec_raw[r], &res->rec_z[r], a.repo, ref_a, pick, (size_t)o->k);
+		res->git_time[r] = git_fetch(&res->git_bytes[r], prev, hub, "+refs/veld/devices/*:refs/veld/devices/*");
+		timed_sync(&res->o[r], &office, hub);
+		timed_sync(&res->b[r], &b, hub);
+		res->round[r] = res->a[r].total + res->o[r].total + res->b[r].total;
+		res->any_repack |= res->a[r].repacked | res->o[r].repacked | res->b[r].repacked;
+		fprintf(stderr, "bench sync: %ld cases, run %d: A %.3f s (%lld B out), office %.3f s, B %.3f s (%lld B in)\n",
+		        n_cases, r + 1, res->a[r].total, res->a[r].pushed_bytes, res->o[r].total, res->b[r].total,
+		        res->b[r].fetched_bytes);
+	}
+	free(pick);
+	free(all);
+	close_node(&office);
+	close_node(&a);
+	close_node(&b);
+	if (!o->keep)
+		rmtree(base);
+}
+
+/* ---- scenario 2: the office merge ----------------------------------------- */
+
+typedef struct merge_result {
+	double office[MAX_RUNS];
+	sync_stat ost[MAX_RUNS];
+	double git_fresh[MAX_RUNS], git_prev[MAX_RUNS];
+	long long git_fresh_bytes[MAX_RUNS], git_prev_bytes[MAX_RUNS];
+	double dev_sync[MAX_RUNS]; /* median device sync of the round */
+	long long dev_push[MAX_RUNS];
+	int any_repack;
+} merge_result;
+
+static void run_merge(merge_result *res, const bench_opts *o)
+{
+	char base[PATHCAP], tmp[PATHCAP], hub[PATHCAP], p[PATHCAP], prev[PATHCAP], fresh[PATHCAP];
+	node office, *dev;
+	caserec **recs;
+	int D = o->devices, C = o->changes;
+	double t;
+	memset(res, 0, sizeof *res);
+	path_join(base, o->workdir, "merge");
+	if (o->builddir)
+		path_join(tmp, o->builddir, "merge");
+	make_base(base, o->builddir ? tmp : NULL);
+	path_join(hub, base, "hub.git");
+	path_join(prev, base, "prev.git");
+	path_join(fresh, base, "fresh.git");
+	path_join(p, base, "office");
+	make_office(&office, p, hub);
+	dev = xmalloc((size_t)D * sizeof *dev);
+	recs = xmalloc((size_t)D * sizeof *recs);
+	fprintf(stderr, "bench sync: office merge: %d devices x %d cases: building ...", D, C);
+	t = now_s();
+	for (int d = 0; d < D; d++) {
+		char name[32], region[32];
+		snprintf(name, sizeof name, "dev%02d", d);
+		snprintf(region, sizeof region, "%d-%d", 1000 + 10 * d, 1009 + 10 * d);
+		path_join(p, base, name);
+		make_device(&dev[d], &office, p, name, region);
+	}
+	quiet_sync(&office);
+	for (int d = 0; d < D; d++) {
+		char tag[16];
+		size_t n;
+		join_device(&dev[d], hub);
+		snprintf(tag, sizeof tag, "d%d", d);
+		import_cases(&dev[d], C, 1000 + 10 * d, 10, tag);
+		quiet_sync(&dev[d]);
+		recs[d] = list_records(&n, &dev[d]);
+		if (n != (size_t)C)
+			die("device %d reads %zu cases, expected %d", d, n, C);
+		for (size_t i = 0; i < n; i++)
+			find_record(&recs[d][i], &dev[d]);
+	}
+	quiet_sync(&office);
+	close_node(&office);
+	for (int d = 0; d < D; d++)
+		close_node(&dev[d]);
+	settle_base(base, o->builddir ? tmp : NULL);
+	repack(office.repo);
+	reopen_node(&office);
+	for (int d = 0; d < D; d++) {
+		repack(dev[d].repo);
+		reopen_node(&dev[d]);
+	}
+	fprintf(stderr, " %.1f s\n", now_s() - t);
+
+	for (int r = 0; r < o->runs; r++) {
+		double ds[256];
+		int nd = 0;
+		char *init[] = {"git", "init", "-q", "--bare", fresh, NULL};
+		mirror(hub, prev);
+		for (int d = 0; d < D; d++) {
+			sync_stat st;
+			for (int i = 0; i < C; i++)
+				edit_record(&dev[d], &recs[d][i], r, i);
+			timed_sync(&st, &dev[d], hub);
+			if (nd < (int)(sizeof ds / sizeof ds[0]))
+				ds[nd++] = st.total;
+			res->dev_push[r] += st.pushed_bytes;
+			res->any_repack |= st.repacked;
+		}
+		qsort(ds, (size_t)nd, sizeof ds[0], cmp_double);
+		res->dev_sync[r] = ds[nd / 2];
+		/* the git CLI: the same refs, from the same hub state */
+		rmtree(fresh);
+		run_cmd(init);
+		res->git_fresh[r] = git_fetch(&res->git_fresh_bytes[r], fresh, hub, "+refs/veld/devices/*:refs/veld/devices/*");
+		res->git_prev[r] = git_fetch(&res->git_prev_bytes[r], prev, hub, "+refs/veld/devices/*:refs/veld/devices/*");
+		timed_sync(&res->ost[r], &office, hub);
+		res->office[r] = res->ost[r].total;
+		res->any_repack |= res->ost[r].repacked;
+		fprintf(stderr, "bench sync: merge run %d: office %.3f s, git fetch fresh %.3f s, into previous %.3f s\n", r + 1,
+		        res->office[r], res->git_fresh[r], res->git_prev[r]);
+	}
+	for (int d = 0; d < D; d++) {
+		close_node(&dev[d]);
+		free(recs[d]);
+	}
+	close_node(&office);
+	free(dev);
+	free(recs);
+	if (!o->keep)
+		rmtree(base);
+}
+
+/* ---- report --------------------------------------------------------------- */
+
+/* Medians of one figure over the runs. */
+enum { F_TOTAL, F_FETCHED, F_PUSHED, F_PH0 };
+
+static double stat_field(const sync_stat *s, int f)
+{
+	switch (f) {
+	case F_TOTAL:
+		return s->total;
+	case F_FETCHED:
+		return (double)s->fetched_bytes;
+	case F_PUSHED:
+		return (double)s->pushed_bytes;
+	default:
+		return s->ph[f - F_PH0];
+	}
+}
+
+static double med_stat(const sync_stat *s, int n, int f)
+{
+	double v[MAX_RUNS];
+	for (int i = 0; i < n; i++)
+		v[i] = stat_field(&s[i], f);
+	return median(v, n);
+}
+
+static double med_ll(const long long *x, int n)
+{
+	double v[MAX_RUNS];
+	for (int i = 0; i < n; i++)
+		v[i] = (double)x[i];
+	return median(v, n);
+}
+
+static void report_sizes(const size_result *res, int n, const bench_opts *o)
+{
+	const size_result *small = &res[0];
+	double base_round = median(small->round, o->runs);
+	printf("\n## Syncing %d changed records, by hub size (median of %d runs)\n\n", o->k, o->runs);
+	printf("| cases | hub MB | A sync s | office sync s | B sync s | round s | x smallest | "
+	       "records zlib B | A push B | x records | office fetch B | office push B | B fetch B | B push B | "
+	       "git CLI fetch of A's push B |\n");
+	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+	for (int i = 0; i < n; i++) {
+		const size_result *r = &res[i];
+		double round = median(r->round, o->runs), z = med_ll(r->rec_z, o->runs);
+		double apush = med_stat(r->a, o->runs, F_PUSHED);
+		printf("| %ld | %.1f | %.3f | %.3f | %.3f | %.3f | %.2f | %.0f | %.0f | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
+		       r->cases, (double)r->hub_bytes / 1e6, med_stat(r->a, o->runs, F_TOTAL), med_stat(r->o, o->runs, F_TOTAL),
+		       med_stat(r->b, o->runs, F_TOTAL), round, round / base_round, z, apush, apush / z,
+		       med_stat(r->o, o->runs, F_FETCHED), med_stat(r->o, o->runs, F_PUSHED),
+		       med_stat(r->b, o->runs, F_FETCHED), med_stat(r->b, o->runs, F_PUSHED), med_ll(r->git_bytes, o->runs));
+	}
+	printf("\nPhases (median seconds: commit / fetch / verify+merge / push):\n\n");
+	printf("| cases | A | office | B |\n| ---: | --- | --- | --- |\n");
+	for (int i = 0; i < n; i++) {
+		const size_result *r = &res[i];
+		const sync_stat *s3[3] = {r->a, r->o, r->b};
+		printf("| %ld |", r->cases);
+		for (int w = 0; w < 3; w++) {
+			for (int ph = 0; ph < N_PH; ph++)
+				printf(" %.3f%s", med_stat(s3[w], o->runs, F_PH0 + ph), ph + 1 < N_PH ? " /" : " |");
+		}
+		printf("\n");
+	}
+	printf("\nBuild of each hub (once): import / first syncs of A, office, B in seconds:\n\n");
+	for (int i = 0; i < n; i++)
+		printf("- %ld cases: import %.1f s; sync A %.1f s, office %.1f s, B %.1f s\n", res[i].cases,
+		       res[i].build_import, res[i].build_sync_a, res[i].build_sync_o, res[i].build_sync_b);
+	for (int i = 0; i < n; i++) {
+		long long loose = 0;
+		for (int r = 0; r < o->runs; r++)
+			loose += res[i].a[r].hub_loose + res[i].o[r].hub_loose + res[i].b[r].hub_loose;
+		if (loose)
+			printf("\nnote: %lld bytes of loose objects appeared in the %ld-case hub (not in the pack figures)\n", loose,
+			       res[i].cases);
+		if (res[i].any_repack)
+			printf("\nnote: a periodic repack ran during a measured sync of the %ld-case hub\n", res[i].cases);
+	}
+	(void)phase_names;
+}
+
+static void report_merge(const merge_result *r, const bench_opts *o)
+{
+	double off = median(r->office, o->runs), gf = median(r->git_fresh, o->runs), gp = median(r->git_prev, o->runs);
+	printf("\n## Office merge of %d devices x %d changed records (median of %d runs)\n\n", o->devices, o->changes,
+	       o->runs);
+	printf("| what | s | x git fetch into previous state | pack bytes |\n| --- | ---: | ---: | ---: |\n");
+	printf("| veld office sync (commit, fetch, verify, merge, push) | %.3f | %.1f | %.0f fetched, %.0f pushed |\n", off,
+	       off / gp, med_stat(r->ost, o->runs, F_FETCHED), med_stat(r->ost, o->runs, F_PUSHED));
+	for (int ph = 0; ph < N_PH; ph++)
+		printf("| - %s | %.3f | %.1f | |\n", phase_names[ph], med_stat(r->ost, o->runs, F_PH0 + ph),
+		       med_stat(r->ost, o->runs, F_PH0 + ph) / gp);
+	printf("| git fetch refs/veld/devices/* into a fresh bare repository | %.3f | %.1f | %.0f |\n", gf, gf / gp,
+	       med_ll(r->git_fresh_bytes, o->runs));
+	printf("| git fetch refs/veld/devices/* into a mirror of the previous state | %.3f | 1.0 | %.0f |\n", gp,
+	       med_ll(r->git_prev_bytes, o->runs));
+	printf("\nDevices: median sync of one device pushing %d changed records: %.3f s; all %d pushes: %.0f pack bytes\n",
+	       o->changes, median(r->dev_sync, o->runs), o->devices, med_ll(r->dev_push, o->runs));
+	if (r->any_repack)
+		printf("\nnote: a periodic repack ran during a measured sync\n");
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: veld_bench_sync -d DIR [-b TMPFS-DIR] [-s 100,10000] [-r RUNS] [-k CHANGES] [-m DEVICES] [-c CHANGES]\n"
+	                "                       [--only sizes|merge] [--keep]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	bench_opts o;
+	size_result *res;
+	merge_result *mres;
+	memset(&o, 0, sizeof o);
+	o.sizes[0] = 100;
+	o.sizes[1] = 10000;
+	o.n_sizes = 2;
+	o.runs = 3;
+	o.k = 20;
+	o.devices = 50;
+	o.changes = 100;
+	o.do_sizes = o.do_merge = 1;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(a, "--keep")) {
+			o.keep = 1;
+			continue;
+		}
+		if (!v)
+			usage();
+		i++;
+		if (!strcmp(a, "-d")) {
+			o.workdir = v;
+		} else if (!strcmp(a, "-b")) {
+			o.builddir = v;
+		} else if (!strcmp(a, "-s")) {
+			char *s = xstrdup(v), *tok, *save = NULL;
+			o.n_sizes = 0;
+			for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+				if (o.n_sizes == MAX_SIZES || atol(tok) < 1)
+					usage();
+				o.sizes[o.n_sizes++] = atol(tok);
+			}
+			free(s);
+		} else if (!strcmp(a, "-r")) {
+			o.runs = atoi(v);
+		} else if (!strcmp(a, "-k")) {
+			o.k = atoi(v);
+		} else if (!strcmp(a, "-m")) {
+			o.devices = atoi(v);
+		} else if (!strcmp(a, "-c")) {
+			o.changes = atoi(v);
+		} else if (!strcmp(a, "--only")) {
+			o.do_sizes = !strcmp(v, "sizes");
+			o.do_merge = !strcmp(v, "merge");
+			if (!o.do_sizes && !o.do_merge)
+				usage();
+		} else {
+			usage();
+		}
+	}
+	if (!o.workdir || o.runs < 1 || o.runs > MAX_RUNS || o.k < 1 || o.devices < 1 || o.devices > 256 ||
+	    o.changes < 1 || o.n_sizes < 1)
+		usage();
+	mkdir(o.workdir, 0700);
+	if (o.builddir)
+		mkdir(o.builddir, 0700);
+	git_libgit2_init();
+	res = xmalloc((size_t)o.n_sizes * sizeof *res);
+	mres = xmalloc(sizeof *mres);
+	if (o.do_sizes)
+		for (int i = 0; i < o.n_sizes; i++)
+			run_size(&res[i], &o, o.sizes[i], 0x9e3779b97f4a7c15ULL + (uint64_t)i);
+	if (o.do_merge)
+		run_merge(mres, &o);
+	if (o.do_sizes)
+		report_sizes(res, o.n_sizes, &o);
+	if (o.do_merge)
+		report_merge(mres, &o);
+	free(res);
+	free(mres);
+	git_libgit2_shutdown();
+	return 0;
+}
