@@ -211,15 +211,19 @@ static int wl_step(workload *w, veld_store *s, long i)
 	if (w->n_recs > 0 && i % 3 == 0) {
 		long k = (i * 7) % w->n_recs;
 		const char *rid = w->recs[k];
-		snprintf(json, sizeof json, "{\"seq\":%ld,\"note\":\"%s\"}", i, note);
+		/* The step number travels inside the note ("contact <step>: ..."). */
+		snprintf(json, sizeof json, "{\"doorverwezen_naar\":\"%s\"}", note);
 		reportf(w, "T %s %ld\n", rid, i);
-		rc = veld_record_put(id, s, w->rec_case[k], "contact", rid, json);
+		rc = veld_record_put(id, s, w->rec_case[k], "contactregistratie", rid, json);
 		if (rc == VELD_OK)
 			reportf(w, "U %s %ld\n", rid, i);
 		return rc;
 	}
-	snprintf(json, sizeof json, "{\"seq\":%ld,\"note\":\"%s\",\"place\":\"home\"}", i, note);
-	rc = veld_record_put(id, s, w->cases[w->n_cases - 1], "contact", NULL, json);
+	snprintf(json, sizeof json,
+	         "{\"datum\":\"2017-05-04\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"financieel\"],"
+	         "\"wijze_van_hulpverlening\":[\"doorverwijzing\"],\"doorverwezen_naar\":\"%s\"}",
+	         note);
+	rc = veld_record_put(id, s, w->cases[w->n_cases - 1], "contactregistratie", NULL, json);
 	if (rc == VELD_OK && w->n_recs < MAX_IDS) {
 		memcpy(w->rec_case[w->n_recs], w->cases[w->n_cases - 1], VELD_IDSIZE);
 		memcpy(w->recs[w->n_recs++], id, VELD_IDSIZE);
@@ -301,15 +305,15 @@ static int check_store(const char *dir, const model *m, const char *what)
 			          !strcmp(json_string_value(json_object_get(j, "case")), r->case_id),
 			      "record %s: not in case %s", r->id, r->case_id);
 			f = json_object_get(j, "fields");
-			CHECK(json_is_integer(json_object_get(f, "seq")), "record %s: no seq", r->id);
-			seq = (long)json_integer_value(json_object_get(f, "seq"));
+			CHECK(json_is_string(json_object_get(f, "doorverwezen_naar")) &&
+			          sscanf(json_string_value(json_object_get(f, "doorverwezen_naar")), "contact %ld:", &seq) == 1,
+			      "record %s: no note", r->id);
 			CHECK(seq_allowed(r, seq), "record %s: seq %ld, committed %ld", r->id, seq, r->seq);
 			note_for(note, sizeof note, seq);
-			CHECK(json_is_string(json_object_get(f, "note")) &&
-			          !strcmp(json_string_value(json_object_get(f, "note")), note),
+			CHECK(!strcmp(json_string_value(json_object_get(f, "doorverwezen_naar")), note),
 			      "record %s: note does not match seq %ld", r->id, seq);
-			CHECK(json_is_string(json_object_get(f, "place")) &&
-			          !strcmp(json_string_value(json_object_get(f, "place")), "home"),
+			CHECK(json_is_string(json_object_get(f, "plaats")) &&
+			          !strcmp(json_string_value(json_object_get(f, "plaats")), "huisbezoek"),
 			      "record %s: place lost", r->id);
 		}
 		json_decref(j);
