@@ -59,7 +59,17 @@ Y=$(cat "$T/out")
 expect_exit 0 "contact on X" -- V "$A" record put "$X" contactregistratie datum=2017-03-02 plaats=huisbezoek \
   'problematiek:=["financieel"]' 'wijze_van_hulpverlening:=["doorverwijzing"]' "doorverwezen_naar=$REFERRAL"
 C1=$(cat "$T/out")
-expect_exit 0 "sociale balans on X" -- V "$A" record put "$X" sociale_balans afnamedatum=2019-01-01 "synthese=$NOTE"
+# A Sociale Balans: a score for each of the sixteen domains, the synthesis as a marker.
+{
+  printf '{'
+  for dom in familiale_situatie huisvesting gezondheid_lichamelijk gezondheid_psychisch inkomen budget_schulden \
+    administratie mobiliteit opleiding_vorming werk vrije_tijd zelfvertrouwen communicatie ict_vaardigheden \
+    sociaal_netwerk organisatie_planning; do
+    printf '"%s":{"score":3},' "$dom"
+  done
+  printf '"afnamedatum":"2019-01-01"}\n'
+} >"$T/balans.json"
+expect_exit 0 "sociale balans on X" -- V "$A" record put "$X" sociale_balans --file "$T/balans.json" "synthese=$NOTE"
 expect_exit 0 "contact on Y" -- V "$B" record put "$Y" contactregistratie datum=2017-03-03 plaats=zitdag 'problematiek:=["materieel"]'
 C2=$(cat "$T/out")
 

@@ -48,6 +48,10 @@
 #define KEYS_REF    "refs/veld-keys/"
 #define MAIN_REF    "refs/heads/main"
 
+/* A valid new contact (the form's required fields) at `plaats`. */
+#define CONTACT(plaats) \
+	"{\"datum\":\"2017-01-02\",\"plaats\":\"" plaats "\",\"problematiek\":[\"financieel\"]}"
+
 /* Library bugs found by these cases and not fixed yet (see known_bug). */
 #define BUG_REWIND \
 	"sync.c verify_ref/merge_ref: a device ref or main rewound to an ancestor of the last verified head is " \
@@ -141,16 +145,10 @@ static void net_up(net *n, const char *m_role, const char *m_region)
 	sync_ok(n->b);
 	sync_ok(n->m);
 	assert_int_equal(veld_case_new(n->x, n->a, "{\"name\":\"Xavier Claes\",\"postcode\":\"3000\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(n->x1, n->a, n->x, "contactregistratie", NULL,
-	                                 "{\"datum\":\"2017-01-02\",\"plaats\":\"huisbezoek\"}"),
-	                 VELD_OK);
-	assert_int_equal(veld_record_put(n->x2, n->a, n->x, "contactregistratie", NULL,
-	                                 "{\"datum\":\"2017-01-03\",\"plaats\":\"zitdag\"}"),
-	                 VELD_OK);
+	assert_int_equal(veld_record_put(n->x1, n->a, n->x, "contactregistratie", NULL, CONTACT("huisbezoek")), VELD_OK);
+	assert_int_equal(veld_record_put(n->x2, n->a, n->x, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	assert_int_equal(veld_case_new(n->y, n->a, "{\"name\":\"Yolande Peeters\",\"postcode\":\"3100\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(n->y1, n->a, n->y, "contactregistratie", NULL,
-	                                 "{\"datum\":\"2017-02-01\",\"plaats\":\"werkplaats\"}"),
-	                 VELD_OK);
+	assert_int_equal(veld_record_put(n->y1, n->a, n->y, "contactregistratie", NULL, CONTACT("werkplaats")), VELD_OK);
 	settle(n);
 }
 
@@ -849,7 +847,7 @@ static void test_sync__record_sealed_with_a_key_the_office_does_not_know_is_reje
 	{
 		char rid[VELD_IDSIZE], cid[VELD_IDSIZE];
 		assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"M\",\"postcode\":\"9000\"}"), VELD_OK);
-		assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, "{\"plaats\":\"zitdag\"}"), VELD_OK);
+		assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 		st = state_of(n.m, rid);
 	}
 	r = hub_open(&n);
@@ -947,7 +945,7 @@ static void test_sync__case_created_outside_the_region_is_rejected(void **state)
 	ref_name(ref, sizeof ref, DEV_REF, n.m_id);
 	head = hub_ref(&n, ref);
 	assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, "{\"plaats\":\"zitdag\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	sync_ok(n.m);
 	expect_rejected(&n, n.office, ref, "outside its region", NULL);
 	/* The assistants of the region got the key too (M sealed it to them): they check it as well. */
@@ -975,7 +973,7 @@ static void test_sync__volunteer_writes_outside_the_huiswijs_compartment(void **
 	head = hub_ref(&n, ref);
 	/* 1. With the library: a case and a contact (social compartment). */
 	assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"Wout\",\"postcode\":\"3000\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, "{\"plaats\":\"zitdag\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	header = state_of(n.m, cid);
 	sync_ok(n.m);
 	expect_rejected(&n, n.office, ref, "outside the huiswijs compartment", NULL);
@@ -1027,7 +1025,7 @@ static void test_sync__records_that_arrived_before_their_key_open_when_it_comes(
 	net_up(&n, "assistant", REGION);
 	ref_name(keys_ref, sizeof keys_ref, KEYS_REF, n.a_id);
 	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, "{\"plaats\":\"zitdag\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	sync_ok(n.a);
 	keys = hub_ref(&n, keys_ref);
 	hub_ref_delete(&n, keys_ref);
@@ -1058,7 +1056,7 @@ static void test_sync__key_arriving_after_the_records_does_not_bypass_verificati
 	ref_name(ref, sizeof ref, DEV_REF, n.m_id);
 	ref_name(keys_ref, sizeof keys_ref, KEYS_REF, n.m_id);
 	assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, "{\"plaats\":\"zitdag\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	sync_ok(n.m);
 	/* The keys ref held back: B sees records it cannot read, and accepts them. */
 	keys = hub_ref(&n, keys_ref);
@@ -1098,7 +1096,7 @@ static void test_sync__case_keys_reach_region_peers_the_writer_did_not_know(void
 	n.b = veld_test_device(n.b_id, n.office, d, "assistant", REGION, n.hub);
 	free(d);
 	assert_int_equal(veld_case_new(n.x, n.a, "{\"name\":\"Xavier Claes\",\"postcode\":\"3000\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(n.x1, n.a, n.x, "contactregistratie", NULL, "{\"plaats\":\"huisbezoek\"}"),
+	assert_int_equal(veld_record_put(n.x1, n.a, n.x, "contactregistratie", NULL, CONTACT("huisbezoek")),
 	                 VELD_OK);
 	sync_ok(n.a);
 	sync_ok(n.office);
