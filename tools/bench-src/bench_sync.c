@@ -594,13 +594,13 @@ static void repack(const char *repo)
 
 typedef struct size_result {
 	long cases;
-	double build_import, build_sync_a, build_sync_o, build_sync_b;
+	double build_import, build_sync_a, build_sync_o, build_sync_b, build_settle;
 	long long hub_bytes;
 	sync_stat a[MAX_RUNS], o[MAX_RUNS], b[MAX_RUNS];
 	double round[MAX_RUNS];
 	long long rec_raw[MAX_RUNS], rec_z[MAX_RUNS];
-	long long git_bytes[MAX_RUNS];
-	double git_time[MAX_RUNS];
+	long long git_bytes[MAX_RUNS]; /* git's thin pack for A's push */
+	double git_time[MAX_RUNS];     /* git fetch of it into the previous state */
 	int any_repack;
 } size_result;
 
@@ -656,6 +656,52 @@ static double git_fetch(long long *bytes, const char *clone, const char *hub, co
 	return t;
 }
 
+/* The refs under `prefix` of a repository, as "<oid>\n" lines. */
+static char *ref_heads(const char *repo, const char *prefix, const char *neg)
+{
+	char cmd[PATHCAP * 2], line[256];
+	size_t cap = 4096, len = 0;
+	char *out = xmalloc(cap);
+	FILE *f;
+	snprintf(cmd, sizeof cmd, "git -C '%s' for-each-ref --format='%%(objectname)' '%s'", repo, prefix);
+	if (!(f = popen(cmd, "r")))
+		die("popen: %s", strerror(errno));
+	out[0] = '\0';
+	while (fgets(line, sizeof line, f)) {
+		size_t n = strlen(line);
+		if (len + n + 2 > cap)
+			out = xrealloc(out, cap *= 2);
+		len += (size_t)sprintf(out + len, "%s%s", neg, line);
+	}
+	if (pclose(f) != 0)
+		die("%s failed", cmd);
+	return out;
+}
+
+/* What git would send for the refs under `prefix` to a client that holds
+** `prev` (a mirror of the hub's previous state): the size of the thin pack
+** git pack-objects writes for "new heads, not old heads", which is what
+** upload-pack sends (without the sideband framing).  The pack a git fetch
+** keeps is no measure: index-pack --fix-thin appends the delta bases. */
+static long long thin_pack_bytes(const char *hub, const char *prev, const char *prefix, const char *tmpdir)
+{
+	char revs[PATHCAP], cmd[PATHCAP * 3];
+	char *a = ref_heads(hub, prefix, ""), *b = ref_heads(prev, prefix, "^");
+	long long n = -1;
+	FILE *f;
+	path_join(revs, tmpdir, "revs.txt");
+	if (!(f = fopen(revs, "w")) || fputs(a, f) < 0 || fputs(b, f) < 0 || fclose(f))
+		die("write %s: %s", revs, strerror(errno));
+	free(a);
+	free(b);
+	snprintf(cmd, sizeof cmd, "git -C '%s' pack-objects --revs --thin --stdout --delta-base-offset -q < '%s' | wc -c", hub,
+	         revs);
+	if (!(f = popen(cmd, "r")) || fscanf(f, "%lld", &n) != 1 || pclose(f) != 0)
+		die("%s failed", cmd);
+	unlink(revs);
+	return n;
+}
+
 static void mirror(const char *hub, const char *dst)
 {
 	char *argv[] = {"git", "clone", "-q", "--mirror", (char *)hub, (char *)dst, NULL};
@@ -669,6 +715,7 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 	node office, a, b;
 	caserec *all, *pick;
 	size_t n_all;
+	long long kept;
 	double t;
 	memset(res, 0, sizeof *res);
 	res->cases = n_cases;
@@ -703,6 +750,13 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 	t = now_s();
 	quiet_sync(&b);
 	res->build_sync_b = now_s() - t;
+	/* every store sees every other's first push once (each one a full
+	** catch-up), so the measured runs start from a steady state */
+	t = now_s();
+	quiet_sync(&a);
+	quiet_sync(&office);
+	quiet_sync(&b);
+	res->build_settle = now_s() - t;
 	close_node(&office);
 	close_node(&a);
 	close_node(&b);
@@ -714,8 +768,9 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 	reopen_node(&a);
 	reopen_node(&b);
 	res->hub_bytes = dir_bytes(hub);
-	fprintf(stderr, " import %.1f s, syncs A %.1f s, office %.1f s, B %.1f s; hub %.1f MB\n", res->build_import,
-	        res->build_sync_a, res->build_sync_o, res->build_sync_b, (double)res->hub_bytes / 1e6);
+	fprintf(stderr, " import %.1f s, syncs A %.1f s, office %.1f s, B %.1f s, second round %.1f s; hub %.1f MB\n",
+	        res->build_import, res->build_sync_a, res->build_sync_o, res->build_sync_b, res->build_settle,
+	        (double)res->hub_bytes / 1e6);
 
 	all = list_records(&n_all, &a);
 	if (n_all < (size_t)o->k)
@@ -739,7 +794,8 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 			edit_record(&a, &pick[i], r, i);
 		timed_sync(&res->a[r], &a, hub);
 		blob_sizes(&res->rec_raw[r], &res->rec_z[r], a.repo, ref_a, pick, (size_t)o->k);
-		res->git_time[r] = git_fetch(&res->git_bytes[r], prev, hub, "+refs/veld/devices/*:refs/veld/devices/*");
+		res->git_bytes[r] = thin_pack_bytes(hub, prev, "refs/veld/devices/", base);
+		res->git_time[r] = git_fetch(&kept, prev, hub, "+refs/veld/devices/*:refs/veld/devices/*");
 		timed_sync(&res->o[r], &office, hub);
 		timed_sync(&res->b[r], &b, hub);
 		res->round[r] = res->a[r].total + res->o[r].total + res->b[r].total;
@@ -775,6 +831,7 @@ static void run_merge(merge_result *res, const bench_opts *o)
 	node office, *dev;
 	caserec **recs;
 	int D = o->devices, C = o->changes;
+	long long kept;
 	double t;
 	memset(res, 0, sizeof *res);
 	path_join(base, o->workdir, "merge");
@@ -845,7 +902,8 @@ static void run_merge(merge_result *res, const bench_opts *o)
 		rmtree(fresh);
 		run_cmd(init);
 		res->git_fresh[r] = git_fetch(&res->git_fresh_bytes[r], fresh, hub, "+refs/veld/devices/*:refs/veld/devices/*");
-		res->git_prev[r] = git_fetch(&res->git_prev_bytes[r], prev, hub, "+refs/veld/devices/*:refs/veld/devices/*");
+		res->git_prev_bytes[r] = thin_pack_bytes(hub, prev, "refs/veld/devices/", base);
+		res->git_prev[r] = git_fetch(&kept, prev, hub, "+refs/veld/devices/*:refs/veld/devices/*");
 		timed_sync(&res->ost[r], &office, hub);
 		res->office[r] = res->ost[r].total;
 		res->any_repack |= res->ost[r].repacked;
@@ -905,7 +963,7 @@ static void report_sizes(const size_result *res, int n, const bench_opts *o)
 	printf("\n## Syncing %d changed records, by hub size (median of %d runs)\n\n", o->k, o->runs);
 	printf("| cases | hub MB | A sync s | office sync s | B sync s | round s | x smallest | "
 	       "records zlib B | A push B | x records | office fetch B | office push B | B fetch B | B push B | "
-	       "git CLI fetch of A's push B |\n");
+	       "git thin pack for A's push B |\n");
 	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
 	for (int i = 0; i < n; i++) {
 		const size_result *r = &res[i];
@@ -929,10 +987,12 @@ static void report_sizes(const size_result *res, int n, const bench_opts *o)
 		}
 		printf("\n");
 	}
-	printf("\nBuild of each hub (once): import / first syncs of A, office, B in seconds:\n\n");
+	printf("\nBuild of each hub (once, on the set-up directory): import, first syncs of A, office, B, then a\n"
+	       "second round of the three (each store catches up with the others' first push):\n\n");
 	for (int i = 0; i < n; i++)
-		printf("- %ld cases: import %.1f s; sync A %.1f s, office %.1f s, B %.1f s\n", res[i].cases,
-		       res[i].build_import, res[i].build_sync_a, res[i].build_sync_o, res[i].build_sync_b);
+		printf("- %ld cases: import %.1f s; sync A %.1f s, office %.1f s, B %.1f s; second round %.1f s\n",
+		       res[i].cases, res[i].build_import, res[i].build_sync_a, res[i].build_sync_o, res[i].build_sync_b,
+		       res[i].build_settle);
 	for (int i = 0; i < n; i++) {
 		long long loose = 0;
 		for (int r = 0; r < o->runs; r++)
@@ -959,7 +1019,7 @@ static void report_merge(const merge_result *r, const bench_opts *o)
 		       med_stat(r->ost, o->runs, F_PH0 + ph) / gp);
 	printf("| git fetch refs/veld/devices/* into a fresh bare repository | %.3f | %.1f | %.0f |\n", gf, gf / gp,
 	       med_ll(r->git_fresh_bytes, o->runs));
-	printf("| git fetch refs/veld/devices/* into a mirror of the previous state | %.3f | 1.0 | %.0f |\n", gp,
+	printf("| git fetch refs/veld/devices/* into a mirror of the previous state | %.3f | 1.0 | %.0f (thin pack) |\n", gp,
 	       med_ll(r->git_prev_bytes, o->runs));
 	printf("\nDevices: median sync of one device pushing %d changed records: %.3f s; all %d pushes: %.0f pack bytes\n",
 	       o->changes, median(r->dev_sync, o->runs), o->devices, med_ll(r->dev_push, o->runs));
