@@ -282,6 +282,13 @@ int veld_store__record_put(char *id_out, veld_store *s, const char *case_id, con
 void veld_store__observe(veld_store *s, const veld_stamp *stamp);
 /* The next local stamp (persisted with the transaction). */
 int veld_store__stamp(veld_store *s, veld_stamp *out);
+/* One slot per upper layer for state that lives as long as the handle (the
+** form cache of scripts/).  `free_fn` runs at close. */
+#define VELD_STORE_SLOT_SCRIPTS 0
+#define VELD_STORE_SLOTS        2
+void *veld_store__slot(veld_store *s, int which);
+void veld_store__set_slot(veld_store *s, int which, void *ptr, void (*free_fn)(void *));
+
 /* Append to the audit log (inside the caller's transaction). */
 int veld_store__audit(veld_store *s, const char *action, const char *case_id, const char *record_id);
 

@@ -48,6 +48,8 @@ struct veld_store {
 	veld_keyfile_params kparams;
 	int busy_ms;
 	int tx_depth; /* open transactions: 1 = BEGIN, more = savepoints */
+	void *slot[VELD_STORE_SLOTS];
+	void (*slot_free[VELD_STORE_SLOTS])(void *);
 	veld_vfs *vfs;
 	sqlite3 *db;
 	char device_id[VELD_DEVICE_ID_LEN + 1];
@@ -572,8 +574,12 @@ int veld_store_open(veld_store **out, const char *dir, const char *pass, size_t 
 
 void veld_store_close(veld_store *s)
 {
+	int i;
 	if (!s)
 		return;
+	for (i = 0; i < VELD_STORE_SLOTS; i++)
+		if (s->slot[i] && s->slot_free[i])
+			s->slot_free[i](s->slot[i]);
 	if (s->db)
 		sqlite3_close(s->db);
 	veld_vfs__destroy(s->vfs);
@@ -1420,3 +1426,18 @@ int veld_store__audit(veld_store *s, const char *action, const char *case_id, co
 	return audit(s, action, case_id, record_id);
 }
 
+
+void *veld_store__slot(veld_store *s, int which)
+{
+	return which >= 0 && which < VELD_STORE_SLOTS ? s->slot[which] : NULL;
+}
+
+void veld_store__set_slot(veld_store *s, int which, void *ptr, void (*free_fn)(void *))
+{
+	if (which < 0 || which >= VELD_STORE_SLOTS)
+		return;
+	if (s->slot[which] && s->slot_free[which])
+		s->slot_free[which](s->slot[which]);
+	s->slot[which] = ptr;
+	s->slot_free[which] = free_fn;
+}

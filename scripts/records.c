@@ -10,8 +10,8 @@
 ** with the key of the form's compartment.  A rejected put changes nothing.
 **
 ** Forms come from the library (the shipped forms); forms published by the
-** office arrive later through sync.  A small per-call cache keeps bulk
-** imports from loading a form per line.
+** office arrive later through sync.  Loaded forms are cached on the store
+** handle (its scripts slot), so a put does not load its form again.
 */
 #include "scripts.h"
 
@@ -27,12 +27,22 @@ typedef struct formcache {
 	size_t n;
 } formcache;
 
-static void cache_free(formcache *fc)
+static void cache_destroy(void *p)
 {
+	formcache *fc = p;
 	size_t i;
 	for (i = 0; i < fc->n; i++)
 		veld_form__free(fc->forms[i]);
-	fc->n = 0;
+	free(fc);
+}
+
+/* The handle's form cache (made on first use); NULL when out of memory. */
+static formcache *cache_of(veld_store *s)
+{
+	formcache *fc = veld_store__slot(s, VELD_STORE_SLOT_SCRIPTS);
+	if (!fc && (fc = calloc(1, sizeof *fc)))
+		veld_store__set_slot(s, VELD_STORE_SLOT_SCRIPTS, fc, cache_destroy);
+	return fc;
 }
 
 /* The form `name` (VELD_EINVALID naming it when unknown). */
@@ -41,6 +51,8 @@ static int form_get(veld_form **out, formcache *fc, veld_store *s, const char *n
 	veld_err *err = veld_store__err(s);
 	size_t i;
 	int rc;
+	if (!fc)
+		return veld_err__set(err, VELD_ERROR, "out of memory");
 	for (i = 0; i < fc->n; i++)
 		if (!strcmp(veld_form__name(fc->forms[i]), name)) {
 			*out = fc->forms[i];
@@ -277,21 +289,15 @@ static int put_one(char *id_out, formcache *fc, veld_store *s, const char *case_
 int veld_record_put(char *id_out, veld_store *s, const char *case_id, const char *form, const char *record_id,
                     const char *fields_json)
 {
-	formcache fc;
-	int rc;
 	if (!s)
 		return VELD_ERROR;
 	veld_err__clear(veld_store__err(s));
-	memset(&fc, 0, sizeof fc);
-	rc = put_one(id_out, &fc, s, case_id, form, record_id, fields_json);
-	cache_free(&fc);
-	return rc;
+	return put_one(id_out, cache_of(s), s, case_id, form, record_id, fields_json);
 }
 
 int veld_record_validate_json(char **errors_json, veld_store *s, const char *case_id, const char *form,
                               const char *record_id, const char *fields_json)
 {
-	formcache fc;
 	veld_form *f = NULL;
 	char *put = NULL;
 	int rc;
@@ -299,10 +305,8 @@ int veld_record_validate_json(char **errors_json, veld_store *s, const char *cas
 	if (!s)
 		return VELD_ERROR;
 	veld_err__clear(veld_store__err(s));
-	memset(&fc, 0, sizeof fc);
-	rc = check_put(&put, errors_json, &f, &fc, s, case_id, form, record_id, fields_json);
+	rc = check_put(&put, errors_json, &f, cache_of(s), s, case_id, form, record_id, fields_json);
 	free(put);
-	cache_free(&fc);
 	return rc;
 }
 
@@ -338,20 +342,17 @@ int veld_form_list_json(char **out, veld_store *s)
 
 int veld_form_schema_json(char **out, veld_store *s, const char *form)
 {
-	formcache fc;
 	veld_form *f = NULL;
 	int rc;
 	*out = NULL;
 	if (!s)
 		return VELD_ERROR;
 	veld_err__clear(veld_store__err(s));
-	memset(&fc, 0, sizeof fc);
-	rc = form_get(&f, &fc, s, form ? form : "");
+	rc = form_get(&f, cache_of(s), s, form ? form : "");
 	if (rc == VELD_EINVALID)
 		rc = veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "unknown form '%.60s'", form ? form : "");
 	if (!rc && veld_form__schema_json(out, f))
 		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form, veld_form__errmsg(f));
-	cache_free(&fc);
 	return rc;
 }
 
@@ -410,7 +411,7 @@ static int import_case(char *case_id, veld_store *s, json_t *c, json_t *refs, lo
 int veld_import(long *count, veld_store *s, const char *jsonl, size_t len,
                 void (*progress)(long done, long total, void *payload), void *payload)
 {
-	formcache fc;
+	formcache *fc;
 	json_t *refs = json_object();
 	veld_err *err;
 	const char *p = jsonl, *end = jsonl + len;
@@ -422,7 +423,7 @@ int veld_import(long *count, veld_store *s, const char *jsonl, size_t len,
 		return VELD_ERROR;
 	err = veld_store__err(s);
 	veld_err__clear(err);
-	memset(&fc, 0, sizeof fc);
+	fc = cache_of(s);
 	{
 		const char *q;
 		for (q = jsonl; q < end; q++)
@@ -457,7 +458,7 @@ int veld_import(long *count, veld_store *s, const char *jsonl, size_t len,
 				rc = import_case(case_id, s, json_object_get(obj, "case"), refs, line);
 			if (!rc && !(ftxt = json_dumps(fields, JSON_COMPACT)))
 				rc = veld_err__set(err, VELD_ERROR, "out of memory");
-			if (!rc && (rc = put_one(NULL, &fc, s, case_id, form, NULL, ftxt)))
+			if (!rc && (rc = put_one(NULL, fc, s, case_id, form, NULL, ftxt)))
 				veld_err__set(err, rc, "line %ld: %s", line, err->msg);
 			free(ftxt);
 		}
@@ -472,7 +473,6 @@ int veld_import(long *count, veld_store *s, const char *jsonl, size_t len,
 	if (!rc && count)
 		*count = done;
 out:
-	cache_free(&fc);
 	json_decref(refs);
 	return rc;
 }
