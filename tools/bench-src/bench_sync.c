@@ -300,7 +300,29 @@ typedef struct sync_stat {
 	long long fetched_bytes; /* packs that appeared in the syncing store's repository */
 	long long pushed_bytes;  /* packs that appeared in the hub */
 	long long hub_loose;     /* loose objects that appeared in the hub */
+	long merged;             /* records merged (the summary's "merged") */
+	int rejected;            /* refs rejected (the summary's "rejected") */
 } sync_stat;
+
+/* The first reason a sync gave for rejecting a ref (shown in the report). */
+static char first_reject[512];
+
+/* Read the summary of a sync; VELD_EINTEGRITY (something fetched was
+** rejected, everything else merged and pushed) is tolerated only when
+** `tolerate` is set.  Dies otherwise. */
+static void check_summary(long *merged, int *rejected, int rc, const char *sum, node *n, int tolerate)
+{
+	json_t *j = sum ? json_loads(sum, 0, NULL) : NULL, *rej;
+	if (rc != VELD_OK && !(rc == VELD_EINTEGRITY && tolerate && j))
+		die("sync of %s: %d %s (%s)", n->dir, rc, veld_errmsg(n->s), sum ? sum : "");
+	*merged = j ? (long)json_integer_value(json_object_get(j, "merged")) : 0;
+	rej = j ? json_object_get(j, "rejected") : NULL;
+	*rejected = (int)json_array_size(rej);
+	if (*rejected && !first_reject[0])
+		snprintf(first_reject, sizeof first_reject, "%s",
+		         json_string_value(json_object_get(json_array_get(rej, 0), "reason")));
+	json_decref(j);
+}
 
 typedef struct progress_rec {
 	double at[N_PH];
@@ -332,7 +354,7 @@ static void on_progress(const char *stage, size_t done, size_t total, void *payl
 
 /* One sync of `n`, timed and with its packs counted.  Dies unless it
 ** returns VELD_OK. */
-static void timed_sync(sync_stat *out, node *n, const char *hub)
+static void timed_sync(sync_stat *out, node *n, const char *hub, int tolerate)
 {
 	veld_sync_options so;
 	progress_rec pr;
@@ -351,8 +373,7 @@ static void timed_sync(sync_stat *out, node *n, const char *hub)
 	t0 = now_s();
 	rc = veld_sync(&sum, n->s, &so);
 	t1 = now_s();
-	if (rc != VELD_OK)
-		die("sync of %s: %d %s (%s)", n->dir, rc, veld_errmsg(n->s), sum ? sum : "");
+	check_summary(&out->merged, &out->rejected, rc, sum, n, tolerate);
 	veld_free(sum);
 	snap_take(&own1, n->repo, 0);
 	snap_take(&hub1, hub, 1);
@@ -380,13 +401,14 @@ static void timed_sync(sync_stat *out, node *n, const char *hub)
 	snap_free(&hub1);
 }
 
-static void quiet_sync(node *n)
+static int quiet_sync(node *n, int tolerate)
 {
 	char *sum = NULL;
-	int rc = veld_sync(&sum, n->s, NULL);
-	if (rc != VELD_OK)
-		die("sync of %s: %d %s (%s)", n->dir, rc, veld_errmsg(n->s), sum ? sum : "");
+	long merged;
+	int rejected, rc = veld_sync(&sum, n->s, NULL);
+	check_summary(&merged, &rejected, rc, sum, n, tolerate);
 	veld_free(sum);
+	return rejected;
 }
 
 static void make_office(node *office, const char *dir, const char *hub)
@@ -732,7 +754,7 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 	make_device(&a, &office, p, "tablet-a", "1000-9999");
 	path_join(p, base, "b");
 	make_device(&b, &office, p, "tablet-b", "1000-9999");
-	quiet_sync(&office);
+	quiet_sync(&office, 0);
 	join_device(&a, hub);
 	join_device(&b, hub);
 	snprintf(ref_a, sizeof ref_a, "refs/veld/devices/%s", a.id);
@@ -742,20 +764,20 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 	import_cases(&a, n_cases, 1000, 9000, "c");
 	res->build_import = now_s() - t;
 	t = now_s();
-	quiet_sync(&a);
+	quiet_sync(&a, 0);
 	res->build_sync_a = now_s() - t;
 	t = now_s();
-	quiet_sync(&office);
+	quiet_sync(&office, 0);
 	res->build_sync_o = now_s() - t;
 	t = now_s();
-	quiet_sync(&b);
+	quiet_sync(&b, 0);
 	res->build_sync_b = now_s() - t;
 	/* every store sees every other's first push once (each one a full
 	** catch-up), so the measured runs start from a steady state */
 	t = now_s();
-	quiet_sync(&a);
-	quiet_sync(&office);
-	quiet_sync(&b);
+	quiet_sync(&a, 0);
+	quiet_sync(&office, 0);
+	quiet_sync(&b, 0);
 	res->build_settle = now_s() - t;
 	close_node(&office);
 	close_node(&a);
@@ -792,12 +814,12 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 		mirror(hub, prev);
 		for (int i = 0; i < o->k; i++)
 			edit_record(&a, &pick[i], r, i);
-		timed_sync(&res->a[r], &a, hub);
+		timed_sync(&res->a[r], &a, hub, 0);
 		blob_sizes(&res->rec_raw[r], &res->rec_z[r], a.repo, ref_a, pick, (size_t)o->k);
 		res->git_bytes[r] = thin_pack_bytes(hub, prev, "refs/veld/devices/", base);
 		res->git_time[r] = git_fetch(&kept, prev, hub, "+refs/veld/devices/*:refs/veld/devices/*");
-		timed_sync(&res->o[r], &office, hub);
-		timed_sync(&res->b[r], &b, hub);
+		timed_sync(&res->o[r], &office, hub, 0);
+		timed_sync(&res->b[r], &b, hub, 0);
 		res->round[r] = res->a[r].total + res->o[r].total + res->b[r].total;
 		res->any_repack |= res->a[r].repacked | res->o[r].repacked | res->b[r].repacked;
 		fprintf(stderr, "bench sync: %ld cases, run %d: A %.3f s (%lld B out), office %.3f s, B %.3f s (%lld B in)\n",
@@ -822,6 +844,8 @@ typedef struct merge_result {
 	long long git_fresh_bytes[MAX_RUNS], git_prev_bytes[MAX_RUNS];
 	double dev_sync[MAX_RUNS]; /* median device sync of the round */
 	long long dev_push[MAX_RUNS];
+	int dev_rejects[MAX_RUNS]; /* refs the devices' syncs of the round rejected */
+	int build_rejects;
 	int any_repack;
 } merge_result;
 
@@ -854,21 +878,21 @@ static void run_merge(merge_result *res, const bench_opts *o)
 		path_join(p, base, name);
 		make_device(&dev[d], &office, p, name, region);
 	}
-	quiet_sync(&office);
+	quiet_sync(&office, 0);
 	for (int d = 0; d < D; d++) {
 		char tag[16];
 		size_t n;
 		join_device(&dev[d], hub);
 		snprintf(tag, sizeof tag, "d%d", d);
 		import_cases(&dev[d], C, 1000 + 10 * d, 10, tag);
-		quiet_sync(&dev[d]);
+		res->build_rejects += quiet_sync(&dev[d], 1);
 		recs[d] = list_records(&n, &dev[d]);
 		if (n != (size_t)C)
 			die("device %d reads %zu cases, expected %d", d, n, C);
 		for (size_t i = 0; i < n; i++)
 			find_record(&recs[d][i], &dev[d]);
 	}
-	quiet_sync(&office);
+	res->build_rejects += quiet_sync(&office, 1);
 	close_node(&office);
 	for (int d = 0; d < D; d++)
 		close_node(&dev[d]);
@@ -890,10 +914,11 @@ static void run_merge(merge_result *res, const bench_opts *o)
 			sync_stat st;
 			for (int i = 0; i < C; i++)
 				edit_record(&dev[d], &recs[d][i], r, i);
-			timed_sync(&st, &dev[d], hub);
+			timed_sync(&st, &dev[d], hub, 1);
 			if (nd < (int)(sizeof ds / sizeof ds[0]))
 				ds[nd++] = st.total;
 			res->dev_push[r] += st.pushed_bytes;
+			res->dev_rejects[r] += st.rejected;
 			res->any_repack |= st.repacked;
 		}
 		qsort(ds, (size_t)nd, sizeof ds[0], cmp_double);
@@ -904,11 +929,13 @@ static void run_merge(merge_result *res, const bench_opts *o)
 		res->git_fresh[r] = git_fetch(&res->git_fresh_bytes[r], fresh, hub, "+refs/veld/devices/*:refs/veld/devices/*");
 		res->git_prev_bytes[r] = thin_pack_bytes(hub, prev, "refs/veld/devices/", base);
 		res->git_prev[r] = git_fetch(&kept, prev, hub, "+refs/veld/devices/*:refs/veld/devices/*");
-		timed_sync(&res->ost[r], &office, hub);
+		timed_sync(&res->ost[r], &office, hub, 1);
 		res->office[r] = res->ost[r].total;
 		res->any_repack |= res->ost[r].repacked;
-		fprintf(stderr, "bench sync: merge run %d: office %.3f s, git fetch fresh %.3f s, into previous %.3f s\n", r + 1,
-		        res->office[r], res->git_fresh[r], res->git_prev[r]);
+		fprintf(stderr,
+		        "bench sync: merge run %d: office %.3f s (%ld records merged, %d refs rejected), git fetch fresh %.3f s,"
+		        " into previous %.3f s\n",
+		        r + 1, res->office[r], res->ost[r].merged, res->ost[r].rejected, res->git_fresh[r], res->git_prev[r]);
 	}
 	for (int d = 0; d < D; d++) {
 		close_node(&dev[d]);
@@ -924,7 +951,7 @@ static void run_merge(merge_result *res, const bench_opts *o)
 /* ---- report --------------------------------------------------------------- */
 
 /* Medians of one figure over the runs. */
-enum { F_TOTAL, F_FETCHED, F_PUSHED, F_PH0 };
+enum { F_TOTAL, F_FETCHED, F_PUSHED, F_MERGED, F_REJECTED, F_PH0 };
 
 static double stat_field(const sync_stat *s, int f)
 {
@@ -935,6 +962,10 @@ static double stat_field(const sync_stat *s, int f)
 		return (double)s->fetched_bytes;
 	case F_PUSHED:
 		return (double)s->pushed_bytes;
+	case F_MERGED:
+		return (double)s->merged;
+	case F_REJECTED:
+		return (double)s->rejected;
 	default:
 		return s->ph[f - F_PH0];
 	}
@@ -945,6 +976,14 @@ static double med_stat(const sync_stat *s, int n, int f)
 	double v[MAX_RUNS];
 	for (int i = 0; i < n; i++)
 		v[i] = stat_field(&s[i], f);
+	return median(v, n);
+}
+
+static double med_int(const int *x, int n)
+{
+	double v[MAX_RUNS];
+	for (int i = 0; i < n; i++)
+		v[i] = (double)x[i];
 	return median(v, n);
 }
 
@@ -1023,6 +1062,12 @@ static void report_merge(const merge_result *r, const bench_opts *o)
 	       med_ll(r->git_prev_bytes, o->runs));
 	printf("\nDevices: median sync of one device pushing %d changed records: %.3f s; all %d pushes: %.0f pack bytes\n",
 	       o->changes, median(r->dev_sync, o->runs), o->devices, med_ll(r->dev_push, o->runs));
+	printf("\nThe office's sync merged %ld records (median) and rejected %d device refs (median); the devices'\n"
+	       "syncs of a round rejected %d refs (median), the set-up %d.\n",
+	       (long)med_stat(r->ost, o->runs, F_MERGED), (int)med_stat(r->ost, o->runs, F_REJECTED),
+	       (int)med_int(r->dev_rejects, o->runs), r->build_rejects);
+	if (first_reject[0])
+		printf("\nFirst rejection: %s\n", first_reject);
 	if (r->any_repack)
 		printf("\nnote: a periodic repack ran during a measured sync\n");
 }
