@@ -278,6 +278,9 @@ int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, cons
 int veld_store__record_put(char *id_out, veld_store *s, const char *case_id, const char *form,
                            const char *record_id, const char *fields_json, const char *compartment,
                            int form_version);
+/* 0 if this store knows case `case_id` (its header, a record of it or a
+** key of it), else VELD_ENOTFOUND with a message. */
+int veld_store__case_known(veld_store *s, const char *case_id);
 /* Fold a stamp seen in merged data into the clock. */
 void veld_store__observe(veld_store *s, const veld_stamp *stamp);
 /* The next local stamp (persisted with the transaction). */

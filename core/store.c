@@ -1028,12 +1028,13 @@ int veld_store__record_put(char *id_out, veld_store *s, const char *case_id, con
 	}
 	if ((rc = check_paths(s, flat)))
 		goto done;
-	if ((rc = load_case(&c, s, case_id)))
+	if ((rc = veld_store__case_known(s, case_id)))
 		goto done;
-	if (veld_record__is_deleted(c)) {
+	if (load_case(&c, s, case_id) == 0 && veld_record__is_deleted(c)) {
 		rc = veld_err__set(&s->err, VELD_EINVALID, "case %s is deleted", case_id);
 		goto done;
 	}
+	veld_err__clear(&s->err);
 	if (record_id) {
 		if (!is_hex_id(record_id)) {
 			rc = veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id);
@@ -1440,4 +1441,25 @@ void veld_store__set_slot(veld_store *s, int which, void *ptr, void (*free_fn)(v
 		s->slot_free[which](s->slot[which]);
 	s->slot[which] = ptr;
 	s->slot_free[which] = free_fn;
+}
+
+int veld_store__case_known(veld_store *s, const char *case_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if (!is_hex_id(case_id))
+		return veld_err__set(&s->err, VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
+	/* The header, any record of the case, or a key of it: a volunteer
+	** holds the Huiswijs part of a case without its header. */
+	rc = sqlite3_prepare_v2(s->db,
+	                        "SELECT EXISTS(SELECT 1 FROM records WHERE case_id = ?1)"
+	                        " OR EXISTS(SELECT 1 FROM case_keys WHERE case_id = ?1)",
+	                        -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_fail(s, rc, "look up case");
+	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) ? 0
+	     : veld_err__set(&s->err, VELD_ENOTFOUND, "no case %s", case_id);
+	sqlite3_finalize(st);
+	return rc;
 }

@@ -190,19 +190,8 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	int rc;
 	*put_json = NULL;
 	/* The case first: "no such case" says more than the rules would. */
-	{
-		veld_record *c = NULL;
-		rc = veld_store__record_load(&c, s, case_id ? case_id : "");
-		if (rc == 0 && strcmp(veld_record__form(c), "_case"))
-			rc = VELD_ENOTFOUND;
-		veld_record__free(c);
-		if (rc == VELD_ENOTFOUND) {
-			rc = veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "no case %.40s", case_id ? case_id : "(none)");
-			goto done;
-		}
-		if (rc)
-			goto done;
-	}
+	if ((rc = veld_store__case_known(s, case_id)))
+		goto done;
 	if ((rc = form_get(&form, fc, s, form_name)))
 		goto done;
 	*formp = form;

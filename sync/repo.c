@@ -419,8 +419,8 @@ done:
 	return rc;
 }
 
-int veld_repo__tree_lookup(git_oid *out, veld_repo *r, const git_oid *tree_id, const char *path,
-                           veld_err *err)
+static int lookup_entry(git_oid *out, veld_repo *r, const git_oid *tree_id, const char *path,
+                        git_object_t want, veld_err *err)
 {
 	git_tree *tree = NULL;
 	git_tree_entry *e = NULL;
@@ -437,8 +437,9 @@ int veld_repo__tree_lookup(git_oid *out, veld_repo *r, const git_oid *tree_id, c
 	if ((rc = lookup_tree(&tree, r, tree_id, err)) < 0)
 		goto done;
 	grc = git_tree_entry_bypath(&e, tree, path);
-	if (grc == GIT_ENOTFOUND || (grc == 0 && git_tree_entry_type(e) != GIT_OBJECT_BLOB)) {
-		rc = veld_err__set(err, VELD_ENOTFOUND, "%s: no such file in the tree", path);
+	if (grc == GIT_ENOTFOUND || (grc == 0 && git_tree_entry_type(e) != want)) {
+		rc = veld_err__set(err, VELD_ENOTFOUND, "%s: no such %s in the tree", path,
+		                   want == GIT_OBJECT_TREE ? "directory" : "file");
 		goto done;
 	}
 	if (grc < 0) {
@@ -450,6 +451,18 @@ done:
 	git_tree_entry_free(e);
 	git_tree_free(tree);
 	return rc;
+}
+
+int veld_repo__tree_lookup(git_oid *out, veld_repo *r, const git_oid *tree_id, const char *path,
+                           veld_err *err)
+{
+	return lookup_entry(out, r, tree_id, path, GIT_OBJECT_BLOB, err);
+}
+
+int veld_repo__tree_lookup_dir(git_oid *out, veld_repo *r, const git_oid *tree_id, const char *path,
+                               veld_err *err)
+{
+	return lookup_entry(out, r, tree_id, path, GIT_OBJECT_TREE, err);
 }
 
 /* ---- signed commits ----------------------------------------------------- */
@@ -1191,7 +1204,9 @@ int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs,
 		goto done;
 	}
 	fo.callbacks.transfer_progress = fetch_progress_cb;
-	fo.prune = GIT_FETCH_NO_PRUNE;
+	/* Refs gone from the hub go from our copy of it too (refs/veld-hub/),
+	** so a forged ref that was removed stops being rejected forever. */
+	fo.prune = GIT_FETCH_PRUNE;
 	fo.update_fetchhead = 0;
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	specs.strings = (char **)refspecs;

@@ -58,7 +58,10 @@ typedef struct syncctx {
 	json_t *new_key_cases; /* case ids whose keys arrived in this sync */
 	git_oid *merged_heads; /* heads merged this sync: extra parents */
 	size_t n_merged_heads;
+	int prune_due; /* an erasure left this store's tree: prune unreachable objects */
 } syncctx;
+
+static int is_url(const char *hub);
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -314,6 +317,104 @@ static int ensure_key(syncctx *c, const char *case_id, const char *compartment, 
 	return rc;
 }
 
+/* ---- erasure --------------------------------------------------------------------- */
+
+static int is_erased(syncctx *c, const char *case_id)
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+	if (sql_prepare(c, &st, "SELECT 1 FROM erased WHERE case_id = ?1"))
+		return 0;
+	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+/* Crypto-shred a case in this store: its records and every key of it go;
+** the keys ref is rewritten without them at the next commit, and the case's
+** paths leave this store's tree (erased.published = 0 until then). */
+static int erase_local(syncctx *c, const char *case_id)
+{
+	sqlite3_stmt *st = NULL;
+	static const char *const sql[] = {
+		"DELETE FROM key_shares WHERE key_id IN (SELECT key_id FROM case_keys WHERE case_id = ?1)",
+		"DELETE FROM case_keys WHERE case_id = ?1",
+		"DELETE FROM records WHERE case_id = ?1",
+		"INSERT OR IGNORE INTO erased(case_id, published) VALUES(?1, 0)",
+	};
+	size_t i;
+	int rc = 0;
+	for (i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++) {
+		if ((rc = sql_prepare(c, &st, sql[i])))
+			break;
+		sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st) == SQLITE_DONE ? 0 : veld_store__db_fail(c->s, SQLITE_ERROR, "erase");
+		sqlite3_finalize(st);
+	}
+	if (!rc)
+		rc = veld_store__meta_put(c->s, "keys_dirty", "1", 1);
+	if (!rc)
+		rc = veld_store__audit(c->s, "erase", case_id, NULL);
+	return rc;
+}
+
+/* Tree changes for erased cases not yet out of this store's tree: the
+** case's directory goes; the office also writes the signed marker. */
+static int erasure_changes(syncctx *c, veld_tree_change **changes, size_t *n, size_t *cap, char ***paths,
+                           git_oid **oids)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if ((rc = sql_prepare(c, &st, "SELECT case_id FROM erased WHERE published = 0")))
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *cid = (const char *)sqlite3_column_text(st, 0);
+		int k;
+		c->prune_due = 1;
+		for (k = 0; k < 2; k++) {
+			char path[128];
+			if (k == 1 && !c->office)
+				break;
+			if (*n == *cap) {
+				size_t ncap = *cap ? 2 * *cap : 64;
+				void *a = realloc(*changes, ncap * sizeof **changes), *b = realloc(*paths, ncap * sizeof **paths),
+				     *d = realloc(*oids, ncap * sizeof **oids);
+				if (a)
+					*changes = a;
+				if (b)
+					*paths = b;
+				if (d)
+					*oids = d;
+				if (!a || !b || !d) {
+					sqlite3_finalize(st);
+					return veld_err__set(c->err, VELD_ERROR, "out of memory");
+				}
+				*cap = ncap;
+			}
+			if (k == 0) {
+				snprintf(path, sizeof path, "cases/%.2s/%s", cid, cid);
+				memset(&(*oids)[*n], 0, sizeof (*oids)[*n]); /* zero id: remove */
+			} else {
+				json_t *body = json_pack("{s:s}", "case", cid);
+				char *text = body ? veld_registry__sign(body, c->org_sk) : NULL;
+				json_decref(body);
+				if (!text || veld_repo__blob_write(&(*oids)[*n], c->repo, text, strlen(text), c->err)) {
+					free(text);
+					sqlite3_finalize(st);
+					return veld_err__set(c->err, VELD_ERROR, "cannot write the erasure marker");
+				}
+				free(text);
+				snprintf(path, sizeof path, "erased/%s", cid);
+			}
+			(*paths)[*n] = strdup(path);
+			(*n)++;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : veld_store__db_fail(c->s, rc, "erasure");
+}
+
 /* ---- registry -------------------------------------------------------------------- */
 
 static json_t *device_body(sqlite3_stmt *st)
@@ -508,7 +609,7 @@ static int commit_local(syncctx *c)
 	sqlite3_stmt *st = NULL;
 	changeset cs;
 	git_oid head, base_tree, tree, commit, *parents = NULL;
-	int have_head, rc, any_registry = 0;
+	int have_head, rc;
 	char ref[128];
 	unsigned char *key = sodium_malloc(VELD_KEYBYTES);
 	size_t i, np = 0;
@@ -557,15 +658,13 @@ static int commit_local(syncctx *c)
 		goto done;
 	}
 	rc = 0;
-	if (c->office) {
-		size_t before = cs.n;
-		if ((rc = registry_changes(c, &cs.changes, &cs.n, &cs.cap, &cs.paths, &cs.oids)))
-			goto done;
-		any_registry = cs.n > before;
-	}
+	if (c->office && (rc = registry_changes(c, &cs.changes, &cs.n, &cs.cap, &cs.paths, &cs.oids)))
+		goto done;
+	if ((rc = erasure_changes(c, &cs.changes, &cs.n, &cs.cap, &cs.paths, &cs.oids)))
+		goto done;
 	for (i = 0; i < cs.n; i++) {
 		cs.changes[i].path = cs.paths[i];
-		cs.changes[i].id = &cs.oids[i];
+		cs.changes[i].id = git_oid_is_zero(&cs.oids[i]) ? NULL : &cs.oids[i];
 	}
 	if ((rc = veld_repo__tree_update(&tree, c->repo, have_head ? &base_tree : NULL, cs.changes, cs.n, c->err)))
 		goto done;
@@ -584,9 +683,10 @@ static int commit_local(syncctx *c)
 		if (!dup)
 			parents[np++] = c->merged_heads[i];
 	}
-	/* Commit only when something changed: an interrupted sync run again
-	** makes no empty commits. */
-	if (!have_head || !git_oid_equal(&tree, &base_tree) || np > 1 || any_registry) {
+	/* Commit only when the tree changed: an interrupted sync run again, or
+	** devices merging each other's merges, make no empty commits (what was
+	** merged is recorded in sync_refs either way). */
+	if (!have_head || !git_oid_equal(&tree, &base_tree)) {
 		rc = veld_repo__commit(&commit, c->repo, &tree, parents, np, c->office ? ORG_SIGNER : c->me,
 		                       veld_store__os(c->s)->xClockMs(veld_store__os(c->s)->ctx),
 		                       np > 1 ? "veld merge" : "veld sync", sign_cb, c->office ? c->org_sk : c->dev_sk,
@@ -596,7 +696,9 @@ static int commit_local(syncctx *c)
 		if ((rc = veld_repo__ref_set(c->repo, ref, &commit, c->err)))
 			goto done;
 	}
-	rc = sqlite3_exec(veld_store__db(c->s), "UPDATE records SET dirty = 0 WHERE dirty; UPDATE devices SET published = 1",
+	rc = sqlite3_exec(veld_store__db(c->s),
+	                  "UPDATE records SET dirty = 0 WHERE dirty; UPDATE devices SET published = 1;"
+	                  " UPDATE erased SET published = 1",
 	                  NULL, NULL, NULL);
 	rc = rc == SQLITE_OK ? 0 : veld_store__db_fail(c->s, rc, "clear dirty flags");
 	if (!rc)
@@ -758,6 +860,8 @@ static int check_path(const char *path, const git_oid *old_id, const git_oid *ne
 		ck->why = ck->whybuf;
 		return 1;
 	}
+	if (!new_id && is_erased(c, case_id))
+		return 0; /* the case was erased by the office: its paths go */
 	if (!new_id) {
 		snprintf(ck->whybuf, sizeof ck->whybuf, "removes record %s (records are deleted with a tombstone)", record_id);
 		ck->why = ck->whybuf;
@@ -815,6 +919,16 @@ static int verify_ref(syncctx *c, const char *ref, const char *owner, const git_
 	git_oid *stops = NULL, *commits = NULL;
 	size_t n_stops = 0, n = 0, i;
 	int bad = 0;
+	{
+		/* A ref never goes back: its new head must descend from the one
+		** verified last time (a hub replaying old history is refused). */
+		git_oid last;
+		if (synced_get(c, ref, &last) == 0 && !git_oid_equal(&last, head) &&
+		    git_graph_descendant_of(veld_repo__git(c->repo), head, &last) != 1) {
+			reject(c, ref, head, "the ref was rewound: its new head does not descend from the last one verified");
+			return 1;
+		}
+	}
 	if (trusted_heads(c, &stops, &n_stops))
 		return -1;
 	if (veld_repo__new_commits(&commits, &n, c->repo, head, stops, n_stops, c->err)) {
@@ -884,6 +998,8 @@ static int merge_blob(syncctx *c, const char *case_id, const char *record_id, co
 	char comp[32], why[256];
 	veld_stamp max;
 	int rc = 0;
+	if (is_erased(c, case_id))
+		return 0; /* older copies of an erased case stay erased */
 	if (open_blob(c, id, case_id, record_id, &remote, comp, sizeof comp, why, sizeof why) || !remote)
 		return 0; /* unreadable or already rejected by verification */
 	rc = veld_store__record_load(&local, c->s, record_id);
@@ -970,6 +1086,31 @@ static int apply_registry(syncctx *c, const char *path, const git_oid *id)
 	return rc;
 }
 
+/* An org-signed erasure marker in main: erase the case here too. */
+static int apply_erasure(syncctx *c, const char *path, const git_oid *id)
+{
+	unsigned char *blob = NULL;
+	size_t len = 0;
+	json_t *body = NULL;
+	const char *cid;
+	veld_err e;
+	int rc;
+	memset(&e, 0, sizeof e);
+	if (veld_repo__blob_read(&blob, &len, c->repo, id, c->err))
+		return c->err->code;
+	rc = veld_registry__verify(&body, (const char *)blob, len, c->org_pk, &e);
+	free(blob);
+	if (rc)
+		return veld_err__set(c->err, VELD_EINTEGRITY, "erasure marker %s: %s", path + 7, e.msg);
+	cid = json_string_value(json_object_get(body, "case"));
+	if (!cid || strcmp(cid, path + 7) || !is_hex32(cid, strlen(cid)))
+		rc = veld_err__set(c->err, VELD_EINTEGRITY, "erasure marker %s is malformed", path + 7);
+	else if (!is_erased(c, cid))
+		rc = erase_local(c, cid);
+	json_decref(body);
+	return rc;
+}
+
 typedef struct mergectx {
 	syncctx *c;
 	int registry; /* apply registry entries (main only) */
@@ -986,6 +1127,8 @@ static int merge_path(const char *path, const git_oid *old_id, const git_oid *ne
 		return 0;
 	if (m->registry && !strncmp(path, "registry/", 9))
 		m->rc = apply_registry(m->c, path, new_id);
+	else if (m->registry && !strncmp(path, "erased/", 7))
+		m->rc = apply_erasure(m->c, path, new_id);
 	else if (m->records && parse_record_path(path, case_id, record_id) == 0)
 		m->rc = merge_blob(m->c, case_id, record_id, new_id);
 	return m->rc ? 1 : 0;
@@ -1062,13 +1205,12 @@ static int key_entry(const char *path, const git_oid *old_id, const git_oid *new
 		sqlite3_bind_text(st, 2, ck.case_id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, ck.compartment, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(st, 4, ck.key, VELD_KEYBYTES, SQLITE_STATIC);
+		/* A key for a case and compartment that already has one is ignored:
+		** nobody replaces a case's key. */
 		if (sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(veld_store__db(c->s)) > 0)
 			json_array_append_new(c->new_key_cases, json_string(ck.case_id));
 		sqlite3_finalize(st);
 	}
-	/* The office re-shares a new case's key with the assistants of its region. */
-	if (c->office)
-		k->rc = share_by_region(c, hex, ck.case_id, ck.compartment);
 	veld_case_key__clear(&ck);
 	return k->rc ? 1 : 0;
 }
@@ -1124,37 +1266,51 @@ static int rescan_blob(const char *path, const git_oid *old_id, const git_oid *n
 	return r->rc ? 1 : 0;
 }
 
+/* Keys that arrived in this sync.  On the office: share each with the
+** assistants of its case's region (now that the case headers of this sync
+** are merged).  On a device: merge what main already holds of those cases.
+** Only main: the office has checked every record in it (it reads them all),
+** whereas a peer's blob that was unreadable here when it was verified has
+** had no one's check yet; it comes through main. */
 static int rescan_new_keys(syncctx *c)
 {
 	size_t i;
-	git_oid *heads = NULL;
-	size_t n = 0, h;
-	int rc = 0;
+	git_oid head, tree;
+	int rc = 0, have_main;
 	if (json_array_size(c->new_key_cases) == 0)
 		return 0;
-	if ((rc = trusted_heads(c, &heads, &n)))
-		return rc;
+	have_main = synced_get(c, REF_MAIN, &head) == 0 && veld_repo__commit_tree(&tree, c->repo, &head, c->err) == 0;
+	veld_err__clear(c->err);
 	for (i = 0; i < json_array_size(c->new_key_cases) && !rc; i++) {
 		const char *cid = json_string_value(json_array_get(c->new_key_cases, i));
 		char dir[80];
-		snprintf(dir, sizeof dir, "cases/%.2s/%s", cid, cid);
-		for (h = 0; h < n && !rc; h++) {
-			git_oid tree, sub;
-			rescanctx r;
-			memset(&r, 0, sizeof r);
-			r.c = c;
-			r.case_id = cid;
-			if (veld_repo__commit_tree(&tree, c->repo, &heads[h], c->err) ||
-			    veld_repo__tree_lookup(&sub, c->repo, &tree, dir, c->err)) {
-				veld_err__clear(c->err);
-				continue;
-			}
-			if (veld_repo__diff(c->repo, NULL, &sub, rescan_blob, &r, c->err) && !r.rc)
-				veld_err__clear(c->err);
-			rc = r.rc;
+		git_oid sub;
+		rescanctx r;
+		if (c->office) {
+			sqlite3_stmt *st = NULL;
+			if ((rc = sql_prepare(c, &st, "SELECT key_id, compartment FROM case_keys WHERE case_id = ?1")))
+				break;
+			sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+			while (!rc && sqlite3_step(st) == SQLITE_ROW)
+				rc = share_by_region(c, (const char *)sqlite3_column_text(st, 0), cid,
+				                     (const char *)sqlite3_column_text(st, 1));
+			sqlite3_finalize(st);
+			continue;
 		}
+		if (!have_main)
+			continue;
+		snprintf(dir, sizeof dir, "cases/%.2s/%s", cid, cid);
+		if (veld_repo__tree_lookup_dir(&sub, c->repo, &tree, dir, c->err)) {
+			veld_err__clear(c->err);
+			continue;
+		}
+		memset(&r, 0, sizeof r);
+		r.c = c;
+		r.case_id = cid;
+		if (veld_repo__diff(c->repo, NULL, &sub, rescan_blob, &r, c->err) && !r.rc)
+			veld_err__clear(c->err);
+		rc = r.rc;
 	}
-	free(heads);
 	return rc;
 }
 
@@ -1393,10 +1549,36 @@ static int maybe_maintain(syncctx *c)
 		progress(c, "repack", 0, 1);
 		if ((rc = veld_repo__maintain(c->repo, 3600, c->err)))
 			return rc;
+		if (c->office && !is_url(c->hub)) {
+			veld_repo *hub = NULL;
+			if ((rc = veld_repo__open(&hub, c->hub, c->err)) == 0)
+				rc = veld_repo__maintain(hub, 3600, c->err);
+			veld_repo__free(hub);
+			if (rc)
+				return rc;
+		}
 		count = 0;
 	}
 	n = snprintf(buf, sizeof buf, "%d", count);
 	return veld_store__meta_put(c->s, "syncs_since_repack", buf, n);
+}
+
+/* After an erasure: objects only the old keys refs and trees reached are
+** pruned now, here and (for a hub on a path, which the office can reach)
+** on the hub.  A hosted hub prunes with its own gc (docs/hub.md). */
+static int prune_erased(syncctx *c)
+{
+	int rc;
+	progress(c, "prune", 0, 1);
+	if ((rc = veld_repo__maintain(c->repo, 0, c->err)))
+		return rc;
+	if (c->office && !is_url(c->hub)) {
+		veld_repo *hub = NULL;
+		if ((rc = veld_repo__open(&hub, c->hub, c->err)) == 0)
+			rc = veld_repo__maintain(hub, 0, c->err);
+		veld_repo__free(hub);
+	}
+	return rc;
 }
 
 int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)
@@ -1410,6 +1592,7 @@ int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)
 	veld_err__clear(veld_store__err(s));
 	if ((rc = ctx_open(&c, s, opts, 1)))
 		goto done;
+	c.prune_due = opts && (opts->flags & VELD_SYNC_PRUNE);
 	/* 1. commit local changes (short transaction) */
 	progress(&c, "commit", 0, 1);
 	if ((rc = veld_store__begin(s)))
@@ -1438,6 +1621,8 @@ int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)
 	if ((rc = push_own(&c)))
 		goto done;
 	rc = maybe_maintain(&c);
+	if (!rc && c.prune_due)
+		rc = prune_erased(&c);
 	if (!rc && json_array_size(c.rejected) > 0)
 		rc = veld_err__set(c.err, VELD_EINTEGRITY, "%zu ref(s) rejected: %s", json_array_size(c.rejected),
 		                   json_string_value(json_object_get(json_array_get(c.rejected, 0), "reason")));
@@ -1575,7 +1760,10 @@ int veld_org_init(veld_store **out, const char *dir, const char *pass, size_t pa
 	if ((rc = org_entry(&c, org_name)))
 		goto done;
 	ctx_free(&c);
-	rc = veld_sync(&summary, s, NULL);
+	/* A hub on a path is published now; a URL hub needs credentials, which
+	** the caller's first veld_sync brings (the CLI does it at once). */
+	if (!is_url(hub))
+		rc = veld_sync(&summary, s, NULL);
 done:
 	free(summary);
 	ctx_free(&c);
@@ -1823,6 +2011,20 @@ static int log_path(const char *path, const git_oid *old_id, const git_oid *new_
 	return 0;
 }
 
+/* Newest first by commit time (a stable insertion sort: the walk's order
+** breaks ties). */
+static void sort_log(json_t *arr)
+{
+	size_t i, j, n = json_array_size(arr);
+	for (i = 1; i < n; i++) {
+		json_t *e = json_incref(json_array_get(arr, i));
+		json_int_t at = json_integer_value(json_object_get(e, "at"));
+		for (j = i; j > 0 && json_integer_value(json_object_get(json_array_get(arr, j - 1), "at")) < at; j--)
+			json_array_set(arr, j, json_array_get(arr, j - 1));
+		json_array_set_new(arr, j, e);
+	}
+}
+
 int veld_log_json(char **out, veld_store *s, const char *case_id)
 {
 	syncctx c;
@@ -1877,6 +2079,7 @@ int veld_log_json(char **out, veld_store *s, const char *case_id)
 		}
 	}
 emit:
+	sort_log(arr);
 	*out = json_dumps(arr, JSON_SORT_KEYS | JSON_COMPACT);
 	if (!*out)
 		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "out of memory");
@@ -2067,6 +2270,35 @@ int veld_case_share(veld_store *s, const char *case_id, const char *device_id, c
 	rc = veld_store__finish(s, rc);
 done:
 	sodium_free(key);
+	veld_record__free(h);
+	ctx_free(&c);
+	return rc;
+}
+
+/* ---- erasure (office) ------------------------------------------------------------ */
+
+int veld_case_erase(veld_store *s, const char *case_id)
+{
+	syncctx c;
+	veld_record *h = NULL;
+	int rc;
+	if (!s)
+		return VELD_ERROR;
+	veld_err__clear(veld_store__err(s));
+	if ((rc = ctx_open(&c, s, NULL, 0)))
+		goto done;
+	if (!c.office) {
+		rc = veld_err__set(c.err, VELD_EDENIED, "only the office erases cases");
+		goto done;
+	}
+	if ((rc = veld_store__record_load(&h, s, case_id ? case_id : "")) || strcmp(veld_record__form(h), "_case")) {
+		rc = veld_err__set(c.err, VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
+		goto done;
+	}
+	if ((rc = veld_store__begin(s)))
+		goto done;
+	rc = veld_store__finish(s, erase_local(&c, case_id));
+done:
 	veld_record__free(h);
 	ctx_free(&c);
 	return rc;

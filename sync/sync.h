@@ -158,6 +158,10 @@ int veld_repo__tree_update(git_oid *out, veld_repo *r, const git_oid *base,
 int veld_repo__tree_lookup(git_oid *out, veld_repo *r, const git_oid *tree, const char *path,
                            veld_err *err);
 
+/* The same for a directory: the tree at `path`. */
+int veld_repo__tree_lookup_dir(git_oid *out, veld_repo *r, const git_oid *tree, const char *path,
+                               veld_err *err);
+
 /* Signing: called with the commit buffer; writes a 64-byte Ed25519 signature. */
 typedef int (*veld_sign_cb)(unsigned char *sig64, const unsigned char *msg, size_t len, void *payload);
 
@@ -230,7 +234,8 @@ typedef struct veld_remote_opts {
 ** <url>" (URL messages never show user-info).  url.insteadOf is ignored. */
 
 /* Fetch `refspecs` (e.g. "+refs/veld/devices/\*:refs/veld-hub/veld/devices/\*"):
-** no pruning, no tags, the refs named by the refspecs updated.  (libgit2
+** no tags; the refs named by the refspecs updated, and local refs under a
+** refspec's destination that the remote no longer has are pruned.  (libgit2
 ** 1.5 leaves an empty FETCH_HEAD file behind.) */
 int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
                      const veld_remote_opts *opts, veld_err *err);

@@ -212,7 +212,8 @@ VELD_API int veld_audit_json(char **out, veld_store *store, const char *case_id)
 ** Create the office store in `dir` (role office) with the organisation's
 ** signing key, and the hub: a path gets a new bare repository; a URL must
 ** name an existing empty repository.  The registry (organisation and the
-** office device) is committed to `main` and pushed.
+** office device) is committed to `main` and, for a hub on a path, pushed;
+** for a URL hub the first veld_sync (with credentials) publishes it.
 */
 VELD_API int veld_org_init(veld_store **out, const char *dir, const char *pass, size_t pass_len,
                            const char *org_name, const char *hub, const veld_store_options *opts);
@@ -235,8 +236,13 @@ typedef struct veld_sync_options {
 	int (*credentials)(char *user, size_t user_cap, char *pass, size_t pass_cap,
 	                   const char *url, void *payload);
 	void *payload;
+	unsigned flags; /* VELD_SYNC_* */
 } veld_sync_options;
 #define VELD_SYNC_OPTIONS_VERSION 1
+/* Prune unreachable objects after this sync (here, and on a hub on a path
+** when run by the office): what makes an erasure final.  It also happens
+** by itself after an erasure and every 50 syncs. */
+#define VELD_SYNC_PRUNE 0x1
 
 /* Device: fetch the registry from `hub`, find this device's enrolment and
 ** keep `hub` as the remote.  VELD_ENOTFOUND if not enrolled (yet). */
@@ -262,6 +268,12 @@ VELD_API int veld_case_consent(veld_store *store, const char *case_id, const cha
 VELD_API int veld_case_share(veld_store *store, const char *case_id, const char *device_id,
                              const char *scope);
 
+/* Office: crypto-shred a case everywhere.  Its records and keys leave this
+** store now; the next sync publishes the erasure, every device deletes its
+** copy and its sealed keys, and unreachable objects are pruned.  The
+** records' history stays in git, sealed with keys that no longer exist. */
+VELD_API int veld_case_erase(veld_store *store, const char *case_id);
+
 /* Every field with more than one live value:
 ** [{"case","record","form","field","values":[shown first, ...]}] */
 VELD_API int veld_conflicts_json(char **out, veld_store *store);
@@ -282,6 +294,20 @@ VELD_API int veld_log_json(char **out, veld_store *store, const char *case_id);
 ** blob on it opens.  VELD_EINTEGRITY names what failed.  A store that never
 ** synced passes. */
 VELD_API int veld_repository_verify(veld_store *store);
+
+/* ---- Reports (scripts/reports/, docs/reports.md) ---------------------- */
+
+/*
+** Run report `name` over the store, read-only, and render it in `format`
+** ("text", "csv", "json" or "html"; NULL: "text") into *out.  `name` is a
+** shipped report ("jaarcijfers", "evolutie") or, when it contains a '/' or
+** ends in ".lua", the path of a report script (for report authors).
+** `params_json`: {"year": 2017}, {"case": "<case id>"}, ... (NULL: {}).
+** VELD_ENOTFOUND for an unknown report; VELD_EINVALID for a bad format or
+** parameters and for a failing script ("jaarcijfers.lua:LINE: ...").
+*/
+VELD_API int veld_report(char **out, veld_store *store, const char *name, const char *params_json,
+                         const char *format);
 
 /* Free memory returned by the library.  Accepts NULL. */
 VELD_API void veld_free(void *p);

@@ -158,6 +158,20 @@ static int case_consent_share(cli *c, int share)
 int cmd_case(cli *c)
 {
 	const char *sub = c->argc > 1 ? c->argv[1] : NULL;
+	if (sub && !strcmp(sub, "erase")) {
+		veld_store *s;
+		int rc, code;
+		if (c->argc != 3)
+			return cli_usage("case erase CASE");
+		if ((code = cli_open(&s, c)))
+			return code;
+		rc = veld_case_erase(s, c->argv[2]);
+		code = rc ? cli_fail(s, rc, "case erase") : EXIT_OK;
+		if (!rc)
+			printf(c->json ? "{\"erased\":\"%s\"}\n" : "erased %s here; sync to erase it everywhere\n", c->argv[2]);
+		veld_store_close(s);
+		return code;
+	}
 	if (sub && !strcmp(sub, "consent"))
 		return case_consent_share(c, 0);
 	if (sub && !strcmp(sub, "share"))
@@ -168,7 +182,7 @@ int cmd_case(cli *c)
 		return case_list_show(c, 0);
 	if (sub && !strcmp(sub, "show"))
 		return case_list_show(c, 1);
-	return cli_usage("case new|list|show|consent|share");
+	return cli_usage("case new|list|show|consent|share|erase");
 }
 
 /* Read --file (a path or "-") into a JSON object. */

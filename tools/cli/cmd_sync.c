@@ -64,6 +64,8 @@ static void sync_options(veld_sync_options *o, const cli *c)
 	o->credentials = credentials;
 	if (!c->json && isatty(2))
 		o->progress = show_progress;
+	if (cli_flag(c, "--prune"))
+		o->flags |= VELD_SYNC_PRUNE;
 }
 
 int cmd_org(cli *c)
@@ -90,6 +92,19 @@ int cmd_org(cli *c)
 		code = cli_fail(s, rc, "org init");
 		veld_store_close(s);
 		return code;
+	}
+	if (strstr(hub, "://") || strchr(hub, '@')) {
+		/* A URL hub: publish the registry now, with the hub credentials. */
+		veld_sync_options o;
+		char *summary = NULL;
+		sync_options(&o, c);
+		rc = veld_sync(&summary, s, &o);
+		veld_free(summary);
+		if (rc) {
+			code = cli_fail(s, rc, "org init");
+			veld_store_close(s);
+			return code;
+		}
 	}
 	rc = veld_store_device_json(&dev, s);
 	if (!rc) {
@@ -215,14 +230,15 @@ static int sync_once(cli *c)
 int cmd_sync(cli *c)
 {
 	static const char *const valued[] = {"--every", NULL};
+	static const char *const flags[] = {"--prune", NULL};
 	const char *every = cli_opt(c, "--every");
 	struct sigaction sa;
 	long secs;
 	int code;
-	if ((code = cli_check_opts(c, 1, valued, NULL)))
+	if ((code = cli_check_opts(c, 1, valued, flags)))
 		return code;
 	if (cli_arg(c, 1, 0, valued))
-		return cli_usage("sync [--every SECONDS]");
+		return cli_usage("sync [--every SECONDS] [--prune]");
 	if (!every)
 		return sync_once(c);
 	secs = strtol(every, NULL, 10);

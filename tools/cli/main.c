@@ -36,6 +36,7 @@ static const char usage_text[] =
 	"  case new --name NAME --postcode PC [--birth DATE] [--address TEXT] [--phone TEXT] [--ref NR]\n"
 	"  case list | case show CASE\n"
 	"  case consent CASE --scope SCOPE | case share CASE --with DEVICE --scope SCOPE\n"
+	"  case erase CASE            office: crypto-shred a case everywhere\n"
 	"  record put CASE FORM [--record RID] [FIELD=TEXT | FIELD:=JSON ...] [--file JSON|-]\n"
 	"  record show RID | record delete RID\n"
 	"  import FILE                JSON Lines, all or nothing\n"
