@@ -20,8 +20,7 @@
 ** conflicts the writer holds (with one of the values or a new one).  Syncs
 ** of a random online device or of the office, in random order; devices go
 ** offline for many steps (they keep working) and come back later.  The
-** office writes too (intakes, puts, resolves) once the known bugs at the end
-** of this file are fixed; until then only with VELD_TEST_STRICT=1.
+** office writes too: intakes for any region, puts, resolves.
 **
 ** The model.  Every write that returned VELD_OK is an operation: its device,
 ** its record, the (path, value) pairs it wrote, and the set of operations
@@ -163,7 +162,7 @@ typedef struct sim_stats {
 typedef struct sim {
 	uint64_t seed;
 	int trace;        /* VELD_SIM_TRACE=1: every step on stderr */
-	int strict; /* VELD_TEST_STRICT=1: also what the known bugs below forbid (office writes, two balansen per case) */
+	int strict; /* VELD_TEST_STRICT=1: also what a known bug below forbids (two balansen per case) */
 	sim_rng rng;
 	int step, steps;
 	char *root, *hub;
@@ -1140,7 +1139,7 @@ static void sim_step(sim *m)
 		for (i = 1; i < SIM_DEVICES; i++)
 			if (m->dev[i].writer)
 				cand[n++] = i;
-		d = rng_below(&m->rng, 10) == 0 && m->strict ? SIM_OFFICE : cand[rng_below(&m->rng, (unsigned)n)];
+		d = rng_below(&m->rng, 10) == 0 ? SIM_OFFICE : cand[rng_below(&m->rng, (unsigned)n)];
 		sim_write_step(m, d);
 	}
 }
