@@ -1220,6 +1220,34 @@ done:
 	return rc;
 }
 
+int veld_repo__ls_remote(veld_repo *r, const char *url, const veld_remote_opts *opts, veld_ref_cb cb,
+                         void *payload, veld_err *err)
+{
+	git_remote_callbacks cbs;
+	git_remote *remote = NULL;
+	const git_remote_head **heads = NULL;
+	size_t nh = 0, i;
+	xfer x;
+	int rc, grc;
+
+	git_remote_init_callbacks(&cbs, GIT_REMOTE_CALLBACKS_VERSION);
+	if ((rc = xfer_start(&remote, &x, r, url, opts, &cbs, err)) < 0)
+		goto done;
+	if ((grc = git_remote_connect(remote, GIT_DIRECTION_FETCH, &cbs, NULL, NULL)) < 0 ||
+	    (grc = git_remote_ls(&heads, &nh, remote)) < 0) {
+		rc = xfer_fail(err, &x, grc, "list refs of");
+		goto done;
+	}
+	for (i = 0; i < nh; i++)
+		if ((rc = cb(heads[i]->name, &heads[i]->oid, payload)) != 0)
+			break;
+done:
+	if (remote)
+		git_remote_disconnect(remote);
+	git_remote_free(remote);
+	return rc;
+}
+
 /* After GIT_ENONFASTFORWARD: name the first refspec whose remote side is not
 ** an ancestor of what we push. */
 static void name_nonff(char *ref, size_t cap, veld_repo *r, git_remote *remote, const char *const *refspecs, size_t n)

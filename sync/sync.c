@@ -1337,6 +1337,38 @@ static void remote_opts(syncctx *c, veld_remote_opts *ro)
 	ro->payload = c;
 }
 
+typedef struct lsctx {
+	syncctx *c;
+	int rc;
+} lsctx;
+
+/* Fetch one advertised ref on its own; a ref whose objects do not arrive
+** intact is rejected by name, the others go on. */
+static int fetch_one(const char *name, const git_oid *id, void *payload)
+{
+	lsctx *l = payload;
+	syncctx *c = l->c;
+	char spec[400];
+	const char *specs[1];
+	veld_remote_opts ro;
+	(void)id;
+	if (strcmp(name, REF_MAIN) && strncmp(name, REF_DEV_PREFIX, strlen(REF_DEV_PREFIX)) &&
+	    strncmp(name, REF_KEY_PREFIX, strlen(REF_KEY_PREFIX)))
+		return 0;
+	snprintf(spec, sizeof spec, "+%s:" HUB_PREFIX "%s", name, name + 5); /* "refs/" stripped */
+	specs[0] = spec;
+	remote_opts(c, &ro);
+	if (veld_repo__fetch(c->repo, c->hub, specs, 1, &ro, c->err)) {
+		if (c->err->code == VELD_EAUTH) {
+			l->rc = c->err->code;
+			return 1;
+		}
+		reject(c, name, id, c->err->msg);
+		veld_err__clear(c->err);
+	}
+	return 0;
+}
+
 static int fetch_all(syncctx *c)
 {
 	static const char *const specs[] = {
@@ -1345,9 +1377,21 @@ static int fetch_all(syncctx *c)
 		"+refs/veld-keys/*:" HUB_PREFIX "veld-keys/*",
 	};
 	veld_remote_opts ro;
+	lsctx l;
+	int rc;
 	remote_opts(c, &ro);
 	progress(c, "fetch", 0, 1);
-	return veld_repo__fetch(c->repo, c->hub, specs, 3, &ro, c->err);
+	rc = veld_repo__fetch(c->repo, c->hub, specs, 3, &ro, c->err);
+	if (rc != VELD_EINTEGRITY)
+		return rc;
+	/* Something arrived damaged: fetch ref by ref to name the bad one and
+	** still take the others. */
+	veld_err__clear(c->err);
+	memset(&l, 0, sizeof l);
+	l.c = c;
+	if ((rc = veld_repo__ls_remote(c->repo, c->hub, &ro, fetch_one, &l, c->err)))
+		return rc;
+	return l.rc;
 }
 
 static int push_own(syncctx *c)

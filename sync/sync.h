@@ -239,6 +239,9 @@ typedef struct veld_remote_opts {
 ** 1.5 leaves an empty FETCH_HEAD file behind.) */
 int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
                      const veld_remote_opts *opts, veld_err *err);
+/* The refs the remote advertises (name, id), in its order. */
+int veld_repo__ls_remote(veld_repo *r, const char *url, const veld_remote_opts *opts, veld_ref_cb cb,
+                         void *payload, veld_err *err);
 /* Push `refspecs`; a ref the server refuses (reported only through
 ** push_update_reference) is an error naming the ref and the server's reason
 ** (VELD_EDENIED): its status ("hook declined") and, when the server sent
