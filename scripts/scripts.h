@@ -206,4 +206,53 @@ typedef struct veld_embedded {
 extern const veld_embedded veld_embedded__prelude;
 extern const veld_embedded veld_embedded__forms[]; /* ends with a NULL name */
 
+/* ---- reports (report.c, render.c) ------------------------------------------ */
+
+/* Defaults of veld_report_limits: a report scans many records, so its
+** sandbox is larger than a form's, but still bounded. */
+#define VELD_REPORT_MEMORY       ((size_t)256 << 20) /* bytes held by the state */
+#define VELD_REPORT_INSTRUCTIONS 1000000000ull       /* per run */
+#define VELD_REPORT_WALL_MS      60000u              /* per run */
+#define VELD_REPORT_ROWS         50000000ull         /* records read by the API, per run */
+
+typedef struct veld_report_limits {
+	veld_sandbox_limits sandbox; /* zero fields: the VELD_REPORT_* defaults */
+	uint64_t rows;               /* 0: VELD_REPORT_ROWS */
+} veld_report_limits;
+
+void veld_report_limits_init(veld_report_limits *lim);
+
+/*
+** Run a report script (chunk name `chunk`, e.g. "jaarcijfers.lua") over the
+** store, read-only, with `params_json` (an object; NULL: {}) as the global
+** `params`.  *result receives what the script returned (a new reference).
+** Errors are set on the store's handle: VELD_EINVALID for the script's
+** failures ("jaarcijfers.lua:12: ..."), VELD_ERROR for the host's.
+** `limits` NULL: the defaults.
+*/
+int veld_report__run(json_t **result, veld_store *s, const char *chunk, const char *src,
+                     size_t len, const char *params_json, const veld_report_limits *limits);
+
+/* Render a result as "text", "csv", "json" or "html" into *out (malloc'd).
+** A result of the wrong shape is VELD_EINVALID, "chunk: result: ...". */
+int veld_report__render(char **out, const json_t *report, const char *format, const char *chunk,
+                        veld_err *err);
+/* 0..3 for the formats above, -1 for anything else. */
+int veld_report__format(const char *format);
+
+/* The shipped reports: name and source of the i-th (0-based); 0 past the end. */
+int veld_report__shipped(size_t i, const char **name, const char **source, size_t *len);
+
+/* Dutch number and date formats, shared by the renderers and the scripts'
+** nl.* helpers: 2329 -> "2.329"; 7.43 -> "7,4" (comma) or "7.4";
+** "2017-03-01" -> "01/03/2017".  Return the length written. */
+size_t veld_report__fmt_count(char *buf, size_t n, long long v);
+size_t veld_report__fmt_decimal(char *buf, size_t n, double v, int decimals, int comma);
+void veld_report__fmt_date(char *buf, size_t n, const char *s, size_t len);
+
+/* Embedded by scripts/CMakeLists.txt from scripts/reports/ (embed.cmake):
+** the reports' prelude (_prelude.lua) and the reports, by name. */
+extern const veld_embedded veld_embedded__reports_prelude;
+extern const veld_embedded veld_embedded__reports[]; /* ends with a NULL name */
+
 #endif /* VELD_SCRIPTS_H */
