@@ -853,7 +853,7 @@ static void svg_line(sbuf *b, const json_t *chart)
 	json_t *labels = json_object_get(chart, "labels"), *series = json_object_get(chart, "series"), *s, *v;
 	const char *unit = json_string_value(json_object_get(chart, "unit"));
 	size_t nl = json_array_size(labels), i, j;
-	double W = 760, L = 50, R = 30, T = 20, plot_h = 260, B = 50;
+	double W = 760, L = 50, R = 50, T = 20, plot_h = 260, B = 50;
 	double lh = legend_height(series, W), H = T + plot_h + B + lh;
 	double lo = 0, hi = 0, step, y;
 	int first = 1;
