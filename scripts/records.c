@@ -24,6 +24,7 @@
 
 typedef struct formcache {
 	veld_form *forms[FORM_CACHE];
+	json_t *computed[FORM_CACHE]; /* names of each form's computed values */
 	size_t n;
 } formcache;
 
@@ -31,8 +32,10 @@ static void cache_destroy(void *p)
 {
 	formcache *fc = p;
 	size_t i;
-	for (i = 0; i < fc->n; i++)
+	for (i = 0; i < fc->n; i++) {
 		veld_form__free(fc->forms[i]);
+		json_decref(fc->computed[i]);
+	}
 	free(fc);
 }
 
@@ -65,11 +68,52 @@ static int form_get(veld_form **out, formcache *fc, veld_store *s, const char *n
 		return rc;
 	if (fc->n == FORM_CACHE) {
 		veld_form__free(fc->forms[0]);
+		json_decref(fc->computed[0]);
 		memmove(fc->forms, fc->forms + 1, (FORM_CACHE - 1) * sizeof fc->forms[0]);
+		memmove(fc->computed, fc->computed + 1, (FORM_CACHE - 1) * sizeof fc->computed[0]);
 		fc->n--;
+	}
+	{
+		char *schema = NULL;
+		json_t *j = veld_form__schema_json(&schema, *out) == 0 ? json_loads(schema, 0, NULL) : NULL;
+		fc->computed[fc->n] = json_incref(json_object_get(j, "computed"));
+		json_decref(j);
+		free(schema);
 	}
 	fc->forms[fc->n++] = *out;
 	return 0;
+}
+
+/* The computed-value names of a cached form (borrowed; may be NULL). */
+static json_t *computed_of(formcache *fc, const veld_form *f)
+{
+	size_t i;
+	for (i = 0; i < fc->n; i++)
+		if (fc->forms[i] == f)
+			return fc->computed[i];
+	return NULL;
+}
+
+/* Drop the stored computed values (paths NAME or NAME.*) from a record
+** before it is checked: the form computes them again; they are not input. */
+static void strip_computed(json_t *fields, const json_t *names)
+{
+	const char *k;
+	json_t *v, *name;
+	void *tmp;
+	size_t i;
+	json_object_foreach_safe(fields, tmp, k, v)
+	{
+		json_array_foreach(names, i, name)
+		{
+			const char *nm = json_string_value(name);
+			size_t n = nm ? strlen(nm) : 0;
+			if (n && !strncmp(k, nm, n) && (k[n] == '\0' || k[n] == '.')) {
+				json_object_del(fields, k);
+				break;
+			}
+		}
+	}
 }
 
 /* Shown fields of a stored record (new reference), or an empty object. */
@@ -179,7 +223,7 @@ static int rejected(veld_store *s, const char *errors_json)
 static int check_put(char **put_json, char **errors, veld_form **formp, formcache *fc, veld_store *s,
                      const char *case_id, const char *form_name, const char *record_id, const char *fields_json)
 {
-	json_t *flat = NULL, *merged = NULL, *ctx = NULL, *prev = NULL, *computed = NULL;
+	json_t *flat = NULL, *merged = NULL, *stored = NULL, *ctx = NULL, *prev = NULL, *computed = NULL;
 	char *merged_txt = NULL, *ctx_txt = NULL, *errs = NULL, *comp_txt = NULL;
 	veld_form *form = NULL;
 	char today[16];
@@ -197,7 +241,9 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	*formp = form;
 	if ((rc = parse_fields(&flat, s, fields_json)))
 		goto done;
-	merged = shown_fields(s, record_id);
+	stored = shown_fields(s, record_id);
+	merged = json_deep_copy(stored);
+	strip_computed(merged, computed_of(fc, form));
 	json_object_foreach(flat, k, v)
 	{
 		if (json_is_null(v))
@@ -244,7 +290,7 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	computed = json_loads(comp_txt ? comp_txt : "{}", 0, NULL);
 	json_object_foreach(computed, k, v)
 	{
-		if (!json_equal(v, json_object_get(merged, k)))
+		if (!json_equal(v, json_object_get(stored, k)))
 			json_object_set(flat, k, v);
 	}
 	*put_json = json_dumps(flat, JSON_COMPACT);
@@ -253,6 +299,7 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 done:
 	json_decref(flat);
 	json_decref(merged);
+	json_decref(stored);
 	json_decref(ctx);
 	json_decref(computed);
 	free(merged_txt);

@@ -207,7 +207,7 @@ scenario() {
     expect_exit 4 "$kind: sync of ${d##*/} against a forged commit" -- V "$d" --json sync
     summary_ok "$kind: summary with a rejection" "$T/out"
     expect_match "\"ref\":\"refs/veld/devices/$A_ID\"" "$T/out" "$kind: the forged ref is named"
-    expect_match '"reason":"[^"]*signature' "$T/out" "$kind: the reason says signature"
+    expect_match '"reason":"[^"]*(signature|rewound)' "$T/out" "$kind: the reason says signature or rewound"
     expect_one_error_line "$kind: forged commit"
     expect_match 'rejected' "$T/err" "$kind: the error line says rejected"
     V "$d" export >"$R/after"

@@ -1026,10 +1026,10 @@ static void test_sync_repo__fetch_and_push_by_path(void **state)
 	/* Pushing again is a no-op. */
 	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
 
-	/* No prune: a ref that disappears from the hub stays fetched. */
+	/* Prune: a ref that disappears from the hub goes from our copy too. */
 	assert_int_equal(git_ok("git -C '%s' update-ref -d refs/veld/devices/%s", dh, DEV1), 0);
 	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 2, NULL, &err), 0);
-	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), 0);
+	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), VELD_ENOTFOUND);
 
 	/* Fetching from nowhere. */
 	assert_int_not_equal(veld_repo__fetch(b, "/nonexistent/veld-hub", fetch_spec, 1, NULL, &err), 0);
