@@ -262,7 +262,11 @@ static int share_by_region(syncctx *c, const char *key_hex, const char *case_id,
 		const char *role = (const char *)sqlite3_column_text(st, 1);
 		veld_range ranges[MAX_RANGES];
 		int n = 0, share = !strcmp(role, "office");
-		if (!share && !strcmp(role, "assistant") && !strcmp(compartment, "social") && pc > 0 &&
+		/* Assistants of the region hold both compartments: they coordinate
+		** the Huiswijs volunteers of their cases.  Volunteers get a key only
+		** by an explicit share (veld_case_share). */
+		(void)compartment;
+		if (!share && !strcmp(role, "assistant") && pc > 0 &&
 		    veld_region__parse(ranges, MAX_RANGES, &n, (const char *)sqlite3_column_text(st, 2), NULL) == 0)
 			share = veld_region__contains(ranges, n, pc);
 		if (share && (rc = add_share(c, key_hex, id))) {
@@ -314,6 +318,26 @@ static int ensure_key(syncctx *c, const char *case_id, const char *compartment, 
 		memcpy(key_id, k.key_id, VELD_KEYIDBYTES);
 	}
 	veld_case_key__clear(&k);
+	/* Whoever makes a case's first key makes the other compartment's too,
+	** so every device of the region seals with the same keys (two devices
+	** minting a key for one compartment would split the case). */
+	if (!rc) {
+		const char *other = !strcmp(compartment, "social") ? "huiswijs" : "social";
+		unsigned char *k2 = sodium_malloc(VELD_KEYBYTES), id2[VELD_KEYIDBYTES];
+		sqlite3_stmt *chk = NULL;
+		int have = 1;
+		if (!k2)
+			return veld_err__set(c->err, VELD_ERROR, "out of memory");
+		if (!sql_prepare(c, &chk, "SELECT 1 FROM case_keys WHERE case_id = ?1 AND compartment = ?2")) {
+			sqlite3_bind_text(chk, 1, case_id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(chk, 2, other, -1, SQLITE_STATIC);
+			have = sqlite3_step(chk) == SQLITE_ROW;
+			sqlite3_finalize(chk);
+		}
+		if (!have)
+			rc = ensure_key(c, case_id, other, k2, id2);
+		sodium_free(k2);
+	}
 	return rc;
 }
 
@@ -1891,7 +1915,7 @@ int veld_enroll(char *id_out, veld_store *s, const char *request_json, const cha
 		c.s = s;
 		c.err = err;
 		c.me = veld_store__device_id(s);
-		rc = sqlite3_prepare_v2(veld_store__db(s), "SELECT key_id, case_id FROM case_keys WHERE compartment = 'social'",
+		rc = sqlite3_prepare_v2(veld_store__db(s), "SELECT key_id, case_id FROM case_keys",
 		                        -1, &st, NULL);
 		while (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
 			int pc = case_postcode(&c, (const char *)sqlite3_column_text(st, 1));
