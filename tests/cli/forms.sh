@@ -71,4 +71,15 @@ expect_exit 0 "case list" -- V case list --json
 expect_match '"ref":"D-17"' "$T/out" "external reference kept"
 expect_match '"name":"Imp Twee".*"records":1|"records":1.*"name":"Imp Twee"' "$T/out" "lines grouped by ref"
 
+# Reports from the command line: every format, to a file or stdout.
+expect_exit 0 "report jaarcijfers json" -- V report jaarcijfers --year 2017 --format json
+expect_match '"Zitdag"|zitdag' "$T/out" "contacts by place reported"
+expect_exit 0 "report to a file" -- V report jaarcijfers --year 2017 --format html --out "$T/r.html"
+if grep -q '<svg' "$T/r.html"; then ok; else bad "HTML report without an SVG chart"; fi
+expect_exit 0 "report csv" -- V report jaarcijfers --year 2017 --format csv
+expect_match '^[^,]+,' "$T/out" "CSV rows"
+expect_exit 1 "unknown report" -- V report geen_rapport
+expect_one_error_line "unknown report"
+expect_exit 2 "bad year" -- V report jaarcijfers --year twintig
+
 finish

@@ -86,5 +86,6 @@ int cmd_log(cli *c);
 int cmd_revoke(cli *c);
 int cmd_form(cli *c);
 int cmd_import(cli *c);
+int cmd_report(cli *c);
 
 #endif

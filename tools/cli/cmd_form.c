@@ -475,3 +475,58 @@ int cmd_import(cli *c)
 	veld_store_close(s);
 	return code;
 }
+
+/* ---- report --------------------------------------------------------------------- */
+
+/* report NAME [--year Y] [--case CASE] [--format text|json|csv|html] [--out FILE] */
+int cmd_report(cli *c)
+{
+	static const char *const valued[] = {"--year", "--case", "--format", "--out", NULL};
+	const char *name = cli_arg(c, 1, 0, valued), *year = cli_opt(c, "--year"), *case_id = cli_opt(c, "--case");
+	const char *format = cli_opt(c, "--format"), *path = cli_opt(c, "--out");
+	veld_store *s;
+	json_t *params;
+	char *ptxt, *out = NULL;
+	int rc, code;
+	if ((code = cli_check_opts(c, 1, valued, NULL)))
+		return code;
+	if (!name || cli_arg(c, 1, 1, valued))
+		return cli_usage("report NAME [--year Y] [--case CASE] [--format text|json|csv|html] [--out FILE]");
+	if (!format)
+		format = c->json ? "json" : "text";
+	params = json_object();
+	if (year) {
+		char *end;
+		long y = strtol(year, &end, 10);
+		if (*end || y < 1900 || y > 2200) {
+			json_decref(params);
+			return cli_usage("--year needs a year like 2017");
+		}
+		json_object_set_new(params, "year", json_integer(y));
+	}
+	if (case_id)
+		json_object_set_new(params, "case", json_string(case_id));
+	ptxt = json_dumps(params, JSON_COMPACT);
+	json_decref(params);
+	if ((code = cli_open(&s, c))) {
+		free(ptxt);
+		return code;
+	}
+	rc = veld_report(&out, s, name, ptxt, format);
+	free(ptxt);
+	code = rc ? cli_fail(s, rc, "report") : EXIT_OK;
+	if (!rc && path) {
+		FILE *f = fopen(path, "wb");
+		if (!f || fputs(out, f) < 0 || fclose(f) != 0) {
+			cli_error(path, "cannot write the report");
+			code = EXIT_ERR;
+		} else if (!c->json) {
+			printf("report written to %s\n", path);
+		}
+	} else if (!rc) {
+		fputs(out, stdout);
+	}
+	veld_free(out);
+	veld_store_close(s);
+	return code;
+}

@@ -42,6 +42,8 @@ static const char usage_text[] =
 	"  import FILE                JSON Lines, all or nothing\n"
 	"Forms and reports\n"
 	"  form list | form show FORM | form check FILE.lua | form fill CASE FORM\n"
+	"  report NAME [--year Y] [--case CASE] [--format text|json|csv|html] [--out FILE]\n"
+	"                             shipped: jaarcijfers, evolutie\n"
 	"Sync and history\n"
 	"  sync [--every SECONDS]     commit, fetch, verify, merge, push\n"
 	"  conflicts | resolve RID FIELD VALUE | log [CASE]\n"
@@ -330,6 +332,8 @@ int main(int argc, char **argv)
 		i = cmd_form(&c);
 	else if (!strcmp(cmd, "import"))
 		i = cmd_import(&c);
+	else if (!strcmp(cmd, "report"))
+		i = cmd_report(&c);
 	else if (!strcmp(cmd, "org"))
 		i = cmd_org(&c);
 	else if (!strcmp(cmd, "enroll"))
