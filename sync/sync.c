@@ -341,6 +341,66 @@ static int ensure_key(syncctx *c, const char *case_id, const char *compartment, 
 	return rc;
 }
 
+/* ---- tree changes ------------------------------------------------------------ */
+
+/* The changes one commit makes to a tree: paths and the blob each gets (a
+** zero id removes the path). */
+typedef struct changeset {
+	veld_tree_change *changes;
+	char **paths;
+	git_oid *oids;
+	size_t n, cap;
+} changeset;
+
+static void changeset_free(changeset *cs)
+{
+	size_t i;
+	for (i = 0; i < cs->n; i++)
+		free(cs->paths[i]);
+	free(cs->changes);
+	free(cs->paths);
+	free(cs->oids);
+	memset(cs, 0, sizeof *cs);
+}
+
+/* Set `path` to `id` (NULL: remove it). */
+static int changeset_put(syncctx *c, changeset *cs, const char *path, const git_oid *id)
+{
+	if (cs->n == cs->cap) {
+		size_t ncap = cs->cap ? 2 * cs->cap : 64;
+		void *a = realloc(cs->changes, ncap * sizeof *cs->changes);
+		void *b = a ? realloc(cs->paths, ncap * sizeof *cs->paths) : NULL;
+		void *d = b ? realloc(cs->oids, ncap * sizeof *cs->oids) : NULL;
+		if (a)
+			cs->changes = a;
+		if (b)
+			cs->paths = b;
+		if (d)
+			cs->oids = d;
+		if (!a || !b || !d)
+			return veld_err__set(c->err, VELD_ERROR, "out of memory");
+		cs->cap = ncap;
+	}
+	if (id)
+		cs->oids[cs->n] = *id;
+	else
+		memset(&cs->oids[cs->n], 0, sizeof cs->oids[cs->n]);
+	cs->paths[cs->n] = strdup(path);
+	if (!cs->paths[cs->n])
+		return veld_err__set(c->err, VELD_ERROR, "out of memory");
+	cs->n++;
+	return 0;
+}
+
+/* Write `blob` and set `path` to it. */
+static int changeset_add(syncctx *c, changeset *cs, const char *path, const void *blob, size_t len)
+{
+	git_oid id;
+	if (veld_repo__blob_write(&id, c->repo, blob, len, c->err))
+		return c->err->code ? c->err->code : VELD_ERROR;
+	return changeset_put(c, cs, path, &id);
+}
+
 /* ---- erasure --------------------------------------------------------------------- */
 
 static int is_erased(syncctx *c, const char *case_id)
@@ -385,8 +445,7 @@ static int erase_local(syncctx *c, const char *case_id)
 
 /* Tree changes for erased cases not yet out of this store's tree: the
 ** case's directory goes; the office also writes the signed marker. */
-static int erasure_changes(syncctx *c, veld_tree_change **changes, size_t *n, size_t *cap, char ***paths,
-                           git_oid **oids)
+static int erasure_changes(syncctx *c, changeset *cs)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -394,45 +453,23 @@ static int erasure_changes(syncctx *c, veld_tree_change **changes, size_t *n, si
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *cid = (const char *)sqlite3_column_text(st, 0);
-		int k;
+		char path[128];
+		int r2;
 		c->prune_due = 1;
-		for (k = 0; k < 2; k++) {
-			char path[128];
-			if (k == 1 && !c->office)
-				break;
-			if (*n == *cap) {
-				size_t ncap = *cap ? 2 * *cap : 64;
-				void *a = realloc(*changes, ncap * sizeof **changes), *b = realloc(*paths, ncap * sizeof **paths),
-				     *d = realloc(*oids, ncap * sizeof **oids);
-				if (a)
-					*changes = a;
-				if (b)
-					*paths = b;
-				if (d)
-					*oids = d;
-				if (!a || !b || !d) {
-					sqlite3_finalize(st);
-					return veld_err__set(c->err, VELD_ERROR, "out of memory");
-				}
-				*cap = ncap;
-			}
-			if (k == 0) {
-				snprintf(path, sizeof path, "cases/%.2s/%s", cid, cid);
-				memset(&(*oids)[*n], 0, sizeof (*oids)[*n]); /* zero id: remove */
-			} else {
-				json_t *body = json_pack("{s:s}", "case", cid);
-				char *text = body ? veld_registry__sign(body, c->org_sk) : NULL;
-				json_decref(body);
-				if (!text || veld_repo__blob_write(&(*oids)[*n], c->repo, text, strlen(text), c->err)) {
-					free(text);
-					sqlite3_finalize(st);
-					return veld_err__set(c->err, VELD_ERROR, "cannot write the erasure marker");
-				}
-				free(text);
-				snprintf(path, sizeof path, "erased/%s", cid);
-			}
-			(*paths)[*n] = strdup(path);
-			(*n)++;
+		snprintf(path, sizeof path, "cases/%.2s/%s", cid, cid);
+		r2 = changeset_put(c, cs, path, NULL);
+		if (!r2 && c->office) {
+			json_t *body = json_pack("{s:s}", "case", cid);
+			char *text = body ? veld_registry__sign(body, c->org_sk) : NULL;
+			json_decref(body);
+			snprintf(path, sizeof path, "erased/%s", cid);
+			r2 = text ? changeset_add(c, cs, path, text, strlen(text))
+			          : veld_err__set(c->err, VELD_ERROR, "cannot sign the erasure marker");
+			free(text);
+		}
+		if (r2) {
+			sqlite3_finalize(st);
+			return r2;
 		}
 	}
 	sqlite3_finalize(st);
@@ -452,8 +489,7 @@ static json_t *device_body(sqlite3_stmt *st)
 }
 
 /* Office: registry entries not yet in main become tree changes. */
-static int registry_changes(syncctx *c, veld_tree_change **changes, size_t *n, size_t *cap, char ***paths,
-                            git_oid **oids)
+static int registry_changes(syncctx *c, changeset *cs)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -466,88 +502,23 @@ static int registry_changes(syncctx *c, veld_tree_change **changes, size_t *n, s
 		                       : device_body(st);
 		char *text = body ? veld_registry__sign(body, c->org_sk) : NULL;
 		char path[128];
+		int r2;
 		json_decref(body);
-		if (!text) {
-			sqlite3_finalize(st);
-			return veld_err__set(c->err, VELD_ERROR, "cannot sign registry entry");
-		}
 		snprintf(path, sizeof path, "registry/%s/%s", revoked ? "revoked" : "devices",
 		         (const char *)sqlite3_column_text(st, 0));
-		if (*n == *cap) {
-			size_t ncap = *cap ? 2 * *cap : 64;
-			void *a = realloc(*changes, ncap * sizeof **changes), *b = realloc(*paths, ncap * sizeof **paths),
-			     *d = realloc(*oids, ncap * sizeof **oids);
-			if (a)
-				*changes = a;
-			if (b)
-				*paths = b;
-			if (d)
-				*oids = d;
-			if (!a || !b || !d) {
-				free(text);
-				sqlite3_finalize(st);
-				return veld_err__set(c->err, VELD_ERROR, "out of memory");
-			}
-			*cap = ncap;
-		}
-		rc = veld_repo__blob_write(&(*oids)[*n], c->repo, text, strlen(text), c->err);
+		r2 = text ? changeset_add(c, cs, path, text, strlen(text))
+		          : veld_err__set(c->err, VELD_ERROR, "cannot sign registry entry");
 		free(text);
-		if (rc) {
+		if (r2) {
 			sqlite3_finalize(st);
-			return rc;
+			return r2;
 		}
-		(*paths)[*n] = strdup(path);
-		(*n)++;
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : veld_store__db_fail(c->s, rc, "registry");
 }
 
 /* ---- commit ---------------------------------------------------------------------- */
-
-typedef struct changeset {
-	veld_tree_change *changes;
-	char **paths;
-	git_oid *oids;
-	size_t n, cap;
-} changeset;
-
-static void changeset_free(changeset *cs)
-{
-	size_t i;
-	for (i = 0; i < cs->n; i++)
-		free(cs->paths[i]);
-	free(cs->changes);
-	free(cs->paths);
-	free(cs->oids);
-	memset(cs, 0, sizeof *cs);
-}
-
-static int changeset_add(syncctx *c, changeset *cs, const char *path, const void *blob, size_t len)
-{
-	if (cs->n == cs->cap) {
-		size_t ncap = cs->cap ? 2 * cs->cap : 64;
-		void *a = realloc(cs->changes, ncap * sizeof *cs->changes);
-		void *b = a ? realloc(cs->paths, ncap * sizeof *cs->paths) : NULL;
-		void *d = b ? realloc(cs->oids, ncap * sizeof *cs->oids) : NULL;
-		if (a)
-			cs->changes = a;
-		if (b)
-			cs->paths = b;
-		if (d)
-			cs->oids = d;
-		if (!a || !b || !d)
-			return veld_err__set(c->err, VELD_ERROR, "out of memory");
-		cs->cap = ncap;
-	}
-	if (veld_repo__blob_write(&cs->oids[cs->n], c->repo, blob, len, c->err))
-		return c->err->code ? c->err->code : VELD_ERROR;
-	cs->paths[cs->n] = strdup(path);
-	if (!cs->paths[cs->n])
-		return veld_err__set(c->err, VELD_ERROR, "out of memory");
-	cs->n++;
-	return 0;
-}
 
 static const char *own_ref(syncctx *c, char *buf, size_t cap)
 {
@@ -682,9 +653,9 @@ static int commit_local(syncctx *c)
 		goto done;
 	}
 	rc = 0;
-	if (c->office && (rc = registry_changes(c, &cs.changes, &cs.n, &cs.cap, &cs.paths, &cs.oids)))
+	if (c->office && (rc = registry_changes(c, &cs)))
 		goto done;
-	if ((rc = erasure_changes(c, &cs.changes, &cs.n, &cs.cap, &cs.paths, &cs.oids)))
+	if ((rc = erasure_changes(c, &cs)))
 		goto done;
 	for (i = 0; i < cs.n; i++) {
 		cs.changes[i].path = cs.paths[i];
