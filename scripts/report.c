@@ -29,12 +29,12 @@
 ** of versions with stamps, the shown value the last one.  Parsing a whole
 ** state with jansson costs several times the SQLite scan itself, so with
 ** `fields` (and always for tally) the one SQL statement asks SQLite's own
-** JSON parser for exactly the shown values needed, in one json_extract per
-** row: json_extract(state, '$.fields."plaats"[#-1].v', ...).  Its output is
-** compact JSON of scalars and flat arrays (records hold nothing deeper);
-** strings without escapes are taken as they are, anything with a backslash
-** goes through jansson.  Filters are evaluated here on those values, so a
-** row is parsed once.  Without `fields` a record is parsed whole
+** JSON functions for exactly the shown values needed, two columns per
+** field: json_type(state, P) and state ->> P with P =
+** '$.fields."plaats"[#-1].v'.  Scalars arrive as typed SQL values (strings
+** already decoded); only a multi-choice array arrives as JSON text, which
+** jansson parses.  Filters are evaluated here on those values, so a
+** row is read once.  Without `fields` a record is parsed whole
 ** (veld_record__parse), for small per-case reads.
 **
 ** Limits.  The sandbox bounds Lua (memory, instructions, wall clock, depth).
@@ -74,105 +74,81 @@ static double floor_d(double x)
 	return t > x ? t - 1 : t;
 }
 
-/* ---- tokens of SQLite's JSON output ------------------------------------------- */
+/* ---- values of a row ------------------------------------------------------------ */
 
-enum { T_NONE, T_NULL, T_STR, T_ESTR, T_NUM, T_TRUE, T_FALSE, T_ARR, T_BAD };
+enum { T_NONE, T_NULL, T_STR, T_NUM, T_TRUE, T_FALSE, T_ARR, T_BAD };
 
-/* One JSON value inside SQLite's compact output.  T_STR: p..p+n are the
-** string's bytes (no escapes); T_ESTR: the quoted text with escapes; T_NUM:
-** the number's text; T_ARR: the text between the brackets. */
+/* One shown value of a record.  T_STR: p..p+n are the string's bytes;
+** T_NUM: the number's text; T_ARR: `arr`, a JSON array (owned by the row
+** that was read, see row_arrays). */
 typedef struct tok {
 	int kind;
 	const char *p;
 	size_t n;
+	const json_t *arr;
+	char num[40]; /* the text of a number taken from an array */
 } tok;
 
-/* Scan one value at `p` (no whitespace: SQLite's output is compact, but
-** spaces are skipped anyway).  An array may hold arrays `depth` levels
-** down (a record's values are scalars or flat arrays; json_extract with
-** several paths wraps them in one more); objects are T_BAD.  Returns the
-** end of the value. */
-static const char *scan_value(const char *p, const char *end, tok *t, int depth)
+/* The value of field `k` of a row from its two columns: json_type at `col`
+** and the value (state ->> path) at col + 1.  An array is parsed with
+** jansson into *arr (the caller frees it when the row is done). */
+static void tok_from_columns(tok *t, sqlite3_stmt *st, int col, json_t **arr)
 {
-	while (p < end && isspace((unsigned char)*p))
-		p++;
+	const char *type = (const char *)sqlite3_column_text(st, col);
+	memset(t, 0, sizeof *t);
 	t->kind = T_BAD;
-	t->p = p;
-	t->n = 0;
-	if (p >= end)
-		return p;
-	if (*p == '"') {
-		const char *q = p + 1;
-		int esc = 0;
-		while (q < end && *q != '"') {
-			if (*q == '\\') {
-				esc = 1;
-				q++;
-			}
-			q++;
+	if (!type || !strcmp(type, "null")) {
+		t->kind = T_NULL;
+	} else if (!strcmp(type, "true")) {
+		t->kind = T_TRUE;
+	} else if (!strcmp(type, "false")) {
+		t->kind = T_FALSE;
+	} else if (!strcmp(type, "integer") || !strcmp(type, "real") || !strcmp(type, "text")) {
+		t->kind = type[0] == 't' ? T_STR : T_NUM;
+		t->p = (const char *)sqlite3_column_text(st, col + 1);
+		t->n = (size_t)sqlite3_column_bytes(st, col + 1);
+		if (!t->p)
+			t->kind = T_BAD;
+	} else if (!strcmp(type, "array")) {
+		json_decref(*arr);
+		*arr = json_loadb((const char *)sqlite3_column_text(st, col + 1),
+		                  (size_t)sqlite3_column_bytes(st, col + 1), JSON_DECODE_ANY, NULL);
+		if (json_is_array(*arr)) {
+			t->kind = T_ARR;
+			t->arr = *arr;
 		}
-		if (q >= end)
-			return end;
-		if (esc) {
-			t->kind = T_ESTR;
-			t->n = (size_t)(q + 1 - p);
-		} else {
-			t->kind = T_STR;
-			t->p = p + 1;
-			t->n = (size_t)(q - p - 1);
-		}
-		return q + 1;
-	}
-	if (*p == '[') {
-		const char *q = p + 1;
-		int instr = 0, level = 0;
-		while (q < end && (instr || level > 0 || *q != ']')) {
-			if (instr && *q == '\\')
-				q++;
-			else if (*q == '"')
-				instr = !instr;
-			else if (!instr && *q == '[' && ++level > depth)
-				return end; /* deeper than a record holds */
-			else if (!instr && *q == ']')
-				level--;
-			else if (!instr && *q == '{')
-				return end;
-			q++;
-		}
-		if (q >= end)
-			return end;
-		t->kind = T_ARR;
-		t->p = p + 1;
-		t->n = (size_t)(q - p - 1);
-		return q + 1;
-	}
-	{
-		const char *q = p;
-		while (q < end && *q != ',' && *q != ']' && !isspace((unsigned char)*q))
-			q++;
-		t->n = (size_t)(q - p);
-		if (t->n == 4 && !memcmp(p, "null", 4))
-			t->kind = T_NULL;
-		else if (t->n == 4 && !memcmp(p, "true", 4))
-			t->kind = T_TRUE;
-		else if (t->n == 5 && !memcmp(p, "false", 5))
-			t->kind = T_FALSE;
-		else if (t->n > 0 && t->n < 40 && (*p == '-' || isdigit((unsigned char)*p)))
-			t->kind = T_NUM;
-		return q;
 	}
 }
 
-/* Next element of an array's inside text; 0 at the end. */
-static int next_elem(const char **pp, const char *end, tok *t, int depth)
+/* Element `i` of an array value (scalars only: a record's values hold
+** nothing deeper); 0 past the end. */
+static int arr_elem(const tok *t, size_t i, tok *e)
 {
-	const char *p = *pp;
-	while (p < end && (isspace((unsigned char)*p) || *p == ','))
-		p++;
-	if (p >= end)
+	const json_t *j;
+	memset(e, 0, sizeof *e);
+	if (t->kind != T_ARR || i >= json_array_size(t->arr))
 		return 0;
-	*pp = scan_value(p, end, t, depth);
-	return t->kind != T_BAD;
+	j = json_array_get(t->arr, i);
+	if (json_is_string(j)) {
+		e->kind = T_STR;
+		e->p = json_string_value(j);
+		e->n = json_string_length(j);
+	} else if (json_is_integer(j)) {
+		e->kind = T_NUM;
+		e->n = (size_t)snprintf(e->num, sizeof e->num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		e->p = e->num;
+	} else if (json_is_real(j)) {
+		e->kind = T_NUM;
+		e->n = (size_t)snprintf(e->num, sizeof e->num, "%.17g", json_real_value(j));
+		e->p = e->num;
+	} else if (json_is_true(j) || json_is_false(j)) {
+		e->kind = json_is_true(j) ? T_TRUE : T_FALSE;
+	} else if (json_is_null(j)) {
+		e->kind = T_NULL;
+	} else {
+		e->kind = T_BAD;
+	}
+	return 1;
 }
 
 static double tok_number(const tok *t)
@@ -228,14 +204,13 @@ typedef struct report_ctx {
 	int stop;                  /* sticky: a limit of this API was hit */
 	char stop_msg[200];
 	sqlite3_stmt *iters[OPEN_ITERS];
+	json_t *arrs[OPEN_ITERS][SPEC_PATHS]; /* array values of each loop's current row */
 	sqlite3_stmt *case_st;     /* is a case readable */
 	readable *cases;           /* open addressing, power of two */
 	size_t ncases, cap_cases;
 	tally_state *tally;        /* the tally being computed, if any */
 	veld_record *rec;          /* the record being pushed (full mode) */
 	json_t *view;
-	char *scratch;             /* decoded escaped strings */
-	size_t scratch_cap;
 	json_t *schemas;           /* name -> schema, loaded on demand */
 	json_t *result;            /* what the script returned */
 } report_ctx;
@@ -268,40 +243,15 @@ static void charge_row(lua_State *L, report_ctx *c)
 		fail_stop(L, c);
 }
 
-/* Decode an escaped JSON string token into the context's scratch buffer. */
-static const char *decode_estr(lua_State *L, report_ctx *c, const tok *t, size_t *len)
-{
-	json_t *j = json_loadb(t->p, t->n, JSON_DECODE_ANY, NULL);
-	size_t n;
-	if (!json_is_string(j)) {
-		json_decref(j);
-		luaL_error(L, "a stored value cannot be read");
-	}
-	n = json_string_length(j);
-	if (n + 1 > c->scratch_cap) {
-		char *p = realloc(c->scratch, n + 1);
-		if (!p) {
-			json_decref(j);
-			luaL_error(L, "out of memory");
-		}
-		c->scratch = p;
-		c->scratch_cap = n + 1;
-	}
-	memcpy(c->scratch, json_string_value(j), n + 1);
-	json_decref(j);
-	*len = n;
-	return c->scratch;
-}
-
-/* The bytes of a string token (decoded); NULL if it is not a string. */
+/* The bytes of a string value; NULL if it is not a string. */
 static const char *tok_string(lua_State *L, report_ctx *c, const tok *t, size_t *len)
 {
+	(void)L;
+	(void)c;
 	if (t->kind == T_STR) {
 		*len = t->n;
 		return t->p;
 	}
-	if (t->kind == T_ESTR)
-		return decode_estr(L, c, t, len);
 	return NULL;
 }
 
@@ -312,7 +262,6 @@ static void push_tok(lua_State *L, report_ctx *c, const tok *t)
 	luaL_checkstack(L, 4, "too many values");
 	switch (t->kind) {
 	case T_STR:
-	case T_ESTR:
 		s = tok_string(L, c, t, &n);
 		lua_pushlstring(L, s, n);
 		break;
@@ -332,13 +281,12 @@ static void push_tok(lua_State *L, report_ctx *c, const tok *t)
 		lua_pushboolean(L, 0);
 		break;
 	case T_ARR: {
-		const char *p = t->p, *end = t->p + t->n;
 		tok e;
-		lua_Integer i = 0;
+		size_t k;
 		lua_newtable(L);
-		while (next_elem(&p, end, &e, 0)) {
+		for (k = 0; arr_elem(t, k, &e); k++) {
 			push_tok(L, c, &e);
-			lua_rawseti(L, -2, ++i);
+			lua_rawseti(L, -2, (lua_Integer)k + 1);
 		}
 		veld_sandbox__mark_array(L, -1);
 		break;
@@ -758,11 +706,9 @@ static int match_tok(lua_State *L, report_ctx *c, const cond *cd, const tok *t)
 		return in_range(cd->a.kind != T_NONE ? cmp_tok(L, c, t, &cd->a) : 0,
 		                cd->b.kind != T_NONE ? cmp_tok(L, c, t, &cd->b) : 0, cd);
 	default: {
-		const char *p = t->p, *end = t->p + t->n;
 		tok e;
-		if (t->kind != T_ARR)
-			return 0;
-		while (next_elem(&p, end, &e, 0))
+		size_t k;
+		for (k = 0; arr_elem(t, k, &e); k++)
 			if (cmp_tok(L, c, &e, &cd->a) == 0)
 				return 1;
 		return 0;
@@ -810,6 +756,12 @@ static int iter_slot(report_ctx *c)
 
 static void iter_close(report_ctx *c, int slot)
 {
+	int i;
+	if (slot >= 0 && slot < OPEN_ITERS)
+		for (i = 0; i < SPEC_PATHS; i++) {
+			json_decref(c->arrs[slot][i]);
+			c->arrs[slot][i] = NULL;
+		}
 	if (slot >= 0 && slot < OPEN_ITERS && c->iters[slot]) {
 		sqlite3_finalize(c->iters[slot]);
 		c->iters[slot] = NULL;
@@ -831,14 +783,10 @@ static int query_open(lua_State *L, report_ctx *c, const spec *sp)
 		off += (size_t)snprintf(sql + off, sizeof sql - off, "state");
 	else if (sp->npaths == 0)
 		off += (size_t)snprintf(sql + off, sizeof sql - off, "NULL");
-	else if (sp->npaths == 1)
-		off += (size_t)snprintf(sql + off, sizeof sql - off, "state -> ?3");
-	else {
-		off += (size_t)snprintf(sql + off, sizeof sql - off, "json_extract(state");
+	else
 		for (i = 0; i < sp->npaths; i++)
-			off += (size_t)snprintf(sql + off, sizeof sql - off, ", ?%zu", i + 3);
-		off += (size_t)snprintf(sql + off, sizeof sql - off, ")");
-	}
+			off += (size_t)snprintf(sql + off, sizeof sql - off, "%sjson_type(state, ?%zu), state ->> ?%zu",
+			                        i ? ", " : "", i + 3, i + 3);
 	snprintf(sql + off, sizeof sql - off, " FROM records WHERE form = ?1 AND NOT deleted%s",
 	         sp->case_id[0] ? " AND case_id = ?2" : "");
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
@@ -880,24 +828,8 @@ static int query_next(lua_State *L, report_ctx *c, const spec *sp, int slot, row
 		if (!case_readable(L, c, r->case_id))
 			continue;
 		if (sp->fields_mode) {
-			const char *p = (const char *)sqlite3_column_text(st, 2);
-			const char *end = p + sqlite3_column_bytes(st, 2);
-			if (sp->npaths == 1) {
-				if (!p)
-					r->vals[0].kind = T_NULL;
-				else
-					scan_value(p, end, &r->vals[0], 0);
-			} else if (sp->npaths > 1) {
-				tok outer;
-				const char *q, *qend;
-				if (!p || (scan_value(p, end, &outer, 1), outer.kind != T_ARR))
-					luaL_error(L, "record %s cannot be read", r->id);
-				q = outer.p;
-				qend = outer.p + outer.n;
-				for (i = 0; i < sp->npaths; i++)
-					if (!next_elem(&q, qend, &r->vals[i], 0))
-						luaL_error(L, "record %s cannot be read", r->id);
-			}
+			for (i = 0; i < sp->npaths; i++)
+				tok_from_columns(&r->vals[i], st, 2 + 2 * (int)i, &c->arrs[slot][i]);
 			for (i = 0; i < sp->npaths; i++)
 				if (r->vals[i].kind == T_BAD)
 					luaL_error(L, "record %s cannot be read", r->id);
@@ -1107,7 +1039,6 @@ static void tally_value(lua_State *L, report_ctx *c, tally_state *ts, tally_coun
 	size_t n;
 	switch (t->kind) {
 	case T_STR:
-	case T_ESTR:
 		s = tok_string(L, c, t, &n);
 		tally_find(L, ts, tc, T_STR, s, n)->count++;
 		break;
@@ -1121,11 +1052,10 @@ static void tally_value(lua_State *L, report_ctx *c, tally_state *ts, tally_coun
 		break;
 	}
 	case T_ARR: {
-		const char *p = t->p, *end = t->p + t->n;
 		tok e;
-		while (next_elem(&p, end, &e, 0))
-			if (e.kind != T_ARR)
-				tally_value(L, c, ts, tc, &e);
+		size_t k;
+		for (k = 0; arr_elem(t, k, &e); k++)
+			tally_value(L, c, ts, tc, &e);
 		break;
 	}
 	default:
@@ -1465,8 +1395,6 @@ static void ctx_release(report_ctx *c)
 	c->rec = NULL;
 	json_decref(c->view);
 	c->view = NULL;
-	free(c->scratch);
-	c->scratch = NULL;
 }
 
 int veld_report__run(json_t **result, veld_store *s, const char *chunk, const char *src,
