@@ -195,3 +195,320 @@ veld_store *veld_test_device(char *id_out, veld_store *office, const char *dir, 
 		memcpy(id_out, id, VELD_IDSIZE);
 	return s;
 }
+
+/* ---- hubs: a path, or the smart-HTTP hub of tools/hub ------------------------- */
+
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#define HUB_MAX_USERS 64
+#define HUB_MAX_LIVE  8
+
+typedef struct hub_user {
+	char id[VELD_IDSIZE];
+	veld_sync_options opts;
+	struct veld_test_hub *hub;
+} hub_user;
+
+struct veld_test_hub {
+	int http;
+	char *dir;  /* http: the tools/hub directory */
+	char *url;  /* what stores are given: the path or the URL */
+	char *repo; /* the bare repository on disk */
+	char pass[33];
+	char office[VELD_IDSIZE];
+	long watchdog;
+	pid_t owner; /* the process that started the server */
+	hub_user users[HUB_MAX_USERS];
+	int n_users;
+};
+
+static veld_test_hub *hub_live[HUB_MAX_LIVE];
+
+static const char *hub_src(void)
+{
+	const char *s = getenv("VELD_SRC");
+	if (s && *s)
+		return s;
+#ifdef VELD_TEST_SRC_DIR
+	return VELD_TEST_SRC_DIR;
+#else
+	return ".";
+#endif
+}
+
+static int hub_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Run a shell command; its exit status (-1 if it did not exit). */
+static int hub_sh(const char *fmt, ...)
+{
+	char cmd[8192];
+	va_list ap;
+	int st;
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	fflush(NULL);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* First line of a shell command's output (malloc'd, "" if none). */
+static char *hub_sh_line(const char *cmd)
+{
+	char buf[4096] = "";
+	FILE *p;
+	fflush(NULL);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	if (!fgets(buf, sizeof buf, p))
+		buf[0] = '\0';
+	while (fgetc(p) != EOF)
+		;
+	pclose(p);
+	buf[strcspn(buf, "\n")] = '\0';
+	return strdup(buf);
+}
+
+int veld_test_hub_http_available(void)
+{
+	return hub_sh("{ command -v lighttpd || test -x /usr/sbin/lighttpd; } >/dev/null 2>&1") == 0 &&
+	       hub_sh("test -x '%s/tools/hub'", hub_src()) == 0;
+}
+
+static void hub_adduser(veld_test_hub *h, const char *user)
+{
+	int rc;
+	/* The password through the environment, never on a command line. */
+	setenv("VELD_HUB_PASSWORD", h->pass, 1);
+	rc = hub_sh("'%s/tools/hub' adduser '%s' '%s'", hub_src(), h->dir, user);
+	unsetenv("VELD_HUB_PASSWORD");
+	if (rc)
+		fail_msg("tools/hub adduser %s %s failed (%d)", h->dir, user, rc);
+}
+
+static void hub_stop(veld_test_hub *h)
+{
+	if (!h->http || !h->dir || h->owner != getpid())
+		return;
+	if (hub_sh("'%s/tools/hub' stop '%s' >/dev/null 2>&1", hub_src(), h->dir))
+		print_message("tools/hub stop %s failed\n", h->dir);
+	if (h->watchdog > 0) {
+		kill((pid_t)h->watchdog, SIGTERM);
+		h->watchdog = 0;
+	}
+	h->owner = 0;
+}
+
+veld_test_hub *veld_test_hub_new(const char *kind, const char *root)
+{
+	veld_test_hub *h;
+	char cmd[8192];
+	int i;
+	if (strcmp(kind, "path") && strcmp(kind, "http"))
+		fail_msg("hub kind %s: want path or http", kind);
+	if (!strcmp(kind, "http") && !veld_test_hub_http_available()) {
+		print_message("[  SKIPPED ] lighttpd is not installed (tools/setup installs it): the smart-HTTP hub "
+		              "variant does not run here\n");
+		skip();
+	}
+	h = calloc(1, sizeof *h);
+	assert_non_null(h);
+	if (!strcmp(kind, "path")) {
+		h->url = veld_test_path(root, "hub.git");
+		h->repo = strdup(h->url);
+		return h;
+	}
+	h->http = 1;
+	h->dir = veld_test_path(root, "hub");
+	h->repo = veld_test_path(h->dir, "veld.git");
+	{
+		static const char hex[] = "0123456789abcdef";
+		unsigned char rnd[16];
+		randombytes_buf(rnd, sizeof rnd);
+		for (i = 0; i < 16; i++) {
+			h->pass[2 * i] = hex[rnd[i] >> 4];
+			h->pass[2 * i + 1] = hex[rnd[i] & 15];
+		}
+		h->pass[32] = '\0';
+	}
+	/* The office user is a placeholder until the office exists. */
+	if (hub_sh("'%s/tools/hub' init '%s' --office office >/dev/null", hub_src(), h->dir))
+		fail_msg("tools/hub init %s failed", h->dir);
+	snprintf(cmd, sizeof cmd, "'%s/tools/hub' start '%s'", hub_src(), h->dir);
+	h->url = hub_sh_line(cmd);
+	if (strncmp(h->url, "http://", 7)) {
+		hub_sh("tail -n 20 '%s/logs/error.log' '%s/logs/start.log' >&2", h->dir, h->dir);
+		fail_msg("tools/hub start %s: no URL (%s)", h->dir, h->url);
+	}
+	h->owner = getpid();
+	/* If this process dies without its teardown (killed by a timeout), a
+	** watchdog in a session of its own stops the server anyway. */
+	snprintf(cmd, sizeof cmd,
+	         "setsid sh -c 'while kill -0 %d 2>/dev/null; do sleep 1; done; exec \"$0\" stop \"$1\"' "
+	         "'%s/tools/hub' '%s' </dev/null >/dev/null 2>&1 & echo $!",
+	         (int)getpid(), hub_src(), h->dir);
+	{
+		char *w = hub_sh_line(cmd);
+		h->watchdog = atol(w);
+		free(w);
+	}
+	for (i = 0; i < HUB_MAX_LIVE; i++)
+		if (!hub_live[i]) {
+			hub_live[i] = h;
+			break;
+		}
+	return h;
+}
+
+const char *veld_test_hub_kind(const veld_test_hub *h)
+{
+	return h->http ? "http" : "path";
+}
+
+const char *veld_test_hub_url(const veld_test_hub *h)
+{
+	return h->url;
+}
+
+const char *veld_test_hub_repo(const veld_test_hub *h)
+{
+	return h->repo;
+}
+
+static int hub_cred(char *user, size_t ucap, char *pass, size_t pcap, const char *url, void *payload)
+{
+	hub_user *u = payload;
+	(void)url;
+	snprintf(user, ucap, "%s", u->id);
+	snprintf(pass, pcap, "%s", u->hub->pass);
+	return 0;
+}
+
+/* The device id of store `s`. */
+static void hub_store_id(char *id, veld_store *s)
+{
+	char *dev = NULL;
+	json_t *j;
+	const char *v;
+	if (veld_store_device_json(&dev, s))
+		fail_msg("device json: %s", veld_errmsg(s));
+	j = json_loads(dev, 0, NULL);
+	veld_free(dev);
+	v = json_string_value(json_object_get(j, "id"));
+	if (!v || strlen(v) != VELD_IDSIZE - 1)
+		fail_msg("device json without an id");
+	memcpy(id, v, VELD_IDSIZE);
+	json_decref(j);
+}
+
+const veld_sync_options *veld_test_hub_opts(veld_test_hub *h, veld_store *s)
+{
+	char id[VELD_IDSIZE];
+	hub_user *u;
+	int i;
+	if (!h->http)
+		return NULL;
+	hub_store_id(id, s);
+	for (i = 0; i < h->n_users; i++)
+		if (!strcmp(h->users[i].id, id))
+			return &h->users[i].opts;
+	assert_true(h->n_users < HUB_MAX_USERS);
+	u = &h->users[h->n_users++];
+	memcpy(u->id, id, VELD_IDSIZE);
+	u->hub = h;
+	u->opts.version = VELD_SYNC_OPTIONS_VERSION;
+	u->opts.credentials = hub_cred;
+	u->opts.payload = u;
+	return &u->opts;
+}
+
+json_t *veld_test_hub_sync(veld_test_hub *h, veld_store *s, int want)
+{
+	char *sum = NULL;
+	json_t *j;
+	int rc = veld_sync(&sum, s, veld_test_hub_opts(h, s));
+	if (rc != want)
+		fail_msg("sync (%s hub) returned %d, wanted %d: %s (%s)", veld_test_hub_kind(h), rc, want, veld_errmsg(s),
+		         sum ? sum : "");
+	j = sum ? json_loads(sum, 0, NULL) : json_object();
+	veld_free(sum);
+	return j;
+}
+
+veld_store *veld_test_hub_office(veld_test_hub *h, const char *dir)
+{
+	veld_store_options o;
+	veld_store *s = NULL;
+	veld_test_fast_options(&o);
+	o.device_name = "office";
+	if (veld_org_init(&s, dir, VELD_TEST_PASS, strlen(VELD_TEST_PASS), "Testorganisatie", h->url, &o))
+		fail_msg("org init (%s hub): %s", veld_test_hub_kind(h), veld_errmsg(s));
+	if (h->http) {
+		/* The office's login is its device id, and it is the hub's office
+		** user; its first sync publishes the registry. */
+		hub_store_id(h->office, s);
+		hub_adduser(h, h->office);
+		if (hub_sh("git -C '%s' config veld.office '%s'", h->repo, h->office))
+			fail_msg("git config veld.office on %s failed", h->repo);
+		json_decref(veld_test_hub_sync(h, s, VELD_OK));
+	}
+	return s;
+}
+
+veld_store *veld_test_hub_device(veld_test_hub *h, char *id_out, veld_store *office, const char *dir,
+                                 const char *role, const char *region)
+{
+	veld_store_options o;
+	veld_store *s = NULL;
+	char *req = NULL, id[VELD_IDSIZE];
+	veld_test_fast_options(&o);
+	o.device_role = role;
+	o.device_name = role;
+	if (veld_store_create(&s, dir, VELD_TEST_PASS, strlen(VELD_TEST_PASS), &o))
+		fail_msg("device create: %s", veld_errmsg(s));
+	if (veld_store_device_json(&req, s))
+		fail_msg("device json: %s", veld_errmsg(s));
+	if (veld_enroll(id, office, req, region))
+		fail_msg("enroll: %s", veld_errmsg(office));
+	veld_free(req);
+	if (h->http)
+		hub_adduser(h, id);
+	json_decref(veld_test_hub_sync(h, office, VELD_OK));
+	if (veld_join(s, h->url, veld_test_hub_opts(h, s)))
+		fail_msg("join (%s hub): %s", veld_test_hub_kind(h), veld_errmsg(s));
+	if (id_out)
+		memcpy(id_out, id, VELD_IDSIZE);
+	return s;
+}
+
+void veld_test_hub_free(veld_test_hub *h)
+{
+	int i;
+	if (!h)
+		return;
+	hub_stop(h);
+	for (i = 0; i < HUB_MAX_LIVE; i++)
+		if (hub_live[i] == h)
+			hub_live[i] = NULL;
+	free(h->dir);
+	free(h->url);
+	free(h->repo);
+	free(h);
+}
+
+int veld_test_hub_teardown(void **state)
+{
+	int i;
+	(void)state;
+	for (i = 0; i < HUB_MAX_LIVE; i++)
+		if (hub_live[i]) {
+			veld_test_hub *h = hub_live[i];
+			/* A test that failed did not free its hub: stop the
+			** server; the files stay on disk for a look. */
+			veld_test_hub_free(h);
+		}
+	return 0;
+}

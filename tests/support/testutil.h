@@ -54,4 +54,41 @@ veld_store *veld_test_device(char *id_out, veld_store *office, const char *dir, 
 ** (json_t, caller decrefs). */
 json_t *veld_test_sync(veld_store *s, int want);
 
+/* ---- hubs: a path or the smart-HTTP hub -------------------------------- */
+
+/*
+** A hub of kind "path" (a bare repository, `root`/hub.git) or "http" (the
+** smart-HTTP hub of tools/hub in `root`/hub: git http-backend behind
+** lighttpd with Basic auth and the veld update hook, started on
+** 127.0.0.1).  Over HTTP every store logs in with its device id and the
+** hub's password (each device is added as a user when it is created, the
+** office is made the hub's office user once it exists).  tools/hub is
+** found through $VELD_SRC, else the source tree the tests were built from.
+** Without lighttpd veld_test_hub_new("http") skips the test, saying why.
+** Register veld_test_hub_teardown as the test's teardown: it stops the
+** server of a hub the test did not free (a failed test); a watchdog stops
+** it when the test process dies without teardown.
+*/
+typedef struct veld_test_hub veld_test_hub;
+
+int veld_test_hub_http_available(void);
+veld_test_hub *veld_test_hub_new(const char *kind, const char *root);
+/* Stops the server (HTTP) and frees; the files stay.  NULL is fine. */
+void veld_test_hub_free(veld_test_hub *h);
+int veld_test_hub_teardown(void **state);
+
+const char *veld_test_hub_kind(const veld_test_hub *h);  /* "path" or "http" */
+const char *veld_test_hub_url(const veld_test_hub *h);   /* what stores are given */
+const char *veld_test_hub_repo(const veld_test_hub *h);  /* the bare repository on disk */
+
+/* Sync options with the credentials of store `s` (NULL for a path hub):
+** pass them to veld_sync and veld_join. */
+const veld_sync_options *veld_test_hub_opts(veld_test_hub *h, veld_store *s);
+
+/* veld_test_office, veld_test_device and veld_test_sync on hub `h`. */
+veld_store *veld_test_hub_office(veld_test_hub *h, const char *dir);
+veld_store *veld_test_hub_device(veld_test_hub *h, char *id_out, veld_store *office, const char *dir,
+                                 const char *role, const char *region);
+json_t *veld_test_hub_sync(veld_test_hub *h, veld_store *s, int want);
+
 #endif
