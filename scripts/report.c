@@ -29,12 +29,10 @@
 ** of versions with stamps, the shown value the last one.  Parsing a whole
 ** state with jansson costs several times the SQLite scan itself, so with
 ** `fields` (and always for tally) the one SQL statement asks SQLite's own
-** JSON functions for exactly the shown values needed, two columns per
-** field: json_type(state, P) and state ->> P with P =
-** '$.fields."plaats"[#-1].v'.  Scalars arrive as typed SQL values (strings
-** already decoded); only a multi-choice array arrives as JSON text, which
-** jansson parses.  Filters are evaluated here on those values, so a
-** row is read once.  Without `fields` a record is parsed whole
+** JSON parser for exactly the shown values needed, in one json_extract per
+** row: json_extract(state, '$.fields."plaats"[#-1].v', ...).  Its output,
+** a short JSON array of scalars and flat arrays, is parsed by jansson.
+** Filters are evaluated here on those values, so a row is read once.  Without `fields` a record is parsed whole
 ** (veld_record__parse), for small per-case reads.
 **
 ** Limits.  The sandbox bounds Lua (memory, instructions, wall clock, depth).
@@ -80,7 +78,7 @@ enum { T_NONE, T_NULL, T_STR, T_NUM, T_TRUE, T_FALSE, T_ARR, T_BAD };
 
 /* One shown value of a record.  T_STR: p..p+n are the string's bytes;
 ** T_NUM: the number's text; T_ARR: `arr`, a JSON array (owned by the row
-** that was read, see row_arrays). */
+** that was read). */
 typedef struct tok {
 	int kind;
 	const char *p;
@@ -89,65 +87,74 @@ typedef struct tok {
 	char num[40]; /* the text of a number taken from an array */
 } tok;
 
-/* The value of field `k` of a row from its two columns: json_type at `col`
-** and the value (state ->> path) at col + 1.  An array is parsed with
-** jansson into *arr (the caller frees it when the row is done). */
-static void tok_from_columns(tok *t, sqlite3_stmt *st, int col, json_t **arr)
+/* A value from jansson.  Strings point into `j`'s storage and numbers get
+** their text in t->num, so the token lives as long as `j` and stays where
+** it was filled in. */
+static void tok_from_json(tok *t, const json_t *j)
 {
-	const char *type = (const char *)sqlite3_column_text(st, col);
 	memset(t, 0, sizeof *t);
-	t->kind = T_BAD;
-	if (!type || !strcmp(type, "null")) {
+	if (!j || json_is_null(j)) {
 		t->kind = T_NULL;
-	} else if (!strcmp(type, "true")) {
-		t->kind = T_TRUE;
-	} else if (!strcmp(type, "false")) {
-		t->kind = T_FALSE;
-	} else if (!strcmp(type, "integer") || !strcmp(type, "real") || !strcmp(type, "text")) {
-		t->kind = type[0] == 't' ? T_STR : T_NUM;
-		t->p = (const char *)sqlite3_column_text(st, col + 1);
-		t->n = (size_t)sqlite3_column_bytes(st, col + 1);
-		if (!t->p)
-			t->kind = T_BAD;
-	} else if (!strcmp(type, "array")) {
-		json_decref(*arr);
-		*arr = json_loadb((const char *)sqlite3_column_text(st, col + 1),
-		                  (size_t)sqlite3_column_bytes(st, col + 1), JSON_DECODE_ANY, NULL);
-		if (json_is_array(*arr)) {
-			t->kind = T_ARR;
-			t->arr = *arr;
-		}
+	} else if (json_is_string(j)) {
+		t->kind = T_STR;
+		t->p = json_string_value(j);
+		t->n = json_string_length(j);
+	} else if (json_is_integer(j)) {
+		t->kind = T_NUM;
+		t->n = (size_t)snprintf(t->num, sizeof t->num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
+		t->p = t->num;
+	} else if (json_is_real(j)) {
+		t->kind = T_NUM;
+		t->n = (size_t)snprintf(t->num, sizeof t->num, "%.17g", json_real_value(j));
+		t->p = t->num;
+	} else if (json_is_boolean(j)) {
+		t->kind = json_is_true(j) ? T_TRUE : T_FALSE;
+	} else if (json_is_array(j)) {
+		t->kind = T_ARR;
+		t->arr = j;
+	} else {
+		t->kind = T_BAD;
 	}
 }
 
-/* Element `i` of an array value (scalars only: a record's values hold
-** nothing deeper); 0 past the end. */
+/* The shown values of a row: SQLite's json_extract gives them as one JSON
+** text (one value, or an array of them for several fields), parsed here by
+** jansson into *keep (the caller frees it when the row is done). */
+static int row_values(tok *vals, size_t npaths, sqlite3_stmt *st, int col, json_t **keep)
+{
+	size_t i;
+	json_decref(*keep);
+	*keep = NULL;
+	if (sqlite3_column_type(st, col) == SQLITE_NULL) {
+		/* No such field in this record (one field asked: `state -> P`). */
+		for (i = 0; i < npaths; i++)
+			tok_from_json(&vals[i], NULL);
+		return 0;
+	}
+	*keep = json_loadb((const char *)sqlite3_column_text(st, col), (size_t)sqlite3_column_bytes(st, col),
+	                   JSON_DECODE_ANY, NULL);
+	if (!*keep)
+		return -1;
+	if (npaths == 1) {
+		tok_from_json(&vals[0], *keep);
+		return 0;
+	}
+	if (!json_is_array(*keep) || json_array_size(*keep) != npaths)
+		return -1;
+	for (i = 0; i < npaths; i++)
+		tok_from_json(&vals[i], json_array_get(*keep, i));
+	return 0;
+}
+
+/* Element `i` of an array value; 0 past the end.  The element token is
+** filled in place and lives as long as the array. */
 static int arr_elem(const tok *t, size_t i, tok *e)
 {
-	const json_t *j;
-	memset(e, 0, sizeof *e);
-	if (t->kind != T_ARR || i >= json_array_size(t->arr))
+	if (t->kind != T_ARR || i >= json_array_size(t->arr)) {
+		memset(e, 0, sizeof *e);
 		return 0;
-	j = json_array_get(t->arr, i);
-	if (json_is_string(j)) {
-		e->kind = T_STR;
-		e->p = json_string_value(j);
-		e->n = json_string_length(j);
-	} else if (json_is_integer(j)) {
-		e->kind = T_NUM;
-		e->n = (size_t)snprintf(e->num, sizeof e->num, "%" JSON_INTEGER_FORMAT, json_integer_value(j));
-		e->p = e->num;
-	} else if (json_is_real(j)) {
-		e->kind = T_NUM;
-		e->n = (size_t)snprintf(e->num, sizeof e->num, "%.17g", json_real_value(j));
-		e->p = e->num;
-	} else if (json_is_true(j) || json_is_false(j)) {
-		e->kind = json_is_true(j) ? T_TRUE : T_FALSE;
-	} else if (json_is_null(j)) {
-		e->kind = T_NULL;
-	} else {
-		e->kind = T_BAD;
 	}
+	tok_from_json(e, json_array_get(t->arr, i));
 	return 1;
 }
 
@@ -204,7 +211,7 @@ typedef struct report_ctx {
 	int stop;                  /* sticky: a limit of this API was hit */
 	char stop_msg[200];
 	sqlite3_stmt *iters[OPEN_ITERS];
-	json_t *arrs[OPEN_ITERS][SPEC_PATHS]; /* array values of each loop's current row */
+	json_t *arrs[OPEN_ITERS]; /* the parsed shown values of each loop's current row */
 	sqlite3_stmt *case_st;     /* is a case readable */
 	readable *cases;           /* open addressing, power of two */
 	size_t ncases, cap_cases;
@@ -756,12 +763,10 @@ static int iter_slot(report_ctx *c)
 
 static void iter_close(report_ctx *c, int slot)
 {
-	int i;
-	if (slot >= 0 && slot < OPEN_ITERS)
-		for (i = 0; i < SPEC_PATHS; i++) {
-			json_decref(c->arrs[slot][i]);
-			c->arrs[slot][i] = NULL;
-		}
+	if (slot >= 0 && slot < OPEN_ITERS) {
+		json_decref(c->arrs[slot]);
+		c->arrs[slot] = NULL;
+	}
 	if (slot >= 0 && slot < OPEN_ITERS && c->iters[slot]) {
 		sqlite3_finalize(c->iters[slot]);
 		c->iters[slot] = NULL;
@@ -783,10 +788,14 @@ static int query_open(lua_State *L, report_ctx *c, const spec *sp)
 		off += (size_t)snprintf(sql + off, sizeof sql - off, "state");
 	else if (sp->npaths == 0)
 		off += (size_t)snprintf(sql + off, sizeof sql - off, "NULL");
-	else
+	else if (sp->npaths == 1)
+		off += (size_t)snprintf(sql + off, sizeof sql - off, "state -> ?3");
+	else {
+		off += (size_t)snprintf(sql + off, sizeof sql - off, "json_extract(state");
 		for (i = 0; i < sp->npaths; i++)
-			off += (size_t)snprintf(sql + off, sizeof sql - off, "%sjson_type(state, ?%zu), state ->> ?%zu",
-			                        i ? ", " : "", i + 3, i + 3);
+			off += (size_t)snprintf(sql + off, sizeof sql - off, ", ?%zu", i + 3);
+		off += (size_t)snprintf(sql + off, sizeof sql - off, ")");
+	}
 	snprintf(sql + off, sizeof sql - off, " FROM records WHERE form = ?1 AND NOT deleted%s",
 	         sp->case_id[0] ? " AND case_id = ?2" : "");
 	rc = sqlite3_prepare_v2(c->db, sql, -1, &st, NULL);
@@ -828,8 +837,8 @@ static int query_next(lua_State *L, report_ctx *c, const spec *sp, int slot, row
 		if (!case_readable(L, c, r->case_id))
 			continue;
 		if (sp->fields_mode) {
-			for (i = 0; i < sp->npaths; i++)
-				tok_from_columns(&r->vals[i], st, 2 + 2 * (int)i, &c->arrs[slot][i]);
+			if (sp->npaths > 0 && row_values(r->vals, sp->npaths, st, 2, &c->arrs[slot]))
+				luaL_error(L, "record %s cannot be read", r->id);
 			for (i = 0; i < sp->npaths; i++)
 				if (r->vals[i].kind == T_BAD)
 					luaL_error(L, "record %s cannot be read", r->id);
