@@ -5,8 +5,12 @@
 ** store that opens, and an interrupted sync is run again).
 **
 ** The network: an office, tablet A (the one that gets killed) and tablet B
-** of the same region, a hub on a path.  A's store is opened only by the
-** child processes; the parent keeps the office and B open.
+** of the same region.  The whole run is made twice: through a hub on a path
+** and through the smart-HTTP hub (tools/hub: git http-backend behind
+** lighttpd, Basic auth, the veld update hook), with the same checks; over
+** HTTP a kill can also land while the server still receives or applies a
+** push that its client will never see answered.  A's store is opened only
+** by the child processes; the parent keeps the office and B open.
 **
 ** One iteration:
 **   1. B writes a little (so A's sync has something to fetch and merge).
@@ -40,8 +44,9 @@
 **     verifies, and `git fsck --strict` passes on the hub.
 **
 ** VELD_INTERRUPT_ITERS sets the number of iterations (default 8: every
-** target once); VELD_INTERRUPT_SEED replays a run (the seed is printed;
-** the kill delays follow it, the timing of the child does not).
+** target once, on each hub); VELD_INTERRUPT_SEED replays a run (the seed is
+** printed; the kill delays follow it, the timing of the child does not);
+** VELD_INTERRUPT_HUB=path or =http runs on that hub only.
 */
 #define _GNU_SOURCE
 #include "testutil.h"
@@ -76,7 +81,9 @@ typedef struct known_record {
 
 typedef struct world {
 	uint64_t seed, rng;
-	char *root, *hub, *dir_a;
+	char *root, *dir_a;
+	veld_test_hub *hub;
+	const veld_sync_options *a_opts; /* A's credentials (NULL on a path hub) */
 	veld_store *office, *b;
 	char case_id[VELD_IDSIZE];
 	known_record *recs; /* records A's puts made (reported ok) */
@@ -103,8 +110,9 @@ static void w_fail(const world *w, int iter, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fail_msg("sync_interrupt seed %" PRIu64 " iteration %d (VELD_INTERRUPT_SEED=%" PRIu64 "; stores left in %s):\n%s",
-	         w->seed, iter, w->seed, w->root, msg);
+	fail_msg("sync_interrupt seed %" PRIu64 " iteration %d, %s hub (VELD_INTERRUPT_HUB=%s VELD_INTERRUPT_SEED=%" PRIu64
+	         "; stores left in %s):\n%s",
+	         w->seed, iter, veld_test_hub_kind(w->hub), veld_test_hub_kind(w->hub), w->seed, w->root, msg);
 }
 
 static veld_store *open_a(const world *w, int iter)
@@ -122,7 +130,7 @@ static veld_store *open_a(const world *w, int iter)
 static void must_sync(const world *w, int iter, veld_store *s, const char *who)
 {
 	char *sum = NULL;
-	int rc = veld_sync(&sum, s, NULL);
+	int rc = veld_sync(&sum, s, veld_test_hub_opts(w->hub, s));
 	if (rc)
 		w_fail(w, iter, "sync of %s returned %d: %s (%s)", who, rc, veld_errmsg(s), sum ? sum : "");
 	veld_free(sum);
@@ -133,6 +141,7 @@ static void must_sync(const world *w, int iter, veld_store *s, const char *who)
 typedef struct child_ctx {
 	int fd;
 	char last[16];
+	const veld_sync_options *hub; /* A's credentials, or NULL */
 } child_ctx;
 
 static void say(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -160,6 +169,14 @@ static void child_progress(const char *stage, size_t done, size_t total, void *p
 	}
 }
 
+static int child_credentials(char *user, size_t ucap, char *pass, size_t pcap, const char *url, void *payload)
+{
+	child_ctx *c = payload;
+	if (!c->hub || !c->hub->credentials)
+		return -1;
+	return c->hub->credentials(user, ucap, pass, pcap, url, c->hub->payload);
+}
+
 /* Open A, write, sync, report; never returns. */
 static void child_run(const world *w, int iter, int fd)
 {
@@ -171,6 +188,7 @@ static void child_run(const world *w, int iter, int fd)
 	size_t i;
 	memset(&c, 0, sizeof c);
 	c.fd = fd;
+	c.hub = w->a_opts;
 	veld_test_fast_options(&o);
 	if (veld_store_open(&s, w->dir_a, VELD_TEST_PASS, strlen(VELD_TEST_PASS), &o))
 		_exit(2);
@@ -200,6 +218,7 @@ static void child_run(const world *w, int iter, int fd)
 	memset(&so, 0, sizeof so);
 	so.version = VELD_SYNC_OPTIONS_VERSION;
 	so.progress = child_progress;
+	so.credentials = child_credentials;
 	so.payload = &c;
 	if (veld_sync(&sum, s, &so))
 		_exit(5);
@@ -396,10 +415,11 @@ static void hub_fsck(const world *w, int iter)
 {
 	char cmd[4200];
 	int rc;
-	snprintf(cmd, sizeof cmd, "git --git-dir='%s' fsck --strict --no-progress >/dev/null 2>&1", w->hub);
+	const char *repo = veld_test_hub_repo(w->hub);
+	snprintf(cmd, sizeof cmd, "git --git-dir='%s' fsck --strict --no-progress >/dev/null 2>&1", repo);
 	rc = system(cmd);
 	if (rc != 0)
-		w_fail(w, iter, "git fsck --strict on the hub failed (%d): run `git --git-dir=%s fsck --strict`", rc, w->hub);
+		w_fail(w, iter, "git fsck --strict on the hub failed (%d): run `git --git-dir=%s fsck --strict`", rc, repo);
 }
 
 static void b_writes(world *w, int iter)
@@ -426,7 +446,7 @@ static void b_writes(world *w, int iter)
 	}
 }
 
-static void test_sync__killed_sync_runs_again_and_loses_nothing(void **state)
+static void killed_syncs(const char *kind)
 {
 	world w;
 	char *d;
@@ -434,7 +454,11 @@ static void test_sync__killed_sync_runs_again_and_loses_nothing(void **state)
 	int iters = getenv("VELD_INTERRUPT_ITERS") ? atoi(getenv("VELD_INTERRUPT_ITERS")) : 8, iter;
 	unsigned i;
 	double t0 = now_ms();
-	(void)state;
+	const char *only = getenv("VELD_INTERRUPT_HUB");
+	if (only && *only && strcmp(only, kind)) {
+		print_message("VELD_INTERRUPT_HUB=%s: the %s hub run is left out\n", only, kind);
+		skip();
+	}
 	memset(&w, 0, sizeof w);
 	if (iters < 1 || iters > MAX_ITERS)
 		iters = 8;
@@ -445,19 +469,21 @@ static void test_sync__killed_sync_runs_again_and_loses_nothing(void **state)
 		w.seed %= 1000000;
 	}
 	w.rng = w.seed;
-	print_message("sync_interrupt: seed %" PRIu64 ", %d iterations (replay: VELD_INTERRUPT_SEED=%" PRIu64 ")\n",
-	              w.seed, iters, w.seed);
+	print_message("sync_interrupt: seed %" PRIu64 ", %d iterations, %s hub (replay: VELD_INTERRUPT_HUB=%s "
+	              "VELD_INTERRUPT_SEED=%" PRIu64 ")\n",
+	              w.seed, iters, kind, kind, w.seed);
 	w.recs = calloc((size_t)iters * NEW_PER_ITER + 1, sizeof *w.recs);
 	assert_non_null(w.recs);
 	w.root = veld_test_tmpdir("sync-interrupt");
-	w.hub = veld_test_path(w.root, "hub.git");
+	w.hub = veld_test_hub_new(kind, w.root);
 	d = veld_test_path(w.root, "office");
-	w.office = veld_test_office(d, w.hub);
+	w.office = veld_test_hub_office(w.hub, d);
 	free(d);
 	w.dir_a = veld_test_path(w.root, "a");
-	a = veld_test_device(NULL, w.office, w.dir_a, "assistant", "3000-3499", w.hub);
+	a = veld_test_hub_device(w.hub, NULL, w.office, w.dir_a, "assistant", "3000-3499");
+	w.a_opts = veld_test_hub_opts(w.hub, a);
 	d = veld_test_path(w.root, "b");
-	w.b = veld_test_device(NULL, w.office, d, "assistant", "3000-3499", w.hub);
+	w.b = veld_test_hub_device(w.hub, NULL, w.office, d, "assistant", "3000-3499");
 	free(d);
 	/* The case everyone works on, known everywhere before the first kill
 	** (A first learns that B is enrolled: it seals the case's key to B). */
@@ -504,24 +530,38 @@ static void test_sync__killed_sync_runs_again_and_loses_nothing(void **state)
 		hub_fsck(&w, iter);
 		veld_store_close(a);
 	}
-	print_message("sync_interrupt: %d kills in %.1f s, %zu records of A, %zu of them maybe-committed; the kills followed:",
-	              iters, (now_ms() - t0) / 1000.0, w.n_recs, w.maybe);
+	print_message("sync_interrupt (%s hub): %d kills in %.1f s, %zu records of A, %zu of them maybe-committed; the kills followed:",
+	              kind, iters, (now_ms() - t0) / 1000.0, w.n_recs, w.maybe);
 	for (i = 0; i < N_TARGETS; i++)
 		print_message(" %s %u", targets[i], w.hits[i]);
 	print_message(" (nothing yet) %u\n", w.hits[N_TARGETS]);
 	veld_store_close(w.office);
 	veld_store_close(w.b);
+	veld_test_hub_free(w.hub);
 	veld_test_rmtree(w.root);
 	free(w.root);
-	free(w.hub);
 	free(w.dir_a);
 	free(w.recs);
+}
+
+static void test_sync__killed_sync_runs_again_and_loses_nothing(void **state)
+{
+	(void)state;
+	killed_syncs("path");
+}
+
+static void test_sync__killed_sync_runs_again_and_loses_nothing_over_http(void **state)
+{
+	(void)state;
+	killed_syncs("http");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync__killed_sync_runs_again_and_loses_nothing),
+		cmocka_unit_test_teardown(test_sync__killed_sync_runs_again_and_loses_nothing_over_http,
+		                          veld_test_hub_teardown),
 	};
 	if (sodium_init() < 0)
 		return 1;

@@ -57,8 +57,14 @@
 ** (compared after re-serialising both the same way), veld_store_verify and
 ** veld_repository_verify pass everywhere, `git fsck --strict` on the hub.
 **
+** Hubs.  The whole run is made twice: through a hub on a path and through
+** the smart-HTTP hub (tools/hub: git http-backend behind lighttpd, Basic
+** auth, the veld update hook; every store logs in with its device id), with
+** the same checks.  VELD_SIM_HUB=path or =http runs one of them only.
+**
 ** Seeds.  VELD_SIM_SEED=N replays seed N (VELD_SIM_SEEDS=K runs N..N+K-1);
-** without it, K (default 3) seeds from a random start run, each printed
+** without it, K seeds from a random start run (default 3 on the path hub,
+** 1 over HTTP, where each sync costs a few requests to a CGI), each printed
 ** before it starts.  VELD_SIM_STEPS sets the steps per seed (default 200);
 ** VELD_SIM_LONG=1 runs 3000 steps per seed.  Record ids are random and
 ** stamps come from the clock, so a replay repeats the same operations, not
@@ -165,7 +171,8 @@ typedef struct sim {
 	int strict; /* VELD_TEST_STRICT=1: also what a known bug below forbids (two balansen per case) */
 	sim_rng rng;
 	int step, steps;
-	char *root, *hub;
+	char *root;
+	veld_test_hub *hub;
 	sim_dev dev[SIM_DEVICES];
 	sim_case *cases;
 	sim_rec *recs;
@@ -184,8 +191,9 @@ static void sim_fail(const sim *m, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	fail_msg("sync_sim seed %" PRIu64 " step %d (replay: VELD_SIM_SEED=%" PRIu64 "; stores left in %s):\n%s",
-	         m->seed, m->step, m->seed, m->root, msg);
+	fail_msg("sync_sim seed %" PRIu64 " step %d, %s hub (replay: VELD_SIM_HUB=%s VELD_SIM_SEED=%" PRIu64
+	         "; stores left in %s):\n%s",
+	         m->seed, m->step, veld_test_hub_kind(m->hub), veld_test_hub_kind(m->hub), m->seed, m->root, msg);
 }
 
 static json_t *sim_loads(const sim *m, const char *txt, const char *what)
@@ -758,7 +766,7 @@ static long sim_sync(sim *m, int d, int check)
 	char *sum = NULL;
 	json_t *j;
 	long moved;
-	int rc = veld_sync(&sum, m->dev[d].s, NULL);
+	int rc = veld_sync(&sum, m->dev[d].s, veld_test_hub_opts(m->hub, m->dev[d].s));
 	if (rc != VELD_OK)
 		sim_fail(m, "%s: sync returned %d: %s (%s)", m->dev[d].name, rc, veld_errmsg(m->dev[d].s), sum ? sum : "");
 	j = sim_loads(m, sum, "sync summary");
@@ -1159,7 +1167,7 @@ static const struct {
 	{"v1", "volunteer", NULL, {0}, {0}, 0, 0},
 };
 
-static void sim_up(sim *m, uint64_t seed, int steps)
+static void sim_up(sim *m, const char *kind, uint64_t seed, int steps)
 {
 	int i;
 	memset(m, 0, sizeof *m);
@@ -1175,7 +1183,7 @@ static void sim_up(sim *m, uint64_t seed, int steps)
 	m->ops = calloc(m->max_ops, sizeof *m->ops);
 	assert_true(m->cases && m->recs && m->ops);
 	m->root = veld_test_tmpdir("sync-sim");
-	m->hub = veld_test_path(m->root, "hub.git");
+	m->hub = veld_test_hub_new(kind, m->root);
 	for (i = 0; i < SIM_DEVICES; i++) {
 		sim_dev *dv = &m->dev[i];
 		char *dir = veld_test_path(m->root, sim_network[i].name);
@@ -1190,8 +1198,8 @@ static void sim_up(sim *m, uint64_t seed, int steps)
 		dv->know = calloc(m->words, sizeof *dv->know);
 		dv->hub = calloc(m->words, sizeof *dv->hub);
 		assert_true(dv->know && dv->hub);
-		dv->s = i == SIM_OFFICE ? veld_test_office(dir, m->hub)
-		                        : veld_test_device(NULL, m->dev[SIM_OFFICE].s, dir, dv->role, dv->region, m->hub);
+		dv->s = i == SIM_OFFICE ? veld_test_hub_office(m->hub, dir)
+		                        : veld_test_hub_device(m->hub, NULL, m->dev[SIM_OFFICE].s, dir, dv->role, dv->region);
 		free(dir);
 	}
 	/* Everyone learns the whole registry before the first write. */
@@ -1220,9 +1228,9 @@ static void sim_down(sim *m)
 	free(m->recs);
 	free(m->ops);
 	free(m->writes);
+	veld_test_hub_free(m->hub);
 	veld_test_rmtree(m->root);
 	free(m->root);
-	free(m->hub);
 }
 
 static void sim_shuffle(sim *m, int *order, int n)
@@ -1281,10 +1289,11 @@ static void sim_hub_fsck(const sim *m)
 {
 	char cmd[4200];
 	int rc;
-	snprintf(cmd, sizeof cmd, "git --git-dir='%s' fsck --strict --no-progress >/dev/null 2>&1", m->hub);
+	const char *repo = veld_test_hub_repo(m->hub);
+	snprintf(cmd, sizeof cmd, "git --git-dir='%s' fsck --strict --no-progress >/dev/null 2>&1", repo);
 	rc = system(cmd);
 	if (rc != 0)
-		sim_fail(m, "git fsck --strict on the hub failed (%d): run `git --git-dir=%s fsck --strict`", rc, m->hub);
+		sim_fail(m, "git fsck --strict on the hub failed (%d): run `git --git-dir=%s fsck --strict`", rc, repo);
 }
 
 static void sim_final_checks(sim *m)
@@ -1333,14 +1342,15 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void sim_run(uint64_t seed, int steps)
+static void sim_run(const char *kind, uint64_t seed, int steps)
 {
 	sim m;
 	double t0 = now_s();
 	int rounds;
 	size_t conflicts = 0, i;
-	print_message("sync_sim: seed %" PRIu64 ", %d steps (replay: VELD_SIM_SEED=%" PRIu64 ")\n", seed, steps, seed);
-	sim_up(&m, seed, steps);
+	print_message("sync_sim: seed %" PRIu64 ", %d steps, %s hub (replay: VELD_SIM_HUB=%s VELD_SIM_SEED=%" PRIu64 ")\n",
+	              seed, steps, kind, kind, seed);
+	sim_up(&m, kind, seed, steps);
 	for (m.step = 1; m.step <= steps; m.step++)
 		sim_step(&m);
 	rounds = sim_final_rounds(&m);
@@ -1349,10 +1359,10 @@ static void sim_run(uint64_t seed, int steps)
 		const char *paths[64];
 		conflicts += sim_conflicts(&m, SIM_OFFICE, i, paths, 64);
 	}
-	print_message("sync_sim: seed %" PRIu64 " ok in %.1f s: %u cases, %u records, %u puts, %u deletes, "
+	print_message("sync_sim: seed %" PRIu64 " (%s hub) ok in %.1f s: %u cases, %u records, %u puts, %u deletes, "
 	              "%u undeletes, %u resolves, %u syncs, %u times offline, %u export checks, %zu conflicts "
 	              "left, quiet after %d round(s)\n",
-	              seed, now_s() - t0, m.st.cases, m.st.records, m.st.puts, m.st.deletes, m.st.undeletes,
+	              seed, kind, now_s() - t0, m.st.cases, m.st.records, m.st.puts, m.st.deletes, m.st.undeletes,
 	              m.st.resolves, m.st.syncs, m.st.offline, m.st.checks, conflicts, rounds + 1);
 	sim_down(&m);
 }
@@ -1363,13 +1373,18 @@ static uint64_t env_u64(const char *name, uint64_t dflt)
 	return v && *v ? strtoull(v, NULL, 0) : dflt;
 }
 
-/* Many seeds of the random simulation: converged exports, no write lost. */
-static void test_sync__random_devices_converge_and_lose_nothing(void **state)
+/* Many seeds of the random simulation through a hub of `kind`: converged
+** exports, no write lost. */
+static void sim_seeds(const char *kind, int dflt_steps, uint64_t dflt_seeds)
 {
 	int is_long = env_u64("VELD_SIM_LONG", 0) != 0;
-	int steps = (int)env_u64("VELD_SIM_STEPS", is_long ? 3000 : 200);
-	uint64_t seeds = env_u64("VELD_SIM_SEEDS", getenv("VELD_SIM_SEED") ? 1 : 3), first, i;
-	(void)state;
+	int steps = (int)env_u64("VELD_SIM_STEPS", is_long ? 3000 : (uint64_t)dflt_steps);
+	uint64_t seeds = env_u64("VELD_SIM_SEEDS", getenv("VELD_SIM_SEED") ? 1 : dflt_seeds), first, i;
+	const char *only = getenv("VELD_SIM_HUB");
+	if (only && *only && strcmp(only, kind)) {
+		print_message("VELD_SIM_HUB=%s: the %s hub run is left out\n", only, kind);
+		skip();
+	}
 	if (getenv("VELD_SIM_SEED")) {
 		first = env_u64("VELD_SIM_SEED", 1);
 	} else {
@@ -1377,7 +1392,20 @@ static void test_sync__random_devices_converge_and_lose_nothing(void **state)
 		first %= 1000000;
 	}
 	for (i = 0; i < seeds; i++)
-		sim_run(first + i, steps);
+		sim_run(kind, first + i, steps);
+}
+
+static void test_sync__random_devices_converge_and_lose_nothing(void **state)
+{
+	(void)state;
+	sim_seeds("path", 200, 3);
+}
+
+/* The same over the smart-HTTP hub (one seed: every sync is requests to a CGI). */
+static void test_sync__random_devices_converge_and_lose_nothing_over_http(void **state)
+{
+	(void)state;
+	sim_seeds("http", 200, 1);
 }
 
 /* ---- library bugs the simulation found ------------------------------------------------
@@ -1564,6 +1592,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync__random_devices_converge_and_lose_nothing),
+		cmocka_unit_test_teardown(test_sync__random_devices_converge_and_lose_nothing_over_http,
+		                          veld_test_hub_teardown),
 		cmocka_unit_test(test_sync__case_made_at_the_office_reaches_its_region),
 		cmocka_unit_test(test_sync__case_reaches_a_colleague_enrolled_after_the_maker_last_synced),
 		cmocka_unit_test(test_sync__second_sociale_balans_of_a_case_stays_editable),
