@@ -68,6 +68,9 @@ static const char *const schema_sql =
 	"  conflicts INTEGER NOT NULL DEFAULT 0,"
 	"  dirty INTEGER NOT NULL DEFAULT 1);"
 	"CREATE INDEX records_case ON records(case_id, form);"
+	/* What the next sync must commit, and the conflicts: both small sets. */
+	"CREATE INDEX records_dirty ON records(id) WHERE dirty;"
+	"CREATE INDEX records_conflicts ON records(case_id, id) WHERE conflicts > 0;"
 	"CREATE TABLE audit("
 	"  seq INTEGER PRIMARY KEY,"
 	"  at INTEGER NOT NULL,"

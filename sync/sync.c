@@ -37,6 +37,10 @@
 #define HUB_PREFIX     "refs/veld-hub/"
 #define ORG_SIGNER     "org"
 #define MAX_RANGES     32
+/* Parents a merge commit may have: this store's head and at most
+** MAX_PARENTS - 1 merged heads (the rest are recorded in sync_refs all the
+** same); verification accepts that many. */
+#define MAX_PARENTS    32
 
 typedef struct syncctx {
 	veld_store *s;
@@ -670,7 +674,7 @@ static int commit_local(syncctx *c)
 	}
 	if (have_head)
 		parents[np++] = head;
-	for (i = 0; i < c->n_merged_heads; i++) {
+	for (i = 0; i < c->n_merged_heads && np < MAX_PARENTS; i++) {
 		size_t j;
 		int dup = 0;
 		for (j = 0; j < np; j++)
@@ -936,7 +940,7 @@ static int verify_ref(syncctx *c, const char *ref, const char *owner, const git_
 	for (i = 0; i < n && !bad; i++) {
 		checkctx ck;
 		char signer[72];
-		git_oid parents[8], tree, ptree;
+		git_oid parents[MAX_PARENTS], tree, ptree;
 		size_t np = 0;
 		memset(&ck, 0, sizeof ck);
 		ck.c = c;
@@ -959,7 +963,7 @@ static int verify_ref(syncctx *c, const char *ref, const char *owner, const git_
 			break;
 		}
 		if (veld_repo__commit_tree(&tree, c->repo, &commits[i], c->err) ||
-		    veld_repo__commit_parents(parents, 8, &np, c->repo, &commits[i], c->err) ||
+		    veld_repo__commit_parents(parents, MAX_PARENTS, &np, c->repo, &commits[i], c->err) ||
 		    (np > 0 && veld_repo__commit_tree(&ptree, c->repo, &parents[0], c->err))) {
 			reject(c, ref, &commits[i], c->err->msg);
 			bad = 1;
@@ -1562,7 +1566,7 @@ static int count_conflicts(syncctx *c)
 {
 	sqlite3_stmt *st = NULL;
 	int n = 0;
-	if (sql_prepare(c, &st, "SELECT coalesce(sum(conflicts), 0) FROM records"))
+	if (sql_prepare(c, &st, "SELECT coalesce(sum(conflicts), 0) FROM records WHERE conflicts > 0"))
 		return 0;
 	if (sqlite3_step(st) == SQLITE_ROW)
 		n = sqlite3_column_int(st, 0);

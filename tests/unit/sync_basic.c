@@ -183,12 +183,66 @@ static void test_sync__delete_against_edit_is_a_conflict(void **state)
 	net_down(&n);
 }
 
+/* A device that merges many moved refs at once makes a merge commit with
+** many parents; every other store still accepts it. */
+static void test_sync__merge_of_many_devices_is_accepted(void **state)
+{
+	enum { N = 10 };
+	char *root = veld_test_tmpdir("sync-many"), *hub = veld_test_path(root, "hub.git"), *d;
+	veld_store *office, *dev[N];
+	char cid[VELD_IDSIZE], name[32];
+	json_t *sum;
+	int i;
+	(void)state;
+	d = veld_test_path(root, "office");
+	office = veld_test_office(d, hub);
+	free(d);
+	for (i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "dev%d", i);
+		d = veld_test_path(root, name);
+		dev[i] = veld_test_device(NULL, office, d, "assistant", "3000-3499", hub);
+		free(d);
+	}
+	for (i = 0; i < N; i++)
+		json_decref(veld_test_sync(dev[i], VELD_OK));
+	/* Everyone makes a case and pushes it; then device 0 merges them all. */
+	for (i = 1; i < N; i++) {
+		snprintf(name, sizeof name, "{\"name\":\"C%d\",\"postcode\":\"3000\"}", i);
+		assert_int_equal(veld_case_new(cid, dev[i], name), VELD_OK);
+		json_decref(veld_test_sync(dev[i], VELD_OK));
+	}
+	json_decref(veld_test_sync(office, VELD_OK));
+	json_decref(veld_test_sync(dev[0], VELD_OK));
+	/* The office and a peer accept device 0's wide merge. */
+	sum = veld_test_sync(office, VELD_OK);
+	assert_int_equal(json_array_size(json_object_get(sum, "rejected")), 0);
+	json_decref(sum);
+	sum = veld_test_sync(dev[1], VELD_OK);
+	assert_int_equal(json_array_size(json_object_get(sum, "rejected")), 0);
+	json_decref(sum);
+	{
+		char *a = NULL, *b = NULL;
+		assert_int_equal(veld_export_json(&a, office), VELD_OK);
+		assert_int_equal(veld_export_json(&b, dev[0]), VELD_OK);
+		assert_string_equal(a, b);
+		veld_free(a);
+		veld_free(b);
+	}
+	for (i = 0; i < N; i++)
+		veld_store_close(dev[i]);
+	veld_store_close(office);
+	veld_test_rmtree(root);
+	free(root);
+	free(hub);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync__case_reaches_office_and_region),
 		cmocka_unit_test(test_sync__conflict_kept_and_resolved_everywhere),
 		cmocka_unit_test(test_sync__delete_against_edit_is_a_conflict),
+		cmocka_unit_test(test_sync__merge_of_many_devices_is_accepted),
 	};
 	return cmocka_run_group_tests_name("sync_basic", tests, NULL, NULL);
 }
