@@ -90,6 +90,10 @@ static int open_prelude(lua_State *L)
 	lua_call(L, 1, 1);
 	luaL_checktype(L, -1, LUA_TTABLE);
 	oc->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	/* Each operation leaves young garbage only (the record's tables) beside
+	** the long-lived form: the generational collector does not mark the
+	** form again and again.  The memory cap is the allocator's, unchanged. */
+	lua_gc(L, LUA_GCGEN, 0, 0);
 	return 0;
 }
 
@@ -311,13 +315,78 @@ const char *veld_form__label(const veld_form *f) { return f->label; }
 int veld_form__version(const veld_form *f) { return f->version; }
 const char *veld_form__errmsg(const veld_form *f) { return f ? f->err.msg : "out of memory"; }
 
-/* ---- records in ------------------------------------------------------------------------ */
+/* ---- records into the sandbox ------------------------------------------------------- */
 
-/* Put `value` at the dotted `path` under `root`, creating groups.  Objects
-** given as values are merged member by member (nested input). */
-static int put_path(json_t *root, const char *path, json_t *value, veld_err *err, int depth);
+/* Records are folded straight into Lua tables: no nested JSON tree is built
+** and copied on the way in.  `value` goes to the dotted `path` under the
+** root, creating groups; objects given as values are merged member by
+** member (nested input).  Groups are plain tables; leaf values are pushed
+** as push_json does (arrays marked), at the depth they would have in the
+** nested tree, so the JSON depth limit is the same. */
+#define LUA_JSON_DEPTH 64 /* sandbox.c's limit on nesting pushed into a state */
 
-static int put_members(json_t *root, const char *prefix, json_t *obj, veld_err *err, int depth)
+static void push_leaf(lua_State *L, const json_t *v, int depth)
+{
+	size_t i;
+	const char *key;
+	json_t *item;
+	if (depth > LUA_JSON_DEPTH)
+		luaL_error(L, "JSON nested too deep");
+	luaL_checkstack(L, 4, "JSON nested too deep");
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		lua_createtable(L, 0, (int)json_object_size(v));
+		json_object_foreach((json_t *)v, key, item) {
+			push_leaf(L, item, depth + 1);
+			lua_setfield(L, -2, key);
+		}
+		break;
+	case JSON_ARRAY:
+		lua_createtable(L, (int)json_array_size(v), 0);
+		json_array_foreach(v, i, item) {
+			push_leaf(L, item, depth + 1);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		veld_sandbox__mark_array(L, -1);
+		break;
+	case JSON_STRING:
+		lua_pushlstring(L, json_string_value(v), json_string_length(v));
+		break;
+	case JSON_INTEGER:
+		lua_pushinteger(L, (lua_Integer)json_integer_value(v));
+		break;
+	case JSON_REAL:
+		lua_pushnumber(L, (lua_Number)json_real_value(v));
+		break;
+	case JSON_TRUE:
+		lua_pushboolean(L, 1);
+		break;
+	case JSON_FALSE:
+		lua_pushboolean(L, 0);
+		break;
+	default:
+		lua_pushnil(L);
+		break;
+	}
+}
+
+/* A group table made here (no metatable), as opposed to a value. */
+static int is_group(lua_State *L, int idx)
+{
+	if (lua_type(L, idx) != LUA_TTABLE)
+		return 0;
+	if (lua_getmetatable(L, idx)) {
+		lua_pop(L, 1);
+		return 0; /* a list */
+	}
+	return 1;
+}
+
+static int lua_put_path(lua_State *L, int root, int base, const char *path, json_t *value,
+                        veld_err *err, int depth);
+
+static int lua_put_members(lua_State *L, int root, int base, const char *prefix, json_t *obj,
+                           veld_err *err, int depth)
 {
 	const char *k;
 	json_t *v;
@@ -327,106 +396,102 @@ static int put_members(json_t *root, const char *prefix, json_t *obj, veld_err *
 		               : snprintf(buf, sizeof buf, "%s", k);
 		if (n < 0 || (size_t)n >= sizeof buf)
 			return veld_err__set(err, VELD_EINVALID, "a field path is too long");
-		if (put_path(root, buf, v, err, depth + 1))
+		if (lua_put_path(L, root, base, buf, v, err, depth + 1))
 			return err ? err->code : VELD_EINVALID;
 	}
 	return VELD_OK;
 }
 
-static int put_path(json_t *root, const char *path, json_t *value, veld_err *err, int depth)
+/* put_path on the table at `root` (its depth in the tree: `base`). */
+static int lua_put_path(lua_State *L, int root, int base, const char *path, json_t *value,
+                        veld_err *err, int depth)
 {
-	char seg[256];
 	const char *p = path;
-	json_t *cur = root;
-	int nseg = 0;
+	int nseg = 0, rc = VELD_OK, top = lua_gettop(L);
 
 	if (depth > FORM_PATH_DEPTH)
 		return veld_err__set(err, VELD_EINVALID, "field '%s' is nested too deep", path);
 	if (json_is_null(value))
 		return VELD_OK; /* a cleared field is absent */
 	if (json_is_object(value))
-		return put_members(root, path, value, err, depth);
+		return lua_put_members(L, root, base, path, value, err, depth);
+	luaL_checkstack(L, 4, "out of memory");
+	lua_pushvalue(L, root);
 	for (;;) {
 		const char *dot = strchr(p, '.');
 		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-		json_t *next;
-		if (n == 0 || n >= sizeof seg || ++nseg > FORM_PATH_DEPTH)
-			return veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", path);
-		memcpy(seg, p, n);
-		seg[n] = '\0';
-		next = json_object_get(cur, seg);
+		if (n == 0 || n >= 256 || ++nseg > FORM_PATH_DEPTH) {
+			rc = veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", path);
+			break;
+		}
+		lua_pushlstring(L, p, n);          /* cur seg */
+		lua_pushvalue(L, -1);
+		lua_rawget(L, -3);                 /* cur seg next */
 		if (!dot) {
-			if (next)
-				return veld_err__set(err, VELD_EINVALID,
-				                     "field '%s' is both a value and a group", path);
-			if (json_object_set(cur, seg, value))
-				return veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", path);
-			return VELD_OK;
+			if (!lua_isnil(L, -1)) {
+				rc = veld_err__set(err, VELD_EINVALID,
+				                   "field '%s' is both a value and a group", path);
+				break;
+			}
+			lua_pop(L, 1);
+			push_leaf(L, value, base + nseg);
+			lua_rawset(L, -3);
+			break;
 		}
-		if (!next) {
-			next = json_object();
-			if (!next || json_object_set_new(cur, seg, next))
-				return veld_err__set(err, VELD_ERROR, "out of memory");
-		} else if (!json_is_object(next)) {
-			return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group",
-			                     path);
+		if (lua_isnil(L, -1)) {
+			lua_pop(L, 1);
+			lua_createtable(L, 0, 4);
+			lua_pushvalue(L, -2);      /* cur seg next seg */
+			lua_pushvalue(L, -2);
+			lua_rawset(L, -5);         /* cur seg next */
+		} else if (!is_group(L, -1)) {
+			rc = veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group",
+			                   path);
+			break;
 		}
-		cur = next;
+		lua_replace(L, -3);                /* next seg */
+		lua_pop(L, 1);
 		p = dot + 1;
 	}
+	lua_settop(L, top);
+	return rc;
 }
 
-/* Fields JSON (flat or nested) -> nested object; *version from "_form_version"
-** (-1 if absent).  New reference or NULL with err set. */
-static json_t *read_record(const json_t *fields, json_int_t *version, veld_err *err)
+/* Fields (flat or nested) -> a new nested table pushed on the stack (also on
+** failure: VELD_EINVALID with err set); *version from "_form_version" (-1 if
+** absent), other "_" members are dropped. */
+static int push_record(lua_State *L, const json_t *fields, int base, json_int_t *version,
+                       veld_err *err)
 {
-	json_t *root = json_object();
 	const char *k;
 	json_t *v;
+	int root;
 	if (version)
 		*version = -1;
-	if (!root) {
-		veld_err__set(err, VELD_ERROR, "out of memory");
-		return NULL;
-	}
+	lua_createtable(L, 0, (int)json_object_size(fields));
+	root = lua_gettop(L);
 	json_object_foreach((json_t *)fields, k, v) {
 		if (k[0] == '_') {
 			if (version && strcmp(k, "_form_version") == 0 && json_is_integer(v))
 				*version = json_integer_value(v);
 			continue;
 		}
-		if (put_path(root, k, v, err, 0) != VELD_OK) {
-			json_decref(root);
-			return NULL;
-		}
+		if (lua_put_path(L, root, base, k, v, err, 0) != VELD_OK)
+			return err->code;
 	}
-	return root;
+	return VELD_OK;
 }
 
 typedef struct op_ctx {
 	veld_form *f;
 	const char *what;       /* engine function */
-	json_t *record;
-	json_t *context;
+	json_t *fields;         /* the caller's record (parsed) */
+	json_t *ctx;            /* the caller's context (parsed), or NULL */
+	int ctx_bad;            /* the context is not a JSON object */
+	int rc;                 /* input rejected while pushing it (message in f->err) */
 	json_int_t version;     /* -1: none */
 	json_t *result;
 } op_ctx;
-
-static int run_op(lua_State *L)
-{
-	op_ctx *oc = lua_touserdata(L, 1);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, oc->f->engine);
-	lua_getfield(L, -1, oc->what);
-	veld_sandbox__push_json(L, oc->record);
-	veld_sandbox__push_json(L, oc->context);
-	if (oc->version >= 0)
-		lua_pushinteger(L, (lua_Integer)oc->version);
-	else
-		lua_pushnil(L);
-	lua_call(L, 3, 1);
-	oc->result = veld_sandbox__to_json(L, -1);
-	return 0;
-}
 
 static void today(char *out, size_t n, const veld_os *os)
 {
@@ -436,12 +501,68 @@ static void today(char *out, size_t n, const veld_os *os)
 		snprintf(out, n, "1970-01-01");
 }
 
+/* Push the context: the caller's members, "vorige" folded like a record,
+** "vandaag" defaulted to today. */
+static int push_context(lua_State *L, op_ctx *oc)
+{
+	veld_form *f = oc->f;
+	const char *k;
+	json_t *v;
+	int t, has_today = 0;
+	if (!oc->ctx) {
+		lua_pushnil(L);
+		return VELD_OK;
+	}
+	lua_createtable(L, 0, (int)json_object_size(oc->ctx) + 1);
+	t = lua_gettop(L);
+	json_object_foreach(oc->ctx, k, v) {
+		if (strcmp(k, "vorige") == 0 && json_is_object(v)) {
+			if (push_record(L, v, 1, NULL, &f->err) != VELD_OK)
+				return f->err.code;
+		} else {
+			if (strcmp(k, "vandaag") == 0 && json_is_string(v))
+				has_today = 1;
+			push_leaf(L, v, 1);
+		}
+		lua_setfield(L, t, k);
+	}
+	if (!has_today) {
+		char d[16];
+		today(d, sizeof d, f->lim.os ? f->lim.os : veld_os_default());
+		lua_pushstring(L, d);
+		lua_setfield(L, t, "vandaag");
+	}
+	return VELD_OK;
+}
+
+static int run_op(lua_State *L)
+{
+	op_ctx *oc = lua_touserdata(L, 1);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, oc->f->engine);
+	lua_getfield(L, -1, oc->what);
+	if ((oc->rc = push_record(L, oc->fields, 0, &oc->version, &oc->f->err)) != VELD_OK)
+		return 0;
+	if (oc->ctx_bad) {
+		oc->rc = veld_err__set(&oc->f->err, VELD_EINVALID, "%s: the context is not a JSON object",
+		                       oc->f->name);
+		return 0;
+	}
+	if ((oc->rc = push_context(L, oc)) != VELD_OK)
+		return 0;
+	if (oc->version >= 0)
+		lua_pushinteger(L, (lua_Integer)oc->version);
+	else
+		lua_pushnil(L);
+	lua_call(L, 3, 1);
+	oc->result = veld_sandbox__to_json(L, -1);
+	return 0;
+}
+
 /* Parse the inputs, run engine.<what> and leave its JSON result in oc. */
 static int form_op(op_ctx *oc, veld_form *f, const char *what, const char *fields_json,
-                   const char *context_json)
+                   const char *context_json, int with_context)
 {
 	json_error_t jerr;
-	json_t *fields = NULL, *ctx = NULL;
 	int rc = VELD_OK;
 
 	memset(oc, 0, sizeof *oc);
@@ -449,40 +570,15 @@ static int form_op(op_ctx *oc, veld_form *f, const char *what, const char *field
 	oc->what = what;
 	oc->version = -1;
 	veld_err__clear(&f->err);
-	fields = json_loads(fields_json ? fields_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(fields)) {
+	oc->fields = json_loads(fields_json ? fields_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(oc->fields)) {
 		rc = veld_err__set(&f->err, VELD_EINVALID, "%s: the record is not a JSON object%s%s",
-		                   f->name, fields ? "" : ": ", fields ? "" : jerr.text);
+		                   f->name, oc->fields ? "" : ": ", oc->fields ? "" : jerr.text);
 		goto done;
 	}
-	oc->record = read_record(fields, &oc->version, &f->err);
-	if (!oc->record) {
-		rc = f->err.code;
-		goto done;
-	}
-	ctx = json_loads(context_json ? context_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(ctx)) {
-		rc = veld_err__set(&f->err, VELD_EINVALID, "%s: the context is not a JSON object",
-		                   f->name);
-		goto done;
-	}
-	oc->context = json_deep_copy(ctx);
-	if (!oc->context) {
-		rc = veld_err__set(&f->err, VELD_ERROR, "out of memory");
-		goto done;
-	}
-	if (json_is_object(json_object_get(ctx, "vorige"))) {
-		json_t *prev = read_record(json_object_get(ctx, "vorige"), NULL, &f->err);
-		if (!prev) {
-			rc = f->err.code;
-			goto done;
-		}
-		json_object_set_new(oc->context, "vorige", prev);
-	}
-	if (!json_is_string(json_object_get(ctx, "vandaag"))) {
-		char d[16];
-		today(d, sizeof d, f->lim.os ? f->lim.os : veld_os_default());
-		json_object_set_new(oc->context, "vandaag", json_string(d));
+	if (with_context) {
+		oc->ctx = json_loads(context_json ? context_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+		oc->ctx_bad = !json_is_object(oc->ctx);
 	}
 	/* A state a limit stopped is replaced before it is used again. */
 	if (veld_sandbox__spent(f->sb) || !veld_sandbox__state(f->sb)) {
@@ -493,12 +589,16 @@ static int form_op(op_ctx *oc, veld_form *f, const char *what, const char *field
 	rc = veld_sandbox__ccall(f->sb, run_op, oc);
 	if (rc != VELD_OK)
 		rc = veld_err__set(&f->err, VELD_ERROR, "%s", veld_sandbox__errmsg(f->sb));
+	else if (oc->rc != VELD_OK)
+		rc = oc->rc;
 done:
-	json_decref(fields);
-	json_decref(ctx);
-	json_decref(oc->record);
-	json_decref(oc->context);
-	oc->record = oc->context = NULL;
+	json_decref(oc->fields);
+	json_decref(oc->ctx);
+	oc->fields = oc->ctx = NULL;
+	if (rc != VELD_OK) {
+		json_decref(oc->result);
+		oc->result = NULL;
+	}
 	return rc;
 }
 
@@ -514,7 +614,7 @@ int veld_form__validate(char **errors_json, veld_form *f, const char *fields_jso
 	op_ctx oc;
 	int rc;
 	*errors_json = NULL;
-	rc = form_op(&oc, f, "validate", fields_json, context_json);
+	rc = form_op(&oc, f, "validate", fields_json, context_json, 1);
 	if (rc == VELD_OK && !json_is_array(oc.result))
 		rc = veld_err__set(&f->err, VELD_ERROR, "%s: validation returned no list", f->chunk);
 	if (rc == VELD_OK)
@@ -534,7 +634,7 @@ int veld_form__compute(char **values_json, veld_form *f, const char *fields_json
 	op_ctx oc;
 	int rc;
 	*values_json = NULL;
-	rc = form_op(&oc, f, "compute", fields_json, context_json);
+	rc = form_op(&oc, f, "compute", fields_json, context_json, 1);
 	if (rc == VELD_OK)
 		rc = dump(values_json, f, oc.result, JSON_COMPACT);
 	json_decref(oc.result);
@@ -546,7 +646,7 @@ int veld_form__unknown_json(char **paths_json, veld_form *f, const char *fields_
 	op_ctx oc;
 	int rc;
 	*paths_json = NULL;
-	rc = form_op(&oc, f, "unknown", fields_json, NULL);
+	rc = form_op(&oc, f, "unknown", fields_json, NULL, 0);
 	if (rc == VELD_OK)
 		rc = dump(paths_json, f, oc.result, JSON_COMPACT);
 	json_decref(oc.result);
