@@ -12,6 +12,8 @@
 #       group for when the test itself is killed.  On a failure (non-zero
 #       exit or FAILED > 0) the hub's logs are printed to stderr.
 #   hub_stop DIR        stop and wait; returns non-zero if anything is left
+#   hub_add_user USER   one more login on the hub started last ($HUB_DIR),
+#                       its random password kept like hub_start keeps them
 #   hub_git USER ARGS...          git as USER (credential helper; the
 #                                 password never appears on a command line)
 #   hub_git_pwfile USER FILE ARGS...   same with the password in FILE
@@ -95,6 +97,13 @@ hub_start() {
   setsid bash -c 'while kill -0 "$0" 2>/dev/null; do sleep 1; done; "$1" stop "$2"' \
     "$$" "$HUB_TOOL" "$dir" </dev/null >/dev/null 2>&1 &
   echo $! >"$dir/.test-watchdog.pid"
+}
+
+hub_add_user() {
+  local pw
+  pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  (umask 077; printf '%s\n' "$pw" >"$HUB_DIR/.test-credentials/$1")
+  VELD_HUB_PASSWORD=$pw "$HUB_TOOL" adduser "$HUB_DIR" "$1"
 }
 
 hub_stop() {
