@@ -491,6 +491,8 @@ typedef struct op_ctx {
 	int rc;                 /* input rejected while pushing it (message in f->err) */
 	json_int_t version;     /* -1: none */
 	json_t *result;
+	json_t *computed;       /* check: the computed values, or NULL */
+	char computed_why[160]; /* check: why they could not be converted */
 } op_ctx;
 
 static void today(char *out, size_t n, const veld_os *os)
@@ -535,9 +537,38 @@ static int push_context(lua_State *L, op_ctx *oc)
 	return VELD_OK;
 }
 
+static int convert_computed(lua_State *L)
+{
+	op_ctx *oc = lua_touserdata(L, 1);
+	oc->computed = veld_sandbox__to_json(L, 2);
+	return 0;
+}
+
+/* check: the computed values, converted before any rule runs (what compute
+** would return).  A value that is no JSON fails the compute half only. */
+static int on_computed(lua_State *L)
+{
+	op_ctx *oc = lua_touserdata(L, lua_upvalueindex(1));
+	lua_settop(L, 1);
+	lua_pushcfunction(L, convert_computed);
+	lua_pushlightuserdata(L, oc);
+	lua_pushvalue(L, 1);
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+		snprintf(oc->computed_why, sizeof oc->computed_why, "%s",
+		         lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "cannot convert");
+		json_decref(oc->computed);
+		oc->computed = NULL;
+		if (veld_sandbox__spent(oc->f->sb))
+			lua_error(L); /* a limit, not the value: the whole call stops */
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
 static int run_op(lua_State *L)
 {
 	op_ctx *oc = lua_touserdata(L, 1);
+	int check = strcmp(oc->what, "check") == 0;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, oc->f->engine);
 	lua_getfield(L, -1, oc->what);
 	if ((oc->rc = push_record(L, oc->fields, 0, &oc->version, &oc->f->err)) != VELD_OK)
@@ -553,7 +584,11 @@ static int run_op(lua_State *L)
 		lua_pushinteger(L, (lua_Integer)oc->version);
 	else
 		lua_pushnil(L);
-	lua_call(L, 3, 1);
+	if (check) {
+		lua_pushlightuserdata(L, oc);
+		lua_pushcclosure(L, on_computed, 1);
+	}
+	lua_call(L, check ? 4 : 3, 1);
 	oc->result = veld_sandbox__to_json(L, -1);
 	return 0;
 }
@@ -597,7 +632,8 @@ done:
 	oc->fields = oc->ctx = NULL;
 	if (rc != VELD_OK) {
 		json_decref(oc->result);
-		oc->result = NULL;
+		json_decref(oc->computed);
+		oc->result = oc->computed = NULL;
 	}
 	return rc;
 }
@@ -625,6 +661,39 @@ int veld_form__validate(char **errors_json, veld_form *f, const char *fields_jso
 		              json_array_size(oc.result));
 	}
 	json_decref(oc.result);
+	return rc;
+}
+
+int veld_form__check(char **errors_json, char **values_json, veld_form *f,
+                     const char *fields_json, const char *context_json)
+{
+	op_ctx oc;
+	int rc;
+	*errors_json = NULL;
+	*values_json = NULL;
+	rc = form_op(&oc, f, "check", fields_json, context_json, 1);
+	if (rc == VELD_OK && !json_is_array(oc.result))
+		rc = veld_err__set(&f->err, VELD_ERROR, "%s: validation returned no list", f->chunk);
+	if (rc == VELD_OK)
+		rc = dump(errors_json, f, oc.result, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (rc == VELD_OK && json_array_size(oc.result) > 0) {
+		rc = VELD_EINVALID;
+		veld_err__set(&f->err, rc, "%s: %zu field(s) fail validation", f->name,
+		              json_array_size(oc.result));
+	} else if (rc == VELD_OK && !oc.computed) {
+		/* as compute says it: the sandbox's message, chunk first */
+		size_t n = strlen(f->chunk);
+		if (strncmp(oc.computed_why, f->chunk, n) == 0 && oc.computed_why[n] == ':')
+			veld_err__set(&f->err, VELD_ERROR, "%s", oc.computed_why);
+		else
+			veld_err__set(&f->err, VELD_ERROR, "%s: %s", f->chunk, oc.computed_why);
+	} else if (rc == VELD_OK && dump(values_json, f, oc.computed, JSON_COMPACT) != VELD_OK) {
+		free(*errors_json);
+		*errors_json = NULL;
+		rc = VELD_ERROR;
+	}
+	json_decref(oc.result);
+	json_decref(oc.computed);
 	return rc;
 }
 

@@ -3,7 +3,7 @@
 -- Runs in a form's sandbox before the form script (form.c loads it) and
 -- installs the form DSL as globals: form, field, when, has, date, euro,
 -- decimal.  It returns the engine table, which only the host holds (the
--- registry): finish, schema, validate, compute, unknown.
+-- registry): finish, schema, validate, check, compute, unknown.
 --
 -- Everything the engine relies on is captured as a local before the form
 -- script runs, so a form that redefines a global changes nothing here.
@@ -750,7 +750,9 @@ end
 
 engine.schema = schema
 
-function engine.validate(raw, ctx, record_version)
+-- validate; `on_computed` (the host's, for a check) receives the computed
+-- values as soon as they are known, before any rule runs.
+local function validate(raw, ctx, record_version, on_computed)
 	local errors = array({})
 	local function add(path, message)
 		errors[#errors + 1] = { field = path, message = message }
@@ -763,6 +765,7 @@ function engine.validate(raw, ctx, record_version)
 	end
 	local c = context(ctx)
 	c.computed = compute_all(r, c)
+	if on_computed then on_computed(c.computed) end
 	local function err(path, message)
 		if type(path) ~= "string" or type(message) ~= "string" then
 			error("err(field, message): both must be strings", 2)
@@ -774,6 +777,9 @@ function engine.validate(raw, ctx, record_version)
 	end
 	return errors
 end
+
+engine.validate = validate
+engine.check = validate -- with on_computed: validate and compute in one pass
 
 function engine.compute(raw, ctx)
 	local r = read(raw)

@@ -263,7 +263,8 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "out of memory");
 		goto done;
 	}
-	rc = veld_form__validate(&errs, form, merged_txt, ctx_txt);
+	/* Validation and the computed values in one pass over the record. */
+	rc = veld_form__check(&errs, &comp_txt, form, merged_txt, ctx_txt);
 	if (rc == VELD_EINVALID && errs) {
 		if (errors) {
 			*errors = errs;
@@ -283,7 +284,7 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	if (errors)
 		*errors = strdup("[]");
 	/* Computed values are stored with the record, as fields. */
-	if ((rc = veld_form__compute(&comp_txt, form, merged_txt, ctx_txt))) {
+	if (!comp_txt) {
 		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form_name, veld_form__errmsg(form));
 		goto done;
 	}

@@ -190,6 +190,14 @@ int veld_form__validate(char **errors_json, veld_form *f, const char *fields_jso
 int veld_form__compute(char **values_json, veld_form *f, const char *fields_json,
                        const char *context_json);
 
+/* veld_form__validate and veld_form__compute in one pass over the record (a
+** put needs both): returns what veld_form__validate returns, with the same
+** *errors_json.  When that is VELD_OK, *values_json holds what
+** veld_form__compute returns for the same input, or is NULL when computing
+** failed (the message veld_form__compute gives is on the form). */
+int veld_form__check(char **errors_json, char **values_json, veld_form *f,
+                     const char *fields_json, const char *context_json);
+
 /* Paths of the record that this version of the form does not know (fields
 ** of an older or newer version), as a sorted JSON array.  They are kept by
 ** the store; the engine only reports them. */

@@ -126,6 +126,18 @@ static int bench_validation(int runs)
 	qsort(t, (size_t)runs, sizeof *t, cmp_double);
 	printf("validation: the same without a previous balance: median %.1f us, p90 %.1f us\n", t[runs / 2] * 1e6,
 	       t[runs * 9 / 10] * 1e6);
+	for (i = 0; i < runs; i++) {
+		char *values = NULL;
+		double t0 = now_s();
+		veld_form__check(&out, &values, f, rec, ctx);
+		t[i] = now_s() - t0;
+		free(out);
+		free(values);
+	}
+	qsort(t, (size_t)runs, sizeof *t, cmp_double);
+	printf("validation: validate and compute in one pass (as a put does), with the previous balance: "
+	       "median %.1f us, p90 %.1f us\n",
+	       t[runs / 2] * 1e6, t[runs * 9 / 10] * 1e6);
 	veld_form__free(f);
 	free(t);
 	return 0;
