@@ -205,6 +205,48 @@ static int dir_is_empty(const char *path)
 	return empty;
 }
 
+/* Remove "*.lock" files below `dir` (recursively); returns how many. */
+static int remove_locks(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) != NULL) {
+		char p[PATH_MAX];
+		size_t len = strlen(de->d_name);
+		struct stat st;
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if ((size_t)snprintf(p, sizeof p, "%s/%s", dir, de->d_name) >= sizeof p)
+			continue;
+		if (lstat(p, &st) != 0)
+			continue;
+		if (S_ISDIR(st.st_mode))
+			n += remove_locks(p);
+		else if (len > 5 && !strcmp(de->d_name + len - 5, ".lock") && unlink(p) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+int veld_repo__clear_stale_locks(veld_repo *r)
+{
+	const char *gitdir = git_repository_path(r->git);
+	char p[PATH_MAX];
+	int n = 0;
+	static const char *const files[] = {"packed-refs.lock", "config.lock", "HEAD.lock", "index.lock"};
+	size_t i;
+	if ((size_t)snprintf(p, sizeof p, "%srefs", gitdir) < sizeof p)
+		n += remove_locks(p);
+	for (i = 0; i < sizeof files / sizeof files[0]; i++)
+		if ((size_t)snprintf(p, sizeof p, "%s%s", gitdir, files[i]) < sizeof p && unlink(p) == 0)
+			n++;
+	return n;
+}
+
 int veld_repo__init(veld_repo **out, const char *path, veld_err *err)
 {
 	git_repository_init_options io;

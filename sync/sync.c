@@ -1145,6 +1145,12 @@ static int merge_ref(syncctx *c, const char *ref, const git_oid *head, int regis
 	m.records = records;
 	if (have_last && git_oid_equal(&last, head))
 		return 0;
+	/* A ref seen for the first time is compared with main as merged here:
+	** everything in that tree is in the store already, and a device's tree
+	** shares main's blobs (sealing is deterministic), so the diff holds only
+	** what the device changed, not its whole tree. */
+	if (!have_last && strcmp(ref, REF_MAIN))
+		have_last = synced_get(c, REF_MAIN, &last) == 0;
 	if ((have_last && veld_repo__commit_tree(&old_tree, c->repo, &last, c->err)) ||
 	    veld_repo__commit_tree(&new_tree, c->repo, head, c->err))
 		return c->err->code ? c->err->code : VELD_ERROR;
@@ -1393,6 +1399,19 @@ static int fetch_all(syncctx *c)
 	return l.rc;
 }
 
+/* 1 if the hub's copy of `ref` (fetched into refs/veld-hub/) is `id`. */
+static int hub_has_ref(syncctx *c, const char *ref, const git_oid *id)
+{
+	char name[300];
+	git_oid got;
+	snprintf(name, sizeof name, HUB_PREFIX "%s", ref + 5); /* "refs/" stripped */
+	if (veld_repo__ref_get(&got, c->repo, name, c->err) != 0) {
+		veld_err__clear(c->err);
+		return 0;
+	}
+	return git_oid_equal(&got, id);
+}
+
 static int push_own(syncctx *c)
 {
 	char own[300], keys[300], ownref[128], keyref[128];
@@ -1402,11 +1421,13 @@ static int push_own(syncctx *c)
 	veld_remote_opts ro;
 	own_ref(c, ownref, sizeof ownref);
 	snprintf(keyref, sizeof keyref, REF_KEY_PREFIX "%s", c->me);
-	if (veld_repo__ref_get(&tmp, c->repo, ownref, c->err) == 0) {
+	/* Only refs the hub does not have as they are (its copy was fetched in
+	** this sync): a push costs a walk even when nothing is new. */
+	if (veld_repo__ref_get(&tmp, c->repo, ownref, c->err) == 0 && !hub_has_ref(c, ownref, &tmp)) {
 		snprintf(own, sizeof own, "%s:%s", ownref, ownref);
 		specs[n++] = own;
 	}
-	if (veld_repo__ref_get(&tmp, c->repo, keyref, c->err) == 0) {
+	if (veld_repo__ref_get(&tmp, c->repo, keyref, c->err) == 0 && !hub_has_ref(c, keyref, &tmp)) {
 		snprintf(keys, sizeof keys, "+%s:%s", keyref, keyref);
 		specs[n++] = keys;
 	}
@@ -1469,9 +1490,14 @@ static int ctx_open(syncctx *c, veld_store *s, const veld_sync_options *opts, in
 	c->hub[n] = '\0';
 	veld_err__clear(c->err);
 	snprintf(path, sizeof path, "%s/%s", veld_store__dir(s), REPO_DIR);
-	if (os->xStat(os->ctx, path, &flags, NULL) == 0)
-		return veld_repo__open(&c->repo, path, c->err);
-	return veld_repo__init(&c->repo, path, c->err);
+	if (os->xStat(os->ctx, path, &flags, NULL) != 0)
+		return veld_repo__init(&c->repo, path, c->err);
+	if ((rc = veld_repo__open(&c->repo, path, c->err)))
+		return rc;
+	/* The store is open here, so no other process uses its repository: a
+	** lock file in it is what a killed sync left behind. */
+	veld_repo__clear_stale_locks(c->repo);
+	return 0;
 }
 
 /* ---- sync ---------------------------------------------------------------------- */

@@ -127,6 +127,10 @@ typedef struct veld_repo veld_repo;
 int veld_repo__init(veld_repo **out, const char *path, veld_err *err);
 int veld_repo__open(veld_repo **out, const char *path, veld_err *err);
 void veld_repo__free(veld_repo *r); /* NULL ok */
+/* Remove lock files a killed process left in the repository (refs/ and the
+** top-level ones).  Only for a caller that knows no other process uses the
+** repository (the store's exclusive lock).  Returns how many went. */
+int veld_repo__clear_stale_locks(veld_repo *r);
 /* The libgit2 repository, owned by the handle.  Valid until the next
 ** veld_repo__maintain (which reopens it) or veld_repo__free: fetch it
 ** again rather than keeping it. */
