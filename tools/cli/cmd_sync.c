@@ -93,19 +93,9 @@ int cmd_org(cli *c)
 		veld_store_close(s);
 		return code;
 	}
-	if (strstr(hub, "://") || strchr(hub, '@')) {
-		/* A URL hub: publish the registry now, with the hub credentials. */
-		veld_sync_options o;
-		char *summary = NULL;
-		sync_options(&o, c);
-		rc = veld_sync(&summary, s, &o);
-		veld_free(summary);
-		if (rc) {
-			code = cli_fail(s, rc, "org init");
-			veld_store_close(s);
-			return code;
-		}
-	}
+	/* A URL hub is published by the first `veld sync`: the hub must first
+	** know the office's device id (printed here) as the user that may
+	** write main (docs/hub.md). */
 	rc = veld_store_device_json(&dev, s);
 	if (!rc) {
 		json_t *d = json_loads(dev, 0, NULL);
