@@ -321,54 +321,9 @@ const char *veld_form__errmsg(const veld_form *f) { return f ? f->err.msg : "out
 ** and copied on the way in.  `value` goes to the dotted `path` under the
 ** root, creating groups; objects given as values are merged member by
 ** member (nested input).  Groups are plain tables; leaf values are pushed
-** as push_json does (arrays marked), at the depth they would have in the
+** by the sandbox (arrays marked) at the depth they would have in the
 ** nested tree, so the JSON depth limit is the same. */
-#define LUA_JSON_DEPTH 64 /* sandbox.c's limit on nesting pushed into a state */
 
-static void push_leaf(lua_State *L, const json_t *v, int depth)
-{
-	size_t i;
-	const char *key;
-	json_t *item;
-	if (depth > LUA_JSON_DEPTH)
-		luaL_error(L, "JSON nested too deep");
-	luaL_checkstack(L, 4, "JSON nested too deep");
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		lua_createtable(L, 0, (int)json_object_size(v));
-		json_object_foreach((json_t *)v, key, item) {
-			push_leaf(L, item, depth + 1);
-			lua_setfield(L, -2, key);
-		}
-		break;
-	case JSON_ARRAY:
-		lua_createtable(L, (int)json_array_size(v), 0);
-		json_array_foreach(v, i, item) {
-			push_leaf(L, item, depth + 1);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
-		}
-		veld_sandbox__mark_array(L, -1);
-		break;
-	case JSON_STRING:
-		lua_pushlstring(L, json_string_value(v), json_string_length(v));
-		break;
-	case JSON_INTEGER:
-		lua_pushinteger(L, (lua_Integer)json_integer_value(v));
-		break;
-	case JSON_REAL:
-		lua_pushnumber(L, (lua_Number)json_real_value(v));
-		break;
-	case JSON_TRUE:
-		lua_pushboolean(L, 1);
-		break;
-	case JSON_FALSE:
-		lua_pushboolean(L, 0);
-		break;
-	default:
-		lua_pushnil(L);
-		break;
-	}
-}
 
 /* A group table made here (no metatable), as opposed to a value. */
 static int is_group(lua_State *L, int idx)
@@ -434,7 +389,7 @@ static int lua_put_path(lua_State *L, int root, int base, const char *path, json
 				break;
 			}
 			lua_pop(L, 1);
-			push_leaf(L, value, base + nseg);
+			veld_sandbox__push_json_at(L, value, base + nseg);
 			lua_rawset(L, -3);
 			break;
 		}
@@ -524,7 +479,7 @@ static int push_context(lua_State *L, op_ctx *oc)
 		} else {
 			if (strcmp(k, "vandaag") == 0 && json_is_string(v))
 				has_today = 1;
-			push_leaf(L, v, 1);
+			veld_sandbox__push_json_at(L, v, 1);
 		}
 		lua_setfield(L, t, k);
 	}

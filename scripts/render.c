@@ -45,7 +45,7 @@ enum { C_TEXT, C_COUNT, C_INT, C_PCT, C_NUMBER, C_DELTA, C_DATE };
 #define BAR_WIDTH  40
 
 /* floor() without libm (the library links no libm of its own). */
-static double floor_d(double x)
+double veld_render__floor(double x)
 {
 	double t;
 	if (!(x > -4503599627370496.0 && x < 4503599627370496.0))
@@ -416,7 +416,7 @@ static int numeric_col(const column *c)
 static void fmt_number(char *buf, size_t n, const json_t *v, const column *c, int dutch)
 {
 	double d = json_number_value(v);
-	int is_int = json_is_integer(v) || (fabs_d(d) < 9e15 && d == floor_d(d));
+	int is_int = json_is_integer(v) || (fabs_d(d) < 9e15 && d == veld_render__floor(d));
 	long long ll = json_is_integer(v) ? (long long)json_integer_value(v) : (long long)d;
 	char tmp[64];
 	switch (c->type) {
@@ -585,7 +585,7 @@ static void chart_value(char *buf, size_t n, double v, const char *unit)
 	if (unit && !strcmp(unit, "%")) {
 		veld_report__fmt_decimal(buf, n, v, 1, 1);
 		strncat(buf, "%", n - strlen(buf) - 1);
-	} else if (v == floor_d(v) && fabs_d(v) < 9e15) {
+	} else if (v == veld_render__floor(v) && fabs_d(v) < 9e15) {
 		veld_report__fmt_count(buf, n, (long long)v);
 	} else {
 		veld_report__fmt_decimal(buf, n, v, 1, 1);
@@ -881,7 +881,7 @@ static void svg_line(sbuf *b, const json_t *chart)
 	          "width=\"%.0f\" height=\"%.0f\" role=\"img\">", W, H, W, H);
 #define XPOS(k) (nl > 1 ? L + (W - L - R) * (double)(k) / (double)(nl - 1) : L + (W - L - R) / 2)
 #define YPOS(d) (T + plot_h - ((d) - lo) / (hi - lo) * plot_h)
-	for (y = -floor_d(-lo / step) * step; y <= hi + step / 1000; y += step) {
+	for (y = -veld_render__floor(-lo / step) * step; y <= hi + step / 1000; y += step) {
 		sb_fmt(b, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"gr\"/>", L, YPOS(y), W - R,
 		       YPOS(y));
 		chart_value(val, sizeof val, y, unit);

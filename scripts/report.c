@@ -62,15 +62,6 @@
 #define CLOCK_EVERY   512  /* rows between two looks at the clock */
 #define REPORT_SOURCE_MAX ((int64_t)1 << 20)
 
-/* floor() without libm (the library links no libm of its own). */
-static double floor_d(double x)
-{
-	double t;
-	if (!(x > -4503599627370496.0 && x < 4503599627370496.0))
-		return x; /* already integral, or not a number */
-	t = (double)(long long)x;
-	return t > x ? t - 1 : t;
-}
 
 /* ---- values of a row ------------------------------------------------------------ */
 
@@ -1326,7 +1317,7 @@ static int api_pct(lua_State *L)
 		lua_pushnumber(L, 0.0);
 		return 1;
 	}
-	lua_pushnumber(L, floor_d(part * 1000.0 / whole + 0.5) / 10.0);
+	lua_pushnumber(L, veld_render__floor(part * 1000.0 / whole + 0.5) / 10.0);
 	return 1;
 }
 

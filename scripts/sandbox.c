@@ -1110,6 +1110,14 @@ static void push_json(lua_State *L, const json_t *v, int depth)
 	}
 }
 
+void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth)
+{
+	if (!v)
+		lua_pushnil(L);
+	else
+		push_json(L, v, depth);
+}
+
 void veld_sandbox__push_json(struct lua_State *L, const json_t *v)
 {
 	if (!v)

@@ -117,6 +117,9 @@ int veld_sandbox__ccall(veld_sandbox *sb, int (*fn)(struct lua_State *), void *u
 ** marked with veld_sandbox__mark_array; cycles, functions and non-UTF-8
 ** strings raise an error.  The result is a new reference. */
 void veld_sandbox__push_json(struct lua_State *L, const json_t *v);
+/* The same for a value that sits `depth` levels down in what is being
+** built, so the nesting limit counts from the top. */
+void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth);
 json_t *veld_sandbox__to_json(struct lua_State *L, int idx);
 void veld_sandbox__mark_array(struct lua_State *L, int idx);
 
@@ -215,6 +218,9 @@ extern const veld_embedded veld_embedded__prelude;
 extern const veld_embedded veld_embedded__forms[]; /* ends with a NULL name */
 
 /* ---- reports (report.c, render.c) ------------------------------------------ */
+
+/* floor() without libm (the library links no libm of its own); render.c. */
+double veld_render__floor(double x);
 
 /* Defaults of veld_report_limits: a report scans many records, so its
 ** sandbox is larger than a form's, but still bounded. */
