@@ -333,6 +333,13 @@ static int load_record(veld_record **out, veld_store *s, const char *id)
 	return rc;
 }
 
+/* The record whose state is in column `col` of the current row. */
+static int row_record(veld_record **out, veld_store *s, sqlite3_stmt *st, int col)
+{
+	return veld_record__parse(out, (const char *)sqlite3_column_text(st, col),
+	                          (size_t)sqlite3_column_bytes(st, col), &s->err);
+}
+
 static int count_conflicts(const veld_record *r)
 {
 	json_t *view = veld_record__view(r);
@@ -846,8 +853,7 @@ int veld_case_list_json(char **out, veld_store *s)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		veld_record *r = NULL;
 		json_t *item;
-		int prc = veld_record__parse(&r, (const char *)sqlite3_column_text(st, 0),
-		                             (size_t)sqlite3_column_bytes(st, 0), &s->err);
+		int prc = row_record(&r, s, st, 0);
 		if (prc) {
 			rc = prc;
 			goto done;
@@ -909,8 +915,7 @@ static int case_records(json_t **out, veld_store *s, const char *case_id, int wi
 	sqlite3_bind_int(st, 2, with_deleted);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		veld_record *r = NULL;
-		int prc = veld_record__parse(&r, (const char *)sqlite3_column_text(st, 0),
-		                             (size_t)sqlite3_column_bytes(st, 0), &s->err);
+		int prc = row_record(&r, s, st, 0);
 		if (prc) {
 			rc = prc;
 			goto done;
@@ -1157,8 +1162,7 @@ int veld_export_json(char **out, veld_store *s)
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		veld_record *c = NULL;
 		json_t *recs = NULL, *view;
-		int prc = veld_record__parse(&c, (const char *)sqlite3_column_text(st, 0),
-		                             (size_t)sqlite3_column_bytes(st, 0), &s->err);
+		int prc = row_record(&c, s, st, 0);
 		if (prc) {
 			rc = prc;
 			goto done;
@@ -1307,8 +1311,7 @@ int veld_conflicts_json(char **out, veld_store *s)
 		json_t *view;
 		const char *path;
 		json_t *vals;
-		int prc = veld_record__parse(&r, (const char *)sqlite3_column_text(st, 0),
-		                             (size_t)sqlite3_column_bytes(st, 0), &s->err);
+		int prc = row_record(&r, s, st, 0);
 		if (prc) {
 			rc = prc;
 			goto done;
