@@ -118,6 +118,8 @@ int veld_vfs__reserve_bytes(int cipher);
 /* The last integrity failure seen by the VFS ("page 7 of veld.db fails
 ** authentication"), or "" if none; lets the store name the page. */
 const char *veld_vfs__last_error(const veld_vfs *vfs);
+/* Forget it once reported, so a later unrelated failure is not blamed on it. */
+void veld_vfs__clear_error(veld_vfs *vfs);
 
 /* Open `path` through `vfs` with the pragmas every veld connection needs:
 ** reserve bytes on a new database, WAL, synchronous=FULL, temp_store=MEMORY,

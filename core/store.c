@@ -161,8 +161,11 @@ static int db_fail(veld_store *s, int rc, const char *what)
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
 	case SQLITE_IOERR:
-		if (vmsg && *vmsg)
-			return veld_err__set(&s->err, VELD_EINTEGRITY, "%s: %s", what, vmsg);
+		if (vmsg && *vmsg) {
+			code = veld_err__set(&s->err, VELD_EINTEGRITY, "%s: %s", what, vmsg);
+			veld_vfs__clear_error(s->vfs);
+			return code;
+		}
 		if ((rc & 0xff) != SQLITE_IOERR)
 			code = VELD_EINTEGRITY;
 		break;

@@ -1345,6 +1345,12 @@ const char *veld_vfs__name(const veld_vfs *vfs)
 	return vfs ? vfs->name : "";
 }
 
+void veld_vfs__clear_error(veld_vfs *vfs)
+{
+	if (vfs)
+		vfs->last_error[0] = '\0';
+}
+
 const char *veld_vfs__last_error(const veld_vfs *vfs)
 {
 	return vfs ? vfs->last_error : "";
