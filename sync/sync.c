@@ -405,6 +405,20 @@ static int changeset_add(syncctx *c, changeset *cs, const char *path, const void
 	return changeset_put(c, cs, path, &id);
 }
 
+/* Sign `body` (a new reference, consumed) with the organisation key and set
+** `path` to the signed entry. */
+static int changeset_add_signed(syncctx *c, changeset *cs, const char *path, json_t *body)
+{
+	char *text = body ? veld_registry__sign(body, c->org_sk) : NULL;
+	int rc;
+	json_decref(body);
+	if (!text)
+		return veld_err__set(c->err, VELD_ERROR, "cannot sign %s", path);
+	rc = changeset_add(c, cs, path, text, strlen(text));
+	free(text);
+	return rc;
+}
+
 /* ---- erasure --------------------------------------------------------------------- */
 
 static int is_erased(syncctx *c, const char *case_id)
@@ -463,13 +477,8 @@ static int erasure_changes(syncctx *c, changeset *cs)
 		snprintf(path, sizeof path, "cases/%.2s/%s", cid, cid);
 		r2 = changeset_put(c, cs, path, NULL);
 		if (!r2 && c->office) {
-			json_t *body = json_pack("{s:s}", "case", cid);
-			char *text = body ? veld_registry__sign(body, c->org_sk) : NULL;
-			json_decref(body);
 			snprintf(path, sizeof path, "erased/%s", cid);
-			r2 = text ? changeset_add(c, cs, path, text, strlen(text))
-			          : veld_err__set(c->err, VELD_ERROR, "cannot sign the erasure marker");
-			free(text);
+			r2 = changeset_add_signed(c, cs, path, json_pack("{s:s}", "case", cid));
 		}
 		if (r2) {
 			sqlite3_finalize(st);
@@ -502,17 +511,14 @@ static int registry_changes(syncctx *c, changeset *cs)
 		return rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		int revoked = sqlite3_column_int(st, 6);
-		json_t *body = revoked ? json_pack("{s:s, s:b}", "id", (const char *)sqlite3_column_text(st, 0), "revoked", 1)
-		                       : device_body(st);
-		char *text = body ? veld_registry__sign(body, c->org_sk) : NULL;
 		char path[128];
 		int r2;
-		json_decref(body);
 		snprintf(path, sizeof path, "registry/%s/%s", revoked ? "revoked" : "devices",
 		         (const char *)sqlite3_column_text(st, 0));
-		r2 = text ? changeset_add(c, cs, path, text, strlen(text))
-		          : veld_err__set(c->err, VELD_ERROR, "cannot sign registry entry");
-		free(text);
+		r2 = changeset_add_signed(c, cs, path,
+		                          revoked ? json_pack("{s:s, s:b}", "id", (const char *)sqlite3_column_text(st, 0),
+		                                              "revoked", 1)
+		                                  : device_body(st));
 		if (r2) {
 			sqlite3_finalize(st);
 			return r2;
