@@ -874,6 +874,27 @@ int veld_case_list_json(char **out, veld_store *s)
 	}
 	sqlite3_finalize(st);
 	st = NULL;
+	/* Cases this store holds records of but not the header (a volunteer's
+	** Huiswijs cases): listed by id, without name or postcode. */
+	rc = sqlite3_prepare_v2(s->db,
+	                        "SELECT case_id, count(*), coalesce(sum(conflicts), 0) FROM records r"
+	                        " WHERE NOT deleted AND NOT EXISTS(SELECT 1 FROM records c WHERE c.id = r.case_id)"
+	                        " GROUP BY case_id ORDER BY case_id",
+	                        -1, &st, NULL);
+	if (rc != SQLITE_OK) {
+		rc = db_fail(s, rc, "list cases");
+		goto done;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:b}", "id", (const char *)sqlite3_column_text(st, 0),
+		                                     "records", (json_int_t)sqlite3_column_int64(st, 1), "conflicts",
+		                                     (json_int_t)sqlite3_column_int64(st, 2), "header", 0));
+	if (rc != SQLITE_DONE) {
+		rc = db_fail(s, rc, "list cases");
+		goto done;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
 	rc = dump_out(out, s, arr);
 	arr = NULL;
 done:
@@ -962,11 +983,16 @@ int veld_case_show_json(char **out, veld_store *s, const char *case_id)
 	int rc;
 	*out = NULL;
 	CHECK_OPEN(s);
-	if ((rc = load_case(&c, s, case_id)))
+	/* Without the header (a volunteer holds only the Huiswijs part of a
+	** case) the case shows the records this store can read, header null. */
+	rc = load_case(&c, s, case_id);
+	if (rc == VELD_ENOTFOUND && veld_store__case_known(s, case_id) == 0)
+		rc = 0;
+	if (rc)
 		goto done;
 	if ((rc = case_records(&recs, s, case_id, 0)))
 		goto done;
-	view = veld_record__view(c);
+	view = c ? veld_record__view(c) : json_pack("{s:n, s:{}}", "fields", "conflicts");
 	conf = json_array();
 	for (i = 0; i < json_array_size(recs); i++) {
 		json_t *rv = json_array_get(recs, i);

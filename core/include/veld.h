@@ -144,10 +144,13 @@ VELD_API int veld_case_new(char *id_out, veld_store *store, const char *header_j
 ** "toestemming.<scope>" dates); null clears an optional field. */
 VELD_API int veld_case_update(veld_store *store, const char *case_id, const char *header_json);
 
-/* All readable cases: [{"id":..,"name":..,"postcode":..,"records":n,"conflicts":n}] */
+/* All readable cases: [{"id":..,"name":..,"postcode":..,"records":n,"conflicts":n}];
+** a case this store holds records of without its header (a volunteer's
+** Huiswijs cases) is listed as {"id","records","conflicts","header":false}. */
 VELD_API int veld_case_list_json(char **out, veld_store *store);
 
-/* One case: {"id", "header": {...}, "records": [...], "conflicts": [...]} */
+/* One case: {"id", "header": {...}, "records": [...], "conflicts": [...]};
+** "header" is null when this store does not hold the case's header. */
 VELD_API int veld_case_show_json(char **out, veld_store *store, const char *case_id);
 
 /*

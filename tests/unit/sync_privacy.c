@@ -86,7 +86,22 @@ static void test_sync__volunteer_sees_only_huiswijs_after_consent(void **state)
 	sync_all(&n);
 	assert_true(can_show(n.v, zoek));
 	assert_false(can_show(n.v, contact));
-	assert_int_equal(veld_case_show_json(&out, n.v, cid), VELD_ENOTFOUND);
+	/* The volunteer finds the case by id, without its header or social records. */
+	assert_int_equal(veld_case_show_json(&out, n.v, cid), VELD_OK);
+	{
+		json_t *j = json_loads(out, 0, NULL);
+		assert_true(json_is_null(json_object_get(j, "header")));
+		assert_int_equal(json_array_size(json_object_get(j, "records")), 1);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "records"), 0), "id")), zoek);
+		json_decref(j);
+	}
+	assert_null(strstr(out, "Els Wouters"));
+	veld_free(out);
+	out = NULL;
+	assert_int_equal(veld_case_list_json(&out, n.v), VELD_OK);
+	assert_non_null(strstr(out, cid));
+	assert_non_null(strstr(out, "\"header\":false"));
+	assert_null(strstr(out, "Els Wouters"));
 	veld_free(out);
 	out = NULL;
 

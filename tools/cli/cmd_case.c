@@ -61,7 +61,9 @@ static void print_case_list(const char *txt)
 		       json_string_value(json_object_get(e, "postcode")) ? json_string_value(json_object_get(e, "postcode")) : "",
 		       (long long)json_integer_value(json_object_get(e, "records")),
 		       (long long)json_integer_value(json_object_get(e, "conflicts")),
-		       json_string_value(json_object_get(e, "name")) ? json_string_value(json_object_get(e, "name")) : "");
+		       json_string_value(json_object_get(e, "name"))   ? json_string_value(json_object_get(e, "name"))
+		       : json_is_false(json_object_get(e, "header")) ? "(header not shared with this device)"
+		                                                      : "");
 	}
 	json_decref(arr);
 }
