@@ -1034,29 +1034,37 @@ static int merge_blob(syncctx *c, const char *case_id, const char *record_id, co
 	return rc;
 }
 
-/* Registry entries of main, verified with the org key. */
-static int apply_registry(syncctx *c, const char *path, const git_oid *id)
+/* The org-signed entry in blob `id` at `path` (registry entries, erasure
+** markers); *body is a new reference.  VELD_EINTEGRITY if it does not verify. */
+static int read_signed(json_t **body, syncctx *c, const char *path, const git_oid *id)
 {
 	unsigned char *blob = NULL;
 	size_t len = 0;
-	json_t *body = NULL;
 	veld_err e;
-	int rc = 0;
+	int rc;
+	*body = NULL;
 	memset(&e, 0, sizeof e);
-	if (strncmp(path, "registry/devices/", 17) && strncmp(path, "registry/revoked/", 17))
-		return 0;
 	if (veld_repo__blob_read(&blob, &len, c->repo, id, c->err))
 		return c->err->code;
-	if (veld_registry__verify(&body, (const char *)blob, len, c->org_pk, &e)) {
-		free(blob);
-		return veld_err__set(c->err, VELD_EINTEGRITY, "registry entry %s: %s", path + 9, e.msg);
-	}
+	rc = veld_registry__verify(body, (const char *)blob, len, c->org_pk, &e);
 	free(blob);
+	return rc ? veld_err__set(c->err, VELD_EINTEGRITY, "%s: %s", path, e.msg) : 0;
+}
+
+/* Registry entries of main, verified with the org key. */
+static int apply_registry(syncctx *c, const char *path, const git_oid *id)
+{
+	json_t *body = NULL;
+	int rc;
+	if (strncmp(path, "registry/devices/", 17) && strncmp(path, "registry/revoked/", 17))
+		return 0;
+	if ((rc = read_signed(&body, c, path, id)))
+		return rc;
 	if (!strncmp(path, "registry/revoked/", 17)) {
 		sqlite3_stmt *st = NULL;
 		if (!(rc = sql_prepare(c, &st, "UPDATE devices SET revoked = 1 WHERE id = ?1"))) {
 			sqlite3_bind_text(st, 1, json_string_value(json_object_get(body, "id")), -1, SQLITE_TRANSIENT);
-			sqlite3_step(st);
+			rc = sqlite3_step(st) == SQLITE_DONE ? 0 : veld_store__db_fail(c->s, SQLITE_ERROR, "registry");
 			sqlite3_finalize(st);
 		}
 	} else {
@@ -1094,19 +1102,11 @@ static int apply_registry(syncctx *c, const char *path, const git_oid *id)
 /* An org-signed erasure marker in main: erase the case here too. */
 static int apply_erasure(syncctx *c, const char *path, const git_oid *id)
 {
-	unsigned char *blob = NULL;
-	size_t len = 0;
 	json_t *body = NULL;
 	const char *cid;
-	veld_err e;
 	int rc;
-	memset(&e, 0, sizeof e);
-	if (veld_repo__blob_read(&blob, &len, c->repo, id, c->err))
-		return c->err->code;
-	rc = veld_registry__verify(&body, (const char *)blob, len, c->org_pk, &e);
-	free(blob);
-	if (rc)
-		return veld_err__set(c->err, VELD_EINTEGRITY, "erasure marker %s: %s", path + 7, e.msg);
+	if ((rc = read_signed(&body, c, path, id)))
+		return rc;
 	cid = json_string_value(json_object_get(body, "case"));
 	if (!cid || strcmp(cid, path + 7) || !is_hex32(cid, strlen(cid)))
 		rc = veld_err__set(c->err, VELD_EINTEGRITY, "erasure marker %s is malformed", path + 7);
