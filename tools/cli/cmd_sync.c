@@ -242,11 +242,10 @@ int cmd_sync(cli *c)
 	sigaction(SIGINT, &sa, NULL);
 	while (!stop_requested) {
 		long waited;
-		code = sync_once(c);
+		/* A failed round (hub away, store locked) is reported and retried
+		** at the next round. */
+		sync_once(c);
 		fflush(stdout);
-		if (code == EXIT_PASS && !stop_requested) {
-			/* locked by another command or wrong passphrase: try again later */
-		}
 		for (waited = 0; waited < secs && !stop_requested; waited++)
 			sleep(1);
 	}
