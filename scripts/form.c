@@ -548,41 +548,35 @@ static int run_op(lua_State *L)
 	return 0;
 }
 
-/* Parse the inputs, run engine.<what> and leave its JSON result in oc. */
-static int form_op(op_ctx *oc, veld_form *f, const char *what, const char *fields_json,
-                   const char *context_json, int with_context)
+/* Run engine.<what> on parsed inputs (borrowed) and leave its JSON result in
+** oc.  `ctx` NULL with with_context: no context. */
+static int form_op_json(op_ctx *oc, veld_form *f, const char *what, json_t *fields, json_t *ctx,
+                        int with_context)
 {
-	json_error_t jerr;
 	int rc = VELD_OK;
 
 	memset(oc, 0, sizeof *oc);
 	oc->f = f;
 	oc->what = what;
 	oc->version = -1;
+	oc->fields = fields;
 	veld_err__clear(&f->err);
-	oc->fields = json_loads(fields_json ? fields_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(oc->fields)) {
-		rc = veld_err__set(&f->err, VELD_EINVALID, "%s: the record is not a JSON object%s%s",
-		                   f->name, oc->fields ? "" : ": ", oc->fields ? "" : jerr.text);
-		goto done;
-	}
+	if (!json_is_object(fields))
+		return veld_err__set(&f->err, VELD_EINVALID, "%s: the record is not a JSON object", f->name);
 	if (with_context) {
-		oc->ctx = json_loads(context_json ? context_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+		oc->ctx = ctx ? json_incref(ctx) : json_object();
 		oc->ctx_bad = !json_is_object(oc->ctx);
 	}
 	/* A state a limit stopped is replaced before it is used again. */
-	if (veld_sandbox__spent(f->sb) || !veld_sandbox__state(f->sb)) {
+	if (veld_sandbox__spent(f->sb) || !veld_sandbox__state(f->sb))
 		rc = form_open(f);
+	if (rc == VELD_OK) {
+		rc = veld_sandbox__ccall(f->sb, run_op, oc);
 		if (rc != VELD_OK)
-			goto done;
+			rc = veld_err__set(&f->err, VELD_ERROR, "%s", veld_sandbox__errmsg(f->sb));
+		else if (oc->rc != VELD_OK)
+			rc = oc->rc;
 	}
-	rc = veld_sandbox__ccall(f->sb, run_op, oc);
-	if (rc != VELD_OK)
-		rc = veld_err__set(&f->err, VELD_ERROR, "%s", veld_sandbox__errmsg(f->sb));
-	else if (oc->rc != VELD_OK)
-		rc = oc->rc;
-done:
-	json_decref(oc->fields);
 	json_decref(oc->ctx);
 	oc->fields = oc->ctx = NULL;
 	if (rc != VELD_OK) {
@@ -590,6 +584,33 @@ done:
 		json_decref(oc->computed);
 		oc->result = oc->computed = NULL;
 	}
+	return rc;
+}
+
+/* Parse the inputs, run engine.<what> and leave its JSON result in oc. */
+static int form_op(op_ctx *oc, veld_form *f, const char *what, const char *fields_json,
+                   const char *context_json, int with_context)
+{
+	json_error_t jerr;
+	json_t *fields, *ctx = NULL;
+	int rc;
+
+	fields = json_loads(fields_json ? fields_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(fields)) {
+		memset(oc, 0, sizeof *oc);
+		rc = veld_err__set(&f->err, VELD_EINVALID, "%s: the record is not a JSON object%s%s",
+		                   f->name, fields ? "" : ": ", fields ? "" : jerr.text);
+		json_decref(fields);
+		return rc;
+	}
+	if (with_context) {
+		ctx = json_loads(context_json ? context_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+		if (!ctx)
+			ctx = json_null(); /* not an object: refused as such */
+	}
+	rc = form_op_json(oc, f, what, fields, ctx, with_context);
+	json_decref(fields);
+	json_decref(ctx);
 	return rc;
 }
 
@@ -619,36 +640,65 @@ int veld_form__validate(char **errors_json, veld_form *f, const char *fields_jso
 	return rc;
 }
 
+/* The verdict of a check run (form_op's rc and oc): *errors the list (NULL
+** when the script failed), *values the computed values (NULL unless valid
+** and computable). */
+static int check_finish(json_t **errors, json_t **values, veld_form *f, op_ctx *oc, int rc)
+{
+	*errors = *values = NULL;
+	if (rc == VELD_OK && !json_is_array(oc->result))
+		rc = veld_err__set(&f->err, VELD_ERROR, "%s: validation returned no list", f->chunk);
+	if (rc == VELD_OK && json_array_size(oc->result) > 0) {
+		rc = VELD_EINVALID;
+		veld_err__set(&f->err, rc, "%s: %zu field(s) fail validation", f->name,
+		              json_array_size(oc->result));
+	} else if (rc == VELD_OK && !oc->computed) {
+		/* as compute says it: the sandbox's message, chunk first */
+		size_t n = strlen(f->chunk);
+		if (strncmp(oc->computed_why, f->chunk, n) == 0 && oc->computed_why[n] == ':')
+			veld_err__set(&f->err, VELD_ERROR, "%s", oc->computed_why);
+		else
+			veld_err__set(&f->err, VELD_ERROR, "%s: %s", f->chunk, oc->computed_why);
+	} else if (rc == VELD_OK) {
+		*values = oc->computed;
+		oc->computed = NULL;
+	}
+	if (rc == VELD_OK || rc == VELD_EINVALID) {
+		*errors = oc->result;
+		oc->result = NULL;
+	}
+	json_decref(oc->result);
+	json_decref(oc->computed);
+	oc->result = oc->computed = NULL;
+	return rc;
+}
+
+int veld_form__check_json(json_t **errors, json_t **values, veld_form *f, json_t *fields, json_t *context)
+{
+	op_ctx oc;
+	int rc = form_op_json(&oc, f, "check", fields, context, 1);
+	return check_finish(errors, values, f, &oc, rc);
+}
+
 int veld_form__check(char **errors_json, char **values_json, veld_form *f,
                      const char *fields_json, const char *context_json)
 {
 	op_ctx oc;
+	json_t *errors, *values;
 	int rc;
 	*errors_json = NULL;
 	*values_json = NULL;
 	rc = form_op(&oc, f, "check", fields_json, context_json, 1);
-	if (rc == VELD_OK && !json_is_array(oc.result))
-		rc = veld_err__set(&f->err, VELD_ERROR, "%s: validation returned no list", f->chunk);
-	if (rc == VELD_OK)
-		rc = dump(errors_json, f, oc.result, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (rc == VELD_OK && json_array_size(oc.result) > 0) {
-		rc = VELD_EINVALID;
-		veld_err__set(&f->err, rc, "%s: %zu field(s) fail validation", f->name,
-		              json_array_size(oc.result));
-	} else if (rc == VELD_OK && !oc.computed) {
-		/* as compute says it: the sandbox's message, chunk first */
-		size_t n = strlen(f->chunk);
-		if (strncmp(oc.computed_why, f->chunk, n) == 0 && oc.computed_why[n] == ':')
-			veld_err__set(&f->err, VELD_ERROR, "%s", oc.computed_why);
-		else
-			veld_err__set(&f->err, VELD_ERROR, "%s: %s", f->chunk, oc.computed_why);
-	} else if (rc == VELD_OK && dump(values_json, f, oc.computed, JSON_COMPACT) != VELD_OK) {
+	rc = check_finish(&errors, &values, f, &oc, rc);
+	if (errors && dump(errors_json, f, errors, JSON_COMPACT | JSON_PRESERVE_ORDER) != VELD_OK)
+		rc = VELD_ERROR;
+	else if (values && dump(values_json, f, values, JSON_COMPACT) != VELD_OK) {
 		free(*errors_json);
 		*errors_json = NULL;
 		rc = VELD_ERROR;
 	}
-	json_decref(oc.result);
-	json_decref(oc.computed);
+	json_decref(errors);
+	json_decref(values);
 	return rc;
 }
 

@@ -198,9 +198,9 @@ static int parse_fields(json_t **flat, veld_store *s, const char *fields_json)
 }
 
 /* Join the engine's error list into one line for the handle. */
-static int rejected(veld_store *s, const char *errors_json)
+static int rejected(veld_store *s, const json_t *arr)
 {
-	json_t *arr = json_loads(errors_json ? errors_json : "[]", 0, NULL), *e;
+	json_t *e;
 	char msg[sizeof veld_store__err(s)->msg];
 	size_t i, used;
 	used = (size_t)snprintf(msg, sizeof msg, "%zu field(s) rejected:", json_array_size(arr));
@@ -211,7 +211,6 @@ static int rejected(veld_store *s, const char *errors_json)
 			                         json_string_value(json_object_get(e, "field")),
 			                         json_string_value(json_object_get(e, "message")));
 	}
-	json_decref(arr);
 	return veld_err__set(veld_store__err(s), VELD_EINVALID, "%s", msg);
 }
 
@@ -224,7 +223,7 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
                      const char *case_id, const char *form_name, const char *record_id, const char *fields_json)
 {
 	json_t *flat = NULL, *merged = NULL, *stored = NULL, *ctx = NULL, *prev = NULL, *computed = NULL;
-	char *merged_txt = NULL, *ctx_txt = NULL, *errs = NULL, *comp_txt = NULL;
+	json_t *errs = NULL;
 	veld_form *form = NULL;
 	char today[16];
 	time_t now;
@@ -257,20 +256,13 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	prev = previous_record(s, case_id, form_name, record_id, merged);
 	if (prev)
 		json_object_set_new(ctx, "vorige", prev);
-	merged_txt = json_dumps(merged, JSON_COMPACT);
-	ctx_txt = json_dumps(ctx, JSON_COMPACT);
-	if (!merged_txt || !ctx_txt) {
-		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "out of memory");
-		goto done;
-	}
 	/* Validation and the computed values in one pass over the record. */
-	rc = veld_form__check(&errs, &comp_txt, form, merged_txt, ctx_txt);
+	rc = veld_form__check_json(&errs, &computed, form, merged, ctx);
 	if (rc == VELD_EINVALID && errs) {
 		if (errors) {
-			*errors = errs;
-			errs = NULL;
-			rc = VELD_EINVALID;
-			veld_err__set(veld_store__err(s), VELD_EINVALID, "record rejected by form %s", form_name);
+			*errors = json_dumps(errs, JSON_COMPACT | JSON_PRESERVE_ORDER);
+			rc = veld_err__set(veld_store__err(s), *errors ? VELD_EINVALID : VELD_ERROR,
+			                   *errors ? "record rejected by form %s" : "out of memory", form_name);
 		} else {
 			rc = rejected(s, errs);
 		}
@@ -284,11 +276,10 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	if (errors)
 		*errors = strdup("[]");
 	/* Computed values are stored with the record, as fields. */
-	if (!comp_txt) {
+	if (!computed) {
 		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form_name, veld_form__errmsg(form));
 		goto done;
 	}
-	computed = json_loads(comp_txt ? comp_txt : "{}", 0, NULL);
 	json_object_foreach(computed, k, v)
 	{
 		if (!json_equal(v, json_object_get(stored, k)))
@@ -303,10 +294,7 @@ done:
 	json_decref(stored);
 	json_decref(ctx);
 	json_decref(computed);
-	free(merged_txt);
-	free(ctx_txt);
-	free(errs);
-	free(comp_txt);
+	json_decref(errs);
 	return rc;
 }
 

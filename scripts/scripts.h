@@ -201,6 +201,13 @@ int veld_form__compute(char **values_json, veld_form *f, const char *fields_json
 int veld_form__check(char **errors_json, char **values_json, veld_form *f,
                      const char *fields_json, const char *context_json);
 
+/* veld_form__check on parsed input (borrowed; `context` NULL: none), the
+** way the store calls it: no text is parsed or printed.  *errors is the
+** list (new reference) when the return is VELD_OK or VELD_EINVALID, else
+** NULL; *values as veld_form__check's. */
+int veld_form__check_json(json_t **errors, json_t **values, veld_form *f, json_t *fields,
+                          json_t *context);
+
 /* Paths of the record that this version of the form does not know (fields
 ** of an older or newer version), as a sorted JSON array.  They are kept by
 ** the store; the engine only reports them. */
