@@ -4,19 +4,21 @@
 ** A form is a Lua script (scripts/forms/NAME.lua, or a file the office
 ** publishes) that calls form { ... } with its fields, rules and computed
 ** values; docs/forms.md describes the language.  This file owns one sandbox
-** per loaded form.  Loading runs the prelude (prelude.lua: the DSL and the
-** Lua half of the engine, embedded at build time), then the form script,
-** then asks the engine what was declared.  Form-author mistakes come back as
+** per loaded form.  Loading runs the prelude (prelude.lua: the DSL, the
+** messages and the rules' side of the engine, embedded at build time), then
+** the form script, then asks the engine what was declared and compiles the
+** declarations into C (engine.c).  Form-author mistakes come back as
 ** "name.lua:LINE: message" with VELD_EINVALID.
 **
-** Records cross this boundary as JSON objects of field paths, the way the
-** store keeps them ("huisvesting.score", "acties.<item id>.status"); nested
-** objects are accepted too.  Both are folded into one nested JSON object
-** (unflatten) before they enter the sandbox; "_form_version" is taken out
-** and handed over as the record's version, other "_" members are dropped.
-** Every operation runs in one budgeted, protected call into the sandbox; a
-** script that hits a limit leaves a spent state, and the next operation
-** loads the form afresh from its source (which the handle keeps).
+** Records cross this boundary as parsed JSON objects: field paths the way
+** the store keeps them ("huisvesting.score", "acties.<item id>.status"),
+** nested objects, or both; "_form_version" is the record's version, other
+** top-level "_" members are not fields.  engine.c reads a record into the
+** typed table `r` (types, visibility, required fields, unknown paths) and
+** the prelude runs the computed values and the rules on it.  Every
+** operation runs in one budgeted, protected call into the sandbox; a script
+** that hits a limit leaves a spent state, and the next operation loads the
+** form afresh from its source (which the handle keeps).
 **
 ** What the engine returns is data produced by guest code: it is converted
 ** with veld_sandbox__to_json, which accepts plain JSON values only.
@@ -32,7 +34,6 @@
 #include <time.h>
 
 #define FORM_SOURCE_MAX  ((int64_t)1 << 20) /* bytes of a form script */
-#define FORM_PATH_DEPTH  16                 /* segments of a field path */
 
 struct veld_form {
 	veld_sandbox *sb;
@@ -42,6 +43,7 @@ struct veld_form {
 	char *source;
 	size_t len;
 	int engine;         /* registry reference to the engine table */
+	veld_decls *decls;  /* its declarations, compiled (engine.c) */
 	char *name;
 	char *compartment;
 	char *label;
@@ -156,6 +158,10 @@ static int form_open(veld_form *f)
 		                   veld_sandbox__errmsg(f->sb));
 		goto done;
 	}
+	veld_engine__free(f->decls);
+	f->decls = NULL;
+	if ((rc = veld_engine__compile(&f->decls, f->sb, f->engine, &f->err)) != VELD_OK)
+		goto done;
 	if (f->expect && strcmp(f->expect, fc.name) != 0) {
 		rc = veld_err__set(&f->err, VELD_EINVALID, "%s: declares form '%s', expected '%s'",
 		                   f->chunk, fc.name, f->expect);
@@ -185,6 +191,7 @@ void veld_form__free(veld_form *f)
 {
 	if (!f)
 		return;
+	veld_engine__free(f->decls);
 	veld_sandbox__free(f->sb);
 	free(f->chunk);
 	free(f->expect);
@@ -315,135 +322,16 @@ const char *veld_form__label(const veld_form *f) { return f->label; }
 int veld_form__version(const veld_form *f) { return f->version; }
 const char *veld_form__errmsg(const veld_form *f) { return f ? f->err.msg : "out of memory"; }
 
-/* ---- records into the sandbox ------------------------------------------------------- */
-
-/* Records are folded straight into Lua tables: no nested JSON tree is built
-** and copied on the way in.  `value` goes to the dotted `path` under the
-** root, creating groups; objects given as values are merged member by
-** member (nested input).  Groups are plain tables; leaf values are pushed
-** by the sandbox (arrays marked) at the depth they would have in the
-** nested tree, so the JSON depth limit is the same. */
-
-
-/* A group table made here (no metatable), as opposed to a value. */
-static int is_group(lua_State *L, int idx)
-{
-	if (lua_type(L, idx) != LUA_TTABLE)
-		return 0;
-	if (lua_getmetatable(L, idx)) {
-		lua_pop(L, 1);
-		return 0; /* a list */
-	}
-	return 1;
-}
-
-static int lua_put_path(lua_State *L, int root, int base, const char *path, json_t *value,
-                        veld_err *err, int depth);
-
-static int lua_put_members(lua_State *L, int root, int base, const char *prefix, json_t *obj,
-                           veld_err *err, int depth)
-{
-	const char *k;
-	json_t *v;
-	char buf[512];
-	json_object_foreach(obj, k, v) {
-		int n = prefix ? snprintf(buf, sizeof buf, "%s.%s", prefix, k)
-		               : snprintf(buf, sizeof buf, "%s", k);
-		if (n < 0 || (size_t)n >= sizeof buf)
-			return veld_err__set(err, VELD_EINVALID, "a field path is too long");
-		if (lua_put_path(L, root, base, buf, v, err, depth + 1))
-			return err ? err->code : VELD_EINVALID;
-	}
-	return VELD_OK;
-}
-
-/* put_path on the table at `root` (its depth in the tree: `base`). */
-static int lua_put_path(lua_State *L, int root, int base, const char *path, json_t *value,
-                        veld_err *err, int depth)
-{
-	const char *p = path;
-	int nseg = 0, rc = VELD_OK, top = lua_gettop(L);
-
-	if (depth > FORM_PATH_DEPTH)
-		return veld_err__set(err, VELD_EINVALID, "field '%s' is nested too deep", path);
-	if (json_is_null(value))
-		return VELD_OK; /* a cleared field is absent */
-	if (json_is_object(value))
-		return lua_put_members(L, root, base, path, value, err, depth);
-	luaL_checkstack(L, 4, "out of memory");
-	lua_pushvalue(L, root);
-	for (;;) {
-		const char *dot = strchr(p, '.');
-		size_t n = dot ? (size_t)(dot - p) : strlen(p);
-		if (n == 0 || n >= 256 || ++nseg > FORM_PATH_DEPTH) {
-			rc = veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", path);
-			break;
-		}
-		lua_pushlstring(L, p, n);          /* cur seg */
-		lua_pushvalue(L, -1);
-		lua_rawget(L, -3);                 /* cur seg next */
-		if (!dot) {
-			if (!lua_isnil(L, -1)) {
-				rc = veld_err__set(err, VELD_EINVALID,
-				                   "field '%s' is both a value and a group", path);
-				break;
-			}
-			lua_pop(L, 1);
-			veld_sandbox__push_json_at(L, value, base + nseg);
-			lua_rawset(L, -3);
-			break;
-		}
-		if (lua_isnil(L, -1)) {
-			lua_pop(L, 1);
-			lua_createtable(L, 0, 4);
-			lua_pushvalue(L, -2);      /* cur seg next seg */
-			lua_pushvalue(L, -2);
-			lua_rawset(L, -5);         /* cur seg next */
-		} else if (!is_group(L, -1)) {
-			rc = veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group",
-			                   path);
-			break;
-		}
-		lua_replace(L, -3);                /* next seg */
-		lua_pop(L, 1);
-		p = dot + 1;
-	}
-	lua_settop(L, top);
-	return rc;
-}
-
-/* Fields (flat or nested) -> a new nested table pushed on the stack (also on
-** failure: VELD_EINVALID with err set); *version from "_form_version" (-1 if
-** absent), other "_" members are dropped. */
-static int push_record(lua_State *L, const json_t *fields, int base, json_int_t *version,
-                       veld_err *err)
-{
-	const char *k;
-	json_t *v;
-	int root;
-	if (version)
-		*version = -1;
-	lua_createtable(L, 0, (int)json_object_size(fields));
-	root = lua_gettop(L);
-	json_object_foreach((json_t *)fields, k, v) {
-		if (k[0] == '_') {
-			if (version && strcmp(k, "_form_version") == 0 && json_is_integer(v))
-				*version = json_integer_value(v);
-			continue;
-		}
-		if (lua_put_path(L, root, base, k, v, err, 0) != VELD_OK)
-			return err->code;
-	}
-	return VELD_OK;
-}
+/* ---- running the engine ------------------------------------------------------------ */
 
 typedef struct op_ctx {
 	veld_form *f;
 	const char *what;       /* engine function */
-	json_t *fields;         /* the caller's record (parsed) */
+	json_t *fields;         /* the caller's record (parsed; borrowed) */
 	json_t *ctx;            /* the caller's context (parsed), or NULL */
-	int ctx_bad;            /* the context is not a JSON object */
-	int rc;                 /* input rejected while pushing it (message in f->err) */
+	json_t *folded[2];      /* the record, its "vorige", folded when they had to be */
+	json_t *unknown;        /* the record's unknown paths, when it has any */
+	int rc;                 /* input refused inside the call (message in f->err) */
 	json_int_t version;     /* -1: none */
 	json_t *result;
 	json_t *computed;       /* check: the computed values, or NULL */
@@ -458,8 +346,28 @@ static void today(char *out, size_t n, const veld_os *os)
 		snprintf(out, n, "1970-01-01");
 }
 
-/* Push the context: the caller's members, "vorige" folded like a record,
-** "vandaag" defaulted to today. */
+/* Push the typed record of `in` (folding it into oc->folded[slot] first
+** when it is in the store's flat form); VELD_EINVALID in oc->rc, nothing
+** pushed, when it cannot be folded. */
+static int read_record(lua_State *L, op_ctx *oc, const json_t *in, int slot, int errors, int *unknown)
+{
+	veld_form *f = oc->f;
+	if (veld_engine__read(L, f->decls, in, errors, unknown) == 0)
+		return VELD_OK;
+	if (!(oc->folded[slot] = veld_engine__fold(in, NULL, &f->err)))
+		return oc->rc = f->err.code;
+	veld_engine__read(L, f->decls, oc->folded[slot], errors, unknown);
+	return VELD_OK;
+}
+
+/* The record as read: folded or as given. */
+static const json_t *record_of(const op_ctx *oc)
+{
+	return oc->folded[0] ? oc->folded[0] : oc->fields;
+}
+
+/* Push the context: the caller's members, "vorige" read like a record (its
+** failures dropped), "vandaag" defaulted to today. */
 static int push_context(lua_State *L, op_ctx *oc)
 {
 	veld_form *f = oc->f;
@@ -474,8 +382,8 @@ static int push_context(lua_State *L, op_ctx *oc)
 	t = lua_gettop(L);
 	json_object_foreach(oc->ctx, k, v) {
 		if (strcmp(k, "vorige") == 0 && json_is_object(v)) {
-			if (push_record(L, v, 1, NULL, &f->err) != VELD_OK)
-				return f->err.code;
+			if (read_record(L, oc, v, 1, 0, NULL) != VELD_OK)
+				return oc->rc;
 		} else {
 			if (strcmp(k, "vandaag") == 0 && json_is_string(v))
 				has_today = 1;
@@ -520,52 +428,76 @@ static int on_computed(lua_State *L)
 	return 0;
 }
 
+/* engine.<what>(r, c [, errors [, on_computed]]) with the record read here. */
 static int run_op(lua_State *L)
 {
 	op_ctx *oc = lua_touserdata(L, 1);
+	veld_form *f = oc->f;
 	int check = strcmp(oc->what, "check") == 0;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, oc->f->engine);
-	lua_getfield(L, -1, oc->what);
-	if ((oc->rc = push_record(L, oc->fields, 0, &oc->version, &oc->f->err)) != VELD_OK)
-		return 0;
-	if (oc->ctx_bad) {
-		oc->rc = veld_err__set(&oc->f->err, VELD_EINVALID, "%s: the context is not a JSON object",
-		                       oc->f->name);
+	int validate = check || strcmp(oc->what, "validate") == 0;
+	int errors = 0, nargs = 2, unknown = 0;
+	if (validate) {
+		lua_newtable(L);
+		veld_sandbox__mark_array(L, -1);
+		errors = lua_gettop(L);
+	}
+	if (strcmp(oc->what, "unknown") == 0) {
+		if (read_record(L, oc, oc->fields, 0, 0, &unknown) != VELD_OK)
+			return 0;
+		oc->result = unknown ? veld_engine__unknown(f->decls, record_of(oc)) : json_array();
+		if (!oc->result)
+			luaL_error(L, "out of memory");
 		return 0;
 	}
-	if ((oc->rc = push_context(L, oc)) != VELD_OK)
+	lua_rawgeti(L, LUA_REGISTRYINDEX, f->engine);
+	lua_getfield(L, -1, oc->what);
+	if (read_record(L, oc, oc->fields, 0, errors, &unknown) != VELD_OK)
 		return 0;
-	if (oc->version >= 0)
-		lua_pushinteger(L, (lua_Integer)oc->version);
-	else
-		lua_pushnil(L);
+	/* Unknown fields are errors only in a record of this version (or none). */
+	if (validate && unknown && (oc->version < 0 || oc->version == f->version)) {
+		if (!(oc->unknown = veld_engine__unknown(f->decls, record_of(oc))))
+			luaL_error(L, "out of memory");
+		veld_engine__push_unknown(L, f->decls, oc->unknown, errors);
+	}
+	if (push_context(L, oc) != VELD_OK)
+		return 0;
+	if (validate) {
+		lua_pushvalue(L, errors);
+		nargs++;
+	}
 	if (check) {
 		lua_pushlightuserdata(L, oc);
 		lua_pushcclosure(L, on_computed, 1);
+		nargs++;
 	}
-	lua_call(L, check ? 4 : 3, 1);
+	lua_call(L, nargs, 1);
 	oc->result = veld_sandbox__to_json(L, -1);
 	return 0;
 }
 
 /* Run engine.<what> on parsed inputs (borrowed) and leave its JSON result in
-** oc.  `ctx` NULL with with_context: no context. */
+** oc.  `ctx` NULL with with_context: an empty context. */
 static int form_op_json(op_ctx *oc, veld_form *f, const char *what, json_t *fields, json_t *ctx,
                         int with_context)
 {
 	int rc = VELD_OK;
+	json_t *v;
 
 	memset(oc, 0, sizeof *oc);
 	oc->f = f;
 	oc->what = what;
-	oc->version = -1;
 	oc->fields = fields;
 	veld_err__clear(&f->err);
 	if (!json_is_object(fields))
 		return veld_err__set(&f->err, VELD_EINVALID, "%s: the record is not a JSON object", f->name);
+	v = json_object_get(fields, "_form_version");
+	oc->version = json_is_integer(v) ? json_integer_value(v) : -1;
 	if (with_context) {
 		oc->ctx = ctx ? json_incref(ctx) : json_object();
-		oc->ctx_bad = !json_is_object(oc->ctx);
+		if (!json_is_object(oc->ctx)) {
+			rc = veld_err__set(&f->err, VELD_EINVALID, "%s: the context is not a JSON object", f->name);
+			goto done;
+		}
 	}
 	/* A state a limit stopped is replaced before it is used again. */
 	if (veld_sandbox__spent(f->sb) || !veld_sandbox__state(f->sb))
@@ -577,8 +509,13 @@ static int form_op_json(op_ctx *oc, veld_form *f, const char *what, json_t *fiel
 		else if (oc->rc != VELD_OK)
 			rc = oc->rc;
 	}
+done:
 	json_decref(oc->ctx);
-	oc->fields = oc->ctx = NULL;
+	json_decref(oc->folded[0]);
+	json_decref(oc->folded[1]);
+	json_decref(oc->unknown);
+	oc->ctx = oc->folded[0] = oc->folded[1] = oc->unknown = NULL;
+	oc->fields = NULL;
 	if (rc != VELD_OK) {
 		json_decref(oc->result);
 		json_decref(oc->computed);

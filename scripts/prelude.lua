@@ -3,7 +3,10 @@
 -- Runs in a form's sandbox before the form script (form.c loads it) and
 -- installs the form DSL as globals: form, field, when, has, date, euro,
 -- decimal.  It returns the engine table, which only the host holds (the
--- registry): finish, schema, validate, check, compute, unknown.
+-- registry): finish, scope, schema, message, validate, check, compute.
+-- Reading a record against the declarations is the host's (engine.c, in C);
+-- this half declares, describes (schema), words the failures (message) and
+-- runs the form's computed values and rules.
 --
 -- Everything the engine relies on is captured as a local before the form
 -- script runs, so a form that redefines a global changes nothing here.
@@ -24,10 +27,8 @@ local type, pairs, ipairs, next, error, tostring, tonumber, setmetatable, rawset
 local math_type, tointeger = math.type, math.tointeger
 local sfind, sformat, ssub, smatch, srep = string.find, string.format, string.sub, string.match, string.rep
 local tsort, tunpack = table.sort, table.unpack
-local utf8len = utf8.len
 
 local NAME = "^[a-z][a-z0-9_]*$"
-local ITEM_ID = "^[%w_%-]+$"
 
 -- ---- helpers for authors ---------------------------------------------------
 
@@ -500,234 +501,56 @@ local function number_show(f, n)
 	return tostring(n)
 end
 
--- Phase 1: types.  Returns the typed value (nil if absent or wrong) and
--- records messages in bad[path].
-local read_scope
+-- Reading a record (types, visibility, required fields, unknown paths) is
+-- done by the host in C (engine.c) from the declarations in F.scope; it
+-- asks for the Dutch text of a failure here, by code.  `label` is the
+-- field's label with its groups' labels before it ("Huisvesting – Score").
+local MESSAGES = {
+	text = "%s moet tekst zijn.",
+	max_length = "%s mag hoogstens %d tekens bevatten.",
+	int = "%s moet een geheel getal zijn.",
+	decimal = "%s moet een getal zijn met hoogstens %d cijfers na de komma.",
+	date = "%s moet een geldige datum zijn (JJJJ-MM-DD).",
+	date_min = "%s mag niet vóór %s liggen.",
+	date_max = "%s mag niet na %s liggen.",
+	min = "%s moet minstens %s zijn.",
+	max = "%s mag hoogstens %s zijn.",
+	bool = "%s moet ja of nee zijn.",
+	choice = "%s: ‘%s’ is geen geldige keuze.",
+	list = "%s moet een lijst van keuzes zijn.",
+	twice = "%s: ‘%s’ staat er meer dan één keer in.",
+	shape = "%s heeft een ongeldige vorm.",
+	keys = "%s moet items met een sleutel bevatten.",
+	item_key = "%s: ongeldige sleutel ‘%s’.",
+	item_shape = "%s: item ‘%s’ heeft een ongeldige vorm.",
+	required = "%s is verplicht.",
+	items = "%s: voeg minstens één item toe.",
+	unknown = "Onbekend veld in versie %d van dit formulier.",
+}
 
--- Path and label are built only for a failure (reading runs for every field).
-local function fail(bad, prefix, lp, f, fmt, ...)
-	bad[prefix .. f.name] = sformat(fmt, lp .. f.label, ...)
-	return nil
-end
-
-local function read_value(f, v, prefix, bad, lp)
-	if v == nil then return nil end
-	local k = f.kind
-	if k == "text" then
-		if type(v) ~= "string" then return fail(bad, prefix, lp, f, "%s moet tekst zijn.") end
-		if v == "" then return nil end
-		local n = utf8len(v)
-		if not n then return fail(bad, prefix, lp, f, "%s bevat ongeldige tekens.") end
-		if f.max_length and n > f.max_length then
-			return fail(bad, prefix, lp, f, "%s mag hoogstens %d tekens bevatten.", f.max_length)
-		end
-		return v
-	elseif k == "int" or k == "decimal" then
-		local n
-		if k == "int" then
-			n = (type(v) == "number") and tointeger(v) or nil
-			if not n then return fail(bad, prefix, lp, f, "%s moet een geheel getal zijn.") end
-		else
-			n = decimal.parse(v, f.scale)
-			if not n then
-				if f.scale == 0 then return fail(bad, prefix, lp, f, "%s moet een geheel getal zijn.") end
-				return fail(bad, prefix, lp, f, "%s moet een getal zijn met hoogstens %d cijfers na de komma.", f.scale)
-			end
-		end
-		if f.min and n < f.min then
-			return fail(bad, prefix, lp, f, "%s moet minstens %s zijn.", number_show(f, f.min))
-		end
-		if f.max and n > f.max then
-			return fail(bad, prefix, lp, f, "%s mag hoogstens %s zijn.", number_show(f, f.max))
-		end
-		return n
-	elseif k == "date" then
-		if not date.valid(v) then
-			return fail(bad, prefix, lp, f, "%s moet een geldige datum zijn (JJJJ-MM-DD).")
-		end
-		if f.min and v < f.min then
-			return fail(bad, prefix, lp, f, "%s mag niet vóór %s liggen.", date.show(f.min))
-		end
-		if f.max and v > f.max then
-			return fail(bad, prefix, lp, f, "%s mag niet na %s liggen.", date.show(f.max))
-		end
-		return v
-	elseif k == "bool" then
-		if type(v) ~= "boolean" then return fail(bad, prefix, lp, f, "%s moet ja of nee zijn.") end
-		return v
-	elseif k == "choice" then
-		if (type(v) ~= "string" and type(v) ~= "number") or not f.option_set[v] then
-			return fail(bad, prefix, lp, f, "%s: ‘%s’ is geen geldige keuze.", tostring(v))
-		end
-		return v
-	elseif k == "multi" then
-		if type(v) ~= "table" then return fail(bad, prefix, lp, f, "%s moet een lijst van keuzes zijn.") end
-		local n = 0
-		for _ in pairs(v) do n = n + 1 end
-		if n ~= #v then return fail(bad, prefix, lp, f, "%s moet een lijst van keuzes zijn.") end
-		local seen, out = {}, array({})
-		for i, x in ipairs(v) do
-			if (type(x) ~= "string" and type(x) ~= "number") or not f.option_set[x] then
-				return fail(bad, prefix, lp, f, "%s: ‘%s’ is geen geldige keuze.", tostring(x))
-			end
-			if seen[x] then
-				return fail(bad, prefix, lp, f, "%s: ‘%s’ staat er meer dan één keer in.", tostring(x))
-			end
-			seen[x], out[i] = true, x
-		end
-		if #out == 0 then return nil end
-		return out
-	elseif k == "group" then
-		if type(v) ~= "table" then return fail(bad, prefix, lp, f, "%s heeft een ongeldige vorm.") end
-		if not f.repeating then
-			return read_scope(f.scope, v, prefix .. f.name .. ".", bad, lp .. f.label .. " – ")
-		end
-		local out = {}
-		local path, label = prefix .. f.name, lp .. f.label
-		for id, item in pairs(v) do
-			if type(id) ~= "string" then
-				bad[path] = sformat("%s moet items met een sleutel bevatten.", label)
-				return nil
-			elseif not sfind(id, ITEM_ID) then
-				return fail(bad, prefix, lp, f, "%s: ongeldige sleutel ‘%s’.", id)
-			elseif type(item) ~= "table" then
-				bad[path .. "." .. id] = sformat("%s: item ‘%s’ heeft een ongeldige vorm.", label, id)
-			else
-				out[id] = read_scope(f.scope, item, path .. "." .. id .. ".", bad, label .. " – ")
-			end
-		end
-		if next(out) == nil then return nil end
-		return out
+local function message(code, label, f, arg)
+	local fmt = MESSAGES[code]
+	if code == "unknown" then return sformat(fmt, F.version) end
+	if code == "max_length" then return sformat(fmt, label, f.max_length) end
+	if code == "decimal" then
+		if f.scale == 0 then return sformat(MESSAGES.int, label) end
+		return sformat(fmt, label, f.scale)
 	end
-end
-
-function read_scope(scope, raw, prefix, bad, lp)
-	local out = {}
-	for _, f in ipairs(scope.list) do
-		out[f.name] = read_value(f, raw[f.name], prefix, bad, lp)
+	if code == "min" or code == "max" then
+		if f.kind == "date" then return sformat(MESSAGES["date_" .. code], label, date.show(f[code])) end
+		return sformat(fmt, label, number_show(f, f[code]))
 	end
-	return out
-end
-
-local function sorted_keys(t)
-	local keys = {}
-	for k in pairs(t) do keys[#keys + 1] = k end
-	tsort(keys)
-	return keys
-end
-
-local function holds(c, scope_values, r)
-	if type(c) == "boolean" then return c end
-	if type(c) == "function" then return c(r, scope_values) and true or false end
-	local v = scope_values[c.field]
-	if c.op == "=" then return v == c.value end
-	if c.op == "~=" then return v ~= c.value end
-	if c.op == "has" then return has(v, c.value) end
-	return has(c.value, v)
-end
-
--- Phase 2: visibility and required, in form order.  Hidden fields are
--- dropped from the record; `add(path, message)` receives the failures.
-local check_scope
-
-local function check_scope_impl(scope, values, r, prefix, bad, add, lp)
-	local anybad = next(bad) ~= nil
-	for _, f in ipairs(scope.list) do
-		local path = anybad and prefix .. f.name
-		if f.visible ~= true and not holds(f.visible, values, r) then
-			values[f.name] = nil
-		else
-			local v = values[f.name]
-			local label = v == nil and lp .. f.label
-			if anybad and bad[path] then
-				add(path, bad[path])
-			elseif v == nil and f.required and holds(f.required, values, r) then
-				path = path or prefix .. f.name
-				if f.kind == "group" and f.repeating then
-					add(path, sformat("%s: voeg minstens één item toe.", label))
-				elseif f.kind ~= "group" then
-					add(path, sformat("%s is verplicht.", label))
-				end
-			end
-			if f.kind == "group" and not (anybad and bad[path]) then
-				path = path or prefix .. f.name
-				local sub = lp .. f.label .. " – "
-				if f.repeating then
-					-- items in id order; items that were no table were reported in phase 1
-					local items = v or {}
-					local ids = {}
-					for p in pairs(anybad and bad or {}) do
-						local id = ssub(p, 1, #path + 1) == path .. "." and ssub(p, #path + 2)
-						if id and not sfind(id, ".", 1, true) and items[id] == nil then ids[#ids + 1] = id end
-					end
-					for id in pairs(items) do ids[#ids + 1] = id end
-					tsort(ids)
-					for _, id in ipairs(ids) do
-						if items[id] == nil then
-							add(path .. "." .. id, bad[path .. "." .. id])
-						else
-							check_scope(f.scope, items[id], r, path .. "." .. id .. ".", bad, add, sub)
-						end
-					end
-				else
-					-- an absent fixed group: its required fields are still required
-					if v == nil then
-						v = read_scope(f.scope, {}, path .. ".", bad, sub)
-						values[f.name] = v
-					end
-					check_scope(f.scope, v, r, path .. ".", bad, add, sub)
-				end
-			end
-		end
+	if code == "choice" or code == "twice" or code == "item_key" or code == "item_shape" then
+		-- a list or an object is no choice; its address would be no message
+		return sformat(fmt, label, type(arg) == "table" and "…" or tostring(arg))
 	end
-end
-check_scope = check_scope_impl
-
--- The typed record and the failures of phases 1 and 2.
-local function read(raw, add)
-	local bad = {}
-	local r = read_scope(F.scope, raw or {}, "", bad, "")
-	check_scope(F.scope, r, r, "", bad, add or function() end, "")
-	return r
+	return sformat(fmt, label)
 end
 
--- Paths of `raw` that the form does not know, into `out` (unsorted).
-local function unknown_into(scope, raw, prefix, out)
-	for k, v in pairs(raw) do
-		local f = type(k) == "string" and scope.byname[k]
-		if not f then
-			if type(v) == "table" and next(v) ~= nil and #v == 0 then
-				unknown_into({ byname = {} }, v, prefix .. tostring(k) .. ".", out)
-			else
-				out[#out + 1] = prefix .. tostring(k)
-			end
-		elseif f.kind == "group" and type(v) == "table" then
-			if f.repeating then
-				for id, item in pairs(v) do
-					if type(item) == "table" then
-						unknown_into(f.scope, item, prefix .. k .. "." .. tostring(id) .. ".", out)
-					end
-				end
-			else
-				unknown_into(f.scope, v, prefix .. k .. ".", out)
-			end
-		end
-	end
-end
-
-local function unknown(raw)
-	local out = array({})
-	unknown_into(F.scope, raw or {}, "", out)
-	tsort(out)
-	return out
-end
-
--- The context handed to rules and computed values.
-local function context(ctx)
-	local c = {}
-	for k, v in pairs(ctx or {}) do c[k] = v end
+-- The context handed to rules and computed values: the host's (with
+-- "vorige" read like a record) and the form's parameters.
+local function context(c)
 	c.params = F.params
-	if type(c.vorige) == "table" then c.vorige = read(c.vorige) end
 	return c
 end
 
@@ -750,27 +573,19 @@ end
 
 engine.schema = schema
 
--- validate; `on_computed` (the host's, for a check) receives the computed
--- values as soon as they are known, before any rule runs.
-local function validate(raw, ctx, record_version, on_computed)
-	local errors = array({})
-	local function add(path, message)
-		errors[#errors + 1] = { field = path, message = message }
-	end
-	local r = read(raw, add)
-	if record_version == nil or record_version == F.version then
-		for _, p in ipairs(unknown(raw)) do
-			add(p, sformat("Onbekend veld in versie %d van dit formulier.", F.version))
-		end
-	end
-	local c = context(ctx)
+-- validate: `r` the typed record and `errors` the failures the host found
+-- reading it; the rules add theirs.  `on_computed` (the host's, for a
+-- check) receives the computed values as soon as they are known, before
+-- any rule runs.
+local function validate(r, c, errors, on_computed)
+	c = context(c)
 	c.computed = compute_all(r, c)
 	if on_computed then on_computed(c.computed) end
 	local function err(path, message)
 		if type(path) ~= "string" or type(message) ~= "string" then
 			error("err(field, message): both must be strings", 2)
 		end
-		add(path, message)
+		errors[#errors + 1] = { field = path, message = message }
 	end
 	for _, rule in ipairs(F.rules) do
 		rule(r, err, c)
@@ -780,13 +595,13 @@ end
 
 engine.validate = validate
 engine.check = validate -- with on_computed: validate and compute in one pass
+engine.message = message
 
-function engine.compute(raw, ctx)
-	local r = read(raw)
-	return compute_all(r, context(ctx))
+function engine.compute(r, c)
+	return compute_all(r, context(c))
 end
 
-engine.unknown = unknown
+function engine.scope() return F.scope end
 
 -- ---- the DSL as globals -------------------------------------------------------------------
 

@@ -124,9 +124,8 @@ form {
 			for _, d in ipairs(DOMEINEN) do
 				local nu, toen = r[d[1]].score, vorige[d[1]].score
 				if nu ~= nil or toen ~= nil then
-					local v = { nu = nu, vorige = toen }
-					if numeric(nu) and numeric(toen) then v.verschil = nu - toen end
-					out[d[1]] = v
+					out[d[1]] = { nu = nu, vorige = toen,
+						verschil = numeric(nu) and numeric(toen) and nu - toen or nil }
 				end
 			end
 			return out

@@ -512,3 +512,16 @@ int veld_test_hub_teardown(void **state)
 		}
 	return 0;
 }
+
+uint64_t veld_test_rng_next(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+unsigned veld_test_rng_below(uint64_t *state, unsigned n)
+{
+	return n ? (unsigned)(veld_test_rng_next(state) % n) : 0;
+}

@@ -30,6 +30,11 @@ int veld_test_grep_tree(const char *dir, const void *needle, size_t n);
 unsigned char *veld_test_read_file(const char *path, size_t *len);
 int veld_test_write_file(const char *path, const void *buf, size_t len);
 
+/* A small deterministic PRNG (splitmix64) for randomised tests: the state
+** is the seed, so a failing run is replayed from the seed it prints. */
+uint64_t veld_test_rng_next(uint64_t *state);
+unsigned veld_test_rng_below(uint64_t *state, unsigned n); /* 0..n-1; 0 when n is 0 */
+
 /* Flip one bit of the byte at `off` in `path`. */
 void veld_test_flip_byte(const char *path, long off);
 

@@ -53,19 +53,9 @@ static const char *const paths[] = {
 #define N_PATHS (sizeof paths / sizeof paths[0])
 #define P_DELETED N_PATHS /* index of "_deleted" */
 
-/* ---- a small deterministic PRNG (splitmix64) ------------------------------ */
-
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static int rng_below(uint64_t *s, int n)
 {
-	return (int)(rng_next(s) % (uint64_t)n);
+	return (int)veld_test_rng_below(s, (unsigned)n);
 }
 
 /* ---- the ground truth -------------------------------------------------------- */

@@ -93,17 +93,9 @@ typedef struct sim_rng {
 	uint64_t s;
 } sim_rng;
 
-static uint64_t rng_next(sim_rng *r)
-{
-	uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-	return z ^ (z >> 31);
-}
-
 static unsigned rng_below(sim_rng *r, unsigned n)
 {
-	return n ? (unsigned)(rng_next(r) % n) : 0;
+	return veld_test_rng_below(&r->s, n);
 }
 
 /* ---- bit sets of operations ------------------------------------------------- */

@@ -82,12 +82,40 @@ static void full_balans(char *buf, size_t n, const char *date, int shift)
 	snprintf(buf + off, n - (size_t)off, "}}");
 }
 
+/* One check as a put makes it; 1 if the balance does not pass. */
+static int check_once(veld_form *f, json_t *rec, json_t *ctx)
+{
+	json_t *errs = NULL, *vals = NULL;
+	int rc = veld_form__check_json(&errs, &vals, f, rec, ctx);
+	json_decref(errs);
+	json_decref(vals);
+	if (rc != VELD_OK || !vals) {
+		fprintf(stderr, "bench: check failed (%d): %s\n", rc, veld_form__errmsg(f));
+		return 1;
+	}
+	return 0;
+}
+
+/* `runs` checks, timed one by one into t (sorted). */
+static void time_checks(double *t, int runs, veld_form *f, json_t *rec, json_t *ctx)
+{
+	int i;
+	for (i = 0; i < runs; i++) {
+		double t0 = now_s();
+		check_once(f, rec, ctx);
+		t[i] = now_s() - t0;
+	}
+	qsort(t, (size_t)runs, sizeof *t, cmp_double);
+}
+
 static int bench_validation(int runs)
 {
 	veld_form *f = NULL;
 	veld_err err;
 	char rec[16384], prev[16384], ctx[20000], *out = NULL;
-	json_t *jrec, *jctx, *jbare;
+	json_t *jrec, *jctx, *jbare, *jflat;
+	double cold_median, w0;
+	int cold;
 	double *t = calloc((size_t)runs, sizeof *t);
 	int i, rc;
 	if (!t || veld_form__load_shipped(&f, "sociale_balans", NULL, &err) != VELD_OK) {
@@ -112,33 +140,35 @@ static int bench_validation(int runs)
 	jrec = json_loads(rec, JSON_REJECT_DUPLICATES, NULL);
 	jctx = json_loads(ctx, JSON_REJECT_DUPLICATES, NULL);
 	jbare = json_pack("{s:s}", "vandaag", "2024-02-01");
-	for (i = 0; i < runs; i++) {
-		json_t *errs = NULL, *vals = NULL;
+	jflat = veld_record__flatten(jrec);
+	/* A fresh process first: on some machines the first second of a
+	** process runs its memory-bound loops markedly slower. */
+	cold = runs < 1000 ? runs : 1000;
+	for (i = 0; i < cold; i++) {
 		double t0 = now_s();
-		rc = veld_form__check_json(&errs, &vals, f, jrec, jctx);
-		t[i] = now_s() - t0;
-		if (rc != VELD_OK || !vals) {
-			fprintf(stderr, "bench: check failed (%d): %s\n", rc, veld_form__errmsg(f));
+		if (check_once(f, jrec, jctx))
 			return 1;
-		}
-		json_decref(errs);
-		json_decref(vals);
-	}
-	qsort(t, (size_t)runs, sizeof *t, cmp_double);
-	printf("validation: full Sociale Balans (%zu bytes) with the previous balance, validated and computed as a put "
-	       "does: median %.1f us, p90 %.1f us over %d runs (target <= 50 us: %s)\n",
-	       strlen(rec), t[runs / 2] * 1e6, t[runs * 9 / 10] * 1e6, runs, t[runs / 2] * 1e6 <= 50 ? "met" : "MISSED");
-	for (i = 0; i < runs; i++) {
-		json_t *errs = NULL, *vals = NULL;
-		double t0 = now_s();
-		veld_form__check_json(&errs, &vals, f, jrec, jbare);
 		t[i] = now_s() - t0;
-		json_decref(errs);
-		json_decref(vals);
 	}
-	qsort(t, (size_t)runs, sizeof *t, cmp_double);
+	qsort(t, (size_t)cold, sizeof *t, cmp_double);
+	cold_median = t[cold / 2];
+	/* then warmed up for two seconds, as in a long-running app or service */
+	for (w0 = now_s(); now_s() - w0 < 2.0;)
+		if (check_once(f, jrec, jctx))
+			return 1;
+	time_checks(t, runs, f, jrec, jctx);
+	printf("validation: full Sociale Balans (%zu bytes) with the previous balance, validated and computed as a put "
+	       "does: median %.1f us, p90 %.1f us over %d runs after a 2 s warm-up (target <= 50 us: %s); "
+	       "median of the first %d runs of the process: %.1f us\n",
+	       strlen(rec), t[runs / 2] * 1e6, t[runs * 9 / 10] * 1e6, runs, t[runs / 2] * 1e6 <= 50 ? "met" : "MISSED",
+	       cold, cold_median * 1e6);
+	time_checks(t, runs, f, jrec, jbare);
 	printf("validation: the same without a previous balance: median %.1f us, p90 %.1f us\n", t[runs / 2] * 1e6,
 	       t[runs * 9 / 10] * 1e6);
+	time_checks(t, runs, f, jflat, jctx);
+	printf("validation: the record in the store's flat form (\"huisvesting.score\", folded first): median %.1f us, "
+	       "p90 %.1f us\n",
+	       t[runs / 2] * 1e6, t[runs * 9 / 10] * 1e6);
 	for (i = 0; i < runs; i++) {
 		json_t *j;
 		double t0 = now_s();
@@ -164,6 +194,7 @@ static int bench_validation(int runs)
 	json_decref(jrec);
 	json_decref(jctx);
 	json_decref(jbare);
+	json_decref(jflat);
 	veld_form__free(f);
 	free(t);
 	return 0;
