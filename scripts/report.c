@@ -29,11 +29,13 @@
 ** of versions with stamps, the shown value the last one.  Parsing a whole
 ** state with jansson costs several times the SQLite scan itself, so with
 ** `fields` (and always for tally) the one SQL statement asks SQLite's own
-** JSON parser for exactly the shown values needed, in one json_extract per
-** row: json_extract(state, '$.fields."plaats"[#-1].v', ...).  Its output,
-** a short JSON array of scalars and flat arrays, is parsed by jansson.
-** Filters are evaluated here on those values, so a row is read once.  Without `fields` a record is parsed whole
-** (veld_record__parse), for small per-case reads.
+** JSON parser for exactly the shown values needed: a column per path a scan
+** filters or groups on, `state -> '$.fields."datum"[#-1].v'`, and one
+** `json_extract(state, ...)` for the rest.  Those short texts repeat from
+** row to row (places, problem lists, dates), so jansson parses each
+** distinct text once per scan (the memo below).  Filters are evaluated here
+** on those values, so a row is read once.  Without `fields` a record is
+** parsed whole (veld_record__parse), for small per-case reads.
 **
 ** Limits.  The sandbox bounds Lua (memory, instructions, wall clock, depth).
 ** Work done here in C on a script's behalf is bounded too: every row
@@ -108,32 +110,152 @@ static void tok_from_json(tok *t, const json_t *j)
 	}
 }
 
-/* The shown values of a row: SQLite's json_extract gives them as one JSON
-** text (one value, or an array of them for several fields), parsed here by
-** jansson into *keep (the caller frees it when the row is done). */
-static int row_values(tok *vals, size_t npaths, sqlite3_stmt *st, int col, json_t **keep)
+/* The shown values of a row.  SQLite's JSON functions give them as short
+** JSON texts, parsed by jansson.  Paths a scan filters or groups on (dates,
+** mostly) get a column each (`state -> path`, SQL NULL when absent); the
+** others, the values a report counts or shows, come together in one
+** `json_extract(state, p1, p2, ...)` array, so SQLite renders them in one
+** call.  Such values repeat (places, problem lists, dates), so each
+** distinct text is parsed once per scan and kept in a memo with its tokens:
+** a table of (column, text) -> parsed value, bounded in entries and text
+** size; a value not kept is parsed for its row alone (keep[]). */
+#define MEMO_CAP      2048 /* entries of one scan's memo (a power of two) */
+#define MEMO_TEXT_MAX 512  /* bytes of a text worth keeping */
+
+typedef struct memo_ent {
+	uint64_t h;     /* 0: free */
+	size_t col, len;
+	char *text;
+	json_t *val;
+	tok *toks;      /* the tokens of its paths */
+} memo_ent;
+
+typedef struct memo {
+	memo_ent *e;    /* MEMO_CAP entries, allocated with the first value */
+	size_t n;
+	size_t ncols;
+	int col_of[SPEC_PATHS];    /* path -> its column (from 0), or -1: in the array */
+	int in_arr[SPEC_PATHS];    /* the paths of the array column, in order */
+	size_t narr;
+	int arr_col;               /* the array column, or -1 */
+	json_t *keep[SPEC_PATHS + 1]; /* values of the current row that are not kept */
+	tok tmp[SPEC_PATHS + 1][SPEC_PATHS];
+} memo;
+
+static void memo_free(memo *m)
 {
 	size_t i;
-	json_decref(*keep);
-	*keep = NULL;
-	if (sqlite3_column_type(st, col) == SQLITE_NULL) {
-		/* No such field in this record (one field asked: `state -> P`). */
-		for (i = 0; i < npaths; i++)
-			tok_from_json(&vals[i], NULL);
+	if (!m)
+		return;
+	for (i = 0; m->e && i < MEMO_CAP; i++) {
+		free(m->e[i].text);
+		free(m->e[i].toks);
+		json_decref(m->e[i].val);
+	}
+	for (i = 0; i <= SPEC_PATHS; i++)
+		json_decref(m->keep[i]);
+	free(m->e);
+	free(m);
+}
+
+static uint64_t memo_hash(size_t col, const char *p, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)col;
+	size_t i;
+	for (i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * 0x100000001b3ULL;
+	return h ? h : 1;
+}
+
+/* Tokens of a parsed column value: one, or one per element of the array
+** column.  -1 when the array does not have one value per path. */
+static int memo_toks(const memo *m, size_t col, const json_t *v, tok *toks)
+{
+	size_t k;
+	if ((int)col != m->arr_col) {
+		tok_from_json(&toks[0], v);
 		return 0;
 	}
-	*keep = json_loadb((const char *)sqlite3_column_text(st, col), (size_t)sqlite3_column_bytes(st, col),
-	                   JSON_DECODE_ANY, NULL);
-	if (!*keep)
+	if (!json_is_array(v) || json_array_size(v) != m->narr)
 		return -1;
-	if (npaths == 1) {
-		tok_from_json(&vals[0], *keep);
-		return 0;
+	for (k = 0; k < m->narr; k++)
+		tok_from_json(&toks[k], json_array_get(v, k));
+	return 0;
+}
+
+/* The tokens of column `col`'s text (they live as long as the memo, or
+** until the column's next value); NULL when it is no JSON of the shape. */
+static const tok *memo_value(memo *m, size_t col, const char *p, size_t n)
+{
+	uint64_t h = memo_hash(col, p, n);
+	size_t j, nt = (int)col == m->arr_col ? m->narr : 1;
+	json_t *v;
+	if (m->e) {
+		for (j = h & (MEMO_CAP - 1); m->e[j].h; j = (j + 1) & (MEMO_CAP - 1))
+			if (m->e[j].h == h && m->e[j].col == col && m->e[j].len == n && !memcmp(m->e[j].text, p, n))
+				return m->e[j].toks;
 	}
-	if (!json_is_array(*keep) || json_array_size(*keep) != npaths)
-		return -1;
-	for (i = 0; i < npaths; i++)
-		tok_from_json(&vals[i], json_array_get(*keep, i));
+	json_decref(m->keep[col]);
+	m->keep[col] = NULL;
+	if (!(v = json_loadb(p, n, JSON_DECODE_ANY, NULL)))
+		return NULL;
+	if (!m->e)
+		m->e = calloc(MEMO_CAP, sizeof *m->e);
+	if (m->e && n <= MEMO_TEXT_MAX && (m->n + 1) * 4 <= MEMO_CAP * 3) {
+		memo_ent *e;
+		for (j = h & (MEMO_CAP - 1); m->e[j].h; j = (j + 1) & (MEMO_CAP - 1))
+			;
+		e = &m->e[j];
+		e->text = malloc(n ? n : 1);
+		e->toks = calloc(nt, sizeof *e->toks);
+		if (e->text && e->toks && memo_toks(m, col, v, e->toks) == 0) {
+			memcpy(e->text, p, n);
+			e->h = h;
+			e->col = col;
+			e->len = n;
+			e->val = v;
+			m->n++;
+			return e->toks;
+		}
+		free(e->text);
+		free(e->toks);
+		e->text = NULL;
+		e->toks = NULL;
+	}
+	m->keep[col] = v;
+	return memo_toks(m, col, v, m->tmp[col]) == 0 ? m->tmp[col] : NULL;
+}
+
+/* The row's values; the columns start at `first`. */
+static int row_values(tok *vals, size_t npaths, sqlite3_stmt *st, int first, memo *m)
+{
+	size_t i, k;
+	for (i = 0; i < m->ncols; i++) {
+		int c = first + (int)i;
+		const tok *t;
+		if (sqlite3_column_type(st, c) == SQLITE_NULL) {
+			t = NULL; /* no such field in this record */
+		} else if (!(t = memo_value(m, i, (const char *)sqlite3_column_text(st, c),
+		                            (size_t)sqlite3_column_bytes(st, c)))) {
+			return -1;
+		}
+		if ((int)i == m->arr_col) {
+			for (k = 0; k < m->narr; k++) {
+				if (t)
+					vals[m->in_arr[k]] = t[k];
+				else
+					tok_from_json(&vals[m->in_arr[k]], NULL);
+			}
+		} else {
+			for (k = 0; k < npaths; k++)
+				if (m->col_of[k] == (int)i) {
+					if (t)
+						vals[k] = t[0];
+					else
+						tok_from_json(&vals[k], NULL);
+				}
+		}
+	}
 	return 0;
 }
 
@@ -202,7 +324,7 @@ typedef struct report_ctx {
 	int stop;                  /* sticky: a limit of this API was hit */
 	char stop_msg[200];
 	sqlite3_stmt *iters[OPEN_ITERS];
-	json_t *arrs[OPEN_ITERS]; /* the parsed shown values of each loop's current row */
+	memo *memos[OPEN_ITERS];   /* the parsed shown values of each loop's scan */
 	sqlite3_stmt *case_st;     /* is a case readable */
 	readable *cases;           /* open addressing, power of two */
 	size_t ncases, cap_cases;
@@ -755,8 +877,8 @@ static int iter_slot(report_ctx *c)
 static void iter_close(report_ctx *c, int slot)
 {
 	if (slot >= 0 && slot < OPEN_ITERS) {
-		json_decref(c->arrs[slot]);
-		c->arrs[slot] = NULL;
+		memo_free(c->memos[slot]);
+		c->memos[slot] = NULL;
 	}
 	if (slot >= 0 && slot < OPEN_ITERS && c->iters[slot]) {
 		sqlite3_finalize(c->iters[slot]);
@@ -764,28 +886,63 @@ static void iter_close(report_ctx *c, int slot)
 	}
 }
 
+/* Which path goes to which column: see above. */
+static memo *memo_new(const spec *sp)
+{
+	memo *m = calloc(1, sizeof *m);
+	size_t i, j;
+	if (!m)
+		return NULL;
+	m->arr_col = -1;
+	for (i = 0; i < sp->npaths; i++) {
+		int solo = (int)i == sp->group_col;
+		for (j = 0; j < sp->nconds; j++)
+			solo |= sp->conds[j].col == (int)i;
+		m->col_of[i] = solo ? (int)m->ncols++ : -1;
+		if (!solo)
+			m->in_arr[m->narr++] = (int)i;
+	}
+	if (m->narr == 1) {
+		m->col_of[m->in_arr[0]] = (int)m->ncols++;
+		m->narr = 0;
+	} else if (m->narr > 1) {
+		m->arr_col = (int)m->ncols++;
+	}
+	return m;
+}
+
 /* Prepare the scan for `sp` into a free iterator slot; returns the slot. */
 static int query_open(lua_State *L, report_ctx *c, const spec *sp)
 {
-	char sql[256 + SPEC_PATHS * 8];
+	char sql[256 + SPEC_PATHS * 20];
 	char path[PATH_MAX_LEN + 40];
 	size_t i, off;
-	int slot = iter_slot(c), rc;
+	int slot = iter_slot(c), rc, col;
 	sqlite3_stmt *st = NULL;
+	memo *m;
 	if (slot < 0)
 		luaL_error(L, "too many open each() loops (at most %d)", OPEN_ITERS);
-	off = (size_t)snprintf(sql, sizeof sql, "SELECT id, case_id, ");
-	if (!sp->fields_mode)
-		off += (size_t)snprintf(sql + off, sizeof sql - off, "state");
-	else if (sp->npaths == 0)
-		off += (size_t)snprintf(sql + off, sizeof sql - off, "NULL");
-	else if (sp->npaths == 1)
-		off += (size_t)snprintf(sql + off, sizeof sql - off, "state -> ?3");
-	else {
-		off += (size_t)snprintf(sql + off, sizeof sql - off, "json_extract(state");
-		for (i = 0; i < sp->npaths; i++)
-			off += (size_t)snprintf(sql + off, sizeof sql - off, ", ?%zu", i + 3);
-		off += (size_t)snprintf(sql + off, sizeof sql - off, ")");
+	memo_free(c->memos[slot]);
+	c->memos[slot] = NULL;
+	off = (size_t)snprintf(sql, sizeof sql, "SELECT id, case_id");
+	if (!sp->fields_mode) {
+		off += (size_t)snprintf(sql + off, sizeof sql - off, ", state");
+	} else {
+		if (!(m = memo_new(sp)))
+			luaL_error(L, "out of memory");
+		c->memos[slot] = m; /* freed with the slot, also on an error below */
+		for (col = 0; col < (int)m->ncols; col++) {
+			if (col == m->arr_col) {
+				off += (size_t)snprintf(sql + off, sizeof sql - off, ", json_extract(state");
+				for (i = 0; i < m->narr; i++)
+					off += (size_t)snprintf(sql + off, sizeof sql - off, ", ?%d", m->in_arr[i] + 3);
+				off += (size_t)snprintf(sql + off, sizeof sql - off, ")");
+				continue;
+			}
+			for (i = 0; i < sp->npaths; i++)
+				if (m->col_of[i] == col)
+					off += (size_t)snprintf(sql + off, sizeof sql - off, ", state -> ?%zu", i + 3);
+		}
 	}
 	snprintf(sql + off, sizeof sql - off, " FROM records WHERE form = ?1 AND NOT deleted%s",
 	         sp->case_id[0] ? " AND case_id = ?2" : "");
@@ -828,7 +985,7 @@ static int query_next(lua_State *L, report_ctx *c, const spec *sp, int slot, row
 		if (!case_readable(L, c, r->case_id))
 			continue;
 		if (sp->fields_mode) {
-			if (sp->npaths > 0 && row_values(r->vals, sp->npaths, st, 2, &c->arrs[slot]))
+			if (row_values(r->vals, sp->npaths, st, 2, c->memos[slot]))
 				luaL_error(L, "record %s cannot be read", r->id);
 			for (i = 0; i < sp->npaths; i++)
 				if (r->vals[i].kind == T_BAD)
