@@ -962,12 +962,19 @@ absent:
 	lua_pushnil(L);
 }
 
-static const decl *find_decl(const scope *sc, const char *k, size_t n)
+/* The declaration named k, looked for from *at on: input mostly comes in
+** form order (an app's, the store's sorted paths in a group), so the next
+** member is usually the next field. */
+static const decl *find_decl(const scope *sc, const char *k, size_t n, size_t *at)
 {
-	size_t i;
-	for (i = 0; i < sc->n; i++)
-		if (sc->f[i].nlen == n && sc->f[i].name[0] == k[0] && !memcmp(sc->f[i].name, k, n))
-			return &sc->f[i];
+	size_t i, j;
+	for (i = 0; i < sc->n; i++) {
+		j = (*at + i) % sc->n;
+		if (sc->f[j].nlen == n && sc->f[j].name[0] == k[0] && !memcmp(sc->f[j].name, k, n)) {
+			*at = j + 1 < sc->n ? j + 1 : 0;
+			return &sc->f[j];
+		}
+	}
 	return NULL;
 }
 
@@ -979,6 +986,7 @@ static void read_scope(reader *rd, const scope *sc, const json_t *raw, int level
 {
 	lua_State *L = rd->L;
 	void *it;
+	size_t at = 0;
 	luaL_checkstack(L, 8, "out of memory");
 	lua_createtable(L, 0, (int)sc->n);
 	if (!json_is_object(raw) || rd->bail)
@@ -998,7 +1006,7 @@ static void read_scope(reader *rd, const scope *sc, const json_t *raw, int level
 		}
 		if (json_is_null(v) || (level == 0 && k[0] == '_'))
 			continue;
-		f = find_decl(sc, k, n);
+		f = find_decl(sc, k, n, &at);
 		if (!f || f->kind != K_GROUP) {
 			if (json_is_object(v) && too_deep(v, level + 1)) {
 				rd->bail = 1;

@@ -557,46 +557,28 @@ static int dump(char **out, veld_form *f, json_t *v, size_t flags)
 	return *out ? VELD_OK : veld_err__set(&f->err, VELD_ERROR, "out of memory");
 }
 
-int veld_form__validate(char **errors_json, veld_form *f, const char *fields_json,
-                        const char *context_json)
-{
-	op_ctx oc;
-	int rc;
-	*errors_json = NULL;
-	rc = form_op(&oc, f, "validate", fields_json, context_json, 1);
-	if (rc == VELD_OK && !json_is_array(oc.result))
-		rc = veld_err__set(&f->err, VELD_ERROR, "%s: validation returned no list", f->chunk);
-	if (rc == VELD_OK)
-		rc = dump(errors_json, f, oc.result, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	if (rc == VELD_OK && json_array_size(oc.result) > 0) {
-		rc = VELD_EINVALID;
-		veld_err__set(&f->err, rc, "%s: %zu field(s) fail validation", f->name,
-		              json_array_size(oc.result));
-	}
-	json_decref(oc.result);
-	return rc;
-}
-
-/* The verdict of a check run (form_op's rc and oc): *errors the list (NULL
-** when the script failed), *values the computed values (NULL unless valid
-** and computable). */
+/* The verdict of a validate or check run (form_op's rc and oc): *errors the
+** list (NULL when the script failed); for a check (`values` not NULL)
+** *values the computed values (NULL unless valid and computable). */
 static int check_finish(json_t **errors, json_t **values, veld_form *f, op_ctx *oc, int rc)
 {
-	*errors = *values = NULL;
+	*errors = NULL;
+	if (values)
+		*values = NULL;
 	if (rc == VELD_OK && !json_is_array(oc->result))
 		rc = veld_err__set(&f->err, VELD_ERROR, "%s: validation returned no list", f->chunk);
 	if (rc == VELD_OK && json_array_size(oc->result) > 0) {
 		rc = VELD_EINVALID;
 		veld_err__set(&f->err, rc, "%s: %zu field(s) fail validation", f->name,
 		              json_array_size(oc->result));
-	} else if (rc == VELD_OK && !oc->computed) {
+	} else if (rc == VELD_OK && values && !oc->computed) {
 		/* as compute says it: the sandbox's message, chunk first */
 		size_t n = strlen(f->chunk);
 		if (strncmp(oc->computed_why, f->chunk, n) == 0 && oc->computed_why[n] == ':')
 			veld_err__set(&f->err, VELD_ERROR, "%s", oc->computed_why);
 		else
 			veld_err__set(&f->err, VELD_ERROR, "%s: %s", f->chunk, oc->computed_why);
-	} else if (rc == VELD_OK) {
+	} else if (rc == VELD_OK && values) {
 		*values = oc->computed;
 		oc->computed = NULL;
 	}
@@ -607,6 +589,28 @@ static int check_finish(json_t **errors, json_t **values, veld_form *f, op_ctx *
 	json_decref(oc->result);
 	json_decref(oc->computed);
 	oc->result = oc->computed = NULL;
+	return rc;
+}
+
+int veld_form__validate_json(json_t **errors, veld_form *f, json_t *fields, json_t *context)
+{
+	op_ctx oc;
+	int rc = form_op_json(&oc, f, "validate", fields, context, 1);
+	return check_finish(errors, NULL, f, &oc, rc);
+}
+
+int veld_form__validate(char **errors_json, veld_form *f, const char *fields_json,
+                        const char *context_json)
+{
+	op_ctx oc;
+	json_t *errors;
+	int rc;
+	*errors_json = NULL;
+	rc = form_op(&oc, f, "validate", fields_json, context_json, 1);
+	rc = check_finish(&errors, NULL, f, &oc, rc);
+	if (errors && dump(errors_json, f, errors, JSON_COMPACT | JSON_PRESERVE_ORDER) != VELD_OK)
+		rc = VELD_ERROR;
+	json_decref(errors);
 	return rc;
 }
 

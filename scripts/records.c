@@ -217,7 +217,8 @@ static int rejected(veld_store *s, const json_t *arr)
 /*
 ** Validate a put: the record as it will be is checked by the form.  On
 ** success *put_json holds what to store (the caller's fields plus the
-** computed values).  `errors` receives the engine's list when not NULL.
+** computed values); put_json NULL: validate only.  `errors` receives the
+** engine's list when not NULL.
 */
 static int check_put(char **put_json, char **errors, veld_form **formp, formcache *fc, veld_store *s,
                      const char *case_id, const char *form_name, const char *record_id, const char *fields_json)
@@ -231,7 +232,8 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	const char *k;
 	json_t *v;
 	int rc;
-	*put_json = NULL;
+	if (put_json)
+		*put_json = NULL;
 	/* The case first: "no such case" says more than the rules would. */
 	if ((rc = veld_store__case_known(s, case_id)))
 		goto done;
@@ -257,7 +259,10 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	if (prev)
 		json_object_set_new(ctx, "vorige", prev);
 	/* Validation and the computed values in one pass over the record. */
-	rc = veld_form__check_json(&errs, &computed, form, merged, ctx);
+	if (put_json)
+		rc = veld_form__check_json(&errs, &computed, form, merged, ctx);
+	else
+		rc = veld_form__validate_json(&errs, form, merged, ctx);
 	if (rc == VELD_EINVALID && errs) {
 		if (errors) {
 			*errors = json_dumps(errs, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -275,6 +280,8 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	}
 	if (errors)
 		*errors = strdup("[]");
+	if (!put_json)
+		goto done;
 	/* Computed values are stored with the record, as fields. */
 	if (!computed) {
 		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form_name, veld_form__errmsg(form));
@@ -324,15 +331,11 @@ int veld_record_validate_json(char **errors_json, veld_store *s, const char *cas
                               const char *record_id, const char *fields_json)
 {
 	veld_form *f = NULL;
-	char *put = NULL;
-	int rc;
 	*errors_json = NULL;
 	if (!s)
 		return VELD_ERROR;
 	veld_err__clear(veld_store__err(s));
-	rc = check_put(&put, errors_json, &f, cache_of(s), s, case_id, form, record_id, fields_json);
-	free(put);
-	return rc;
+	return check_put(NULL, errors_json, &f, cache_of(s), s, case_id, form, record_id, fields_json);
 }
 
 /* ---- the form catalogue -------------------------------------------------------- */

@@ -208,6 +208,10 @@ int veld_form__check(char **errors_json, char **values_json, veld_form *f,
 int veld_form__check_json(json_t **errors, json_t **values, veld_form *f, json_t *fields,
                           json_t *context);
 
+/* veld_form__validate on parsed input, the same way: *errors the list (new
+** reference) when the return is VELD_OK or VELD_EINVALID, else NULL. */
+int veld_form__validate_json(json_t **errors, veld_form *f, json_t *fields, json_t *context);
+
 /* Paths of the record that this version of the form does not know (fields
 ** of an older or newer version), as a sorted JSON array.  They are kept by
 ** the store; the engine only reports them. */
