@@ -224,12 +224,14 @@ static int compile_scope(lua_State *L, veld_decls *d, int names, scope *sc, veld
 	luaL_checkstack(L, 8, "out of memory");
 	lua_getfield(L, -1, "list");
 	n = lua_istable(L, -1) ? (lua_Integer)lua_rawlen(L, -1) : 0;
-	sc->f = calloc((size_t)n + 1, sizeof *sc->f);
-	reqf = calloc(2 * ((size_t)n + 1), sizeof *reqf);
+	/* a userdata, so that a Lua error on the way leaks nothing */
+	reqf = lua_newuserdatauv(L, 2 * ((size_t)n + 1) * sizeof *reqf, 0);
+	memset(reqf, 0, 2 * ((size_t)n + 1) * sizeof *reqf);
 	visf = reqf + n + 1;
-	if (!sc->f || !reqf) {
-		free(reqf);
-		lua_pop(L, 1);
+	lua_insert(L, -2); /* scope userdata list */
+	sc->f = calloc((size_t)n + 1, sizeof *sc->f);
+	if (!sc->f) {
+		lua_pop(L, 2);
 		return veld_err__set(err, VELD_ERROR, "out of memory");
 	}
 	for (i = 1; i <= n && rc == VELD_OK; i++) {
@@ -295,7 +297,7 @@ static int compile_scope(lua_State *L, veld_decls *d, int names, scope *sc, veld
 		}
 		f->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the declaration */
 	}
-	lua_pop(L, 1);
+	lua_pop(L, 1); /* the list */
 	/* when(field, ...) names a field of the same group (prelude.lua checked) */
 	for (j = 0; j < sc->n && rc == VELD_OK; j++)
 		for (k2 = 0; k2 < sc->n; k2++) {
@@ -304,7 +306,7 @@ static int compile_scope(lua_State *L, veld_decls *d, int names, scope *sc, veld
 			if (visf[j] && !strcmp(visf[j], sc->f[k2].name))
 				sc->f[j].visible.key = sc->f[k2].key;
 		}
-	free(reqf);
+	lua_pop(L, 1); /* the userdata */
 	return rc;
 }
 

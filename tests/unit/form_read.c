@@ -367,12 +367,59 @@ static void test_form_read__failures_in_form_order(void **state)
 	veld_form__free(f);
 }
 
+/* Condition functions are guest code: one that empties r and the items
+** while they are being checked, or that fails, changes nothing the reader
+** relies on (ids are anchored, tables re-read), and the failure comes back
+** as the script's. */
+static void test_form_read__conditions_that_change_r(void **state)
+{
+	static const char src[] =
+		"local function wreck(r, v)\n"
+		"  for k in pairs(r.acties or {}) do r.acties[k] = nil end\n"
+		"  for k in pairs(r) do r[k] = nil end\n"
+		"  collectgarbage('count')\n"
+		"  return true\n"
+		"end\n"
+		"form { name = 'stuk', version = 1, compartment = 'social', label = 'Stuk',\n"
+		"  fields = {\n"
+		"    field.text { 'naam', label = 'Naam' },\n"
+		"    field.group { 'acties', label = 'Acties', repeating = true, fields = {\n"
+		"      field.text { 'wat', label = 'Wat', required = true, visible = wreck },\n"
+		"      field.text { 'fout', label = 'Fout', visible = function(r, v) if v.wat == 'boem' then error('stuk') end return true end },\n"
+		"    } },\n"
+		"  },\n"
+		"}\n";
+	veld_form *f = NULL;
+	veld_err err = {0, ""};
+	char *errors = NULL;
+	(void)state;
+	assert_int_equal(veld_form__load(&f, "stuk", src, sizeof src - 1, NULL, &err), VELD_OK);
+	assert_int_equal(veld_form__validate(&errors, f,
+	                 "{\"naam\":\"x\",\"acties\":{\"b\":{\"fout\":\"\"},\"a\":{\"x\":1},\"c\":{\"wat\":\"w\"}}}", NULL),
+	                 VELD_EINVALID);
+	/* item a is checked first (id order) and its condition empties r: the
+	** items it removed are no longer there to check, nothing else breaks */
+	assert_string_equal(errors,
+	                    "[{\"field\":\"acties.a.wat\",\"message\":\"Acties – Wat is verplicht.\"},"
+	                    "{\"field\":\"acties.a.x\",\"message\":\"Onbekend veld in versie 1 van dit formulier.\"}]");
+	free(errors);
+	errors = NULL;
+	assert_int_equal(veld_form__validate(&errors, f, "{\"acties\":{\"a\":{\"wat\":\"boem\"}}}", NULL), VELD_ERROR);
+	assert_null(errors);
+	assert_non_null(strstr(veld_form__errmsg(f), "stuk"));
+	/* and the form works on */
+	assert_int_equal(veld_form__validate(&errors, f, "{\"acties\":{\"a\":{\"wat\":\"w\"}}}", NULL), VELD_OK);
+	free(errors);
+	veld_form__free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_form_read__nested_flat_and_mixed_read_alike),
 		cmocka_unit_test(test_form_read__typed_record),
 		cmocka_unit_test(test_form_read__failures_in_form_order),
+		cmocka_unit_test(test_form_read__conditions_that_change_r),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
