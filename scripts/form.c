@@ -48,6 +48,7 @@ struct veld_form {
 	char *compartment;
 	char *label;
 	int version;
+	int previous;       /* the form asks for the previous record (ctx.vorige) */
 	veld_err err;
 };
 
@@ -114,6 +115,7 @@ typedef struct finish_ctx {
 	char compartment[128];
 	char label[256];
 	lua_Integer version;
+	int previous;
 } finish_ctx;
 
 static int open_finish(lua_State *L)
@@ -121,11 +123,12 @@ static int open_finish(lua_State *L)
 	finish_ctx *fc = lua_touserdata(L, 1);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, fc->f->engine);
 	lua_getfield(L, -1, "finish");
-	lua_call(L, 0, 4);
-	snprintf(fc->name, sizeof fc->name, "%s", luaL_checkstring(L, -4));
-	fc->version = luaL_checkinteger(L, -3);
-	snprintf(fc->compartment, sizeof fc->compartment, "%s", luaL_checkstring(L, -2));
-	snprintf(fc->label, sizeof fc->label, "%s", luaL_checkstring(L, -1));
+	lua_call(L, 0, 5);
+	snprintf(fc->name, sizeof fc->name, "%s", luaL_checkstring(L, -5));
+	fc->version = luaL_checkinteger(L, -4);
+	snprintf(fc->compartment, sizeof fc->compartment, "%s", luaL_checkstring(L, -3));
+	snprintf(fc->label, sizeof fc->label, "%s", luaL_checkstring(L, -2));
+	fc->previous = lua_toboolean(L, -1);
 	return 0;
 }
 
@@ -178,6 +181,7 @@ static int form_open(veld_form *f)
 		f->compartment = dup_str(fc.compartment);
 		f->label = dup_str(fc.label);
 		f->version = (int)fc.version;
+		f->previous = fc.previous;
 		if (!f->name || !f->compartment || !f->label) {
 			rc = veld_err__set(&f->err, VELD_ERROR, "out of memory");
 			goto done;
@@ -320,6 +324,7 @@ const char *veld_form__name(const veld_form *f) { return f->name; }
 const char *veld_form__compartment(const veld_form *f) { return f->compartment; }
 const char *veld_form__label(const veld_form *f) { return f->label; }
 int veld_form__version(const veld_form *f) { return f->version; }
+int veld_form__previous(const veld_form *f) { return f->previous; }
 const char *veld_form__errmsg(const veld_form *f) { return f ? f->err.msg : "out of memory"; }
 
 /* ---- running the engine ------------------------------------------------------------ */

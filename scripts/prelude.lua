@@ -388,6 +388,7 @@ end
 -- ---- the form -------------------------------------------------------------------
 
 local FORM_KEYS = { name = true, version = true, compartment = true, label = true, description = true,
+	previous = true,
 	fields = true, rules = true, computed = true, params = true }
 local F -- the declared form
 
@@ -437,13 +438,16 @@ local function form(spec)
 	if spec.params ~= nil and type(spec.params) ~= "table" then
 		author(at, "form '%s': params must be a table", spec.name)
 	end
+	if spec.previous ~= nil and type(spec.previous) ~= "boolean" then
+		author(at, "form '%s': previous must be true or false", spec.name)
+	end
 	if spec.description ~= nil and type(spec.description) ~= "string" then
 		author(at, "form '%s': description must be a string", spec.name)
 	end
 	F = {
 		at = at, name = spec.name, version = spec.version, compartment = spec.compartment,
 		label = spec.label, description = spec.description, scope = scope, rules = rules,
-		computed = computed, cnames = cnames, params = spec.params or {},
+		computed = computed, cnames = cnames, params = spec.params or {}, previous = spec.previous == true,
 	}
 end
 
@@ -568,7 +572,7 @@ local engine = {}
 
 function engine.finish()
 	if not F then error("the script declares no form: call form { name = ..., ... }", 0) end
-	return F.name, F.version, F.compartment, F.label
+	return F.name, F.version, F.compartment, F.label, F.previous
 end
 
 engine.schema = schema

@@ -138,43 +138,54 @@ static const char *date_of(const json_t *fields)
 	return d ? d : json_string_value(json_object_get(fields, "datum"));
 }
 
-/* The previous record of the same form in the case (by its date field),
-** for rules that compare with it (the Sociale Balans). New reference or NULL. */
+/* The shown fields of the record of `form` in the case that comes last
+** before `fields` by date (afnamedatum, else datum), or NULL.  SQLite reads
+** each candidate's shown date; only the one chosen is parsed. */
 static json_t *previous_record(veld_store *s, const char *case_id, const char *form, const char *record_id,
                                const json_t *fields)
 {
 	sqlite3_stmt *st = NULL;
 	const char *mine = date_of(fields);
+	char *best_state = NULL, best_date[64] = "";
+	size_t best_len = 0;
 	json_t *best = NULL;
-	const char *best_date = NULL;
 	if (sqlite3_prepare_v2(veld_store__db(s),
-	                       "SELECT state FROM records WHERE case_id = ?1 AND form = ?2 AND id <> ?3 AND NOT deleted",
+	                       "SELECT state, coalesce(state ->> '$.fields.\"afnamedatum\"[#-1].v',"
+	                       " state ->> '$.fields.\"datum\"[#-1].v') FROM records"
+	                       " WHERE case_id = ?1 AND form = ?2 AND id <> ?3 AND NOT deleted",
 	                       -1, &st, NULL) != SQLITE_OK)
 		return NULL;
 	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, form, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, record_id ? record_id : "", -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
-		veld_record *r = NULL;
-		veld_err e;
-		json_t *view, *f;
-		const char *d;
-		if (veld_record__parse(&r, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0), &e))
+		const char *d = (const char *)sqlite3_column_text(st, 1);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		char *copy;
+		if (sqlite3_column_type(st, 1) != SQLITE_TEXT || !d || strlen(d) >= sizeof best_date)
 			continue;
-		view = veld_record__view(r);
-		f = json_object_get(view, "fields");
-		d = date_of(f);
-		if (d && (!mine || strcmp(d, mine) < 0) && (!best_date || strcmp(d, best_date) > 0)) {
-			json_decref(best);
-			best = json_incref(f);
-			best_date = json_string_value(json_object_get(best, "afnamedatum"));
-			if (!best_date)
-				best_date = json_string_value(json_object_get(best, "datum"));
-		}
-		json_decref(view);
-		veld_record__free(r);
+		if ((mine && strcmp(d, mine) >= 0) || (best_date[0] && strcmp(d, best_date) <= 0))
+			continue;
+		if (!(copy = malloc(n + 1)))
+			break;
+		memcpy(copy, sqlite3_column_text(st, 0), n + 1);
+		free(best_state);
+		best_state = copy;
+		best_len = n;
+		snprintf(best_date, sizeof best_date, "%s", d);
 	}
 	sqlite3_finalize(st);
+	if (best_state) {
+		veld_record *r = NULL;
+		veld_err e;
+		if (veld_record__parse(&r, best_state, best_len, &e) == VELD_OK) {
+			json_t *view = veld_record__view(r);
+			best = json_incref(json_object_get(view, "fields"));
+			json_decref(view);
+		}
+		veld_record__free(r);
+		free(best_state);
+	}
 	return best;
 }
 
@@ -255,7 +266,7 @@ static int check_put(char **put_json, char **errors, veld_form **formp, formcach
 	now = (time_t)(veld_store__os(s)->xClockMs(veld_store__os(s)->ctx) / 1000);
 	strftime(today, sizeof today, "%Y-%m-%d", gmtime_r(&now, &tmv));
 	ctx = json_pack("{s:s}", "vandaag", today);
-	prev = previous_record(s, case_id, form_name, record_id, merged);
+	prev = veld_form__previous(form) ? previous_record(s, case_id, form_name, record_id, merged) : NULL;
 	if (prev)
 		json_object_set_new(ctx, "vorige", prev);
 	/* Validation and the computed values in one pass over the record. */

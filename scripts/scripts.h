@@ -156,6 +156,9 @@ const char *veld_form__name(const veld_form *f);
 const char *veld_form__compartment(const veld_form *f);
 const char *veld_form__label(const veld_form *f);
 int veld_form__version(const veld_form *f);
+/* Whether the form asks for the previous record of its kind in the case
+** (form { previous = true }): the store looks it up only then. */
+int veld_form__previous(const veld_form *f);
 /* Message of the last failure on this form ("" if none). */
 const char *veld_form__errmsg(const veld_form *f);
 

@@ -94,6 +94,7 @@ form {
 	version = 1,
 	compartment = "social",
 	label = "Sociale Balans",
+	previous = true, -- ctx.vorige: the change per domain since then
 	description = "Luik 1: analyse en diagnose per levensdomein. Luik 2: actievoorstellen.",
 	fields = fields,
 

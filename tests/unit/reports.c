@@ -339,10 +339,10 @@ static const char *const DOMEINEN[] = {
 	"zelfvertrouwen", "communicatie", "ict_vaardigheden", "sociaal_netwerk", "organisatie_planning"};
 
 /* A balance with score 4 everywhere except the three domains given. */
-static void put_balans(veld_store *s, const char *cid, const char *date, const char *huisvesting,
-                       const char *inkomen, const char *werk, const char *acties)
+static void put_balans_id(char *rid, veld_store *s, const char *cid, const char *date, const char *huisvesting,
+                          const char *inkomen, const char *werk, const char *acties)
 {
-	char buf[4096], rid[VELD_IDSIZE];
+	char buf[4096];
 	size_t i;
 	int off = snprintf(buf, sizeof buf, "{\"afnamedatum\": \"%s\", \"context\": \"evaluatie\"", date);
 	for (i = 0; i < 16; i++) {
@@ -358,6 +358,13 @@ static void put_balans(veld_store *s, const char *cid, const char *date, const c
 	snprintf(buf + off, sizeof buf - (size_t)off, ", \"actievoorstellen\": %s}", acties);
 	if (veld_record_put(rid, s, cid, "sociale_balans", NULL, buf))
 		fail_msg("balans: %s", veld_errmsg(s));
+}
+
+static void put_balans(veld_store *s, const char *cid, const char *date, const char *huisvesting,
+                       const char *inkomen, const char *werk, const char *acties)
+{
+	char rid[VELD_IDSIZE];
+	put_balans_id(rid, s, cid, date, huisvesting, inkomen, werk, acties);
 }
 
 static const char ACTIE_INKOMEN[] =
@@ -383,6 +390,42 @@ static void make_evolutie_case(veld_store *s, char *cid)
 	put_balans(s, cid, "2024-01-20", "5", "2", "3",
 	           "{\"a1\": {\"domein\": \"inkomen\", \"doelstelling\": \"Budget\", \"actie\": \"Budgetbegeleiding\","
 	           " \"status\": \"lopend\"}}");
+}
+
+/* A put of a form that asks for it (the Sociale Balans: previous = true)
+** is checked against the case's last balance dated before it, whatever
+** the order they were entered in; another case's balance never counts. */
+static void test_balans_compared_with_the_previous_by_date(void **state)
+{
+	fixture *f = fixture_new("rep-prev");
+	char cid[VELD_IDSIZE], other[VELD_IDSIZE], first[VELD_IDSIZE], early[VELD_IDSIZE], last[VELD_IDSIZE];
+	char *out = NULL;
+	static const char ACTIES[] =
+		"{\"a\": {\"domein\": \"inkomen\", \"doelstelling\": \"x\", \"actie\": \"x\", \"status\": \"gepland\"},"
+		" \"b\": {\"domein\": \"werk\", \"doelstelling\": \"x\", \"actie\": \"x\", \"status\": \"gepland\"},"
+		" \"c\": {\"domein\": \"huisvesting\", \"doelstelling\": \"x\", \"actie\": \"x\", \"status\": \"gepland\"}}";
+	(void)state;
+	new_case(cid, f->s, "\"Vergelijk\"");
+	new_case(other, f->s, "\"Ander\"");
+	put_balans_id(first, f->s, cid, "2023-06-15", "3", "1", "2", ACTIES);
+	put_balans_id(early, f->s, cid, "2023-01-10", "2", "1", "\"nvt\"", ACTIES);
+	put_balans(f->s, other, "2023-12-01", "1", "1", "1", ACTIES);
+	put_balans_id(last, f->s, cid, "2024-01-20", "5", "2", "3", ACTIES);
+	/* nothing dated before the first two */
+	assert_int_equal(veld_record_show_json(&out, f->s, first), VELD_OK);
+	assert_null(strstr(out, "verandering"));
+	veld_free(out);
+	assert_int_equal(veld_record_show_json(&out, f->s, early), VELD_OK);
+	assert_null(strstr(out, "verandering"));
+	veld_free(out);
+	/* the last one against 2023-06-15 (not the one entered before it) */
+	assert_int_equal(veld_record_show_json(&out, f->s, last), VELD_OK);
+	assert_non_null(strstr(out, "\"verandering.huisvesting.vorige\":3"));
+	assert_non_null(strstr(out, "\"verandering.huisvesting.verschil\":2"));
+	assert_non_null(strstr(out, "\"verandering.inkomen.vorige\":1"));
+	assert_non_null(strstr(out, "\"verandering.werk.verschil\":1"));
+	veld_free(out);
+	fixture_free(f);
 }
 
 static void test_evolutie_three_balances(void **state)
@@ -641,6 +684,7 @@ int main(void)
 		cmocka_unit_test(test_dutch_numbers),
 		cmocka_unit_test(test_api_and_author_mistakes),
 		cmocka_unit_test(test_hostile_reports_bounded),
+		cmocka_unit_test(test_balans_compared_with_the_previous_by_date),
 		cmocka_unit_test(test_evolutie_three_balances),
 		cmocka_unit_test(test_jaarcijfers_reproduces_seed_000),
 	};
