@@ -8,8 +8,10 @@
 ** so the cost grows with the changes, not with the tree); commits signed in
 ** a custom "veldsig" header and their verification; the commits a fetch
 ** brought; diffs of two trees as a list of changed blob paths; refs; fetch
-** and push with credentials, progress and server refusals surfaced; and a
-** repack with prune, the thing that makes crypto-shredding real.
+** and push with credentials, progress and server refusals surfaced (to a
+** hub on a path without a transport: the objects a change made, found from
+** its trees); and a repack with prune, the thing that makes
+** crypto-shredding real.
 ** What it must not do: know about records, envelopes, devices or roles.
 ** The caller (sync.c) decides what a path, a ref or a signer means.
 **
@@ -38,11 +40,12 @@
 **  - git_remote_push returns 0 when the server refuses a ref; the refusal
 **    is only in the push_update_reference callback, whose status from
 **    git http-backend is just "hook declined": the hook's own reason
-**    arrives as a sideband message ("remote: ...").  A push to a local path
-**    runs no hooks; the local transport updates the ref itself, so a
-**    refusal on a path comes from the refdb (a locked ref, a name clash).
-**    A non-fast-forward push without force is refused by libgit2 before
-**    anything is sent (GIT_ENONFASTFORWARD), on paths and on HTTP alike.
+**    arrives as a sideband message ("remote: ...").  A non-fast-forward
+**    push without force is refused by libgit2 before anything is sent
+**    (GIT_ENONFASTFORWARD).
+**  - A hub on a path is not reached through libgit2's transports at all
+**    (see "a hub on a path" below): no hooks run there, and a refusal comes
+**    from its refdb (a locked ref, a ref that moved meanwhile).
 **  - git_packbuilder_insert_walk inserts every commit of the walk and, for
 **    each, its whole tree (subtrees and blobs); refs to non-commits need
 **    git_packbuilder_insert_recur.
@@ -1229,6 +1232,437 @@ static int xfer_fail(veld_err *err, const xfer *x, int grc, const char *what)
 	return git_fail(err, grc, 0, "%s %s", what, x->url);
 }
 
+/* ---- a hub on a path: objects moved without a transport ------------------
+**
+** libgit2's transports (its local one included) pack by walking: every head
+** the other side already has is hidden, and the whole tree of each is marked
+** before the few new objects are packed, so a sync's cost grows with the
+** hub (docs/benchmarks.md).  For a hub on a path both sides are at hand, so
+** the objects to move are found from the commits down instead: a new
+** commit's tree is compared with the trees of its parents and of what the
+** other side holds for the ref now, entry by entry, and only subtrees that
+** differ are entered; an object the other side has is never taken.  They go
+** over as one pack (git_packbuilder_insert, written with its index straight
+** into the receiving repository), and refs move after their objects: a push
+** updates each hub ref with a compare-and-swap against the value it read,
+** a fetch updates and prunes its copies as git fetch would.
+*/
+
+/* A hub given as a path (an URL has a scheme). */
+static int is_path_hub(const char *url)
+{
+	return url && *url && !strstr(url, "://");
+}
+
+typedef struct moveset {
+	git_packbuilder *pb;
+	git_repository *src;   /* where the objects are */
+	git_repository *dst;   /* where they go */
+	git_odb *dst_odb;
+	veld_err *err;
+} moveset;
+
+/* A tree of src (else of dst), or NULL: a base that cannot be read is no
+** base (the objects are then checked one by one). */
+static git_tree *base_tree(moveset *m, const git_oid *id)
+{
+	git_tree *t = NULL;
+	if (git_tree_lookup(&t, m->src, id) < 0 && git_tree_lookup(&t, m->dst, id) < 0)
+		t = NULL;
+	git_error_clear();
+	return t;
+}
+
+#define MOVE_BASES 34  /* parents of a merge (at most 32) and the ref's old value */
+#define MOVE_DEPTH 64
+
+/* Tree `id` and what it holds that dst lacks, skipping every entry that a
+** base tree (one dst has or gets in this move) holds as it is. */
+static int move_tree(moveset *m, const git_oid *id, git_tree *const *bases, size_t nb, int depth)
+{
+	git_tree *t = NULL;
+	size_t i, j, k;
+	int grc, rc = 0;
+	for (i = 0; i < nb; i++)
+		if (git_oid_equal(git_tree_id(bases[i]), id))
+			return 0;
+	if (git_odb_exists(m->dst_odb, id))
+		return 0;
+	if (depth > MOVE_DEPTH)
+		return veld_err__set(m->err, VELD_EINTEGRITY, "a tree is nested more than %d deep", MOVE_DEPTH);
+	if ((grc = git_tree_lookup(&t, m->src, id)) < 0)
+		return git_fail(m->err, grc, 0, "read tree %s", git_oid_tostr_s(id));
+	if ((grc = git_packbuilder_insert(m->pb, id, NULL)) < 0) {
+		git_tree_free(t);
+		return git_fail(m->err, grc, 0, "pack tree %s", git_oid_tostr_s(id));
+	}
+	for (i = 0; i < git_tree_entrycount(t) && rc == 0; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		const git_oid *eid = git_tree_entry_id(e);
+		git_tree *sub[MOVE_BASES];
+		size_t ns = 0;
+		int same = 0;
+		for (j = 0; j < nb && !same; j++) {
+			const git_tree_entry *be = git_tree_entry_byname(bases[j], git_tree_entry_name(e));
+			if (!be)
+				continue;
+			if (git_oid_equal(git_tree_entry_id(be), eid))
+				same = 1;
+			else if (git_tree_entry_type(e) == GIT_OBJECT_TREE && git_tree_entry_type(be) == GIT_OBJECT_TREE &&
+			         (sub[ns] = base_tree(m, git_tree_entry_id(be))) != NULL)
+				ns++;
+		}
+		if (!same && git_tree_entry_type(e) == GIT_OBJECT_TREE) {
+			rc = move_tree(m, eid, sub, ns, depth + 1);
+		} else if (!same && !git_odb_exists(m->dst_odb, eid)) {
+			/* a blob, or a commit of a submodule: taken as it is */
+			if ((grc = git_packbuilder_insert(m->pb, eid, NULL)) < 0)
+				rc = git_fail(m->err, grc, 0, "pack object %s", git_oid_tostr_s(eid));
+		}
+		for (k = 0; k < ns; k++)
+			git_tree_free(sub[k]);
+	}
+	git_tree_free(t);
+	return rc;
+}
+
+/* The commits from `tip` down to those dst has, with their trees; `old` (or
+** NULL) is what dst holds for the ref now, a base for every tree. */
+static int move_commits(moveset *m, const git_oid *tip, const git_oid *old)
+{
+	git_oid *todo = NULL, *done = NULL;
+	size_t ntodo = 0, ndone = 0, cap = 0, i;
+	git_tree *oldtree = NULL;
+	int grc, rc = 0;
+	if (old) {
+		git_commit *oc = NULL;
+		if (git_commit_lookup(&oc, m->src, old) == 0 || git_commit_lookup(&oc, m->dst, old) == 0)
+			oldtree = base_tree(m, git_commit_tree_id(oc));
+		git_commit_free(oc);
+		git_error_clear();
+	}
+	cap = 16;
+	todo = malloc(cap * sizeof *todo);
+	done = malloc(cap * sizeof *done);
+	if (!todo || !done) {
+		rc = oom(m->err);
+		goto out;
+	}
+	git_oid_cpy(&todo[ntodo++], tip);
+	while (ntodo && rc == 0) {
+		git_oid id = todo[--ntodo];
+		git_commit *c = NULL;
+		git_tree *bases[MOVE_BASES];
+		size_t nb = 0, np;
+		int seen = 0;
+		for (i = 0; i < ndone && !seen; i++)
+			seen = git_oid_equal(&done[i], &id);
+		if (seen || git_odb_exists(m->dst_odb, &id))
+			continue;
+		if (ndone == cap || ntodo + MOVE_BASES >= cap) {
+			git_oid *a = realloc(todo, 2 * cap * sizeof *todo), *b;
+			if (a)
+				todo = a;
+			b = a ? realloc(done, 2 * cap * sizeof *done) : NULL;
+			if (!a || !b) {
+				rc = oom(m->err);
+				break;
+			}
+			done = b;
+			cap *= 2;
+		}
+		git_oid_cpy(&done[ndone++], &id);
+		if ((grc = git_commit_lookup(&c, m->src, &id)) < 0) {
+			rc = git_fail(m->err, grc, 0, "read commit %s", git_oid_tostr_s(&id));
+			break;
+		}
+		if ((grc = git_packbuilder_insert(m->pb, &id, NULL)) < 0) {
+			git_commit_free(c);
+			rc = git_fail(m->err, grc, 0, "pack commit %s", git_oid_tostr_s(&id));
+			break;
+		}
+		np = git_commit_parentcount(c);
+		if (np > MOVE_BASES - 1) {
+			git_commit_free(c);
+			rc = veld_err__set(m->err, VELD_EINTEGRITY, "commit %s has %zu parents", git_oid_tostr_s(&id), np);
+			break;
+		}
+		for (i = 0; i < np; i++) {
+			const git_oid *pid = git_commit_parent_id(c, (unsigned int)i);
+			git_commit *pc = NULL;
+			if (git_commit_lookup(&pc, m->src, pid) == 0 || git_commit_lookup(&pc, m->dst, pid) == 0) {
+				if ((bases[nb] = base_tree(m, git_commit_tree_id(pc))) != NULL)
+					nb++;
+			}
+			git_commit_free(pc);
+			git_error_clear();
+			git_oid_cpy(&todo[ntodo++], pid);
+		}
+		np = nb; /* the parents' trees are ours to free; oldtree is not */
+		if (oldtree)
+			bases[nb++] = oldtree;
+		rc = move_tree(m, git_commit_tree_id(c), bases, nb, 0);
+		for (i = 0; i < np; i++)
+			git_tree_free(bases[i]);
+		git_commit_free(c);
+	}
+out:
+	git_tree_free(oldtree);
+	free(todo);
+	free(done);
+	return rc;
+}
+
+/* Write the moved objects into dst as one pack (nothing when none). */
+static int move_write(moveset *m)
+{
+	char dir[PATHBUF];
+	int grc;
+	if (git_packbuilder_object_count(m->pb) == 0)
+		return 0;
+	snprintf(dir, sizeof dir, "%sobjects/pack", git_repository_path(m->dst));
+	if ((grc = git_packbuilder_write(m->pb, dir, 0, NULL, NULL)) < 0)
+		return git_fail(m->err, grc, 0, "write a pack");
+	return 0;
+}
+
+static int move_open(moveset *m, git_repository *src, git_repository *dst, veld_err *err)
+{
+	int grc;
+	memset(m, 0, sizeof *m);
+	m->src = src;
+	m->dst = dst;
+	m->err = err;
+	if ((grc = git_repository_odb(&m->dst_odb, dst)) < 0)
+		return git_fail(err, grc, 0, "open an object database");
+	if ((grc = git_packbuilder_new(&m->pb, src)) < 0)
+		return git_fail(err, grc, 0, "start a pack");
+	return 0;
+}
+
+static void move_close(moveset *m)
+{
+	git_packbuilder_free(m->pb);
+	git_odb_free(m->dst_odb);
+}
+
+static int hub_open(git_repository **hub, const char *path, const char *shown, veld_err *err)
+{
+	int grc = git_repository_open_bare(hub, path);
+	if (grc < 0)
+		return git_fail(err, grc, grc == GIT_ENOTFOUND ? VELD_ENOTFOUND : 0, "open the hub %s", shown);
+	return 0;
+}
+
+typedef struct ref_update {
+	char *name;
+	git_oid id;
+} ref_update;
+
+static void updates_free(ref_update *u, size_t n)
+{
+	size_t i;
+	for (i = 0; i < n; i++)
+		free(u[i].name);
+	free(u);
+}
+
+/* Fetch from a hub on a path: refs matching each refspec's source, their
+** new objects, then the local copies (forced: every fetch refspec of sync
+** is) and the pruning of copies whose ref is gone. */
+static int fetch_path(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
+                      const veld_remote_opts *opts, veld_err *err)
+{
+	git_repository *hub = NULL;
+	moveset m;
+	ref_update *ups = NULL;
+	size_t nups = 0, cap = 0, i, k;
+	int rc, grc;
+	if ((rc = hub_open(&hub, url, url, err)))
+		return rc;
+	if ((rc = move_open(&m, hub, r->git, err)))
+		goto done;
+	for (k = 0; k < n && rc == 0; k++) {
+		git_refspec *spec = NULL;
+		git_reference_iterator *it = NULL;
+		git_reference *ref;
+		if ((grc = git_refspec_parse(&spec, refspecs[k], 1)) < 0) {
+			rc = git_fail(err, grc, VELD_EINVALID, "refspec %s", refspecs[k]);
+			break;
+		}
+		if ((grc = git_reference_iterator_glob_new(&it, hub, git_refspec_src(spec))) < 0) {
+			git_refspec_free(spec);
+			rc = git_fail(err, grc, 0, "list the refs of %s", url);
+			break;
+		}
+		while (rc == 0 && (grc = git_reference_next(&ref, it)) == 0) {
+			git_buf dst = GIT_BUF_INIT;
+			git_oid want, have;
+			int has;
+			if (git_reference_type(ref) != GIT_REFERENCE_DIRECT) {
+				git_reference_free(ref);
+				continue;
+			}
+			git_oid_cpy(&want, git_reference_target(ref));
+			if ((grc = git_refspec_transform(&dst, spec, git_reference_name(ref))) < 0) {
+				rc = git_fail(err, grc, 0, "map %s", git_reference_name(ref));
+			} else {
+				has = git_reference_name_to_id(&have, r->git, dst.ptr) == 0;
+				git_error_clear();
+				if (nups == cap) {
+					ref_update *more = realloc(ups, (cap ? 2 * cap : 16) * sizeof *ups);
+					if (!more)
+						rc = oom(err);
+					else
+						ups = more, cap = cap ? 2 * cap : 16;
+				}
+				if (rc == 0 && !(ups[nups].name = strdup(dst.ptr)))
+					rc = oom(err);
+				if (rc == 0) {
+					git_oid_cpy(&ups[nups++].id, &want);
+					if (!has || !git_oid_equal(&have, &want))
+						rc = move_commits(&m, &want, has ? &have : NULL);
+				}
+			}
+			git_buf_dispose(&dst);
+			git_reference_free(ref);
+		}
+		if (rc == 0 && grc != GIT_ITEROVER)
+			rc = git_fail(err, grc, 0, "list the refs of %s", url);
+		git_reference_iterator_free(it);
+		git_refspec_free(spec);
+	}
+	if (rc == 0 && opts && opts->progress)
+		opts->progress("receiving objects", git_packbuilder_object_count(m.pb),
+		               git_packbuilder_object_count(m.pb), opts->payload);
+	if (rc == 0 && (rc = move_write(&m)) == 0) {
+		git_odb *odb = NULL;
+		if (git_repository_odb(&odb, r->git) == 0)
+			git_odb_refresh(odb);
+		git_odb_free(odb);
+	}
+	/* the copies, then the pruning */
+	for (i = 0; i < nups && rc == 0; i++) {
+		git_reference *ref = NULL;
+		git_oid have;
+		if (git_reference_name_to_id(&have, r->git, ups[i].name) == 0 && git_oid_equal(&have, &ups[i].id))
+			continue;
+		git_error_clear();
+		if ((grc = git_reference_create(&ref, r->git, ups[i].name, &ups[i].id, 1, "fetch")) < 0)
+			rc = git_fail(err, grc, 0, "update %s", ups[i].name);
+		git_reference_free(ref);
+	}
+	for (k = 0; k < n && rc == 0; k++) {
+		git_refspec *spec = NULL;
+		git_reference_iterator *it = NULL;
+		git_reference *ref;
+		if (git_refspec_parse(&spec, refspecs[k], 1) < 0 ||
+		    git_reference_iterator_glob_new(&it, r->git, git_refspec_dst(spec)) < 0) {
+			git_refspec_free(spec);
+			git_error_clear();
+			continue;
+		}
+		while (rc == 0 && git_reference_next(&ref, it) == 0) {
+			int kept = 0;
+			for (i = 0; i < nups && !kept; i++)
+				kept = strcmp(ups[i].name, git_reference_name(ref)) == 0;
+			if (!kept && (grc = git_reference_delete(ref)) < 0)
+				rc = git_fail(err, grc, 0, "prune %s", git_reference_name(ref));
+			git_reference_free(ref);
+		}
+		git_error_clear();
+		git_reference_iterator_free(it);
+		git_refspec_free(spec);
+	}
+done:
+	move_close(&m);
+	updates_free(ups, nups);
+	git_repository_free(hub);
+	return rc;
+}
+
+/* Push to a hub on a path: for each refspec the hub's ref is read, the
+** update checked (a fast-forward unless forced), the new objects written
+** as one pack, and only then every ref moved with a compare-and-swap
+** against the value read: a ref that moved meanwhile is refused. */
+static int push_path(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
+                     const veld_remote_opts *opts, veld_err *err)
+{
+	git_repository *hub = NULL;
+	moveset m;
+	ref_update *ups = NULL;
+	git_oid *olds = NULL;
+	unsigned char *had = NULL;
+	size_t nups = 0, i, k;
+	int rc, grc;
+	if ((rc = hub_open(&hub, url, url, err)))
+		return rc;
+	ups = calloc(n ? n : 1, sizeof *ups);
+	olds = calloc(n ? n : 1, sizeof *olds);
+	had = calloc(n ? n : 1, 1);
+	if (!ups || !olds || !had) {
+		rc = oom(err);
+		goto done;
+	}
+	if ((rc = move_open(&m, r->git, hub, err)))
+		goto done;
+	for (k = 0; k < n && rc == 0; k++) {
+		git_refspec *spec = NULL;
+		git_oid want;
+		if ((grc = git_refspec_parse(&spec, refspecs[k], 0)) < 0) {
+			rc = git_fail(err, grc, VELD_EINVALID, "refspec %s", refspecs[k]);
+			break;
+		}
+		if ((grc = git_reference_name_to_id(&want, r->git, git_refspec_src(spec))) < 0) {
+			rc = git_fail(err, grc, 0, "read %s", git_refspec_src(spec));
+		} else if (!(ups[nups].name = strdup(git_refspec_dst(spec)))) {
+			rc = oom(err);
+		} else {
+			git_oid_cpy(&ups[nups].id, &want);
+			had[nups] = git_reference_name_to_id(&olds[nups], hub, ups[nups].name) == 0;
+			git_error_clear();
+			if (had[nups] && git_oid_equal(&olds[nups], &want)) {
+				free(ups[nups].name); /* the hub has it as it is */
+			} else if (had[nups] && !git_refspec_force(spec) &&
+			           git_graph_descendant_of(r->git, &want, &olds[nups]) != 1) {
+				git_error_clear();
+				rc = veld_err__set(err, VELD_EDENIED, "push of %s to %s refused: not a fast-forward",
+				                   ups[nups].name, url);
+				free(ups[nups].name);
+			} else {
+				rc = move_commits(&m, &want, had[nups] ? &olds[nups] : NULL);
+				nups++;
+			}
+		}
+		git_refspec_free(spec);
+	}
+	if (rc == 0 && opts && opts->progress)
+		opts->progress("sending objects", git_packbuilder_object_count(m.pb), git_packbuilder_object_count(m.pb),
+		               opts->payload);
+	if (rc == 0)
+		rc = move_write(&m);
+	for (i = 0; i < nups && rc == 0; i++) {
+		git_reference *ref = NULL;
+		grc = had[i] ? git_reference_create_matching(&ref, hub, ups[i].name, &ups[i].id, 1, &olds[i], "push")
+		             : git_reference_create(&ref, hub, ups[i].name, &ups[i].id, 0, "push");
+		if (grc == GIT_EMODIFIED || grc == GIT_EEXISTS)
+			rc = git_fail(err, grc, VELD_EDENIED, "push of %s to %s refused: the ref moved meanwhile", ups[i].name,
+			              url);
+		else if (grc == GIT_ELOCKED)
+			rc = git_fail(err, grc, VELD_EDENIED, "push of %s to %s refused by the server", ups[i].name, url);
+		else if (grc < 0)
+			rc = git_fail(err, grc, 0, "push of %s to %s", ups[i].name, url);
+		git_reference_free(ref);
+	}
+	move_close(&m);
+done:
+	updates_free(ups, nups);
+	free(olds);
+	free(had);
+	git_repository_free(hub);
+	return rc;
+}
+
 int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
                      const veld_remote_opts *opts, veld_err *err)
 {
@@ -1238,6 +1672,8 @@ int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs,
 	xfer x;
 	int rc, grc;
 
+	if (is_path_hub(url) && n)
+		return fetch_path(r, url, refspecs, n, opts, err);
 	git_fetch_options_init(&fo, GIT_FETCH_OPTIONS_VERSION);
 	if ((rc = xfer_start(&remote, &x, r, url, opts, &fo.callbacks, err)) < 0)
 		goto done;
@@ -1335,6 +1771,8 @@ int veld_repo__push(veld_repo *r, const char *url, const char *const *refspecs, 
 	xfer x;
 	int rc, grc;
 
+	if (is_path_hub(url) && n)
+		return push_path(r, url, refspecs, n, opts, err);
 	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
 	if ((rc = xfer_start(&remote, &x, r, url, opts, &po.callbacks, err)) < 0)
 		goto done;

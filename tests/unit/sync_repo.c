@@ -1041,6 +1041,113 @@ static void test_sync_repo__fetch_and_push_by_path(void **state)
 	drop_repo(hub, dh);
 }
 
+/* Objects in the newest pack of a repository's objects/pack (0: none). */
+static long newest_pack_objects(const char *repo_dir)
+{
+	char cmd[4600], line[64];
+	long n = 0;
+	FILE *p;
+	snprintf(cmd, sizeof cmd, "i=$(ls -t '%s'/objects/pack/*.idx 2>/dev/null | head -1); "
+	         "[ -n \"$i\" ] && git show-index < \"$i\" | wc -l", repo_dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	if (fgets(line, sizeof line, p))
+		n = atol(line);
+	pclose(p);
+	return n;
+}
+
+/* A hub on a path gets, and gives, what a change made and nothing else:
+** changing one record of forty sends its blob, the trees on its path and
+** the commit, however many cases there are; a merge of two heads the
+** other side has sends the merge commit and the trees it changed. */
+static void test_sync_repo__path_moves_what_changed(void **state)
+{
+	char *da, *db, *dh;
+	veld_repo *a = new_repo(&da, "repo-pa"), *b = new_repo(&db, "repo-pb"), *hub = new_repo(&dh, "repo-ph");
+	veld_err err = {0};
+	keypair k;
+	git_oid blobs[40], t1, t2, c1, c2, c3, got, b2;
+	veld_tree_change ch[40];
+	char paths[40][32];
+	size_t i;
+	const char *push_spec[] = {"refs/veld/devices/" DEV1 ":refs/veld/devices/" DEV1};
+	const char *fetch_spec[] = {"+refs/veld/devices/*:refs/veld-hub/veld/devices/*"};
+	(void)state;
+	crypto_sign_keypair(k.pk, k.sk);
+	for (i = 0; i < 40; i++) {
+		char text[32];
+		snprintf(paths[i], sizeof paths[i], "cases/%02zu/c%zu/r", i % 8, i);
+		snprintf(text, sizeof text, "record %zu", i);
+		blobs[i] = blob(a, text);
+		ch[i].path = paths[i];
+		ch[i].id = &blobs[i];
+	}
+	t1 = tree_of(a, ch, 40, NULL);
+	c1 = commit(a, &t1, NULL, 0, DEV1, &k);
+	assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &c1, &err), 0);
+	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
+	/* 40 blobs, 40 case trees, 8 fan-out trees, cases/, the root, the commit */
+	assert_int_equal(newest_pack_objects(dh), 91);
+	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 1, NULL, &err), 0);
+	assert_int_equal(newest_pack_objects(db), 91);
+
+	/* one record changes */
+	b2 = blob(a, "record 5, changed");
+	ch[0].path = paths[5];
+	ch[0].id = &b2;
+	t2 = tree_of(a, ch, 1, &t1);
+	c2 = commit(a, &t2, &c1, 1, DEV1, &k);
+	assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &c2, &err), 0);
+	sleep(1); /* ls -t: the new pack is the newest */
+	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
+	assert_int_equal(newest_pack_objects(dh), 6); /* blob, c5/, 05/, cases/, root, commit */
+	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 1, NULL, &err), 0);
+	assert_int_equal(newest_pack_objects(db), 6);
+	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), 0);
+	assert_true(git_oid_equal(&got, &c2));
+	{
+		unsigned char *buf = NULL;
+		size_t len = 0;
+		assert_int_equal(veld_repo__blob_read(&buf, &len, b, &b2, &err), VELD_OK);
+		assert_int_equal(len, strlen("record 5, changed"));
+		free(buf);
+	}
+
+	/* a merge of c2 with a sibling of it, both known to the hub once c2 is:
+	** only the merge commit and the trees it made go */
+	{
+		git_oid parents[2], t3, b3 = blob(a, "record 9, changed"), side;
+		veld_tree_change one = {paths[9], &b3};
+		git_oid ts = tree_of(a, &one, 1, &t1);
+		side = commit(a, &ts, &c1, 1, DEV1, &k);
+		assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &side, &err), 0);
+		assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV2, &c2, &err), 0);
+		{
+			const char *force[] = {"+refs/veld/devices/" DEV1 ":refs/veld/devices/" DEV1};
+			sleep(1);
+			assert_int_equal(veld_repo__push(a, dh, force, 1, NULL, &err), 0);
+			assert_int_equal(newest_pack_objects(dh), 6); /* blob, c9/, 01/, cases/, root, commit */
+		}
+		t3 = tree_of(a, &one, 1, &t2);
+		parents[0] = side;
+		parents[1] = c2;
+		c3 = commit(a, &t3, parents, 2, DEV1, &k);
+		assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &c3, &err), 0);
+		sleep(1);
+		assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
+		/* the merge: its commit, the root and cases/ (no parent has them as
+		** they are now); 01/ is the side's, 05/ is c2's */
+		assert_int_equal(newest_pack_objects(dh), 3);
+	}
+	assert_int_equal(git_ok("git -C '%s' fsck --strict >/dev/null 2>&1", dh), 0);
+	assert_int_equal(git_ok("git -C '%s' fsck --strict >/dev/null 2>&1", db), 0);
+	sodium_memzero(&k, sizeof k);
+	drop_repo(a, da);
+	drop_repo(b, db);
+	drop_repo(hub, dh);
+}
+
 /* What a refused push looks like on a path remote.  libgit2's local
 ** transport runs no hooks (an `update` hook that refuses everything is
 ** ignored); it refuses a non-fast-forward before sending anything
@@ -1516,6 +1623,7 @@ int main(void)
 	        cmocka_unit_test(test_sync_repo__diff_matches_libgit2),
 	        cmocka_unit_test(test_sync_repo__refs),
 	        cmocka_unit_test(test_sync_repo__fetch_and_push_by_path),
+	        cmocka_unit_test(test_sync_repo__path_moves_what_changed),
 	        cmocka_unit_test(test_sync_repo__push_refusals_by_path),
 	        cmocka_unit_test(test_sync_repo__auth_failure_gives_up),
 	        cmocka_unit_test_teardown(test_sync_repo__push_refusal_over_http, hub_teardown),
