@@ -1161,16 +1161,17 @@ static int sideband_cb(const char *text, int len, void *payload)
 ** receive-pack's own "hook declined to update <ref>", else the line just
 ** before that one (a hook that did not name the ref).  Into out, printable
 ** ASCII only. */
-static void remote_reason(char *out, size_t cap, const xfer *x, const char *ref)
+void veld_repo__remote_reason(char *out, size_t cap, const char *remote_text, const char *ref)
 {
-	const char *line = x->remote_text, *pick = NULL, *prev = NULL;
+	const char *line = remote_text, *pick = NULL, *prev = NULL;
 	size_t o = 0, len = 0;
 	out[0] = '\0';
 	while (*line && !pick) {
 		size_t n = strcspn(line, "\r\n");
-		char buf[sizeof x->remote_text];
-		memcpy(buf, line, n);
-		buf[n] = '\0';
+		char buf[1024];
+		size_t m = n < sizeof buf ? n : sizeof buf - 1;
+		memcpy(buf, line, m);
+		buf[m] = '\0';
 		if (strstr(buf, "hook declined")) {
 			if (prev && !strstr(prev, ref))
 				pick = prev, len = strcspn(prev, "\r\n");
@@ -1232,6 +1233,37 @@ static int xfer_fail(veld_err *err, const xfer *x, int grc, const char *what)
 	return git_fail(err, grc, 0, "%s %s", what, x->url);
 }
 
+/* A growable list of strings. */
+typedef struct strlist {
+	char **v;
+	size_t n, cap;
+} strlist;
+
+static int strlist_add(strlist *l, const char *s)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		char **nv = realloc(l->v, ncap * sizeof *nv);
+		if (!nv)
+			return -1;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	if (!(l->v[l->n] = strdup(s)))
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static void strlist_free(strlist *l)
+{
+	size_t i;
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
 /* ---- a hub on a path: objects moved without a transport ------------------
 **
 ** libgit2's transports (its local one included) pack by walking: every head
@@ -1248,10 +1280,14 @@ static int xfer_fail(veld_err *err, const xfer *x, int grc, const char *what)
 ** a fetch updates and prunes its copies as git fetch would.
 */
 
-/* A hub given as a path (an URL has a scheme). */
+int veld_repo__is_url(const char *hub)
+{
+	return strstr(hub, "://") != NULL || (strchr(hub, '@') && strchr(hub, ':'));
+}
+
 static int is_path_hub(const char *url)
 {
-	return url && *url && !strstr(url, "://");
+	return url && *url && !veld_repo__is_url(url);
 }
 
 typedef struct moveset {
@@ -1262,12 +1298,20 @@ typedef struct moveset {
 	veld_err *err;
 } moveset;
 
+/* Whether dst has the object.  Its packs were read once when the move
+** began: libgit2 would otherwise read the pack directory again after every
+** miss, and most objects of a move are misses. */
+static int dst_has(moveset *m, const git_oid *id)
+{
+	return m->dst_odb && git_odb_exists_ext(m->dst_odb, id, GIT_ODB_LOOKUP_NO_REFRESH);
+}
+
 /* A tree of src (else of dst), or NULL: a base that cannot be read is no
 ** base (the objects are then checked one by one). */
 static git_tree *base_tree(moveset *m, const git_oid *id)
 {
 	git_tree *t = NULL;
-	if (git_tree_lookup(&t, m->src, id) < 0 && git_tree_lookup(&t, m->dst, id) < 0)
+	if (git_tree_lookup(&t, m->src, id) < 0 && (!m->dst || git_tree_lookup(&t, m->dst, id) < 0))
 		t = NULL;
 	git_error_clear();
 	return t;
@@ -1286,7 +1330,7 @@ static int move_tree(moveset *m, const git_oid *id, git_tree *const *bases, size
 	for (i = 0; i < nb; i++)
 		if (git_oid_equal(git_tree_id(bases[i]), id))
 			return 0;
-	if (git_odb_exists(m->dst_odb, id))
+	if (dst_has(m, id))
 		return 0;
 	if (depth > MOVE_DEPTH)
 		return veld_err__set(m->err, VELD_EINTEGRITY, "a tree is nested more than %d deep", MOVE_DEPTH);
@@ -1314,7 +1358,7 @@ static int move_tree(moveset *m, const git_oid *id, git_tree *const *bases, size
 		}
 		if (!same && git_tree_entry_type(e) == GIT_OBJECT_TREE) {
 			rc = move_tree(m, eid, sub, ns, depth + 1);
-		} else if (!same && !git_odb_exists(m->dst_odb, eid)) {
+		} else if (!same && !dst_has(m, eid)) {
 			/* a blob, or a commit of a submodule: taken as it is */
 			if ((grc = git_packbuilder_insert(m->pb, eid, NULL)) < 0)
 				rc = git_fail(m->err, grc, 0, "pack object %s", git_oid_tostr_s(eid));
@@ -1326,22 +1370,74 @@ static int move_tree(moveset *m, const git_oid *id, git_tree *const *bases, size
 	return rc;
 }
 
+/* A commit of src, looked up in src, else in dst. */
+static int any_commit(git_commit **out, moveset *m, const git_oid *id)
+{
+	int grc = git_commit_lookup(out, m->src, id);
+	if (grc < 0 && m->dst && git_commit_lookup(out, m->dst, id) == 0)
+		grc = 0;
+	if (grc == 0)
+		git_error_clear();
+	return grc;
+}
+
+/* The tree of commit `id` as a base, or NULL. */
+static git_tree *commit_base(moveset *m, const git_oid *id)
+{
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	if (any_commit(&c, m, id) == 0)
+		t = base_tree(m, git_commit_tree_id(c));
+	git_commit_free(c);
+	git_error_clear();
+	return t;
+}
+
+/* Commit `id` and what its tree adds to its parents' trees and to
+** `oldtree` (or NULL); its parents go to parents[] (*np of them). */
+static int move_commit(moveset *m, const git_oid *id, git_tree *oldtree, git_oid *parents, size_t *np)
+{
+	git_commit *c = NULL;
+	git_tree *bases[MOVE_BASES];
+	size_t nb = 0, i, n;
+	int grc, rc;
+	*np = 0;
+	if ((grc = git_commit_lookup(&c, m->src, id)) < 0)
+		return git_fail(m->err, grc, 0, "read commit %s", git_oid_tostr_s(id));
+	if ((grc = git_packbuilder_insert(m->pb, id, NULL)) < 0) {
+		git_commit_free(c);
+		return git_fail(m->err, grc, 0, "pack commit %s", git_oid_tostr_s(id));
+	}
+	n = git_commit_parentcount(c);
+	if (n > MOVE_BASES - 1) {
+		git_commit_free(c);
+		return veld_err__set(m->err, VELD_EINTEGRITY, "commit %s has %zu parents", git_oid_tostr_s(id), n);
+	}
+	for (i = 0; i < n; i++) {
+		const git_oid *pid = git_commit_parent_id(c, (unsigned int)i);
+		if ((bases[nb] = commit_base(m, pid)) != NULL)
+			nb++;
+		git_oid_cpy(&parents[i], pid);
+	}
+	*np = n;
+	n = nb; /* the parents' trees are ours to free; oldtree is not */
+	if (oldtree)
+		bases[nb++] = oldtree;
+	rc = move_tree(m, git_commit_tree_id(c), bases, nb, 0);
+	for (i = 0; i < n; i++)
+		git_tree_free(bases[i]);
+	git_commit_free(c);
+	return rc;
+}
+
 /* The commits from `tip` down to those dst has, with their trees; `old` (or
 ** NULL) is what dst holds for the ref now, a base for every tree. */
 static int move_commits(moveset *m, const git_oid *tip, const git_oid *old)
 {
 	git_oid *todo = NULL, *done = NULL;
-	size_t ntodo = 0, ndone = 0, cap = 0, i;
-	git_tree *oldtree = NULL;
-	int grc, rc = 0;
-	if (old) {
-		git_commit *oc = NULL;
-		if (git_commit_lookup(&oc, m->src, old) == 0 || git_commit_lookup(&oc, m->dst, old) == 0)
-			oldtree = base_tree(m, git_commit_tree_id(oc));
-		git_commit_free(oc);
-		git_error_clear();
-	}
-	cap = 16;
+	size_t ntodo = 0, ndone = 0, cap = 16, i;
+	git_tree *oldtree = old ? commit_base(m, old) : NULL;
+	int rc = 0;
 	todo = malloc(cap * sizeof *todo);
 	done = malloc(cap * sizeof *done);
 	if (!todo || !done) {
@@ -1351,13 +1447,11 @@ static int move_commits(moveset *m, const git_oid *tip, const git_oid *old)
 	git_oid_cpy(&todo[ntodo++], tip);
 	while (ntodo && rc == 0) {
 		git_oid id = todo[--ntodo];
-		git_commit *c = NULL;
-		git_tree *bases[MOVE_BASES];
-		size_t nb = 0, np;
+		size_t np = 0;
 		int seen = 0;
 		for (i = 0; i < ndone && !seen; i++)
 			seen = git_oid_equal(&done[i], &id);
-		if (seen || git_odb_exists(m->dst_odb, &id))
+		if (seen || dst_has(m, &id))
 			continue;
 		if (ndone == cap || ntodo + MOVE_BASES >= cap) {
 			git_oid *a = realloc(todo, 2 * cap * sizeof *todo), *b;
@@ -1372,39 +1466,8 @@ static int move_commits(moveset *m, const git_oid *tip, const git_oid *old)
 			cap *= 2;
 		}
 		git_oid_cpy(&done[ndone++], &id);
-		if ((grc = git_commit_lookup(&c, m->src, &id)) < 0) {
-			rc = git_fail(m->err, grc, 0, "read commit %s", git_oid_tostr_s(&id));
-			break;
-		}
-		if ((grc = git_packbuilder_insert(m->pb, &id, NULL)) < 0) {
-			git_commit_free(c);
-			rc = git_fail(m->err, grc, 0, "pack commit %s", git_oid_tostr_s(&id));
-			break;
-		}
-		np = git_commit_parentcount(c);
-		if (np > MOVE_BASES - 1) {
-			git_commit_free(c);
-			rc = veld_err__set(m->err, VELD_EINTEGRITY, "commit %s has %zu parents", git_oid_tostr_s(&id), np);
-			break;
-		}
-		for (i = 0; i < np; i++) {
-			const git_oid *pid = git_commit_parent_id(c, (unsigned int)i);
-			git_commit *pc = NULL;
-			if (git_commit_lookup(&pc, m->src, pid) == 0 || git_commit_lookup(&pc, m->dst, pid) == 0) {
-				if ((bases[nb] = base_tree(m, git_commit_tree_id(pc))) != NULL)
-					nb++;
-			}
-			git_commit_free(pc);
-			git_error_clear();
-			git_oid_cpy(&todo[ntodo++], pid);
-		}
-		np = nb; /* the parents' trees are ours to free; oldtree is not */
-		if (oldtree)
-			bases[nb++] = oldtree;
-		rc = move_tree(m, git_commit_tree_id(c), bases, nb, 0);
-		for (i = 0; i < np; i++)
-			git_tree_free(bases[i]);
-		git_commit_free(c);
+		rc = move_commit(m, &id, oldtree, todo + ntodo, &np);
+		ntodo += np;
 	}
 out:
 	git_tree_free(oldtree);
@@ -1433,7 +1496,7 @@ static int move_open(moveset *m, git_repository *src, git_repository *dst, veld_
 	m->src = src;
 	m->dst = dst;
 	m->err = err;
-	if ((grc = git_repository_odb(&m->dst_odb, dst)) < 0)
+	if (dst && ((grc = git_repository_odb(&m->dst_odb, dst)) < 0 || (grc = git_odb_refresh(m->dst_odb)) < 0))
 		return git_fail(err, grc, 0, "open an object database");
 	if ((grc = git_packbuilder_new(&m->pb, src)) < 0)
 		return git_fail(err, grc, 0, "start a pack");
@@ -1663,6 +1726,161 @@ done:
 	return rc;
 }
 
+/* ---- a push over smart HTTP: our pack, http.c's exchange ------------------
+**
+** The same objects a push to a path sends, found the same way, except that
+** the hub's object store cannot be asked: the commits to send are those of
+** the new head that no advertised head reaches (a walk over commits only),
+** and a tree entry is left out when a parent's tree or the hub's current
+** value of the ref holds it as it is.  Packed in memory and sent with the
+** ref updates (docs/sync.md, "Hubs"). */
+
+typedef struct advert {
+	strlist names;
+	git_oid *ids;
+	size_t idcap;
+} advert;
+
+static int advert_add(const char *name, const char *hex, void *payload)
+{
+	advert *a = payload;
+	git_oid id;
+	if (git_oid_fromstr(&id, hex) < 0 || strlist_add(&a->names, name))
+		return -1;
+	if (a->idcap < a->names.cap) {
+		git_oid *ni = realloc(a->ids, a->names.cap * sizeof *ni);
+		if (!ni)
+			return -1;
+		a->ids = ni;
+		a->idcap = a->names.cap;
+	}
+	git_oid_cpy(&a->ids[a->names.n - 1], &id);
+	return 0;
+}
+
+static void advert_free(advert *a)
+{
+	strlist_free(&a->names);
+	free(a->ids);
+}
+
+static int push_http(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
+                     const veld_remote_opts *opts, veld_err *err)
+{
+	veld_http *h = NULL;
+	advert adv;
+	moveset m;
+	veld_http_update *ups = NULL;
+	char **names = NULL;
+	git_odb *odb = NULL;
+	git_buf pack = GIT_BUF_INIT;
+	size_t nups = 0, i, k;
+	int rc, grc;
+	memset(&adv, 0, sizeof adv);
+	memset(&m, 0, sizeof m);
+	if ((rc = veld_http__open(&h, url, opts, err)))
+		return rc;
+	if ((rc = veld_http__refs(h, advert_add, &adv, err))) {
+		if (rc == VELD_ERROR && !err->msg[0])
+			rc = oom(err);
+		goto done;
+	}
+	ups = calloc(n ? n : 1, sizeof *ups);
+	names = calloc(n ? n : 1, sizeof *names);
+	if (!ups || !names) {
+		rc = oom(err);
+		goto done;
+	}
+	if ((rc = move_open(&m, r->git, NULL, err)) || (grc = git_repository_odb(&odb, r->git)) < 0) {
+		rc = rc ? rc : git_fail(err, grc, 0, "open an object database");
+		goto done;
+	}
+	for (k = 0; k < n && rc == 0; k++) {
+		git_refspec *spec = NULL;
+		git_oid want, old;
+		int had = 0;
+		if ((grc = git_refspec_parse(&spec, refspecs[k], 0)) < 0) {
+			rc = git_fail(err, grc, VELD_EINVALID, "refspec %s", refspecs[k]);
+			break;
+		}
+		if ((grc = git_reference_name_to_id(&want, r->git, git_refspec_src(spec))) < 0) {
+			rc = git_fail(err, grc, 0, "read %s", git_refspec_src(spec));
+			git_refspec_free(spec);
+			break;
+		}
+		memset(&old, 0, sizeof old);
+		for (i = 0; i < adv.names.n && !had; i++)
+			if (!strcmp(adv.names.v[i], git_refspec_dst(spec))) {
+				git_oid_cpy(&old, &adv.ids[i]);
+				had = 1;
+			}
+		if (had && git_oid_equal(&old, &want)) {
+			git_refspec_free(spec);
+			continue;
+		}
+		if (had && !git_refspec_force(spec) &&
+		    (!git_odb_exists(odb, &old) || git_graph_descendant_of(r->git, &want, &old) != 1)) {
+			git_error_clear();
+			rc = veld_err__set(err, VELD_EDENIED, "push of %s to %s refused: not a fast-forward",
+			                   git_refspec_dst(spec), url);
+			git_refspec_free(spec);
+			break;
+		}
+		if (!(names[nups] = strdup(git_refspec_dst(spec)))) {
+			rc = oom(err);
+			git_refspec_free(spec);
+			break;
+		}
+		ups[nups].name = names[nups];
+		git_oid_tostr(ups[nups].old_hex, sizeof ups[nups].old_hex, &old);
+		git_oid_tostr(ups[nups].new_hex, sizeof ups[nups].new_hex, &want);
+		nups++;
+		git_refspec_free(spec);
+		{
+			/* the new commits: reachable from want, from no advertised head */
+			git_revwalk *w = NULL;
+			git_tree *oldtree = had ? commit_base(&m, &old) : NULL;
+			git_oid id, parents[MOVE_BASES];
+			size_t np;
+			if ((grc = git_revwalk_new(&w, r->git)) < 0 || (grc = git_revwalk_push(w, &want)) < 0) {
+				rc = git_fail(err, grc, 0, "walk %s", ups[nups - 1].name);
+			} else {
+				for (i = 0; i < adv.names.n; i++)
+					if (git_odb_exists(odb, &adv.ids[i]))
+						git_revwalk_hide(w, &adv.ids[i]);
+				git_error_clear();
+				while (rc == 0 && (grc = git_revwalk_next(&id, w)) == 0)
+					rc = move_commit(&m, &id, oldtree, parents, &np);
+				if (rc == 0 && grc != GIT_ITEROVER)
+					rc = git_fail(err, grc, 0, "walk %s", ups[nups - 1].name);
+			}
+			git_tree_free(oldtree);
+			git_revwalk_free(w);
+		}
+	}
+	if (rc || nups == 0)
+		goto done;
+	if (opts && opts->progress)
+		opts->progress("sending objects", git_packbuilder_object_count(m.pb), git_packbuilder_object_count(m.pb),
+		               opts->payload);
+	if ((grc = git_packbuilder_write_buf(&pack, m.pb)) < 0) {
+		rc = git_fail(err, grc, 0, "build a pack");
+		goto done;
+	}
+	rc = veld_http__push(h, ups, nups, pack.ptr, pack.size, err);
+done:
+	git_buf_dispose(&pack);
+	git_odb_free(odb);
+	move_close(&m);
+	for (i = 0; names && i < nups; i++)
+		free(names[i]);
+	free(names);
+	free(ups);
+	advert_free(&adv);
+	veld_http__free(h);
+	return rc;
+}
+
 int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
                      const veld_remote_opts *opts, veld_err *err)
 {
@@ -1773,6 +1991,8 @@ int veld_repo__push(veld_repo *r, const char *url, const char *const *refspecs, 
 
 	if (is_path_hub(url) && n)
 		return push_path(r, url, refspecs, n, opts, err);
+	if (url && n && (!strncmp(url, "http://", 7) || !strncmp(url, "https://", 8)))
+		return push_http(r, url, refspecs, n, opts, err);
 	git_push_options_init(&po, GIT_PUSH_OPTIONS_VERSION);
 	if ((rc = xfer_start(&remote, &x, r, url, opts, &po.callbacks, err)) < 0)
 		goto done;
@@ -1801,7 +2021,7 @@ int veld_repo__push(veld_repo *r, const char *url, const char *const *refspecs, 
 	}
 	if (x.n_refused) {
 		char why[300], more[48] = "";
-		remote_reason(why, sizeof why, &x, x.refused_ref);
+		veld_repo__remote_reason(why, sizeof why, x.remote_text, x.refused_ref);
 		if (x.n_refused > 1)
 			snprintf(more, sizeof more, " (and %d more refs)", x.n_refused - 1);
 		rc = veld_err__set(err, VELD_EDENIED, "push of %s to %s refused by the server: %s%s%s%s%s", x.refused_ref,
@@ -1814,37 +2034,6 @@ done:
 }
 
 /* ---- maintenance: repack and prune -------------------------------------- */
-
-/* A growable list of strings. */
-typedef struct strlist {
-	char **v;
-	size_t n, cap;
-} strlist;
-
-static int strlist_add(strlist *l, const char *s)
-{
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		char **nv = realloc(l->v, ncap * sizeof *nv);
-		if (!nv)
-			return -1;
-		l->v = nv;
-		l->cap = ncap;
-	}
-	if (!(l->v[l->n] = strdup(s)))
-		return -1;
-	l->n++;
-	return 0;
-}
-
-static void strlist_free(strlist *l)
-{
-	size_t i;
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	memset(l, 0, sizeof *l);
-}
 
 static int is_hex(const char *s, size_t n)
 {

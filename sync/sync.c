@@ -1717,7 +1717,7 @@ done:
 
 static int is_url(const char *hub)
 {
-	return strstr(hub, "://") != NULL || (strchr(hub, '@') && strchr(hub, ':'));
+	return veld_repo__is_url(hub);
 }
 
 static int org_entry(syncctx *c, const char *name)

@@ -241,6 +241,36 @@ typedef struct veld_remote_opts {
 ** no tags; the refs named by the refspecs updated, and local refs under a
 ** refspec's destination that the remote no longer has are pruned.  (libgit2
 ** 1.5 leaves an empty FETCH_HEAD file behind.) */
+/* ---- push over smart HTTP (http.c) ------------------------------------- */
+
+/* One session with a smart-HTTP hub: its URL, the credentials once asked,
+** what the hub said.  repo.c packs; this carries the pack. */
+typedef struct veld_http veld_http;
+typedef int (*veld_http_ref_cb)(const char *name, const char *oid_hex, void *payload);
+typedef struct veld_http_update {
+	const char *name;
+	char old_hex[41]; /* forty zeros: create */
+	char new_hex[41];
+} veld_http_update;
+
+int veld_http__open(veld_http **out, const char *url, const veld_remote_opts *opts, veld_err *err);
+void veld_http__free(veld_http *h); /* accepts NULL; wipes the password */
+/* The refs the hub's receive-pack advertises; cb non-zero stops. */
+int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *err);
+/* Send the updates and the pack.  A ref the hub refuses: VELD_EDENIED
+** "push of <ref> to <url> refused by the server: <why> (<hub's message>)". */
+int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const void *pack, size_t len,
+                    veld_err *err);
+
+/* What a hub said about `ref` among its messages ("remote: ..." lines): the
+** first line naming it other than "hook declined to update <ref>", else the
+** line before that one.  Printable ASCII into out. */
+void veld_repo__remote_reason(char *out, size_t cap, const char *remote_text, const char *ref);
+
+/* A hub given as an URL ("https://...", "file://...", "user@host:path")
+** rather than as a path to a bare repository. */
+int veld_repo__is_url(const char *hub);
+
 int veld_repo__fetch(veld_repo *r, const char *url, const char *const *refspecs, size_t n,
                      const veld_remote_opts *opts, veld_err *err);
 /* The refs the remote advertises (name, id), in its order. */

@@ -1416,8 +1416,8 @@ static void test_sync_repo__push_refusal_over_http(void **state)
 		fail_msg("push over HTTP: %s", err.msg);
 	assert_int_equal(pw.calls, 1);
 
-	/* The hub's update hook refuses: git_remote_push returns 0, the refusal
-	** is in push_update_reference, and we turn it into VELD_EDENIED. */
+	/* The hub's update hook refuses: receive-pack reports "ng <ref> hook
+	** declined", and the hook's reason comes as a message of the hub's. */
 	rc = veld_repo__push(r, url, theirs, 1, &opts, &err);
 	assert_int_equal(rc, VELD_EDENIED);
 	assert_non_null(strstr(err.msg, "refs/veld/devices/" DEV2));
@@ -1425,7 +1425,7 @@ static void test_sync_repo__push_refusal_over_http(void **state)
 	/* The hook's own reason, from the server's messages. */
 	assert_non_null(strstr(err.msg, "only device " DEV2 " may update this ref"));
 
-	/* A forced non-fast-forward passes libgit2 but not the hook. */
+	/* A forced non-fast-forward is sent, and refused by the hook. */
 	c2 = commit_file(r, &c1, "cases/ab/c/r", "v2", &k);
 	assert_int_equal(veld_repo__ref_set(r, "refs/veld/devices/" DEV1, &c2, &err), 0);
 	assert_int_equal(veld_repo__push(r, url, mine, 1, &opts, &err), 0);
@@ -1436,7 +1436,7 @@ static void test_sync_repo__push_refusal_over_http(void **state)
 	assert_non_null(strstr(err.msg, "refs/veld/devices/" DEV1));
 	assert_non_null(strstr(err.msg, "refused by the server"));
 	assert_non_null(strstr(err.msg, "non-fast-forward update refused"));
-	/* And without force libgit2 refuses it before sending. */
+	/* And without force it is refused before anything is sent. */
 	rc = veld_repo__push(r, url, mine, 1, &opts, &err);
 	assert_int_equal(rc, VELD_EDENIED);
 	assert_non_null(strstr(err.msg, "refs/veld/devices/" DEV1));
@@ -1456,6 +1456,13 @@ static void test_sync_repo__push_refusal_over_http(void **state)
 	rc = veld_repo__fetch(r, url, fetch_spec, 1, &opts, &err);
 	assert_int_equal(rc, VELD_EAUTH);
 	assert_int_equal(pw.calls, 1);
+	pw.calls = 0;
+	c2 = commit_file(r, &x, "cases/ab/c/r", "v3", &k);
+	assert_int_equal(veld_repo__ref_set(r, "refs/veld/devices/" DEV1, &c2, &err), 0);
+	rc = veld_repo__push(r, url, force, 1, &opts, &err);
+	assert_int_equal(rc, VELD_EAUTH);
+	assert_int_equal(pw.calls, 1);
+	assert_null(strstr(err.msg, "wrong")); /* no password in a message */
 
 	free(url);
 	sodium_memzero(&k, sizeof k);
