@@ -1398,7 +1398,7 @@ static git_tree *commit_base(moveset *m, const git_oid *id)
 static int move_commit(moveset *m, const git_oid *id, git_tree *oldtree, git_oid *parents, size_t *np)
 {
 	git_commit *c = NULL;
-	git_tree *bases[MOVE_BASES];
+	git_tree *bases[MOVE_BASES] = {NULL};
 	size_t nb = 0, i, n;
 	int grc, rc;
 	*np = 0;
