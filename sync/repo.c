@@ -74,10 +74,13 @@
 #define CRED_FIELD_SIZE 256
 #define PATHBUF         (PATH_MAX + 128) /* a path under objects/ */
 
+typedef struct batch batch;
+
 struct veld_repo {
 	git_repository *git;
 	char *path;     /* as given to init/open */
 	int lib_inited; /* this handle holds one git_libgit2_init() */
+	batch *batch;   /* new objects, held until a ref names them */
 };
 
 /* ---- errors ------------------------------------------------------------- */
@@ -150,6 +153,218 @@ static void redact_url(char *out, size_t cap, const char *url)
 		snprintf(out, cap, "%.*s%s", (int)(host - url), url, at + 1);
 	else
 		snprintf(out, cap, "%s", url);
+}
+
+/* ---- new objects: held in memory, written as one pack -------------------
+**
+** A sync writes some sixty objects (the changed records' blobs, the trees on
+** their paths, a commit).  As loose objects that is sixty files, directory
+** entries and fsyncs.  Instead they go to an object backend of ours in
+** front of the repository's own: a table in memory that serves them back to
+** every reader, and that veld_repo__flush writes as one pack (packbuilder,
+** the object ids it holds) when a ref is about to name them.  Until then a
+** crash loses only objects nothing refers to.
+*/
+
+typedef struct batch_obj {
+	git_oid id;
+	git_object_t type;
+	size_t len;
+	unsigned char *data; /* len bytes and a NUL, as libgit2's own backends give */
+} batch_obj;
+
+struct batch {
+	git_odb_backend parent;
+	batch_obj *v;
+	size_t n, cap;
+	size_t *slot;   /* open addressing: index + 1 into v, 0 free */
+	size_t nslot;   /* a power of two, at least twice n */
+};
+
+static size_t batch_hash(const git_oid *id)
+{
+	size_t h;
+	memcpy(&h, id->id, sizeof h);
+	return h;
+}
+
+static batch_obj *batch_find(batch *b, const git_oid *id)
+{
+	size_t i;
+	if (!b->nslot)
+		return NULL;
+	for (i = batch_hash(id) & (b->nslot - 1); b->slot[i]; i = (i + 1) & (b->nslot - 1))
+		if (git_oid_equal(&b->v[b->slot[i] - 1].id, id))
+			return &b->v[b->slot[i] - 1];
+	return NULL;
+}
+
+static int batch_grow(batch *b)
+{
+	size_t nslot = b->nslot ? 2 * b->nslot : 256, i, j;
+	size_t *slot = calloc(nslot, sizeof *slot);
+	batch_obj *v = realloc(b->v, nslot / 2 * sizeof *v);
+	if (!slot || !v) {
+		free(slot);
+		if (v)
+			b->v = v;
+		return -1;
+	}
+	b->v = v;
+	b->cap = nslot / 2;
+	for (i = 0; i < b->n; i++) {
+		for (j = batch_hash(&v[i].id) & (nslot - 1); slot[j]; j = (j + 1) & (nslot - 1))
+			;
+		slot[j] = i + 1;
+	}
+	free(b->slot);
+	b->slot = slot;
+	b->nslot = nslot;
+	return 0;
+}
+
+static int batch_read(void **data, size_t *len, git_object_t *type, git_odb_backend *be, const git_oid *id)
+{
+	batch_obj *o = batch_find((batch *)be, id);
+	unsigned char *copy;
+	if (!o)
+		return GIT_ENOTFOUND;
+	if (!(copy = git_odb_backend_data_alloc(be, o->len + 1)))
+		return -1;
+	memcpy(copy, o->data, o->len + 1);
+	*data = copy;
+	*len = o->len;
+	*type = o->type;
+	return 0;
+}
+
+static int batch_read_header(size_t *len, git_object_t *type, git_odb_backend *be, const git_oid *id)
+{
+	batch_obj *o = batch_find((batch *)be, id);
+	if (!o)
+		return GIT_ENOTFOUND;
+	*len = o->len;
+	*type = o->type;
+	return 0;
+}
+
+static int batch_exists(git_odb_backend *be, const git_oid *id)
+{
+	return batch_find((batch *)be, id) != NULL;
+}
+
+static int batch_write(git_odb_backend *be, const git_oid *id, const void *data, size_t len, git_object_t type)
+{
+	batch *b = (batch *)be;
+	batch_obj *o;
+	size_t j;
+	if (batch_find(b, id))
+		return 0;
+	if ((b->n + 1) * 2 > b->nslot && batch_grow(b)) {
+		git_error_set_oom();
+		return -1;
+	}
+	o = &b->v[b->n];
+	if (!(o->data = malloc(len + 1))) {
+		git_error_set_oom();
+		return -1;
+	}
+	memcpy(o->data, data, len);
+	o->data[len] = '\0';
+	o->len = len;
+	o->type = type;
+	git_oid_cpy(&o->id, id);
+	for (j = batch_hash(id) & (b->nslot - 1); b->slot[j]; j = (j + 1) & (b->nslot - 1))
+		;
+	b->slot[j] = ++b->n;
+	return 0;
+}
+
+static int batch_foreach(git_odb_backend *be, git_odb_foreach_cb cb, void *payload)
+{
+	batch *b = (batch *)be;
+	size_t i;
+	int rc;
+	for (i = 0; i < b->n; i++)
+		if ((rc = cb(&b->v[i].id, payload)) != 0)
+			return rc;
+	return 0;
+}
+
+static void batch_clear(batch *b)
+{
+	size_t i;
+	for (i = 0; i < b->n; i++)
+		free(b->v[i].data);
+	b->n = 0;
+	if (b->slot)
+		memset(b->slot, 0, b->nslot * sizeof *b->slot);
+}
+
+static void batch_free(git_odb_backend *be)
+{
+	batch *b = (batch *)be;
+	batch_clear(b);
+	free(b->v);
+	free(b->slot);
+	free(b);
+}
+
+/* Put a batch in front of r's object database (which then owns it). */
+static int batch_attach(veld_repo *r, veld_err *err)
+{
+	git_odb *odb = NULL;
+	batch *b = calloc(1, sizeof *b);
+	int grc;
+	if (!b)
+		return oom(err);
+	if ((grc = git_odb_init_backend(&b->parent, GIT_ODB_BACKEND_VERSION)) < 0 ||
+	    (grc = git_repository_odb(&odb, r->git)) < 0) {
+		free(b);
+		return git_fail(err, grc, 0, "cannot set up the object store of %s", r->path);
+	}
+	b->parent.read = batch_read;
+	b->parent.read_header = batch_read_header;
+	b->parent.write = batch_write;
+	b->parent.exists = batch_exists;
+	b->parent.foreach = batch_foreach;
+	b->parent.free = batch_free;
+	if ((grc = git_odb_add_backend(odb, &b->parent, 999)) < 0) {
+		free(b);
+		git_odb_free(odb);
+		return git_fail(err, grc, 0, "cannot set up the object store of %s", r->path);
+	}
+	git_odb_free(odb);
+	r->batch = b;
+	return 0;
+}
+
+int veld_repo__flush(veld_repo *r, veld_err *err)
+{
+	git_packbuilder *pb = NULL;
+	git_odb *odb = NULL;
+	char dir[PATHBUF];
+	size_t i;
+	int grc = 0;
+	if (!r->batch || r->batch->n == 0)
+		return 0;
+	snprintf(dir, sizeof dir, "%sobjects/pack", git_repository_path(r->git));
+	if ((grc = git_packbuilder_new(&pb, r->git)) < 0)
+		goto fail;
+	for (i = 0; i < r->batch->n; i++)
+		if ((grc = git_packbuilder_insert(pb, &r->batch->v[i].id, NULL)) < 0)
+			goto fail;
+	if ((grc = git_packbuilder_write(pb, dir, 0, NULL, NULL)) < 0 || (grc = git_repository_odb(&odb, r->git)) < 0 ||
+	    (grc = git_odb_refresh(odb)) < 0)
+		goto fail;
+	git_packbuilder_free(pb);
+	git_odb_free(odb);
+	batch_clear(r->batch);
+	return 0;
+fail:
+	git_packbuilder_free(pb);
+	git_odb_free(odb);
+	return git_fail(err, grc, 0, "cannot write new objects");
 }
 
 /* ---- handle ------------------------------------------------------------- */
@@ -273,6 +488,8 @@ int veld_repo__init(veld_repo **out, const char *path, veld_err *err)
 		rc = git_fail(err, grc, 0, "cannot create repository at %s", path);
 		goto done;
 	}
+	if ((rc = batch_attach(r, err)))
+		goto done;
 	*out = r;
 	r = NULL;
 done:
@@ -291,6 +508,8 @@ int veld_repo__open(veld_repo **out, const char *path, veld_err *err)
 		rc = git_fail(err, grc, 0, "cannot open repository at %s", path);
 		goto done;
 	}
+	if ((rc = batch_attach(r, err)))
+		goto done;
 	*out = r;
 	r = NULL;
 done:
@@ -300,9 +519,14 @@ done:
 
 void veld_repo__free(veld_repo *r)
 {
+	veld_err ignored;
 	if (!r)
 		return;
-	git_repository_free(r->git);
+	/* Objects no ref names yet still go to disk: an unnamed pack costs
+	** nothing and goes with the next repack. */
+	if (r->git)
+		veld_repo__flush(r, &ignored);
+	git_repository_free(r->git); /* the batch goes with its object database */
 	free(r->path);
 	if (r->lib_inited)
 		git_libgit2_shutdown();
@@ -979,7 +1203,11 @@ int veld_repo__ref_get(git_oid *out, veld_repo *r, const char *name, veld_err *e
 int veld_repo__ref_set(veld_repo *r, const char *name, const git_oid *id, veld_err *err)
 {
 	git_reference *ref = NULL;
-	int grc = git_reference_create(&ref, r->git, name, id, 1, NULL);
+	int grc;
+	/* what the ref names goes to disk first */
+	if (veld_repo__flush(r, err))
+		return err->code;
+	grc = git_reference_create(&ref, r->git, name, id, 1, NULL);
 	git_reference_free(ref);
 	if (grc < 0)
 		return git_fail(err, grc, 0, "cannot set ref %s", name);
@@ -2271,7 +2499,9 @@ int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err)
 	int prune = prune_age_s >= 0;
 	time_t now = time(NULL);
 	size_t i, len;
-	int rc = 0, grc;
+	int rc = veld_repo__flush(r, err), grc;
+	if (rc)
+		return rc;
 
 	if ((grc = git_repository_item_path(&objbuf, r->git, GIT_REPOSITORY_ITEM_OBJECTS)) < 0) {
 		rc = git_fail(err, grc, 0, "maintain: no objects directory");
@@ -2388,8 +2618,10 @@ int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err)
 		rc = git_fail(err, grc, 0, "maintain: cannot reopen %s", r->path);
 		goto done;
 	}
-	git_repository_free(r->git);
+	git_repository_free(r->git); /* its batch (flushed, empty) with it */
 	r->git = reopened;
+	r->batch = NULL;
+	rc = batch_attach(r, err);
 done:
 	git_odb_free(fresh);
 	git_packbuilder_free(pb);

@@ -262,6 +262,12 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const void *pack, size_t len,
                     veld_err *err);
 
+/* Write the objects made since the last flush (held in memory until then,
+** and read from there) into the repository as one pack.  ref_set does it
+** before it moves a ref, maintain before it repacks, free at the end; a
+** caller that hands the repository to another program does it first. */
+int veld_repo__flush(veld_repo *r, veld_err *err);
+
 /* What a hub said about `ref` among its messages ("remote: ..." lines): the
 ** first line naming it other than "hook declined to update <ref>", else the
 ** line before that one.  Printable ASCII into out. */

@@ -262,8 +262,11 @@ static void test_sync_repo__blobs_and_corruption(void **state)
 	assert_int_equal(veld_repo__blob_read(&buf, &len, r, &missing, &err), VELD_ENOTFOUND);
 	assert_null(buf);
 
-	/* A damaged loose object is an integrity error, not "not found". */
-	id = blob(r, "a blob that will be damaged on disk");
+	/* A damaged loose object (as git writes them) is an integrity error,
+	** not "not found". */
+	assert_int_equal(git_ok("cd '%s' && printf 'a blob that will be damaged on disk' | git hash-object -w --stdin "
+	                        ">/dev/null", dir), 0);
+	assert_int_equal(git_odb_hash(&id, "a blob that will be damaged on disk", 35, GIT_OBJECT_BLOB), 0);
 	git_oid_tostr(hex, sizeof hex, &id);
 	snprintf(path, sizeof path, "%s/objects/%.2s/%s", dir, hex, hex + 2);
 	assert_int_equal(chmod(path, 0644), 0);
@@ -363,6 +366,22 @@ static int count_diff_cb(const char *path, const git_oid *o, const git_oid *n, v
 
 /* 10,000 records under 256 fan-out dirs: changing one writes one blob and
 ** the trees on its path (4), and leaves every other subtree as it was. */
+/* Objects in the newest pack of a repository's objects/pack (0: none). */
+static long newest_pack_objects(const char *repo_dir)
+{
+	char cmd[4600], line[64];
+	long n = 0;
+	FILE *p;
+	snprintf(cmd, sizeof cmd, "i=$(ls -t '%s'/objects/pack/*.idx 2>/dev/null | head -1); "
+	         "[ -n \"$i\" ] && git show-index < \"$i\" | wc -l", repo_dir);
+	p = popen(cmd, "r");
+	assert_non_null(p);
+	if (fgets(line, sizeof line, p))
+		n = atol(line);
+	pclose(p);
+	return n;
+}
+
 static void test_sync_repo__tree_update_cost_is_proportional(void **state)
 {
 	enum { N = 10000 };
@@ -373,7 +392,7 @@ static void test_sync_repo__tree_update_cost_is_proportional(void **state)
 	char(*paths)[80] = calloc(N, sizeof *paths);
 	git_oid *ids = calloc(N, sizeof *ids), t1, t2, b;
 	git_tree *a = NULL, *c = NULL;
-	int i, before, after, nd = 0;
+	int i, nd = 0;
 	(void)state;
 	assert_non_null(ch);
 	assert_non_null(paths);
@@ -395,14 +414,16 @@ static void test_sync_repo__tree_update_cost_is_proportional(void **state)
 	assert_int_equal(git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1), 0);
 
 	b = blob(r, "record 4242, edited");
-	before = count_loose(dir);
+	assert_int_equal(veld_repo__flush(r, &err), 0);
 	{
 		veld_tree_change one = {paths[4242], &b};
 		t2 = tree_of(r, &one, 1, &t1);
 	}
-	after = count_loose(dir);
-	/* root, cases, cases/92, cases/92/case04242 */
-	assert_int_equal(after - before, 4);
+	/* root, cases, cases/92, cases/92/case04242: one pack of four */
+	sleep(1); /* ls -t: the new pack is the newest */
+	assert_int_equal(veld_repo__flush(r, &err), 0);
+	assert_int_equal(newest_pack_objects(dir), 4);
+	assert_int_equal(count_loose(dir), 0);
 
 	assert_int_equal(git_tree_lookup(&a, veld_repo__git(r), &t1), 0);
 	assert_int_equal(git_tree_lookup(&c, veld_repo__git(r), &t2), 0);
@@ -419,6 +440,10 @@ static void test_sync_repo__tree_update_cost_is_proportional(void **state)
 		git_tree_entry_free(ea);
 		git_tree_entry_free(ec);
 	}
+	/* The objects are in packs; as loose files, one of them can go. */
+	assert_int_equal(git_ok("cd '%s/objects/pack' && mkdir -p ../../unpacked && for p in pack-*.pack; do "
+	                        "mv \"$p\" ../../unpacked/ && rm -f \"${p%%.pack}.idx\" && "
+	                        "git -C ../.. unpack-objects -q < \"../../unpacked/$p\" || exit 1; done", dir), 0);
 	/* And the diff sees exactly that one record, reading only the trees on
 	** its path: with every other fan-out tree deleted from disk (and a fresh
 	** handle, so nothing is cached) it still works, where libgit2's
@@ -1041,22 +1066,6 @@ static void test_sync_repo__fetch_and_push_by_path(void **state)
 	drop_repo(hub, dh);
 }
 
-/* Objects in the newest pack of a repository's objects/pack (0: none). */
-static long newest_pack_objects(const char *repo_dir)
-{
-	char cmd[4600], line[64];
-	long n = 0;
-	FILE *p;
-	snprintf(cmd, sizeof cmd, "i=$(ls -t '%s'/objects/pack/*.idx 2>/dev/null | head -1); "
-	         "[ -n \"$i\" ] && git show-index < \"$i\" | wc -l", repo_dir);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	if (fgets(line, sizeof line, p))
-		n = atol(line);
-	pclose(p);
-	return n;
-}
-
 /* A hub on a path gets, and gives, what a change made and nothing else:
 ** changing one record of forty sends its blob, the trees on its path and
 ** the commit, however many cases there are; a merge of two heads the
@@ -1527,14 +1536,17 @@ static void test_sync_repo__maintain_packs_and_prunes(void **state)
 	}
 	assert_int_equal(veld_repo__ref_set(r, "refs/veld-keys/" DEV1, &kb, &err), 0);
 	assert_true(odb_has(dir, &ka));
-	assert_true(count_loose(dir) > 100);
+	assert_int_equal(count_loose(dir), 0); /* each ref_set wrote a pack */
+	assert_int_equal(count_packs(dir), 3);
 
-	/* A fresh unreachable object survives a prune with an age limit. */
+	/* Fresh unreachable objects survive a prune with an age limit: their
+	** packs are young, and kept whole beside the new one (the replaced keys
+	** commit's, the stray's). */
 	stray = blob(r, "unreachable and young");
 	assert_int_equal(veld_repo__maintain(r, 3600, &err), 0);
 	assert_true(odb_has(dir, &stray));
 	assert_true(odb_has(dir, &ka));
-	assert_int_equal(count_packs(dir), 1);
+	assert_int_equal(count_packs(dir), 3);
 	/* ... and with pruning off (negative age). */
 	assert_int_equal(veld_repo__maintain(r, -1, &err), 0);
 	assert_true(odb_has(dir, &stray));
@@ -1574,10 +1586,12 @@ static void test_sync_repo__maintain_packs_and_prunes(void **state)
 	assert_int_equal(veld_repo__maintain(r, 0, &err), 0);
 	assert_int_equal(count_packs(dir), 1);
 	assert_int_equal(count_loose(dir), 0);
-	/* New work after a repack lands loose and is packed by the next one. */
+	/* New work after a repack lands in a pack of its own (written when a
+	** ref names it) and is packed with the rest by the next one. */
 	head = commit_file(r, &head, "cases/01/new/r", "after", &k);
 	assert_int_equal(veld_repo__ref_set(r, "refs/veld/devices/" DEV1, &head, &err), 0);
-	assert_true(count_loose(dir) > 0);
+	assert_int_equal(count_loose(dir), 0);
+	assert_int_equal(count_packs(dir), 2);
 	assert_int_equal(veld_repo__maintain(r, 0, &err), 0);
 	assert_int_equal(count_loose(dir), 0);
 	assert_int_equal(count_packs(dir), 1);
