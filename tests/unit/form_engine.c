@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static char *resource_path(const char *name)
 {
@@ -355,24 +354,23 @@ static void test_form_engine__load_file_and_shipped(void **state)
 	free(dir);
 }
 
-/* ---- cost ---------------------------------------------------------------------------------------- */
+/* ---- a large record ------------------------------------------------------------------------ */
 
-static void test_form_engine__validation_cost(void **state)
+/* A full Sociale Balans given in the store's flat form, sixteen actions:
+** valid, the same verdict every time (speed is tools/bench forms's). */
+static void test_form_engine__full_balance_flat(void **state)
 {
 	veld_form *f = NULL;
 	veld_err err = {0, ""};
 	json_t *r = json_object();
 	char key[64], *fields, *out = NULL;
-	struct timespec a, b;
-	double best = 1e9;
-	int i, j;
+	int i;
 	static const char *const domains[] = {
 		"familiale_situatie", "huisvesting", "gezondheid_lichamelijk", "gezondheid_psychisch",
 		"inkomen", "budget_schulden", "administratie", "mobiliteit", "opleiding_vorming", "werk",
 		"vrije_tijd", "zelfvertrouwen", "communicatie", "ict_vaardigheden", "sociaal_netwerk",
 		"organisatie_planning"};
 	(void)state;
-	/* a full Sociale Balans: 16 scored domains with texts, 16 actions */
 	json_object_set_new(r, "afnamedatum", json_string("2024-05-02"));
 	json_object_set_new(r, "synthese", json_string("Een volledige balans."));
 	for (i = 0; i < 16; i++) {
@@ -394,19 +392,11 @@ static void test_form_engine__validation_cost(void **state)
 	fields = json_dumps(r, JSON_COMPACT);
 	json_decref(r);
 	assert_int_equal(veld_form__load_shipped(&f, "sociale_balans", NULL, &err), VELD_OK);
-	for (j = 0; j < 5; j++) {
-		clock_gettime(CLOCK_MONOTONIC, &a);
-		for (i = 0; i < 50; i++) {
-			assert_int_equal(veld_form__validate(&out, f, fields, "{\"vandaag\":\"2024-05-02\"}"), VELD_OK);
-			free(out);
-		}
-		clock_gettime(CLOCK_MONOTONIC, &b);
-		double us = ((double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3) / 50;
-		if (us < best)
-			best = us;
+	for (i = 0; i < 3; i++) {
+		assert_int_equal(veld_form__validate(&out, f, fields, "{\"vandaag\":\"2024-05-02\"}"), VELD_OK);
+		assert_string_equal(out, "[]");
+		free(out);
 	}
-	printf("full Sociale Balans: %.1f us per validation\n", best);
-	assert_true(best < 20000); /* loose: sanitizers and busy machines */
 	free(fields);
 	veld_form__free(f);
 }
@@ -421,7 +411,7 @@ int main(void)
 		cmocka_unit_test(test_form_engine__record_shapes),
 		cmocka_unit_test(test_form_engine__decimals_and_dates),
 		cmocka_unit_test(test_form_engine__load_file_and_shipped),
-		cmocka_unit_test(test_form_engine__validation_cost),
+		cmocka_unit_test(test_form_engine__full_balance_flat),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
