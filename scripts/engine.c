@@ -358,24 +358,6 @@ int veld_engine__compile(veld_decls **out, veld_sandbox *sb, int engine, veld_er
 
 /* ---- step 0: the input as nested groups ----------------------------------------------- */
 
-/* Does `v` need folding?  Dotted or odd keys, nulls, empty objects (which
-** fold to nothing) or depth: then it is rebuilt, else read as it is. */
-static int needs_fold(const json_t *obj, int depth, int top)
-{
-	const char *k;
-	json_t *v;
-	if (depth > PATH_DEPTH || json_object_size(obj) == 0)
-		return 1;
-	json_object_foreach((json_t *)obj, k, v) {
-		size_t n = strlen(k);
-		if (n == 0 || n > SEGMENT_MAX || memchr(k, '.', n) || json_is_null(v) || (top && k[0] == '_'))
-			return 1;
-		if (json_is_object(v) && needs_fold(v, depth + 1, 0))
-			return 1;
-	}
-	return 0;
-}
-
 static int fold_path(json_t *root, char *path, size_t plen, json_t *value, veld_err *err, int depth);
 
 static int fold_members(json_t *root, char *path, size_t plen, json_t *obj, veld_err *err, int depth)
@@ -434,26 +416,19 @@ static int fold_path(json_t *root, char *path, size_t plen, json_t *value, veld_
 	}
 }
 
-json_t *veld_engine__fold(const json_t *fields, json_int_t *version, veld_err *err)
+json_t *veld_engine__fold(const json_t *fields, veld_err *err)
 {
 	const char *k;
 	json_t *v, *root;
 	char path[PATH_BYTES];
-	if (version)
-		*version = -1;
-	if (!needs_fold(fields, 0, 1))
-		return json_incref((json_t *)fields); /* no "_" member either */
 	if (!(root = json_object())) {
 		veld_err__set(err, VELD_ERROR, "out of memory");
 		return NULL;
 	}
 	json_object_foreach((json_t *)fields, k, v) {
 		size_t n = strlen(k);
-		if (k[0] == '_') {
-			if (version && strcmp(k, "_form_version") == 0 && json_is_integer(v))
-				*version = json_integer_value(v);
-			continue;
-		}
+		if (k[0] == '_')
+			continue; /* not a field */
 		if (n >= PATH_BYTES) {
 			veld_err__set(err, VELD_EINVALID, "a field path is too long");
 			json_decref(root);
@@ -491,7 +466,7 @@ static size_t path_push(reader *rd, const char *s, size_t n)
 {
 	size_t old = rd->plen, at = old;
 	if (at + n + 2 >= sizeof rd->path)
-		n = sizeof rd->path - at - 2 > 0 ? sizeof rd->path - at - 2 : 0;
+		n = sizeof rd->path - at - 2; /* cut: plen stays below the size - 2 */
 	if (at)
 		rd->path[at++] = '.';
 	memcpy(rd->path + at, s, n);
@@ -1271,18 +1246,6 @@ int veld_engine__read(struct lua_State *L, const veld_decls *d, const json_t *ra
 
 /* ---- step 3: unknown paths ---------------------------------------------------------------- */
 
-static const decl *lookup(const scope *sc, const char *k)
-{
-	size_t i, n;
-	if (!sc)
-		return NULL;
-	n = strlen(k);
-	for (i = 0; i < sc->n; i++)
-		if (sc->f[i].nlen == n && !memcmp(sc->f[i].name, k, n))
-			return &sc->f[i];
-	return NULL;
-}
-
 /* Unknown paths of `raw` (folded, or read as it is: the paths come out the
 ** same) into `out`, unsorted.  Nulls and objects that fold to nothing are
 ** absent; the top level's "_" members are not fields. */
@@ -1291,6 +1254,7 @@ static int unknown_into(const scope *sc, const json_t *raw, char *path, size_t p
 	members m;
 	const char *k;
 	json_t *v;
+	size_t hint = 0;
 	if (depth > PATH_DEPTH + 2)
 		return -1;
 	members_init(&m, raw);
@@ -1299,7 +1263,7 @@ static int unknown_into(const scope *sc, const json_t *raw, char *path, size_t p
 		size_t n = strlen(k), at = plen;
 		if ((depth == 0 && k[0] == '_') || is_void(v, 0))
 			continue;
-		f = lookup(sc, k);
+		f = sc && n ? find_decl(sc, k, n, &hint) : NULL;
 		if (plen + n + 2 >= PATH_BYTES + 64)
 			return -1;
 		memcpy(path + at, k, n);

@@ -102,6 +102,12 @@ int veld_sandbox__spent(const veld_sandbox *sb);
 ** pushed.  Refuses binary chunks and the name _ENV (see sandbox.c). */
 int veld_sandbox__load(veld_sandbox *sb, const char *name, const char *src, size_t len);
 
+/* A script file (a form or a report an author is writing) read whole, NUL
+** added: VELD_ENOTFOUND "no <what> file <path>", VELD_EINVALID when it is
+** unreadable or larger than `max` bytes. */
+int veld_sandbox__read_file(char **out, size_t *len, const veld_os *os, const char *path, int64_t max,
+                            const char *what, veld_err *err);
+
 /* lua_pcall(L, nargs, nresults) with a fresh budget and deadline.  On failure
 ** the function and arguments are popped and the message is on the handle. */
 int veld_sandbox__call(veld_sandbox *sb, int nargs, int nresults);
@@ -233,10 +239,9 @@ void veld_engine__free(veld_decls *d); /* accepts NULL */
 
 /* The input record as nested groups (new reference): dotted paths split,
 ** objects merged member by member, nulls absent, top-level "_" members
-** dropped (*version from "_form_version", else -1).  The input itself when
-** it is already in that shape.  NULL with VELD_EINVALID in err for a path
-** that is malformed, too deep or both a value and a group. */
-json_t *veld_engine__fold(const json_t *fields, json_int_t *version, veld_err *err);
+** dropped.  NULL with VELD_EINVALID in err for a path that is malformed,
+** too deep or both a value and a group. */
+json_t *veld_engine__fold(const json_t *fields, veld_err *err);
 
 /* In a protected call: push the typed record of `raw` (what rules see);
 ** its failures in form order go to the list at stack index `errors` as
