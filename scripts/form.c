@@ -252,45 +252,18 @@ int veld_form__load_file(veld_form **out, const veld_os *os, const char *path,
 	const char *base = strrchr(path, '/');
 	char name[128];
 	char *buf = NULL;
-	int64_t size = 0, got;
-	int fd = -1, rc;
-	size_t n;
+	size_t n, len = 0;
+	int rc;
 
 	*out = NULL;
-	if (!os)
-		os = veld_os_default();
 	base = base ? base + 1 : path;
 	n = strlen(base);
-	if (n < 5 || n - 4 >= sizeof name || strcmp(base + n - 4, ".lua") != 0) {
-		rc = veld_err__set(err, VELD_EINVALID, "%s: a form file is named NAME.lua", path);
-		goto done;
-	}
+	if (n < 5 || n - 4 >= sizeof name || strcmp(base + n - 4, ".lua") != 0)
+		return veld_err__set(err, VELD_EINVALID, "%s: a form file is named NAME.lua", path);
 	memcpy(name, base, n - 4);
 	name[n - 4] = '\0';
-	fd = os->xOpen(os->ctx, path, VELD_OS_READ, 0);
-	if (fd < 0) {
-		rc = veld_err__set(err, VELD_ENOTFOUND, "%s: cannot open the form file", path);
-		goto done;
-	}
-	if (os->xFileSize(os->ctx, fd, &size) != 0 || size < 0 || size > FORM_SOURCE_MAX) {
-		rc = veld_err__set(err, VELD_EINVALID, "%s: cannot read the form file (or over 1 MiB)",
-		                   path);
-		goto done;
-	}
-	buf = malloc((size_t)size + 1);
-	if (!buf) {
-		rc = veld_err__set(err, VELD_ERROR, "out of memory");
-		goto done;
-	}
-	got = os->xPread(os->ctx, fd, buf, (size_t)size, 0);
-	if (got != size) {
-		rc = veld_err__set(err, VELD_ERROR, "%s: cannot read the form file", path);
-		goto done;
-	}
-	rc = veld_form__load(out, name, buf, (size_t)size, limits, err);
-done:
-	if (fd >= 0)
-		os->xClose(os->ctx, fd);
+	if ((rc = veld_sandbox__read_file(&buf, &len, os, path, FORM_SOURCE_MAX, "form", err)) == VELD_OK)
+		rc = veld_form__load(out, name, buf, len, limits, err);
 	free(buf);
 	return rc;
 }
@@ -359,7 +332,7 @@ static int read_record(lua_State *L, op_ctx *oc, const json_t *in, int slot, int
 	veld_form *f = oc->f;
 	if (veld_engine__read(L, f->decls, in, errors, unknown) == 0)
 		return VELD_OK;
-	if (!(oc->folded[slot] = veld_engine__fold(in, NULL, &f->err)))
+	if (!(oc->folded[slot] = veld_engine__fold(in, &f->err)))
 		return oc->rc = f->err.code;
 	veld_engine__read(L, f->decls, oc->folded[slot], errors, unknown);
 	return VELD_OK;

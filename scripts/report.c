@@ -1677,44 +1677,6 @@ static int is_file_name(const char *name)
 	return strchr(name, '/') != NULL || (n > 4 && !strcmp(name + n - 4, ".lua"));
 }
 
-static int read_source(char **out, size_t *len, veld_store *s, const char *path)
-{
-	const veld_os *os = veld_store__os(s);
-	veld_err *err = veld_store__err(s);
-	int fd = -1, rc = VELD_OK;
-	int64_t size = 0, got;
-	char *buf = NULL;
-	*out = NULL;
-	fd = os->xOpen(os->ctx, path, VELD_OS_READ, 0);
-	if (fd < 0) {
-		rc = veld_err__set(err, VELD_ENOTFOUND, "no report file %s", path);
-		goto done;
-	}
-	if (os->xFileSize(os->ctx, fd, &size) || size < 0 || size > REPORT_SOURCE_MAX) {
-		rc = veld_err__set(err, VELD_EINVALID, "report file %s is too large or unreadable", path);
-		goto done;
-	}
-	buf = malloc((size_t)size + 1);
-	if (!buf) {
-		rc = veld_err__set(err, VELD_ERROR, "out of memory");
-		goto done;
-	}
-	got = os->xPread(os->ctx, fd, buf, (size_t)size, 0);
-	if (got != size) {
-		rc = veld_err__set(err, VELD_ERROR, "cannot read report file %s", path);
-		goto done;
-	}
-	buf[size] = '\0';
-	*out = buf;
-	*len = (size_t)size;
-	buf = NULL;
-done:
-	if (fd >= 0)
-		os->xClose(os->ctx, fd);
-	free(buf);
-	return rc;
-}
-
 int veld_report(char **out, veld_store *store, const char *name, const char *params_json,
                 const char *format)
 {
@@ -1740,7 +1702,8 @@ int veld_report(char **out, veld_store *store, const char *name, const char *par
 		goto done;
 	}
 	if (is_file_name(name)) {
-		if ((rc = read_source(&file_src, &len, store, name)))
+		if ((rc = veld_sandbox__read_file(&file_src, &len, veld_store__os(store), name, REPORT_SOURCE_MAX, "report",
+		                                   veld_store__err(store))))
 			goto done;
 		src = file_src;
 		base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;

@@ -1268,6 +1268,39 @@ json_t *veld_sandbox__to_json(struct lua_State *L, int idx)
 	return out;
 }
 
+/* ---- script files ------------------------------------------------------------ */
+
+int veld_sandbox__read_file(char **out, size_t *len, const veld_os *os, const char *path, int64_t max,
+                            const char *what, veld_err *err)
+{
+	int64_t size = 0, got;
+	char *buf = NULL;
+	int fd, rc = VELD_OK;
+	*out = NULL;
+	*len = 0;
+	if (!os)
+		os = veld_os_default();
+	fd = os->xOpen(os->ctx, path, VELD_OS_READ, 0);
+	if (fd < 0)
+		return veld_err__set(err, VELD_ENOTFOUND, "no %s file %s", what, path);
+	if (os->xFileSize(os->ctx, fd, &size) != 0 || size < 0 || size > max)
+		rc = veld_err__set(err, VELD_EINVALID, "%s file %s is unreadable or over %lld bytes", what, path,
+		                   (long long)max);
+	else if (!(buf = malloc((size_t)size + 1)))
+		rc = veld_err__set(err, VELD_ERROR, "out of memory");
+	else if ((got = os->xPread(os->ctx, fd, buf, (size_t)size, 0)) != size)
+		rc = veld_err__set(err, VELD_ERROR, "cannot read %s file %s", what, path);
+	os->xClose(os->ctx, fd);
+	if (rc != VELD_OK) {
+		free(buf);
+		return rc;
+	}
+	buf[size] = '\0';
+	*out = buf;
+	*len = (size_t)size;
+	return VELD_OK;
+}
+
 /* ---- one script, one state ------------------------------------------------------- */
 
 typedef struct run_ctx {
