@@ -1662,29 +1662,29 @@ static int move_commit(moveset *m, const git_oid *id, git_tree *oldtree, git_oid
 ** NULL) is what dst holds for the ref now, a base for every tree. */
 static int move_commits(moveset *m, const git_oid *tip, const git_oid *old)
 {
-	git_oid *todo = NULL, *done = NULL;
-	size_t ntodo = 0, ndone = 0, cap = 16, i;
+	git_oid *stack = NULL, *done = NULL;
+	size_t nstack = 0, ndone = 0, cap = 16, i;
 	git_tree *oldtree = old ? commit_base(m, old) : NULL;
 	int rc = 0;
-	todo = malloc(cap * sizeof *todo);
+	stack = malloc(cap * sizeof *stack);
 	done = malloc(cap * sizeof *done);
-	if (!todo || !done) {
+	if (!stack || !done) {
 		rc = oom(m->err);
 		goto out;
 	}
-	git_oid_cpy(&todo[ntodo++], tip);
-	while (ntodo && rc == 0) {
-		git_oid id = todo[--ntodo];
+	git_oid_cpy(&stack[nstack++], tip);
+	while (nstack && rc == 0) {
+		git_oid id = stack[--nstack];
 		size_t np = 0;
 		int seen = 0;
 		for (i = 0; i < ndone && !seen; i++)
 			seen = git_oid_equal(&done[i], &id);
 		if (seen || dst_has(m, &id))
 			continue;
-		if (ndone == cap || ntodo + MOVE_BASES >= cap) {
-			git_oid *a = realloc(todo, 2 * cap * sizeof *todo), *b;
+		if (ndone == cap || nstack + MOVE_BASES >= cap) {
+			git_oid *a = realloc(stack, 2 * cap * sizeof *stack), *b;
 			if (a)
-				todo = a;
+				stack = a;
 			b = a ? realloc(done, 2 * cap * sizeof *done) : NULL;
 			if (!a || !b) {
 				rc = oom(m->err);
@@ -1694,12 +1694,12 @@ static int move_commits(moveset *m, const git_oid *tip, const git_oid *old)
 			cap *= 2;
 		}
 		git_oid_cpy(&done[ndone++], &id);
-		rc = move_commit(m, &id, oldtree, todo + ntodo, &np);
-		ntodo += np;
+		rc = move_commit(m, &id, oldtree, stack + nstack, &np);
+		nstack += np;
 	}
 out:
 	git_tree_free(oldtree);
-	free(todo);
+	free(stack);
 	free(done);
 	return rc;
 }

@@ -65,7 +65,6 @@ typedef struct syncctx {
 	int prune_due; /* an erasure left this store's tree: prune unreachable objects */
 } syncctx;
 
-static int is_url(const char *hub);
 
 /* ---- small helpers ---------------------------------------------------------- */
 
@@ -1606,6 +1605,20 @@ static int count_conflicts(syncctx *c)
 	return n;
 }
 
+/* veld_repo__maintain on this store's repository and, for the office with a
+** hub on a path (which it can reach), on the hub. */
+static int maintain_all(syncctx *c, int prune_age_s)
+{
+	veld_repo *hub = NULL;
+	int rc = veld_repo__maintain(c->repo, prune_age_s, c->err);
+	if (rc || !c->office || veld_repo__is_url(c->hub))
+		return rc;
+	if ((rc = veld_repo__open(&hub, c->hub, c->err)) == 0)
+		rc = veld_repo__maintain(hub, prune_age_s, c->err);
+	veld_repo__free(hub);
+	return rc;
+}
+
 /* Periodic repack: every REPACK_EVERY syncs, pack what is reachable and
 ** drop the rest (loose objects pile up otherwise; unreachable sealed keys
 ** must disappear for crypto-shredding).  Not every sync: a repack costs in
@@ -1622,16 +1635,8 @@ static int maybe_maintain(syncctx *c)
 	veld_err__clear(c->err);
 	if (++count >= REPACK_EVERY) {
 		progress(c, "repack", 0, 1);
-		if ((rc = veld_repo__maintain(c->repo, 3600, c->err)))
+		if ((rc = maintain_all(c, 3600)))
 			return rc;
-		if (c->office && !is_url(c->hub)) {
-			veld_repo *hub = NULL;
-			if ((rc = veld_repo__open(&hub, c->hub, c->err)) == 0)
-				rc = veld_repo__maintain(hub, 3600, c->err);
-			veld_repo__free(hub);
-			if (rc)
-				return rc;
-		}
 		count = 0;
 	}
 	n = snprintf(buf, sizeof buf, "%d", count);
@@ -1643,17 +1648,8 @@ static int maybe_maintain(syncctx *c)
 ** on the hub.  A hosted hub prunes with its own gc (docs/hub.md). */
 static int prune_erased(syncctx *c)
 {
-	int rc;
 	progress(c, "prune", 0, 1);
-	if ((rc = veld_repo__maintain(c->repo, 0, c->err)))
-		return rc;
-	if (c->office && !is_url(c->hub)) {
-		veld_repo *hub = NULL;
-		if ((rc = veld_repo__open(&hub, c->hub, c->err)) == 0)
-			rc = veld_repo__maintain(hub, 0, c->err);
-		veld_repo__free(hub);
-	}
-	return rc;
+	return maintain_all(c, 0);
 }
 
 int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)
@@ -1714,11 +1710,6 @@ done:
 }
 
 /* ---- organisation, enrolment, join ------------------------------------------------ */
-
-static int is_url(const char *hub)
-{
-	return veld_repo__is_url(hub);
-}
 
 static int org_entry(syncctx *c, const char *name)
 {
@@ -1823,7 +1814,7 @@ int veld_org_init(veld_store **out, const char *dir, const char *pass, size_t pa
 	if ((rc = veld_store__finish(s, rc)))
 		goto done;
 	/* The hub: a path gets a new bare repository. */
-	if (!is_url(hub)) {
+	if (!veld_repo__is_url(hub)) {
 		veld_repo *h = NULL;
 		rc = veld_repo__init(&h, hub, veld_store__err(s));
 		veld_repo__free(h);
@@ -1837,7 +1828,7 @@ int veld_org_init(veld_store **out, const char *dir, const char *pass, size_t pa
 	ctx_free(&c);
 	/* A hub on a path is published now; a URL hub needs credentials, which
 	** the caller's first veld_sync brings (the CLI does it at once). */
-	if (!is_url(hub))
+	if (!veld_repo__is_url(hub))
 		rc = veld_sync(&summary, s, NULL);
 done:
 	free(summary);
