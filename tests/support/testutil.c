@@ -172,12 +172,14 @@ json_t *veld_test_sync(veld_store *s, int want)
 	return j;
 }
 
-veld_store *veld_test_device(char *id_out, veld_store *office, const char *dir, const char *role,
-                             const char *region, const char *hub)
+/* A new device store in `dir`, enrolled by the office for `region`; its id
+** into id (VELD_IDSIZE). */
+static veld_store *device_enrolled(char *id, veld_store *office, const char *dir, const char *role,
+                                   const char *region)
 {
 	veld_store_options o;
 	veld_store *s = NULL;
-	char *req = NULL, id[VELD_IDSIZE];
+	char *req = NULL;
 	veld_test_fast_options(&o);
 	o.device_role = role;
 	o.device_name = role;
@@ -188,6 +190,14 @@ veld_store *veld_test_device(char *id_out, veld_store *office, const char *dir, 
 	if (veld_enroll(id, office, req, region))
 		fail_msg("enroll: %s", veld_errmsg(office));
 	veld_free(req);
+	return s;
+}
+
+veld_store *veld_test_device(char *id_out, veld_store *office, const char *dir, const char *role,
+                             const char *region, const char *hub)
+{
+	char id[VELD_IDSIZE];
+	veld_store *s = device_enrolled(id, office, dir, role, region);
 	json_decref(veld_test_sync(office, VELD_OK));
 	if (veld_join(s, hub, NULL))
 		fail_msg("join: %s", veld_errmsg(s));
@@ -239,10 +249,7 @@ static const char *hub_src(void)
 #endif
 }
 
-static int hub_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* Run a shell command; its exit status (-1 if it did not exit). */
-static int hub_sh(const char *fmt, ...)
+int veld_test_sh(const char *fmt, ...)
 {
 	char cmd[8192];
 	va_list ap;
@@ -255,8 +262,7 @@ static int hub_sh(const char *fmt, ...)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-/* First line of a shell command's output (malloc'd, "" if none). */
-static char *hub_sh_line(const char *cmd)
+char *veld_test_sh_line(const char *cmd)
 {
 	char buf[4096] = "";
 	FILE *p;
@@ -274,8 +280,8 @@ static char *hub_sh_line(const char *cmd)
 
 int veld_test_hub_http_available(void)
 {
-	return hub_sh("{ command -v lighttpd || test -x /usr/sbin/lighttpd; } >/dev/null 2>&1") == 0 &&
-	       hub_sh("test -x '%s/tools/hub'", hub_src()) == 0;
+	return veld_test_sh("{ command -v lighttpd || test -x /usr/sbin/lighttpd; } >/dev/null 2>&1") == 0 &&
+	       veld_test_sh("test -x '%s/tools/hub'", hub_src()) == 0;
 }
 
 static void hub_adduser(veld_test_hub *h, const char *user)
@@ -283,7 +289,7 @@ static void hub_adduser(veld_test_hub *h, const char *user)
 	int rc;
 	/* The password through the environment, never on a command line. */
 	setenv("VELD_HUB_PASSWORD", h->pass, 1);
-	rc = hub_sh("'%s/tools/hub' adduser '%s' '%s'", hub_src(), h->dir, user);
+	rc = veld_test_sh("'%s/tools/hub' adduser '%s' '%s'", hub_src(), h->dir, user);
 	unsetenv("VELD_HUB_PASSWORD");
 	if (rc)
 		fail_msg("tools/hub adduser %s %s failed (%d)", h->dir, user, rc);
@@ -293,7 +299,7 @@ static void hub_stop(veld_test_hub *h)
 {
 	if (!h->http || !h->dir || h->owner != getpid())
 		return;
-	if (hub_sh("'%s/tools/hub' stop '%s' >/dev/null 2>&1", hub_src(), h->dir))
+	if (veld_test_sh("'%s/tools/hub' stop '%s' >/dev/null 2>&1", hub_src(), h->dir))
 		print_message("tools/hub stop %s failed\n", h->dir);
 	if (h->watchdog > 0) {
 		kill((pid_t)h->watchdog, SIGTERM);
@@ -335,12 +341,12 @@ veld_test_hub *veld_test_hub_new(const char *kind, const char *root)
 		h->pass[32] = '\0';
 	}
 	/* The office user is a placeholder until the office exists. */
-	if (hub_sh("'%s/tools/hub' init '%s' --office office >/dev/null", hub_src(), h->dir))
+	if (veld_test_sh("'%s/tools/hub' init '%s' --office office >/dev/null", hub_src(), h->dir))
 		fail_msg("tools/hub init %s failed", h->dir);
 	snprintf(cmd, sizeof cmd, "'%s/tools/hub' start '%s'", hub_src(), h->dir);
-	h->url = hub_sh_line(cmd);
+	h->url = veld_test_sh_line(cmd);
 	if (strncmp(h->url, "http://", 7)) {
-		hub_sh("tail -n 20 '%s/logs/error.log' '%s/logs/start.log' >&2", h->dir, h->dir);
+		veld_test_sh("tail -n 20 '%s/logs/error.log' '%s/logs/start.log' >&2", h->dir, h->dir);
 		fail_msg("tools/hub start %s: no URL (%s)", h->dir, h->url);
 	}
 	h->owner = getpid();
@@ -351,7 +357,7 @@ veld_test_hub *veld_test_hub_new(const char *kind, const char *root)
 	         "'%s/tools/hub' '%s' </dev/null >/dev/null 2>&1 & echo $!",
 	         (int)getpid(), hub_src(), h->dir);
 	{
-		char *w = hub_sh_line(cmd);
+		char *w = veld_test_sh_line(cmd);
 		h->watchdog = atol(w);
 		free(w);
 	}
@@ -451,7 +457,7 @@ veld_store *veld_test_hub_office(veld_test_hub *h, const char *dir)
 		** user; its first sync publishes the registry. */
 		hub_store_id(h->office, s);
 		hub_adduser(h, h->office);
-		if (hub_sh("git -C '%s' config veld.office '%s'", h->repo, h->office))
+		if (veld_test_sh("git -C '%s' config veld.office '%s'", h->repo, h->office))
 			fail_msg("git config veld.office on %s failed", h->repo);
 		json_decref(veld_test_hub_sync(h, s, VELD_OK));
 	}
@@ -461,19 +467,8 @@ veld_store *veld_test_hub_office(veld_test_hub *h, const char *dir)
 veld_store *veld_test_hub_device(veld_test_hub *h, char *id_out, veld_store *office, const char *dir,
                                  const char *role, const char *region)
 {
-	veld_store_options o;
-	veld_store *s = NULL;
-	char *req = NULL, id[VELD_IDSIZE];
-	veld_test_fast_options(&o);
-	o.device_role = role;
-	o.device_name = role;
-	if (veld_store_create(&s, dir, VELD_TEST_PASS, strlen(VELD_TEST_PASS), &o))
-		fail_msg("device create: %s", veld_errmsg(s));
-	if (veld_store_device_json(&req, s))
-		fail_msg("device json: %s", veld_errmsg(s));
-	if (veld_enroll(id, office, req, region))
-		fail_msg("enroll: %s", veld_errmsg(office));
-	veld_free(req);
+	char id[VELD_IDSIZE];
+	veld_store *s = device_enrolled(id, office, dir, role, region);
 	if (h->http)
 		hub_adduser(h, id);
 	json_decref(veld_test_hub_sync(h, office, VELD_OK));
@@ -482,6 +477,11 @@ veld_store *veld_test_hub_device(veld_test_hub *h, char *id_out, veld_store *off
 	if (id_out)
 		memcpy(id_out, id, VELD_IDSIZE);
 	return s;
+}
+
+int veld_test_hub_fsck(const veld_test_hub *h)
+{
+	return veld_test_sh("git --git-dir='%s' fsck --strict --no-progress >/dev/null 2>&1", h->repo);
 }
 
 void veld_test_hub_free(veld_test_hub *h)

@@ -30,6 +30,15 @@ int veld_test_grep_tree(const char *dir, const void *needle, size_t n);
 unsigned char *veld_test_read_file(const char *path, size_t *len);
 int veld_test_write_file(const char *path, const void *buf, size_t len);
 
+/* Run a shell command (printf-style); its exit status, -1 if it did not exit. */
+int veld_test_sh(const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 1, 2)))
+#endif
+	;
+/* The first line of a shell command's output, malloc'd ("" if none). */
+char *veld_test_sh_line(const char *cmd);
+
 /* A small deterministic PRNG (splitmix64) for randomised tests: the state
 ** is the seed, so a failing run is replayed from the seed it prints. */
 uint64_t veld_test_rng_next(uint64_t *state);
@@ -85,6 +94,8 @@ int veld_test_hub_teardown(void **state);
 const char *veld_test_hub_kind(const veld_test_hub *h);  /* "path" or "http" */
 const char *veld_test_hub_url(const veld_test_hub *h);   /* what stores are given */
 const char *veld_test_hub_repo(const veld_test_hub *h);  /* the bare repository on disk */
+/* `git fsck --strict` of the hub's repository: its exit status. */
+int veld_test_hub_fsck(const veld_test_hub *h);
 
 /* Sync options with the credentials of store `s` (NULL for a path hub):
 ** pass them to veld_sync and veld_join. */

@@ -423,13 +423,10 @@ static char *export_of(const world *w, int iter, veld_store *s)
 
 static void hub_fsck(const world *w, int iter)
 {
-	char cmd[4200];
-	int rc;
-	const char *repo = veld_test_hub_repo(w->hub);
-	snprintf(cmd, sizeof cmd, "git --git-dir='%s' fsck --strict --no-progress >/dev/null 2>&1", repo);
-	rc = system(cmd);
+	int rc = veld_test_hub_fsck(w->hub);
 	if (rc != 0)
-		w_fail(w, iter, "git fsck --strict on the hub failed (%d): run `git --git-dir=%s fsck --strict`", rc, repo);
+		w_fail(w, iter, "git fsck --strict on the hub failed (%d): run `git --git-dir=%s fsck --strict`", rc,
+		        veld_test_hub_repo(w->hub));
 }
 
 static void b_writes(world *w, int iter)

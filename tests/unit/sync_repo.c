@@ -85,24 +85,6 @@ static git_oid blob(veld_repo *r, const char *text)
 	return id;
 }
 
-static int git_ok(const char *fmt, ...)
-#if defined(__GNUC__)
-	__attribute__((format(printf, 1, 2)))
-#endif
-	;
-/* Run a shell command (git CLI); returns its exit status. */
-static int git_ok(const char *fmt, ...)
-{
-	char cmd[8192];
-	va_list ap;
-	int st;
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
 /* Output of a shell command, malloc'd. */
 static char *run_out(const char *cmd)
 {
@@ -264,7 +246,7 @@ static void test_sync_repo__blobs_and_corruption(void **state)
 
 	/* A damaged loose object (as git writes them) is an integrity error,
 	** not "not found". */
-	assert_int_equal(git_ok("cd '%s' && printf 'a blob that will be damaged on disk' | git hash-object -w --stdin "
+	assert_int_equal(veld_test_sh("cd '%s' && printf 'a blob that will be damaged on disk' | git hash-object -w --stdin "
 	                        ">/dev/null", dir), 0);
 	assert_int_equal(git_odb_hash(&id, "a blob that will be damaged on disk", 35, GIT_OBJECT_BLOB), 0);
 	git_oid_tostr(hex, sizeof hex, &id);
@@ -351,7 +333,7 @@ static void test_sync_repo__tree_nested_paths_and_pruning(void **state)
 		assert_int_equal(veld_repo__tree_update(&t4, r, NULL, trail, 1, &err), VELD_EINVALID);
 	}
 	/* git agrees the trees are well formed. */
-	assert_int_equal(git_ok("git -C '%s' fsck --strict --no-dangling >/dev/null 2>&1", dir), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict --no-dangling >/dev/null 2>&1", dir), 0);
 	drop_repo(r, dir);
 }
 
@@ -369,16 +351,13 @@ static int count_diff_cb(const char *path, const git_oid *o, const git_oid *n, v
 /* Objects in the newest pack of a repository's objects/pack (0: none). */
 static long newest_pack_objects(const char *repo_dir)
 {
-	char cmd[4600], line[64];
-	long n = 0;
-	FILE *p;
+	char cmd[4600], *out;
+	long n;
 	snprintf(cmd, sizeof cmd, "i=$(ls -t '%s'/objects/pack/*.idx 2>/dev/null | head -1); "
 	         "[ -n \"$i\" ] && git show-index < \"$i\" | wc -l", repo_dir);
-	p = popen(cmd, "r");
-	assert_non_null(p);
-	if (fgets(line, sizeof line, p))
-		n = atol(line);
-	pclose(p);
+	out = run_out(cmd);
+	n = atol(out);
+	free(out);
 	return n;
 }
 
@@ -441,7 +420,7 @@ static void test_sync_repo__tree_update_cost_is_proportional(void **state)
 		git_tree_entry_free(ec);
 	}
 	/* The objects are in packs; as loose files, one of them can go. */
-	assert_int_equal(git_ok("cd '%s/objects/pack' && mkdir -p ../../unpacked && for p in pack-*.pack; do "
+	assert_int_equal(veld_test_sh("cd '%s/objects/pack' && mkdir -p ../../unpacked && for p in pack-*.pack; do "
 	                        "mv \"$p\" ../../unpacked/ && rm -f \"${p%%.pack}.idx\" && "
 	                        "git -C ../.. unpack-objects -q < \"../../unpacked/$p\" || exit 1; done", dir), 0);
 	/* And the diff sees exactly that one record, reading only the trees on
@@ -526,7 +505,7 @@ static void test_sync_repo__commit_sign_verify_round_trip(void **state)
 		assert_int_equal(strcspn(v, "\n"), 88);
 	}
 	free(out);
-	assert_int_equal(git_ok("git -C '%s' fsck --strict >/dev/null 2>&1", dir), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", dir), 0);
 
 	/* Bad input to commit. */
 	assert_int_equal(veld_repo__commit(&c1, r, &tree, NULL, 0, "not a signer", T0, "m", sign_cb, &k, &err),
@@ -1052,14 +1031,14 @@ static void test_sync_repo__fetch_and_push_by_path(void **state)
 	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
 
 	/* Prune: a ref that disappears from the hub goes from our copy too. */
-	assert_int_equal(git_ok("git -C '%s' update-ref -d refs/veld/devices/%s", dh, DEV1), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' update-ref -d refs/veld/devices/%s", dh, DEV1), 0);
 	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 2, NULL, &err), 0);
 	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), VELD_ENOTFOUND);
 
 	/* Fetching from nowhere. */
 	assert_int_not_equal(veld_repo__fetch(b, "/nonexistent/veld-hub", fetch_spec, 1, NULL, &err), 0);
 	assert_non_null(strstr(err.msg, "/nonexistent/veld-hub"));
-	assert_int_equal(git_ok("git -C '%s' fsck --strict >/dev/null 2>&1", db), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", db), 0);
 	sodium_memzero(&k, sizeof k);
 	drop_repo(a, da);
 	drop_repo(b, db);
@@ -1149,8 +1128,8 @@ static void test_sync_repo__path_moves_what_changed(void **state)
 		** they are now); 01/ is the side's, 05/ is c2's */
 		assert_int_equal(newest_pack_objects(dh), 3);
 	}
-	assert_int_equal(git_ok("git -C '%s' fsck --strict >/dev/null 2>&1", dh), 0);
-	assert_int_equal(git_ok("git -C '%s' fsck --strict >/dev/null 2>&1", db), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", dh), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", db), 0);
 	sodium_memzero(&k, sizeof k);
 	drop_repo(a, da);
 	drop_repo(b, db);
@@ -1185,7 +1164,7 @@ static void test_sync_repo__push_refusals_by_path(void **state)
 	assert_int_equal(chmod(hook, 0755), 0);
 	c1 = commit_file(a, NULL, "cases/ab/c/r", "v1", &k);
 	assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &c1, &err), 0);
-	assert_int_not_equal(git_ok("git -C '%s' push -q '%s' refs/veld/devices/%s >/dev/null 2>&1", da, dh, DEV1), 0);
+	assert_int_not_equal(veld_test_sh("git -C '%s' push -q '%s' refs/veld/devices/%s >/dev/null 2>&1", da, dh, DEV1), 0);
 	assert_int_equal(veld_repo__ref_get(&got, hub, "refs/veld/devices/" DEV1, &err), VELD_ENOTFOUND);
 	/* ... libgit2's local transport does not run it. */
 	assert_int_equal(veld_repo__push(a, dh, spec, 1, NULL, &err), 0);
@@ -1372,7 +1351,7 @@ static int hub_teardown(void **state)
 {
 	(void)state;
 	if (g_hubdir[0]) {
-		git_ok("'%s/tools/hub' stop '%s' >/dev/null 2>&1", src_dir(), g_hubdir);
+		veld_test_sh("'%s/tools/hub' stop '%s' >/dev/null 2>&1", src_dir(), g_hubdir);
 		veld_test_rmtree(g_hubdir);
 		g_hubdir[0] = '\0';
 	}
@@ -1395,8 +1374,8 @@ static void test_sync_repo__push_refusal_over_http(void **state)
 	int rc;
 	(void)state;
 
-	if (git_ok("command -v lighttpd >/dev/null 2>&1 || test -x /usr/sbin/lighttpd") != 0 ||
-	    git_ok("test -x '%s/tools/hub'", src_dir()) != 0) {
+	if (veld_test_sh("command -v lighttpd >/dev/null 2>&1 || test -x /usr/sbin/lighttpd") != 0 ||
+	    veld_test_sh("test -x '%s/tools/hub'", src_dir()) != 0) {
 		print_message("lighttpd or tools/hub missing: HTTP push test skipped\n");
 		skip();
 	}
@@ -1496,7 +1475,7 @@ static int refs_resolve_cb(const char *name, const git_oid *id, void *payload)
 static int odb_has(const char *dir, const git_oid *id)
 {
 	char hex[GIT_OID_HEXSZ + 1];
-	return git_ok("git -C '%s' cat-file -e %s 2>/dev/null", dir, git_oid_tostr(hex, sizeof hex, id)) == 0;
+	return veld_test_sh("git -C '%s' cat-file -e %s 2>/dev/null", dir, git_oid_tostr(hex, sizeof hex, id)) == 0;
 }
 
 static void test_sync_repo__maintain_packs_and_prunes(void **state)
@@ -1569,7 +1548,7 @@ static void test_sync_repo__maintain_packs_and_prunes(void **state)
 
 	/* Every ref still resolves; git agrees on the whole repository. */
 	assert_int_equal(veld_repo__ref_list(r, "refs/", refs_resolve_cb, r, &err), 0);
-	assert_int_equal(git_ok("git -C '%s' fsck --strict --no-dangling >/dev/null 2>&1", dir), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict --no-dangling >/dev/null 2>&1", dir), 0);
 	/* The pack holds exactly what the refs reach (insert_walk covers trees and blobs). */
 	snprintf(cmd, sizeof cmd, "git -C '%s' rev-list --objects --all | wc -l", dir);
 	out = run_out(cmd);
@@ -1595,7 +1574,7 @@ static void test_sync_repo__maintain_packs_and_prunes(void **state)
 	assert_int_equal(veld_repo__maintain(r, 0, &err), 0);
 	assert_int_equal(count_loose(dir), 0);
 	assert_int_equal(count_packs(dir), 1);
-	assert_int_equal(git_ok("git -C '%s' fsck --strict --no-dangling >/dev/null 2>&1", dir), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict --no-dangling >/dev/null 2>&1", dir), 0);
 	{
 		char signer[65];
 		keytab tab = {{DEV1, NULL}, {k.pk, NULL}};
@@ -1618,7 +1597,7 @@ static void test_sync_repo__maintain_empty_and_foreign_packs(void **state)
 	assert_int_equal(veld_repo__maintain(r, 0, &err), 0);
 	/* Only unreachable objects, one of them packed by git. */
 	b = blob(r, "packed by git, unreachable");
-	assert_int_equal(git_ok("cd '%s' && git repack -q -a -d --unpack-unreachable=never >/dev/null 2>&1 || "
+	assert_int_equal(veld_test_sh("cd '%s' && git repack -q -a -d --unpack-unreachable=never >/dev/null 2>&1 || "
 	                        "git -C '%s' pack-objects -q objects/pack/pack </dev/null >/dev/null",
 	                        dir, dir),
 	                 0);
@@ -1626,7 +1605,7 @@ static void test_sync_repo__maintain_empty_and_foreign_packs(void **state)
 	assert_int_equal(veld_repo__maintain(r, 0, &err), 0);
 	assert_int_equal(count_loose(dir), 0);
 	assert_false(odb_has(dir, &b));
-	assert_int_equal(git_ok("git -C '%s' fsck --strict >/dev/null 2>&1", dir), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", dir), 0);
 	drop_repo(r, dir);
 }
 

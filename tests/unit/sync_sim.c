@@ -1279,13 +1279,10 @@ static char *sim_export_for(const sim *m, int d, const char *office_text)
 
 static void sim_hub_fsck(const sim *m)
 {
-	char cmd[4200];
-	int rc;
-	const char *repo = veld_test_hub_repo(m->hub);
-	snprintf(cmd, sizeof cmd, "git --git-dir='%s' fsck --strict --no-progress >/dev/null 2>&1", repo);
-	rc = system(cmd);
+	int rc = veld_test_hub_fsck(m->hub);
 	if (rc != 0)
-		sim_fail(m, "git fsck --strict on the hub failed (%d): run `git --git-dir=%s fsck --strict`", rc, repo);
+		sim_fail(m, "git fsck --strict on the hub failed (%d): run `git --git-dir=%s fsck --strict`", rc,
+		        veld_test_hub_repo(m->hub));
 }
 
 static void sim_final_checks(sim *m)
