@@ -90,18 +90,24 @@ static int is_hex32(const char *p, size_t n)
 	return 1;
 }
 
-/* "cases/ab/<case>/<record>" -> case and record ids; 0 if well formed. */
+/* The case's directory: "cases/<c0c1>/<c2c3>/<case>" (docs/sync.md, "Trees"). */
+#define CASE_DIR_LEN (6 + 3 + 3 + 32)
+
+static void case_dir(char *out, size_t cap, const char *case_id)
+{
+	snprintf(out, cap, "cases/%.2s/%.2s/%s", case_id, case_id + 2, case_id);
+}
+
+/* "cases/ab/cd/<case>/<record>" -> case and record ids; 0 if well formed. */
 static int parse_record_path(const char *path, char *case_id, char *record_id)
 {
-	const char *p = path, *c, *r;
-	if (strncmp(p, "cases/", 6))
+	const char *c, *r;
+	if (strlen(path) != CASE_DIR_LEN + 1 + 32 || strncmp(path, "cases/", 6) || path[8] != '/' ||
+	    path[11] != '/' || path[CASE_DIR_LEN] != '/')
 		return -1;
-	p += 6;
-	if (strlen(p) != 2 + 1 + 32 + 1 + 32 || p[2] != '/' || p[35] != '/')
-		return -1;
-	c = p + 3;
-	r = p + 36;
-	if (!is_hex32(c, 32) || !is_hex32(r, 32) || p[0] != c[0] || p[1] != c[1])
+	c = path + 12;
+	r = path + CASE_DIR_LEN + 1;
+	if (!is_hex32(c, 32) || !is_hex32(r, 32) || memcmp(path + 6, c, 2) || memcmp(path + 9, c + 2, 2))
 		return -1;
 	memcpy(case_id, c, 32);
 	case_id[32] = '\0';
@@ -112,7 +118,9 @@ static int parse_record_path(const char *path, char *case_id, char *record_id)
 
 static void record_path(char *out, size_t cap, const char *case_id, const char *record_id)
 {
-	snprintf(out, cap, "cases/%.2s/%s/%s", case_id, case_id, record_id);
+	char dir[CASE_DIR_LEN + 1];
+	case_dir(dir, sizeof dir, case_id);
+	snprintf(out, cap, "%s/%s", dir, record_id);
 }
 
 static int reject(syncctx *c, const char *ref, const git_oid *commit, const char *reason)
@@ -473,7 +481,7 @@ static int erasure_changes(syncctx *c, changeset *cs)
 		char path[128];
 		int r2;
 		c->prune_due = 1;
-		snprintf(path, sizeof path, "cases/%.2s/%s", cid, cid);
+		case_dir(path, sizeof path, cid);
 		r2 = changeset_put(c, cs, path, NULL);
 		if (!r2 && c->office) {
 			snprintf(path, sizeof path, "erased/%s", cid);
@@ -1309,7 +1317,7 @@ static int rescan_new_keys(syncctx *c)
 		}
 		if (!have_main)
 			continue;
-		snprintf(dir, sizeof dir, "cases/%.2s/%s", cid, cid);
+		case_dir(dir, sizeof dir, cid);
 		if (veld_repo__tree_lookup_dir(&sub, c->repo, &tree, dir, c->err)) {
 			veld_err__clear(c->err);
 			continue;
