@@ -38,6 +38,17 @@ int veld_err__set(veld_err *err, int code, const char *fmt, ...)
 #endif
 	;
 void veld_err__clear(veld_err *err);
+/* "out of memory" with VELD_ERROR; returns VELD_ERROR. */
+int veld_err__oom(veld_err *err);
+
+/* A growing byte buffer; {0} is empty.  0, or -1 when memory runs out
+** (the buffer is then as before).  free(b.p) when done. */
+typedef struct veld_buf {
+	unsigned char *p;
+	size_t n, cap;
+} veld_buf;
+int veld_buf__room(veld_buf *b, size_t more);
+int veld_buf__add(veld_buf *b, const void *p, size_t n);
 
 /* ---- key file (keyfile.c) ---------------------------------------------- */
 

@@ -3,11 +3,15 @@
 **
 ** A failure sets a code and a one-line message on the handle's veld_err; the
 ** message names what failed and why, never personal data or secrets.
+** Also the growing byte buffer of the layers above (veld_buf), whose only
+** failure is running out of memory.
 */
 #include "core.h"
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 int veld_err__set(veld_err *err, int code, const char *fmt, ...)
 {
@@ -21,10 +25,40 @@ int veld_err__set(veld_err *err, int code, const char *fmt, ...)
 	return code;
 }
 
+int veld_err__oom(veld_err *err)
+{
+	return veld_err__set(err, VELD_ERROR, "out of memory");
+}
+
 void veld_err__clear(veld_err *err)
 {
 	if (!err)
 		return;
 	err->code = 0;
 	err->msg[0] = '\0';
+}
+
+int veld_buf__room(veld_buf *b, size_t more)
+{
+	size_t cap = b->cap ? b->cap : 4096;
+	unsigned char *p;
+	if (more <= b->cap - b->n)
+		return 0;
+	while (cap - b->n < more)
+		cap *= 2;
+	if (!(p = realloc(b->p, cap)))
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+int veld_buf__add(veld_buf *b, const void *p, size_t n)
+{
+	if (veld_buf__room(b, n))
+		return -1;
+	if (n)
+		memcpy(b->p + b->n, p, n);
+	b->n += n;
+	return 0;
 }

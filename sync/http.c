@@ -51,31 +51,19 @@ struct veld_http {
 	size_t remote_len;
 };
 
+/* A reply: the bytes so far, and whether it outgrew REPLY_MAX. */
 typedef struct buf {
-	unsigned char *p;
-	size_t n, cap;
+	veld_buf b;
 	int over;
 } buf;
 
 static int buf_add(buf *b, const void *p, size_t n)
 {
-	if (b->n + n > REPLY_MAX) {
+	if (b->b.n + n > REPLY_MAX) {
 		b->over = 1;
 		return -1;
 	}
-	if (b->n + n > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		unsigned char *q;
-		while (cap < b->n + n)
-			cap *= 2;
-		if (!(q = realloc(b->p, cap)))
-			return -1;
-		b->p = q;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->n, p, n);
-	b->n += n;
-	return 0;
+	return veld_buf__add(&b->b, p, n);
 }
 
 static size_t collect(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -147,7 +135,7 @@ static int request(veld_http *h, const char *path, const void *body, size_t blen
 		struct curl_slist *hdrs = NULL;
 		long code = 0;
 		CURLcode cc;
-		out->n = 0;
+		out->b.n = 0;
 		out->over = 0;
 		snprintf(url, sizeof url, "%s%s", h->base, path);
 		curl_easy_reset(h->curl);
@@ -204,7 +192,7 @@ static int request(veld_http *h, const char *path, const void *body, size_t blen
 
 /* The next pkt-line of b from *at: 1 and its payload (flush: len 0), 0 at
 ** the end, -1 when malformed. */
-static int pkt_next(const buf *b, size_t *at, const unsigned char **p, size_t *len)
+static int pkt_next(const veld_buf *b, size_t *at, const unsigned char **p, size_t *len)
 {
 	char hex[5];
 	unsigned long n;
@@ -240,7 +228,7 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 	const unsigned char *p;
 	int r, rc, header = 1;
 	rc = request(h, "/info/refs?service=git-receive-pack", NULL, 0, NULL, NULL, &b, "push to", err);
-	while (rc == VELD_OK && (r = pkt_next(&b, &at, &p, &len)) == 1) {
+	while (rc == VELD_OK && (r = pkt_next(&b.b, &at, &p, &len)) == 1) {
 		char name[512];
 		size_t nl;
 		if (header) {
@@ -277,7 +265,7 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 	}
 	if (rc == VELD_OK && r < 0)
 		rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's ref list is malformed", h->shown);
-	free(b.p);
+	free(b.b.p);
 	return rc;
 }
 
@@ -329,10 +317,10 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 	if (rc == VELD_OK && (buf_add(&req, "0000", 4) || buf_add(&req, pack, plen)))
 		rc = veld_err__set(err, VELD_ERROR, "out of memory");
 	if (rc == VELD_OK)
-		rc = request(h, "/git-receive-pack", req.p, req.n, "application/x-git-receive-pack-request",
+		rc = request(h, "/git-receive-pack", req.b.p, req.b.n, "application/x-git-receive-pack-request",
 		             "application/x-git-receive-pack-result", &rep, "push to", err);
 	/* side-band-64k: band 1 the report, 2 the hub's messages, 3 fatal */
-	while (rc == VELD_OK && (r = pkt_next(&rep, &at, &p, &len)) == 1) {
+	while (rc == VELD_OK && (r = pkt_next(&rep.b, &at, &p, &len)) == 1) {
 		if (len == 0)
 			break;
 		if (p[0] == 1) {
@@ -346,7 +334,7 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 		}
 	}
 	at = 0;
-	while (rc == VELD_OK && (r = pkt_next(&status, &at, &p, &len)) == 1 && len > 0) {
+	while (rc == VELD_OK && (r = pkt_next(&status.b, &at, &p, &len)) == 1 && len > 0) {
 		size_t l = len;
 		while (l > 0 && p[l - 1] == '\n')
 			l--;
@@ -374,8 +362,8 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 	} else if (rc == VELD_OK && !unpack_ok) {
 		rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub sent no report", h->shown);
 	}
-	free(req.p);
-	free(rep.p);
-	free(status.p);
+	free(req.b.p);
+	free(rep.b.p);
+	free(status.b.p);
 	return rc;
 }

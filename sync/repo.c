@@ -135,11 +135,6 @@ static int git_fail(veld_err *err, int grc, int code, const char *fmt, ...)
 	return veld_err__set(err, code, "%s (libgit2 error %d)", what, grc);
 }
 
-static int oom(veld_err *err)
-{
-	return veld_err__set(err, VELD_ERROR, "out of memory");
-}
-
 /* A URL fit for messages: the user-info part ("user:secret@") left out. */
 static void redact_url(char *out, size_t cap, const char *url)
 {
@@ -317,7 +312,7 @@ static int batch_attach(veld_repo *r, veld_err *err)
 	batch *b = calloc(1, sizeof *b);
 	int grc;
 	if (!b)
-		return oom(err);
+		return veld_err__oom(err);
 	if ((grc = git_odb_init_backend(&b->parent, GIT_ODB_BACKEND_VERSION)) < 0 ||
 	    (grc = git_repository_odb(&odb, r->git)) < 0) {
 		free(b);
@@ -390,11 +385,11 @@ static int handle_new(veld_repo **out, const char *path, veld_err *err)
 		return veld_err__set(err, VELD_EINVALID, "repository path is empty");
 	r = calloc(1, sizeof *r);
 	if (!r)
-		return oom(err);
+		return veld_err__oom(err);
 	r->path = strdup(path);
 	if (!r->path) {
 		free(r);
-		return oom(err);
+		return veld_err__oom(err);
 	}
 	if ((rc = lib_init(r, err)) < 0) {
 		veld_repo__free(r);
@@ -566,7 +561,7 @@ int veld_repo__blob_read(unsigned char **buf, size_t *len, veld_repo *r, const g
 	n = (size_t)git_blob_rawsize(blob);
 	copy = malloc(n ? n : 1);
 	if (!copy) {
-		rc = oom(err);
+		rc = veld_err__oom(err);
 		goto done;
 	}
 	if (n)
@@ -635,7 +630,7 @@ int veld_repo__tree_update(git_oid *out, veld_repo *r, const git_oid *base,
 		sorted = malloc(n * sizeof *sorted);
 		ups = calloc(n, sizeof *ups);
 		if (!sorted || !ups) {
-			rc = oom(err);
+			rc = veld_err__oom(err);
 			goto done;
 		}
 	}
@@ -779,7 +774,7 @@ int veld_repo__commit(git_oid *out, veld_repo *r, const git_oid *tree_id, const 
 	if (n_parents) {
 		pc = calloc(n_parents, sizeof *pc);
 		if (!pc) {
-			rc = oom(err);
+			rc = veld_err__oom(err);
 			goto done;
 		}
 	}
@@ -996,7 +991,7 @@ int veld_repo__new_commits(git_oid **out, size_t *n, veld_repo *r, const git_oid
 			size_t ncap = cap ? cap * 2 : 16;
 			git_oid *nl = realloc(list, ncap * sizeof *nl);
 			if (!nl) {
-				rc = oom(err);
+				rc = veld_err__oom(err);
 				goto done;
 			}
 			list = nl;
@@ -1097,7 +1092,7 @@ static int diff_side(diff_walk *w, const git_tree_entry *e, int is_new)
 	if (mode != GIT_FILEMODE_TREE && !is_file_mode(mode))
 		return 0; /* a gitlink: not ours */
 	if ((old = path_push(w, git_tree_entry_name(e), mode == GIT_FILEMODE_TREE)) == (size_t)-1)
-		return oom(w->err);
+		return veld_err__oom(w->err);
 	if (mode != GIT_FILEMODE_TREE) {
 		rc = w->cb(w->path, is_new ? NULL : git_tree_entry_id(e), is_new ? git_tree_entry_id(e) : NULL, w->payload);
 	} else if ((grc = git_tree_lookup(&t, w->r->git, git_tree_entry_id(e))) < 0) {
@@ -1137,7 +1132,7 @@ static int diff_level(diff_walk *w, git_tree *a, git_tree *b)
 				size_t old;
 				int grc;
 				if ((old = path_push(w, git_tree_entry_name(ea), 1)) == (size_t)-1)
-					return oom(w->err);
+					return veld_err__oom(w->err);
 				if ((grc = git_tree_lookup(&ta, w->r->git, git_tree_entry_id(ea))) < 0 ||
 				    (grc = git_tree_lookup(&tb, w->r->git, git_tree_entry_id(eb))) < 0)
 					rc = git_fail(w->err, grc, 0, "diff: cannot read tree %s", w->path);
@@ -1150,7 +1145,7 @@ static int diff_level(diff_walk *w, git_tree *a, git_tree *b)
 			} else if (is_file_mode(ma) && is_file_mode(mb)) {
 				size_t old = path_push(w, git_tree_entry_name(ea), 0);
 				if (old == (size_t)-1)
-					return oom(w->err);
+					return veld_err__oom(w->err);
 				rc = w->cb(w->path, git_tree_entry_id(ea), git_tree_entry_id(eb), w->payload);
 				w->len = old;
 				w->path[old] = '\0';
@@ -1177,7 +1172,7 @@ int veld_repo__diff(veld_repo *r, const git_oid *old_tree, const git_oid *new_tr
 	if ((rc = lookup_tree(&a, r, old_tree, err)) < 0 || (rc = lookup_tree(&b, r, new_tree, err)) < 0)
 		goto done;
 	if (path_push(&w, "", 0) == (size_t)-1) {
-		rc = oom(err);
+		rc = veld_err__oom(err);
 		goto done;
 	}
 	rc = diff_level(&w, a, b);
@@ -1248,7 +1243,7 @@ int veld_repo__ref_list(veld_repo *r, const char *prefix, veld_ref_cb cb, void *
 			size_t ncap = cap ? cap * 2 : 16;
 			ref_item *ni = realloc(items, ncap * sizeof *ni);
 			if (!ni) {
-				rc = oom(err);
+				rc = veld_err__oom(err);
 				goto done;
 			}
 			items = ni;
@@ -1256,7 +1251,7 @@ int veld_repo__ref_list(veld_repo *r, const char *prefix, veld_ref_cb cb, void *
 		}
 		items[n].name = strdup(name);
 		if (!items[n].name) {
-			rc = oom(err);
+			rc = veld_err__oom(err);
 			goto done;
 		}
 		git_oid_cpy(&items[n].id, &id);
@@ -1519,7 +1514,8 @@ static int is_path_hub(const char *url)
 }
 
 typedef struct moveset {
-	git_packbuilder *pb;
+	git_packbuilder *pb;   /* a hub on a path: a pack written with its index */
+	veld_pack *thin;       /* a hub over HTTP: a thin pack (pack.c), else NULL */
 	git_repository *src;   /* where the objects are */
 	git_repository *dst;   /* where they go */
 	git_odb *dst_odb;
@@ -1532,6 +1528,18 @@ typedef struct moveset {
 static int dst_has(moveset *m, const git_oid *id)
 {
 	return m->dst_odb && git_odb_exists_ext(m->dst_odb, id, GIT_ODB_LOOKUP_NO_REFRESH);
+}
+
+/* Take object `id` into the pack; `base`, a tree dst has at the same path
+** (or NULL), is what a thin pack may send it as a delta against. */
+static int move_insert(moveset *m, const git_oid *id, const git_oid *base)
+{
+	int grc;
+	if (m->thin)
+		return veld_pack__add(m->thin, id, base, m->err);
+	if ((grc = git_packbuilder_insert(m->pb, id, NULL)) < 0)
+		return git_fail(m->err, grc, 0, "pack object %s", git_oid_tostr_s(id));
+	return 0;
 }
 
 /* A tree of src (else of dst), or NULL: a base that cannot be read is no
@@ -1564,9 +1572,9 @@ static int move_tree(moveset *m, const git_oid *id, git_tree *const *bases, size
 		return veld_err__set(m->err, VELD_EINTEGRITY, "a tree is nested more than %d deep", MOVE_DEPTH);
 	if ((grc = git_tree_lookup(&t, m->src, id)) < 0)
 		return git_fail(m->err, grc, 0, "read tree %s", git_oid_tostr_s(id));
-	if ((grc = git_packbuilder_insert(m->pb, id, NULL)) < 0) {
+	if ((rc = move_insert(m, id, nb ? git_tree_id(bases[0]) : NULL))) {
 		git_tree_free(t);
-		return git_fail(m->err, grc, 0, "pack tree %s", git_oid_tostr_s(id));
+		return rc;
 	}
 	for (i = 0; i < git_tree_entrycount(t) && rc == 0; i++) {
 		const git_tree_entry *e = git_tree_entry_byindex(t, i);
@@ -1587,9 +1595,7 @@ static int move_tree(moveset *m, const git_oid *id, git_tree *const *bases, size
 		if (!same && git_tree_entry_type(e) == GIT_OBJECT_TREE) {
 			rc = move_tree(m, eid, sub, ns, depth + 1);
 		} else if (!same && !dst_has(m, eid)) {
-			/* a blob, or a commit of a submodule: taken as it is */
-			if ((grc = git_packbuilder_insert(m->pb, eid, NULL)) < 0)
-				rc = git_fail(m->err, grc, 0, "pack object %s", git_oid_tostr_s(eid));
+			rc = move_insert(m, eid, NULL); /* a blob, or a commit of a submodule */
 		}
 		for (k = 0; k < ns; k++)
 			git_tree_free(sub[k]);
@@ -1632,9 +1638,9 @@ static int move_commit(moveset *m, const git_oid *id, git_tree *oldtree, git_oid
 	*np = 0;
 	if ((grc = git_commit_lookup(&c, m->src, id)) < 0)
 		return git_fail(m->err, grc, 0, "read commit %s", git_oid_tostr_s(id));
-	if ((grc = git_packbuilder_insert(m->pb, id, NULL)) < 0) {
+	if ((rc = move_insert(m, id, NULL))) {
 		git_commit_free(c);
-		return git_fail(m->err, grc, 0, "pack commit %s", git_oid_tostr_s(id));
+		return rc;
 	}
 	n = git_commit_parentcount(c);
 	if (n > MOVE_BASES - 1) {
@@ -1669,7 +1675,7 @@ static int move_commits(moveset *m, const git_oid *tip, const git_oid *old)
 	stack = malloc(cap * sizeof *stack);
 	done = malloc(cap * sizeof *done);
 	if (!stack || !done) {
-		rc = oom(m->err);
+		rc = veld_err__oom(m->err);
 		goto out;
 	}
 	git_oid_cpy(&stack[nstack++], tip);
@@ -1687,7 +1693,7 @@ static int move_commits(moveset *m, const git_oid *tip, const git_oid *old)
 				stack = a;
 			b = a ? realloc(done, 2 * cap * sizeof *done) : NULL;
 			if (!a || !b) {
-				rc = oom(m->err);
+				rc = veld_err__oom(m->err);
 				break;
 			}
 			done = b;
@@ -1726,6 +1732,8 @@ static int move_open(moveset *m, git_repository *src, git_repository *dst, veld_
 	m->err = err;
 	if (dst && ((grc = git_repository_odb(&m->dst_odb, dst)) < 0 || (grc = git_odb_refresh(m->dst_odb)) < 0))
 		return git_fail(err, grc, 0, "open an object database");
+	if (!dst)
+		return veld_pack__new(&m->thin, src, err);
 	if ((grc = git_packbuilder_new(&m->pb, src)) < 0)
 		return git_fail(err, grc, 0, "start a pack");
 	return 0;
@@ -1733,6 +1741,7 @@ static int move_open(moveset *m, git_repository *src, git_repository *dst, veld_
 
 static void move_close(moveset *m)
 {
+	veld_pack__free(m->thin);
 	git_packbuilder_free(m->pb);
 	git_odb_free(m->dst_odb);
 }
@@ -1803,12 +1812,12 @@ static int fetch_path(veld_repo *r, const char *url, const char *const *refspecs
 				if (nups == cap) {
 					ref_update *more = realloc(ups, (cap ? 2 * cap : 16) * sizeof *ups);
 					if (!more)
-						rc = oom(err);
+						rc = veld_err__oom(err);
 					else
 						ups = more, cap = cap ? 2 * cap : 16;
 				}
 				if (rc == 0 && !(ups[nups].name = strdup(dst.ptr)))
-					rc = oom(err);
+					rc = veld_err__oom(err);
 				if (rc == 0) {
 					git_oid_cpy(&ups[nups++].id, &want);
 					if (!has || !git_oid_equal(&have, &want))
@@ -1892,7 +1901,7 @@ static int push_path(veld_repo *r, const char *url, const char *const *refspecs,
 	olds = calloc(n ? n : 1, sizeof *olds);
 	had = calloc(n ? n : 1, 1);
 	if (!ups || !olds || !had) {
-		rc = oom(err);
+		rc = veld_err__oom(err);
 		goto done;
 	}
 	if ((rc = move_open(&m, r->git, hub, err)))
@@ -1907,7 +1916,7 @@ static int push_path(veld_repo *r, const char *url, const char *const *refspecs,
 		if ((grc = git_reference_name_to_id(&want, r->git, git_refspec_src(spec))) < 0) {
 			rc = git_fail(err, grc, 0, "read %s", git_refspec_src(spec));
 		} else if (!(ups[nups].name = strdup(git_refspec_dst(spec)))) {
-			rc = oom(err);
+			rc = veld_err__oom(err);
 		} else {
 			git_oid_cpy(&ups[nups].id, &want);
 			had[nups] = git_reference_name_to_id(&olds[nups], hub, ups[nups].name) == 0;
@@ -2001,8 +2010,8 @@ static int push_http(veld_repo *r, const char *url, const char *const *refspecs,
 	veld_http_update *ups = NULL;
 	char **names = NULL;
 	git_odb *odb = NULL;
-	git_buf pack = GIT_BUF_INIT;
-	size_t nups = 0, i, k;
+	unsigned char *pack = NULL;
+	size_t nups = 0, i, k, plen = 0;
 	int rc, grc;
 	memset(&adv, 0, sizeof adv);
 	memset(&m, 0, sizeof m);
@@ -2010,13 +2019,13 @@ static int push_http(veld_repo *r, const char *url, const char *const *refspecs,
 		return rc;
 	if ((rc = veld_http__refs(h, advert_add, &adv, err))) {
 		if (rc == VELD_ERROR && !err->msg[0])
-			rc = oom(err);
+			rc = veld_err__oom(err);
 		goto done;
 	}
 	ups = calloc(n ? n : 1, sizeof *ups);
 	names = calloc(n ? n : 1, sizeof *names);
 	if (!ups || !names) {
-		rc = oom(err);
+		rc = veld_err__oom(err);
 		goto done;
 	}
 	if ((rc = move_open(&m, r->git, NULL, err)) || (grc = git_repository_odb(&odb, r->git)) < 0) {
@@ -2055,7 +2064,7 @@ static int push_http(veld_repo *r, const char *url, const char *const *refspecs,
 			break;
 		}
 		if (!(names[nups] = strdup(git_refspec_dst(spec)))) {
-			rc = oom(err);
+			rc = veld_err__oom(err);
 			git_refspec_free(spec);
 			break;
 		}
@@ -2089,15 +2098,12 @@ static int push_http(veld_repo *r, const char *url, const char *const *refspecs,
 	if (rc || nups == 0)
 		goto done;
 	if (opts && opts->progress)
-		opts->progress("sending objects", git_packbuilder_object_count(m.pb), git_packbuilder_object_count(m.pb),
-		               opts->payload);
-	if ((grc = git_packbuilder_write_buf(&pack, m.pb)) < 0) {
-		rc = git_fail(err, grc, 0, "build a pack");
+		opts->progress("sending objects", veld_pack__count(m.thin), veld_pack__count(m.thin), opts->payload);
+	if ((rc = veld_pack__write(&pack, &plen, m.thin, err)))
 		goto done;
-	}
-	rc = veld_http__push(h, ups, nups, pack.ptr, pack.size, err);
+	rc = veld_http__push(h, ups, nups, pack, plen, err);
 done:
-	git_buf_dispose(&pack);
+	free(pack);
 	git_odb_free(odb);
 	move_close(&m);
 	for (i = 0; names && i < nups; i++)
@@ -2292,7 +2298,7 @@ static int list_loose(strlist *out, const char *objdir, veld_err *err)
 			snprintf(id, sizeof id, "%02x%s", i, de->d_name);
 			if (strlist_add(out, id) < 0) {
 				closedir(d);
-				return oom(err);
+				return veld_err__oom(err);
 			}
 		}
 		closedir(d);
@@ -2317,7 +2323,7 @@ static int list_packs(strlist *out, const char *packdir, veld_err *err)
 			continue;
 		snprintf(name, sizeof name, "%.*s", (int)(len - 4), de->d_name);
 		if (strlist_add(out, name) < 0) {
-			rc = oom(err);
+			rc = veld_err__oom(err);
 			break;
 		}
 	}

@@ -6,6 +6,7 @@
 **   keyring.c   sealed case-key entries for the keys refs
 **   registry.c  org-signed registry entries (org, devices, revocations)
 **   repo.c      libgit2: repository, trees, signed commits, fetch, push
+**   http.c      a push over smart HTTP (libcurl); pack.c the pack it sends
 **   sync.c      one sync: commit, fetch, verify, merge, push
 ** sync/ depends on core/ and platform/; nothing in core/ includes it.
 */
@@ -261,6 +262,20 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 ** "push of <ref> to <url> refused by the server: <why> (<hub's message>)". */
 int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const void *pack, size_t len,
                     veld_err *err);
+
+/* ---- the pack a push over HTTP sends (pack.c) --------------------------- */
+
+/* Objects to send, each whole or, for a tree with a `base`, as a delta
+** against that tree (one the hub has: a base also in the pack is not used).
+** The pack is thin: the receiver completes it with the bases it has. */
+typedef struct veld_pack veld_pack;
+int veld_pack__new(veld_pack **out, git_repository *repo, veld_err *err);
+void veld_pack__free(veld_pack *p); /* accepts NULL */
+int veld_pack__add(veld_pack *p, const git_oid *id, const git_oid *base, veld_err *err);
+size_t veld_pack__count(const veld_pack *p);
+/* The pack, in git's format version 2; *out malloc'd.  Objects added more
+** than once are written once. */
+int veld_pack__write(unsigned char **out, size_t *out_len, veld_pack *p, veld_err *err);
 
 /* Write the objects made since the last flush (held in memory until then,
 ** and read from there) into the repository as one pack.  ref_set does it
