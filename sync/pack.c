@@ -24,9 +24,11 @@
 ** itself in the pack is not used, so every base is one the hub has, and
 ** receive-pack completes the "thin" pack with it (index-pack --fix-thin).
 ** The delta is computed entry by entry (both trees are sorted the same
-** way): a run of entries the base holds byte for byte becomes one copy,
-** every other entry is inserted.  It is only ever a shorter way to write the same bytes: a
-** delta no shorter than the tree is not used.
+** way): a run of entries the base holds byte for byte becomes one copy;
+** an entry whose mode and name the base holds with another id copies
+** those and inserts the 20-byte id; every other entry is inserted.  It is
+** only ever a shorter way to write the same bytes: a delta that, with the
+** base's 20-byte id it carries, is no shorter than the tree is not used.
 **
 ** Blobs are sealed records (random-looking bytes) and commits are small,
 ** so both go whole.  The pack's trailing checksum is git's format, not
@@ -247,6 +249,26 @@ static int tree_delta(veld_buf *out, const unsigned char *base, size_t blen, con
 				copy_off = be[i].off;
 			copy_len += be[i].len;
 			i++;
+		} else if (i < nb && be[i].len == te[j].len &&
+		           !memcmp(base + be[i].off, t + te[j].off, te[j].len - GIT_OID_RAWSZ)) {
+			/* the same mode and name, another id: copy all but the id */
+			if (ins_len && put_insert(out, t + ins_off, ins_len))
+				rc = -1;
+			ins_len = 0;
+			if (copy_len && copy_off + copy_len != be[i].off) {
+				if (put_copy(out, copy_off, copy_len))
+					rc = -1;
+				copy_len = 0;
+			}
+			if (!copy_len)
+				copy_off = be[i].off;
+			copy_len += be[i].len - GIT_OID_RAWSZ;
+			if (put_copy(out, copy_off, copy_len))
+				rc = -1;
+			copy_len = 0;
+			ins_off = te[j].off + te[j].len - GIT_OID_RAWSZ;
+			ins_len = GIT_OID_RAWSZ;
+			i++;
 		} else {
 			if (copy_len && put_copy(out, copy_off, copy_len))
 				rc = -1;
@@ -319,8 +341,8 @@ static int write_object(veld_buf *b, veld_buf *delta, veld_pack *p, const pack_o
 		delta->n = 0;
 		if (git_odb_object_type(base) == GIT_OBJECT_TREE)
 			d = tree_delta(delta, git_odb_object_data(base), git_odb_object_size(base), data, len);
-		if (d == 0 && delta->n >= len)
-			d = 1;
+		if (d == 0 && delta->n + GIT_OID_RAWSZ >= len)
+			d = 1; /* the base's id makes it no shorter */
 	}
 	if (d < 0)
 		rc = veld_err__oom(err);

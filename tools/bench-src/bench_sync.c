@@ -328,7 +328,20 @@ typedef struct progress_rec {
 	double at[N_PH];
 	int seen[N_PH];
 	int repacked;
+	const node *who; /* whose credentials an HTTP hub gets */
 } progress_rec;
+
+#define HUB_PASS "bench-hub-password"
+
+/* An HTTP hub's user is the device id (docs/hub.md). */
+static int on_credentials(char *user, size_t ucap, char *pass, size_t pcap, const char *url, void *payload)
+{
+	const progress_rec *p = payload;
+	(void)url;
+	snprintf(user, ucap, "%s", p->who->id);
+	snprintf(pass, pcap, "%s", HUB_PASS);
+	return 0;
+}
 
 static void on_progress(const char *stage, size_t done, size_t total, void *payload)
 {
@@ -367,7 +380,9 @@ static void timed_sync(sync_stat *out, node *n, const char *hub, int tolerate)
 	memset(&so, 0, sizeof so);
 	so.version = VELD_SYNC_OPTIONS_VERSION;
 	so.progress = on_progress;
+	so.credentials = on_credentials;
 	so.payload = &pr;
+	pr.who = n;
 	snap_take(&own0, n->repo, 0);
 	snap_take(&hub0, hub, 1);
 	t0 = now_s();
@@ -403,9 +418,18 @@ static void timed_sync(sync_stat *out, node *n, const char *hub, int tolerate)
 
 static int quiet_sync(node *n, int tolerate)
 {
+	veld_sync_options so;
+	progress_rec pr;
 	char *sum = NULL;
 	long merged;
-	int rejected, rc = veld_sync(&sum, n->s, NULL);
+	int rejected, rc;
+	memset(&so, 0, sizeof so);
+	memset(&pr, 0, sizeof pr);
+	so.version = VELD_SYNC_OPTIONS_VERSION;
+	so.credentials = on_credentials;
+	so.payload = &pr;
+	pr.who = n;
+	rc = veld_sync(&sum, n->s, &so);
 	check_summary(&merged, &rejected, rc, sum, n, tolerate);
 	veld_free(sum);
 	return rejected;
@@ -446,7 +470,15 @@ static void make_device(node *d, node *office, const char *dir, const char *name
 
 static void join_device(node *d, const char *hub)
 {
-	if (veld_join(d->s, hub, NULL))
+	veld_sync_options so;
+	progress_rec pr;
+	memset(&so, 0, sizeof so);
+	memset(&pr, 0, sizeof pr);
+	so.version = VELD_SYNC_OPTIONS_VERSION;
+	so.credentials = on_credentials;
+	so.payload = &pr;
+	pr.who = d;
+	if (veld_join(d->s, hub, &so))
 		die("join: %s", veld_errmsg(d->s));
 }
 
@@ -516,6 +548,20 @@ static void find_record(caserec *c, node *d)
 		die("case %s has no record", c->case_id);
 	snprintf(c->rec_id, VELD_IDSIZE, "%s", rid);
 	json_decref(j);
+}
+
+/* K distinct random cases of `all` (shuffled in place) into pick. */
+static void pick_cases(caserec *pick, int k, caserec *all, size_t n_all, uint64_t *seed, node *d)
+{
+	for (int i = 0; i < k; i++) {
+		size_t j = (size_t)(rnd(seed) % (n_all - (size_t)i)) + (size_t)i;
+		caserec swap = all[i];
+		all[i] = all[j];
+		all[j] = swap;
+		if (!all[i].rec_id[0])
+			find_record(&all[i], d);
+		pick[i] = all[i];
+	}
 }
 
 static void edit_record(node *d, const caserec *c, int round, int k)
@@ -625,10 +671,19 @@ typedef struct size_result {
 	long long git_bytes[MAX_RUNS]; /* git's thin pack for A's push */
 	double git_time[MAX_RUNS];     /* git fetch of it into the previous state */
 	int any_repack;
+	/* the same round with A and B on the smart-HTTP hub (tools/hub) */
+	int http;
+	sync_stat ha[MAX_RUNS], ho[MAX_RUNS], hb[MAX_RUNS];
+	long long h_rec_z[MAX_RUNS];
+	long long h_push[MAX_RUNS];  /* A: the receive-pack request, as the server counted it */
+	long long h_a_all[MAX_RUNS]; /* A: every request and reply of its sync */
+	long long h_fetch[MAX_RUNS]; /* B: the upload-pack replies */
+	long long h_b_all[MAX_RUNS]; /* B: every request and reply of its sync */
 } size_result;
 
 typedef struct bench_opts {
 	const char *workdir;
+	const char *hubtool; /* tools/hub: the HTTP round runs when set */
 	const char *builddir; /* tmpfs for the set-up, or NULL */
 	long sizes[MAX_SIZES];
 	int n_sizes;
@@ -732,6 +787,122 @@ static void mirror(const char *hub, const char *dst)
 	run_cmd(argv);
 }
 
+/* ---- the smart-HTTP hub ---------------------------------------------------
+** The hub of the size scenario is moved into a tools/hub directory (its
+** objects and refs into the repository `hub init` made, with the update
+** hook and the server's settings) and its old path becomes a link, so the
+** office keeps syncing on the path while A and B join the URL.  The bytes
+** on the wire are the web server's count: the access log's %I (request,
+** headers included) and %O (reply) of every request (docs/hub.md). */
+
+static long file_size(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* Bytes in the access log after offset `from`: requests whose line holds
+** `what` (NULL: every one), counting the request (%I) or the reply (%O). */
+static long long log_bytes(const char *log, long from, const char *what, int reply)
+{
+	FILE *f = fopen(log, "r");
+	char line[8192];
+	long long sum = 0;
+	if (!f || fseek(f, from, SEEK_SET))
+		die("read %s", log);
+	while (fgets(line, sizeof line, f)) {
+		long long in = 0, out = 0;
+		char *end = line + strlen(line), *sp;
+		while (end > line && (end[-1] == '\n' || end[-1] == ' '))
+			*--end = '\0';
+		if (what && !strstr(line, what))
+			continue;
+		if (!(sp = strrchr(line, ' ')))
+			continue;
+		out = atoll(sp + 1);
+		*sp = '\0';
+		if (!(sp = strrchr(line, ' ')))
+			continue;
+		in = atoll(sp + 1);
+		sum += reply ? out : in;
+	}
+	fclose(f);
+	return sum;
+}
+
+/* lighttpd writes its access log in batches: wait until a line holding
+** `what` is there after `from` (at most 10 s). */
+static void log_wait(const char *log, long from, const char *what)
+{
+	for (int i = 0; i < 200; i++) {
+		FILE *f = fopen(log, "r");
+		char line[8192];
+		int found = 0;
+		if (f && fseek(f, from, SEEK_SET) == 0)
+			while (!found && fgets(line, sizeof line, f))
+				found = strstr(line, what) != NULL;
+		if (f)
+			fclose(f);
+		if (found)
+			return;
+		usleep(50000);
+	}
+	die("no \"%s\" in %s", what, log);
+}
+
+static void hub_tool(const bench_opts *o, const char *cmd, const char *dir, const char *arg)
+{
+	char *argv[] = {(char *)o->hubtool, (char *)cmd, (char *)dir, (char *)arg, NULL};
+	run_cmd(argv);
+}
+
+/* Serve `hub` from `web` (a tools/hub directory); the URL into url. */
+static void http_up(const bench_opts *o, const char *hub, const char *web, const char *office_id,
+                    const node *const *users, int n_users, char *url, size_t cap)
+{
+	char repo[PATHCAP], cmd[PATHCAP * 12];
+	FILE *f;
+	char *argv_init[] = {(char *)o->hubtool, "init", (char *)web, "--office", (char *)office_id, NULL};
+	rmtree(web);
+	run_cmd(argv_init);
+	path_join(repo, web, "veld.git");
+	snprintf(cmd, sizeof cmd,
+	         "set -e; rm -rf '%s/objects' '%s/refs'; mv '%s/objects' '%s/refs' '%s/'; "
+	         "if [ -e '%s/packed-refs' ]; then mv '%s/packed-refs' '%s/'; fi; rm -rf '%s'; ln -s '%s' '%s'",
+	         repo, repo, hub, hub, repo, hub, hub, repo, hub, repo, hub);
+	if (system(cmd) != 0)
+		die("move the hub into %s", web);
+	setenv("VELD_HUB_PASSWORD", HUB_PASS, 1);
+	for (int i = 0; i < n_users; i++)
+		hub_tool(o, "adduser", web, users[i]->id);
+	snprintf(cmd, sizeof cmd, "'%s' start '%s'", o->hubtool, web);
+	if (!(f = popen(cmd, "r")) || !fgets(url, (int)cap, f) || pclose(f) != 0)
+		die("%s failed", cmd);
+	url[strcspn(url, "\n")] = '\0';
+}
+
+static void http_round(size_result *res, int r, const char *log, node *office, node *a, node *b, const char *hub,
+                       const char *ref_a, const caserec *pick, int k)
+{
+	long at;
+	for (int i = 0; i < k; i++)
+		edit_record(a, &pick[i], 100 + r, i);
+	at = file_size(log);
+	timed_sync(&res->ha[r], a, hub, 0);
+	log_wait(log, at, "git-receive-pack HTTP");
+	res->h_push[r] = log_bytes(log, at, "git-receive-pack HTTP", 0);
+	res->h_a_all[r] = log_bytes(log, at, NULL, 0) + log_bytes(log, at, NULL, 1);
+	blob_sizes(&res->rec_raw[r], &res->h_rec_z[r], a->repo, ref_a, pick, (size_t)k);
+	timed_sync(&res->ho[r], office, hub, 0);
+	at = file_size(log);
+	timed_sync(&res->hb[r], b, hub, 0);
+	log_wait(log, at, "git-upload-pack HTTP");
+	res->h_fetch[r] = log_bytes(log, at, "git-upload-pack HTTP", 1);
+	res->h_b_all[r] = log_bytes(log, at, NULL, 0) + log_bytes(log, at, NULL, 1);
+	fprintf(stderr, "bench sync: %ld cases over HTTP, run %d: A %.3f s (push request %lld B), B %.3f s (fetch %lld B)\n",
+	        res->cases, r + 1, res->ha[r].total, res->h_push[r], res->hb[r].total, res->h_fetch[r]);
+}
+
 static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64_t seed)
 {
 	char base[PATHCAP], tmp[PATHCAP], hub[PATHCAP], p[PATHCAP], prev[PATHCAP], ref_a[160];
@@ -800,18 +971,7 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 		die("only %zu cases for %d changes", n_all, o->k);
 	pick = xmalloc((size_t)o->k * sizeof *pick);
 	for (int r = 0; r < o->runs; r++) {
-		/* K distinct random cases */
-		for (int i = 0; i < o->k; i++) {
-			size_t j = (size_t)(rnd(&seed) % (n_all - (size_t)i)) + (size_t)i;
-			caserec swap = all[i];
-			all[i] = all[j];
-			all[j] = swap;
-			pick[i] = all[i];
-			if (!pick[i].rec_id[0]) {
-				find_record(&pick[i], &a);
-				all[i] = pick[i];
-			}
-		}
+		pick_cases(pick, o->k, all, n_all, &seed, &a);
 		mirror(hub, prev);
 		for (int i = 0; i < o->k; i++)
 			edit_record(&a, &pick[i], r, i);
@@ -826,6 +986,25 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 		fprintf(stderr, "bench sync: %ld cases, run %d: A %.3f s (%lld B out), office %.3f s, B %.3f s (%lld B in)\n",
 		        n_cases, r + 1, res->a[r].total, res->a[r].pushed_bytes, res->o[r].total, res->b[r].total,
 		        res->b[r].fetched_bytes);
+	}
+	if (o->hubtool) {
+		char web[PATHCAP], url[PATHCAP], log[PATHCAP];
+		const node *users[3] = {&office, &a, &b};
+		path_join(web, base, "web");
+		path_join(log, web, "logs/access.log");
+		http_up(o, hub, web, office.id, users, 3, url, sizeof url);
+		join_device(&a, url);
+		join_device(&b, url);
+		/* one untimed round: each store's first sync over HTTP */
+		quiet_sync(&a, 0);
+		quiet_sync(&office, 0);
+		quiet_sync(&b, 0);
+		res->http = 1;
+		for (int r = 0; r < o->runs; r++) {
+			pick_cases(pick, o->k, all, n_all, &seed, &a);
+			http_round(res, r, log, &office, &a, &b, hub, ref_a, pick, o->k);
+		}
+		hub_tool(o, "stop", web, NULL);
 	}
 	free(pick);
 	free(all);
@@ -1015,6 +1194,24 @@ static void report_sizes(const size_result *res, int n, const bench_opts *o)
 		       med_stat(r->o, o->runs, F_FETCHED), med_stat(r->o, o->runs, F_PUSHED),
 		       med_stat(r->b, o->runs, F_FETCHED), med_stat(r->b, o->runs, F_PUSHED), med_ll(r->git_bytes, o->runs));
 	}
+	if (res[0].http) {
+		printf("\n## The same over the smart-HTTP hub: bytes on the wire (median of %d runs)\n\n", o->runs);
+		printf("A and B on tools/hub (lighttpd + git http-backend), the office on the path; bytes as the web\n"
+		       "server counts them (requests and replies, headers included).\n\n");
+		printf("| cases | records zlib B | A push request B | x records | A sync all B | A sync s | office sync s | "
+		       "B fetch reply B | B sync all B | B sync s |\n");
+		printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+		for (int i = 0; i < n; i++) {
+			const size_result *r = &res[i];
+			double z = med_ll(r->h_rec_z, o->runs), push = med_ll(r->h_push, o->runs);
+			if (!r->http)
+				continue;
+			printf("| %ld | %.0f | %.0f | %.2f | %.0f | %.3f | %.3f | %.0f | %.0f | %.3f |\n", r->cases, z, push,
+			       push / z, med_ll(r->h_a_all, o->runs), med_stat(r->ha, o->runs, F_TOTAL),
+			       med_stat(r->ho, o->runs, F_TOTAL), med_ll(r->h_fetch, o->runs), med_ll(r->h_b_all, o->runs),
+			       med_stat(r->hb, o->runs, F_TOTAL));
+		}
+	}
 	printf("\nPhases (median seconds: commit / fetch / verify+merge / push):\n\n");
 	printf("| cases | A | office | B |\n| ---: | --- | --- | --- |\n");
 	for (int i = 0; i < n; i++) {
@@ -1078,7 +1275,7 @@ static void report_merge(const merge_result *r, const bench_opts *o)
 static void usage(void)
 {
 	fprintf(stderr, "usage: veld_bench_sync -d DIR [-b TMPFS-DIR] [-s 100,10000] [-r RUNS] [-k CHANGES] [-m DEVICES] [-c CHANGES]\n"
-	                "                       [--only sizes|merge] [--keep]\n");
+	                "                       [-t TOOLS/HUB] [--only sizes|merge] [--keep]\n");
 	exit(2);
 }
 
@@ -1109,6 +1306,8 @@ int main(int argc, char **argv)
 			o.workdir = v;
 		} else if (!strcmp(a, "-b")) {
 			o.builddir = v;
+		} else if (!strcmp(a, "-t")) {
+			o.hubtool = v;
 		} else if (!strcmp(a, "-s")) {
 			char *s = xstrdup(v), *tok, *save = NULL;
 			o.n_sizes = 0;
