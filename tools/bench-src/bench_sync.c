@@ -59,6 +59,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <git2.h>
 #include <jansson.h>
 #include <zlib.h>
@@ -815,7 +816,7 @@ static long long log_bytes(const char *log, long from, const char *what, int rep
 		char *end = line + strlen(line), *sp;
 		while (end > line && (end[-1] == '\n' || end[-1] == ' '))
 			*--end = '\0';
-		if (what && !strstr(line, what))
+		if ((what && !strstr(line, what)) || strstr(line, "/bench-mark-"))
 			continue;
 		if (!(sp = strrchr(line, ' ')))
 			continue;
@@ -830,10 +831,23 @@ static long long log_bytes(const char *log, long from, const char *what, int rep
 	return sum;
 }
 
-/* lighttpd writes its access log in batches: wait until a line holding
-** `what` is there after `from` (at most 10 s). */
-static void log_wait(const char *log, long from, const char *what)
+/* lighttpd writes its access log in batches, in the order of the requests:
+** ask for a marker URL (refused: no login) and wait until its line is in
+** the log after `from` (at most 10 s); every earlier line is then there. */
+static void log_wait(const char *log, long from, const char *url)
 {
+	static int serial;
+	char what[64], mark[PATHCAP + 64];
+	CURL *c = curl_easy_init();
+	snprintf(what, sizeof what, "/bench-mark-%d-%d ", (int)getpid(), ++serial);
+	snprintf(mark, sizeof mark, "%s%.*s", url, (int)strlen(what) - 1, what);
+	if (!c)
+		die("curl");
+	curl_easy_setopt(c, CURLOPT_URL, mark);
+	curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	if (curl_easy_perform(c) != CURLE_OK)
+		die("GET %s failed", mark);
+	curl_easy_cleanup(c);
 	for (int i = 0; i < 200; i++) {
 		FILE *f = fopen(log, "r");
 		char line[8192];
@@ -881,7 +895,7 @@ static void http_up(const bench_opts *o, const char *hub, const char *web, const
 	url[strcspn(url, "\n")] = '\0';
 }
 
-static void http_round(size_result *res, int r, const char *log, node *office, node *a, node *b, const char *hub,
+static void http_round(size_result *res, int r, const char *url, const char *log, node *office, node *a, node *b, const char *hub,
                        const char *ref_a, const caserec *pick, int k)
 {
 	long at;
@@ -889,15 +903,15 @@ static void http_round(size_result *res, int r, const char *log, node *office, n
 		edit_record(a, &pick[i], 100 + r, i);
 	at = file_size(log);
 	timed_sync(&res->ha[r], a, hub, 0);
-	log_wait(log, at, "git-receive-pack HTTP");
+	log_wait(log, at, url);
 	res->h_push[r] = log_bytes(log, at, "git-receive-pack HTTP", 0);
 	res->h_a_all[r] = log_bytes(log, at, NULL, 0) + log_bytes(log, at, NULL, 1);
 	blob_sizes(&res->rec_raw[r], &res->h_rec_z[r], a->repo, ref_a, pick, (size_t)k);
 	timed_sync(&res->ho[r], office, hub, 0);
 	at = file_size(log);
 	timed_sync(&res->hb[r], b, hub, 0);
-	log_wait(log, at, "git-upload-pack HTTP");
-	res->h_fetch[r] = log_bytes(log, at, "git-upload-pack HTTP", 1);
+	log_wait(log, at, url);
+	res->h_fetch[r] = log_bytes(log, at, "POST /veld.git/git-upload-pack ", 1);
 	res->h_b_all[r] = log_bytes(log, at, NULL, 0) + log_bytes(log, at, NULL, 1);
 	fprintf(stderr, "bench sync: %ld cases over HTTP, run %d: A %.3f s (push request %lld B), B %.3f s (fetch %lld B)\n",
 	        res->cases, r + 1, res->ha[r].total, res->h_push[r], res->hb[r].total, res->h_fetch[r]);
@@ -1002,7 +1016,7 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 		res->http = 1;
 		for (int r = 0; r < o->runs; r++) {
 			pick_cases(pick, o->k, all, n_all, &seed, &a);
-			http_round(res, r, log, &office, &a, &b, hub, ref_a, pick, o->k);
+			http_round(res, r, url, log, &office, &a, &b, hub, ref_a, pick, o->k);
 		}
 		hub_tool(o, "stop", web, NULL);
 	}
