@@ -4,9 +4,10 @@
 ** receive-pack takes one (`git index-pack --fix-thin`, `git
 ** unpack-objects`) into a repository that holds only the bases, and the
 ** objects must then be there under their own ids (a wrong delta gives
-** other bytes, so another id).  Random trees exercise git's tree order (names that are prefixes of others, a tree and a blob
-** of one name); a one-entry change of a large tree must travel as a small
-** delta, and the repository that took the pack passes `git fsck --strict`.
+** other bytes, so another id).  Random trees exercise git's tree order
+** (names that are prefixes of others, a tree and a blob of one name); a
+** one-entry change of a large tree must travel as a small delta, and the
+** repository that took the pack passes `git fsck --strict`.
 */
 #include "testutil.h"
 
