@@ -90,24 +90,26 @@ static int is_hex32(const char *p, size_t n)
 	return 1;
 }
 
-/* The case's directory: "cases/<c0c1>/<c2c3>/<case>" (docs/sync.md, "Trees"). */
-#define CASE_DIR_LEN (6 + 3 + 3 + 32)
+/* The case's directory: "cases/<c0c1>/<c2>/<c3>/<case>" (docs/sync.md,
+** "Trees"). */
+#define CASE_DIR_LEN (6 + 3 + 2 + 2 + 32)
 
 static void case_dir(char *out, size_t cap, const char *case_id)
 {
-	snprintf(out, cap, "cases/%.2s/%.2s/%s", case_id, case_id + 2, case_id);
+	snprintf(out, cap, "cases/%.2s/%c/%c/%.32s", case_id, case_id[2], case_id[3], case_id);
 }
 
-/* "cases/ab/cd/<case>/<record>" -> case and record ids; 0 if well formed. */
+/* "<case_dir>/<record>" -> case and record ids; 0 if well formed: two ids
+** of 32 lowercase hex digits, the directory exactly the case's. */
 static int parse_record_path(const char *path, char *case_id, char *record_id)
 {
-	const char *c, *r;
-	if (strlen(path) != CASE_DIR_LEN + 1 + 32 || strncmp(path, "cases/", 6) || path[8] != '/' ||
-	    path[11] != '/' || path[CASE_DIR_LEN] != '/')
+	char dir[CASE_DIR_LEN + 1];
+	const char *c = path + CASE_DIR_LEN - 32, *r = path + CASE_DIR_LEN + 1;
+	if (strlen(path) != CASE_DIR_LEN + 1 + 32 || path[CASE_DIR_LEN] != '/' || !is_hex32(c, 32) ||
+	    !is_hex32(r, 32))
 		return -1;
-	c = path + 12;
-	r = path + CASE_DIR_LEN + 1;
-	if (!is_hex32(c, 32) || !is_hex32(r, 32) || memcmp(path + 6, c, 2) || memcmp(path + 9, c + 2, 2))
+	case_dir(dir, sizeof dir, c);
+	if (memcmp(path, dir, CASE_DIR_LEN))
 		return -1;
 	memcpy(case_id, c, 32);
 	case_id[32] = '\0';

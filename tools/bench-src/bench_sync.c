@@ -595,8 +595,8 @@ static void blob_sizes(long long *raw, long long *zsize, const char *repo, const
 		uLongf zl;
 		Bytef *zb;
 		size_t len;
-		snprintf(path, sizeof path, "cases/%.2s/%.2s/%s/%s", recs[i].case_id, recs[i].case_id + 2, recs[i].case_id,
-		         recs[i].rec_id);
+		snprintf(path, sizeof path, "cases/%.2s/%c/%c/%s/%s", recs[i].case_id, recs[i].case_id[2], recs[i].case_id[3],
+		         recs[i].case_id, recs[i].rec_id);
 		if (git_tree_entry_bypath(&e, t, path) < 0 || git_blob_lookup(&b, r, git_tree_entry_id(e)) < 0)
 			die("blob %s: %s", path, git_error_last() ? git_error_last()->message : "?");
 		len = (size_t)git_blob_rawsize(b);
