@@ -19,9 +19,10 @@
 ** libgit2 said it.  Fetching stays with libgit2: there git upload-pack on
 ** the hub does the packing.
 **
-** HTTP is libcurl's: Basic authentication after a 401 with the caller's
-** credential callback (asked once; a second 401 is VELD_EAUTH), no
-** redirects (credentials go to the hub and nowhere else), TLS verified as
+** HTTP is libcurl's: Basic authentication with the caller's credential
+** callback, asked once before the first request (a hub asks for a login
+** on every URL, so a refused first round trip is saved; a 401 is then
+** VELD_EAUTH), no redirects (credentials go to the hub and nowhere else), TLS verified as
 ** libcurl does by default.  The password lives in sodium_malloc memory and
 ** is wiped when the session ends.  libcurl keeps process-wide state of its
 ** own (set up by the first curl_easy_init), as libgit2 does.
@@ -126,68 +127,73 @@ void veld_http__free(veld_http *h)
 	free(h);
 }
 
-/* One request; a 401 asks the credential callback once and tries again. */
+/* Ask the credential callback (once a session); 0 or VELD_EAUTH. */
+static int ask_credentials(veld_http *h, veld_err *err)
+{
+	int crc;
+	h->asked = 1;
+	h->pass[0] = '\0';
+	crc = h->opts->cred(h->user, sizeof h->user, h->pass, CRED_MAX, h->base, h->opts->payload);
+	h->user[sizeof h->user - 1] = '\0';
+	h->pass[CRED_MAX - 1] = '\0';
+	if (crc != 0)
+		return veld_err__set(err, VELD_EAUTH, "authentication failed for %s", h->shown);
+	h->have_creds = 1;
+	return 0;
+}
+
+/* One request.  A hub asks for a login on every URL (docs/hub.md), so the
+** credentials are asked before the first request and sent with it: no
+** refused round trip first.  A 401 then means they were refused. */
 static int request(veld_http *h, const char *path, const void *body, size_t blen, const char *ctype,
                    const char *accept, buf *out, const char *what, veld_err *err)
 {
 	char url[4200], ct[128], ac[128];
-	for (;;) {
-		struct curl_slist *hdrs = NULL;
-		long code = 0;
-		CURLcode cc;
-		out->b.n = 0;
-		out->over = 0;
-		snprintf(url, sizeof url, "%s%s", h->base, path);
-		curl_easy_reset(h->curl);
-		curl_easy_setopt(h->curl, CURLOPT_URL, url);
-		curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 0L);
-		curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, 30L);
-		curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "git/2.0 (veld)");
-		curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, collect);
-		curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, out);
-		if (h->have_creds) {
-			curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-			curl_easy_setopt(h->curl, CURLOPT_USERNAME, h->user);
-			curl_easy_setopt(h->curl, CURLOPT_PASSWORD, h->pass);
-		}
-		if (body) {
-			snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
-			snprintf(ac, sizeof ac, "Accept: %s", accept);
-			hdrs = curl_slist_append(hdrs, ct);
-			hdrs = curl_slist_append(hdrs, ac);
-			hdrs = curl_slist_append(hdrs, "Expect:");
-			curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
-			curl_easy_setopt(h->curl, CURLOPT_POST, 1L);
-			curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
-			curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, body);
-		}
-		cc = curl_easy_perform(h->curl);
-		curl_slist_free_all(hdrs);
-		curl_easy_setopt(h->curl, CURLOPT_PASSWORD, "");
-		if (cc != CURLE_OK)
-			return veld_err__set(err, VELD_ERROR, "%s %s: %s", what, h->shown,
-			                     out->over ? "the reply is too large" : curl_easy_strerror(cc));
-		curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &code);
-		if (code == 401) {
-			int crc;
-			if (h->asked || !h->opts || !h->opts->cred)
-				return veld_err__set(err, VELD_EAUTH, "authentication failed for %s", h->shown);
-			h->asked = 1;
-			h->pass[0] = '\0';
-			crc = h->opts->cred(h->user, sizeof h->user, h->pass, CRED_MAX, h->base, h->opts->payload);
-			h->user[sizeof h->user - 1] = '\0';
-			h->pass[CRED_MAX - 1] = '\0';
-			if (crc != 0)
-				return veld_err__set(err, VELD_EAUTH, "authentication failed for %s", h->shown);
-			h->have_creds = 1;
-			continue;
-		}
-		if (code != 200)
-			return veld_err__set(err, code == 403 ? VELD_EDENIED : VELD_ERROR, "%s %s: HTTP status %ld", what,
-			                     h->shown, code);
-		return VELD_OK;
+	struct curl_slist *hdrs = NULL;
+	long code = 0;
+	CURLcode cc;
+	if (!h->asked && h->opts && h->opts->cred && ask_credentials(h, err))
+		return VELD_EAUTH;
+	out->b.n = 0;
+	out->over = 0;
+	snprintf(url, sizeof url, "%s%s", h->base, path);
+	curl_easy_reset(h->curl);
+	curl_easy_setopt(h->curl, CURLOPT_URL, url);
+	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, 30L);
+	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "git/2.0 (veld)");
+	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, out);
+	if (h->have_creds) {
+		curl_easy_setopt(h->curl, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h->curl, CURLOPT_USERNAME, h->user);
+		curl_easy_setopt(h->curl, CURLOPT_PASSWORD, h->pass);
 	}
+	if (body) {
+		snprintf(ct, sizeof ct, "Content-Type: %s", ctype);
+		snprintf(ac, sizeof ac, "Accept: %s", accept);
+		hdrs = curl_slist_append(hdrs, ct);
+		hdrs = curl_slist_append(hdrs, ac);
+		hdrs = curl_slist_append(hdrs, "Expect:");
+		curl_easy_setopt(h->curl, CURLOPT_HTTPHEADER, hdrs);
+		curl_easy_setopt(h->curl, CURLOPT_POST, 1L);
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)blen);
+		curl_easy_setopt(h->curl, CURLOPT_POSTFIELDS, body);
+	}
+	cc = curl_easy_perform(h->curl);
+	curl_slist_free_all(hdrs);
+	curl_easy_setopt(h->curl, CURLOPT_PASSWORD, "");
+	if (cc != CURLE_OK)
+		return veld_err__set(err, VELD_ERROR, "%s %s: %s", what, h->shown,
+		                     out->over ? "the reply is too large" : curl_easy_strerror(cc));
+	curl_easy_getinfo(h->curl, CURLINFO_RESPONSE_CODE, &code);
+	if (code == 401)
+		return veld_err__set(err, VELD_EAUTH, "authentication failed for %s", h->shown);
+	if (code != 200)
+		return veld_err__set(err, code == 403 ? VELD_EDENIED : VELD_ERROR, "%s %s: HTTP status %ld", what,
+		                     h->shown, code);
+	return VELD_OK;
 }
 
 /* The next pkt-line of b from *at: 1 and its payload (flush: len 0), 0 at
