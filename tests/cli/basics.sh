@@ -99,14 +99,21 @@ VELD_PASSPHRASE="second passphrase" expect_exit 0 "new passphrase works" -- V ve
 # Tamper: a flipped byte in the key file, then in a data page.
 export VELD_PASSPHRASE="second passphrase"
 cp "$S/veld.key" "$T/key.good"
-printf '\xff' | dd of="$S/veld.key" bs=1 seek=40 conv=notrunc status=none
+# flip FILE OFFSET: invert the byte's bits (writing a fixed value would change
+# nothing when the byte, random salt, nonce or ciphertext, already holds it)
+flip() {
+  local byte
+  byte=$(od -An -tu1 -j"$2" -N1 "$1" | tr -d ' ')
+  printf "\\$(printf %03o $((byte ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+flip "$S/veld.key" 40
 
 V case list >"$T/out" 2>"$T/err"; rc=$?
 if [ $rc -eq 3 ] || [ $rc -eq 4 ]; then ok; else bad "tampered key file: exit $rc"; fi
 expect_one_error_line "tampered key file"
 cp "$T/key.good" "$S/veld.key"
 
-printf '\x5a' | dd of="$S/veld.db" bs=1 seek=$((4096 + 200)) conv=notrunc status=none
+flip "$S/veld.db" $((4096 + 200))
 expect_exit 4 "tampered page" -- V verify
 expect_match 'page [0-9]+' "$T/err" "error names the page"
 expect_one_error_line "tampered page"
