@@ -2,7 +2,7 @@
 ** envelope.c — the record blob: sealed, deterministic, bound to its path.
 **
 ** Every record travels through git as one blob at
-** cases/<c0c1>/<c2>/<c3>/<case id>/<record id> (docs/sync.md, "Record envelope"):
+** cases/<c0c1>/<c2>/<case id>/<record id> (docs/sync.md, "Record envelope"):
 **
 **   offset size
 **   0      4    magic "VLD1"

@@ -90,13 +90,13 @@ static int is_hex32(const char *p, size_t n)
 	return 1;
 }
 
-/* The case's directory: "cases/<c0c1>/<c2>/<c3>/<case>" (docs/sync.md,
+/* The case's directory: "cases/<c0c1>/<c2>/<case>" (docs/sync.md,
 ** "Trees"). */
-#define CASE_DIR_LEN (6 + 3 + 2 + 2 + 32)
+#define CASE_DIR_LEN (6 + 3 + 2 + 32)
 
 static void case_dir(char *out, size_t cap, const char *case_id)
 {
-	snprintf(out, cap, "cases/%.2s/%c/%c/%.32s", case_id, case_id[2], case_id[3], case_id);
+	snprintf(out, cap, "cases/%.2s/%c/%.32s", case_id, case_id[2], case_id);
 }
 
 /* "<case_dir>/<record>" -> case and record ids; 0 if well formed: two ids

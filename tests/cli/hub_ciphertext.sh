@@ -192,10 +192,10 @@ scenario() {
   git -C "$R/unpacked.git" cat-file --batch-all-objects --batch >"$R/unpacked-dump" 2>/dev/null
   [ -s "$R/unpacked-dump" ] && ok || bad "$kind: nothing unpacked from the clone's packs"
   no_marker "$kind: objects unpacked from the clone's packs" "$R/unpacked-dump"
-  # Paths are ids only: cases/<2 hex>/<hex>/<hex>/<32 hex>/<32 hex>, registry/..., keys <32 hex>/<32 hex>.
+  # Paths are ids only: cases/<2 hex>/<hex>/<32 hex>/<32 hex>, registry/..., keys <32 hex>/<32 hex>.
   git -C "$HR" for-each-ref --format='%(refname)' | while read -r ref; do git -C "$HR" ls-tree -r --name-only "$ref"; done \
     | sort -u >"$R/paths"
-  if grep -vE '^(cases/[0-9a-f]{2}/[0-9a-f]/[0-9a-f]/[0-9a-f]{32}/[0-9a-f]{32}|registry/org|registry/(devices|revoked)/[0-9a-f]{32}|erased/[0-9a-f]{32}|forms/[a-z_]+/[0-9]+\.lua|[0-9a-f]{32}/[0-9a-f]{32})$' "$R/paths" >"$R/odd-paths"; then
+  if grep -vE '^(cases/[0-9a-f]{2}/[0-9a-f]/[0-9a-f]{32}/[0-9a-f]{32}|registry/org|registry/(devices|revoked)/[0-9a-f]{32}|erased/[0-9a-f]{32}|forms/[a-z_]+/[0-9]+\.lua|[0-9a-f]{32}/[0-9a-f]{32})$' "$R/paths" >"$R/odd-paths"; then
     bad "$kind: tree paths that are not ids: $(head -c 300 "$R/odd-paths")"
   else ok; fi
   git -C "$HR" for-each-ref --format='%(refname)' | grep -vE '^refs/(heads/main|veld/devices/[0-9a-f]{32}|veld-keys/[0-9a-f]{32})$' >"$R/odd-refs" \

@@ -68,7 +68,7 @@
 	"header is merged (case_postcode() is -1), and never again; a peer the writer did not know yet never " \
 	"gets the key"
 #define BUG_RESCAN_DEAD \
-	"sync.c rescan_new_keys: veld_repo__tree_lookup(\"cases/xx/y/z/<case>\") finds blobs only, the case " \
+	"sync.c rescan_new_keys: veld_repo__tree_lookup(\"cases/xx/y/<case>\") finds blobs only, the case " \
 	"directory is a tree, so records that arrived before their case key are never merged"
 #define BUG_RESCAN \
 	"sync.c: records accepted while the verifier could not read them are never checked when their key " \
@@ -250,7 +250,7 @@ static git_oid forge(veld_repo *r, const git_oid *parent, const veld_tree_change
 
 static void record_path(char *out, size_t cap, const char *case_id, const char *record_id)
 {
-	snprintf(out, cap, "cases/%.2s/%c/%c/%s/%s", case_id, case_id[2], case_id[3], case_id, record_id);
+	snprintf(out, cap, "cases/%.2s/%c/%s/%s", case_id, case_id[2], case_id, record_id);
 }
 
 /* The blob at `path` in the tree of `commit`. */
@@ -1211,7 +1211,7 @@ static void test_sync__device_writes_outside_cases(void **state)
 		veld_tree_change ch = {path, &record};
 		flat = forge(r, &head, &ch, 1, n.m_id, sk, "veld sync");
 	}
-	snprintf(path, sizeof path, "cases/%.2s/%c/%c/%s/%s", n.x, n.x[2] == '0' ? '1' : '0', n.x[3], n.x, n.x1);
+	snprintf(path, sizeof path, "cases/%.2s/%c/%s/%s", n.x, n.x[2] == '0' ? '1' : '0', n.x, n.x1);
 	{
 		veld_tree_change ch = {path, &record};
 		wrong_level = forge(r, &head, &ch, 1, n.m_id, sk, "veld sync");

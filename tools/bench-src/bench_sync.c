@@ -595,8 +595,8 @@ static void blob_sizes(long long *raw, long long *zsize, const char *repo, const
 		uLongf zl;
 		Bytef *zb;
 		size_t len;
-		snprintf(path, sizeof path, "cases/%.2s/%c/%c/%s/%s", recs[i].case_id, recs[i].case_id[2], recs[i].case_id[3],
-		         recs[i].case_id, recs[i].rec_id);
+		snprintf(path, sizeof path, "cases/%.2s/%c/%s/%s", recs[i].case_id, recs[i].case_id[2], recs[i].case_id,
+		         recs[i].rec_id);
 		if (git_tree_entry_bypath(&e, t, path) < 0 || git_blob_lookup(&b, r, git_tree_entry_id(e)) < 0)
 			die("blob %s: %s", path, git_error_last() ? git_error_last()->message : "?");
 		len = (size_t)git_blob_rawsize(b);
@@ -691,7 +691,7 @@ typedef struct bench_opts {
 	int runs;
 	int k;
 	int devices, changes;
-	int do_sizes, do_merge, keep;
+	int do_sizes, do_merge, keep, reuse;
 } bench_opts;
 
 static long long dir_bytes(const char *dir)
@@ -929,11 +929,36 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 	res->cases = n_cases;
 	snprintf(p, sizeof p, "size-%ld", n_cases);
 	path_join(base, o->workdir, p);
+	path_join(hub, base, "hub.git");
+	path_join(prev, base, "prev.git");
+	if (o->reuse) {
+		/* a hub kept by an earlier run (--keep): no build, no HTTP round */
+		const char *names[3] = {"office", "a", "b"};
+		node *nodes[3] = {&office, &a, &b};
+		for (int i = 0; i < 3; i++) {
+			char *dev = NULL;
+			json_t *j;
+			path_join(p, base, names[i]);
+			node_paths(nodes[i], p);
+			reopen_node(nodes[i]);
+			if (veld_store_device_json(&dev, nodes[i]->s) || !(j = json_loads(dev, 0, NULL)))
+				die("device json: %s", veld_errmsg(nodes[i]->s));
+			snprintf(nodes[i]->id, sizeof nodes[i]->id, "%s", json_string_value(json_object_get(j, "id")));
+			json_decref(j);
+			veld_free(dev);
+		}
+		join_device(&a, hub);
+		join_device(&b, hub);
+		quiet_sync(&a, 0);
+		quiet_sync(&office, 0);
+		quiet_sync(&b, 0);
+		snprintf(ref_a, sizeof ref_a, "refs/veld/devices/%s", a.id);
+		res->hub_bytes = dir_bytes(hub);
+		goto measure;
+	}
 	if (o->builddir)
 		path_join(tmp, o->builddir, p);
 	make_base(base, o->builddir ? tmp : NULL);
-	path_join(hub, base, "hub.git");
-	path_join(prev, base, "prev.git");
 	path_join(p, base, "office");
 	make_office(&office, p, hub);
 	path_join(p, base, "a");
@@ -980,6 +1005,7 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 	        res->build_import, res->build_sync_a, res->build_sync_o, res->build_sync_b, res->build_settle,
 	        (double)res->hub_bytes / 1e6);
 
+measure:
 	all = list_records(&n_all, &a);
 	if (n_all < (size_t)o->k)
 		die("only %zu cases for %d changes", n_all, o->k);
@@ -1001,7 +1027,7 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 		        n_cases, r + 1, res->a[r].total, res->a[r].pushed_bytes, res->o[r].total, res->b[r].total,
 		        res->b[r].fetched_bytes);
 	}
-	if (o->hubtool) {
+	if (o->hubtool && !o->reuse) {
 		char web[PATHCAP], url[PATHCAP], log[PATHCAP];
 		const node *users[3] = {&office, &a, &b};
 		path_join(web, base, "web");
@@ -1025,7 +1051,7 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 	close_node(&office);
 	close_node(&a);
 	close_node(&b);
-	if (!o->keep)
+	if (!o->keep && !o->reuse)
 		rmtree(base);
 }
 
@@ -1289,7 +1315,7 @@ static void report_merge(const merge_result *r, const bench_opts *o)
 static void usage(void)
 {
 	fprintf(stderr, "usage: veld_bench_sync -d DIR [-b TMPFS-DIR] [-s 100,10000] [-r RUNS] [-k CHANGES] [-m DEVICES] [-c CHANGES]\n"
-	                "                       [-t TOOLS/HUB] [--only sizes|merge] [--keep]\n");
+	                "                       [-t TOOLS/HUB] [--only sizes|merge] [--keep] [--reuse]\n");
 	exit(2);
 }
 
@@ -1311,6 +1337,10 @@ int main(int argc, char **argv)
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(a, "--keep")) {
 			o.keep = 1;
+			continue;
+		}
+		if (!strcmp(a, "--reuse")) {
+			o.reuse = 1;
 			continue;
 		}
 		if (!v)
