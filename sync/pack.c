@@ -220,69 +220,83 @@ static int put_insert(veld_buf *b, const unsigned char *p, size_t len)
 	return 0;
 }
 
+/* A delta being written: the pending copy (from the base) and insert (from
+** the target) runs, each extended while the next piece is contiguous. */
+typedef struct delta_run {
+	veld_buf *out;
+	const unsigned char *t;
+	size_t copy_off, copy_len, ins_off, ins_len;
+	int rc;
+} delta_run;
+
+static void flush_copy(delta_run *d)
+{
+	if (d->copy_len && put_copy(d->out, d->copy_off, d->copy_len))
+		d->rc = -1;
+	d->copy_len = 0;
+}
+
+static void flush_insert(delta_run *d)
+{
+	if (d->ins_len && put_insert(d->out, d->t + d->ins_off, d->ins_len))
+		d->rc = -1;
+	d->ins_len = 0;
+}
+
+static void run_copy(delta_run *d, size_t off, size_t len)
+{
+	flush_insert(d);
+	if (d->copy_len && d->copy_off + d->copy_len != off)
+		flush_copy(d);
+	if (!d->copy_len)
+		d->copy_off = off;
+	d->copy_len += len;
+}
+
+static void run_insert(delta_run *d, size_t off, size_t len)
+{
+	flush_copy(d);
+	if (d->ins_len && d->ins_off + d->ins_len != off)
+		flush_insert(d);
+	if (!d->ins_len)
+		d->ins_off = off;
+	d->ins_len += len;
+}
+
 /* The delta that makes tree `t` from tree `base`; 1 if the trees do not
 ** parse (no delta then), -1 out of memory. */
 static int tree_delta(veld_buf *out, const unsigned char *base, size_t blen, const unsigned char *t, size_t tlen)
 {
 	tree_entry *be = NULL, *te = NULL;
-	size_t nb, nt, i = 0, j, copy_off = 0, copy_len = 0, ins_off = 0, ins_len = 0;
-	int rc = 0;
+	size_t nb, nt, i = 0, j;
+	delta_run d = {out, t, 0, 0, 0, 0, 0};
 	if (tree_parse(&be, &nb, base, blen) || tree_parse(&te, &nt, t, tlen)) {
 		free(be);
 		return 1;
 	}
 	if (put_size(out, blen) || put_size(out, tlen))
-		rc = -1;
-	for (j = 0; j < nt && rc == 0; j++) {
+		d.rc = -1;
+	for (j = 0; j < nt && d.rc == 0; j++) {
 		while (i < nb && entry_cmp(base, &be[i], t, &te[j]) < 0)
 			i++;
 		if (i < nb && be[i].len == te[j].len && !memcmp(base + be[i].off, t + te[j].off, te[j].len)) {
-			if (ins_len && put_insert(out, t + ins_off, ins_len))
-				rc = -1;
-			ins_len = 0;
-			if (copy_len && copy_off + copy_len != be[i].off) {
-				if (put_copy(out, copy_off, copy_len))
-					rc = -1;
-				copy_len = 0;
-			}
-			if (!copy_len)
-				copy_off = be[i].off;
-			copy_len += be[i].len;
+			run_copy(&d, be[i].off, be[i].len);
 			i++;
 		} else if (i < nb && be[i].len == te[j].len &&
 		           !memcmp(base + be[i].off, t + te[j].off, te[j].len - GIT_OID_RAWSZ)) {
 			/* the same mode and name, another id: copy all but the id */
-			if (ins_len && put_insert(out, t + ins_off, ins_len))
-				rc = -1;
-			ins_len = 0;
-			if (copy_len && copy_off + copy_len != be[i].off) {
-				if (put_copy(out, copy_off, copy_len))
-					rc = -1;
-				copy_len = 0;
-			}
-			if (!copy_len)
-				copy_off = be[i].off;
-			copy_len += be[i].len - GIT_OID_RAWSZ;
-			if (put_copy(out, copy_off, copy_len))
-				rc = -1;
-			copy_len = 0;
-			ins_off = te[j].off + te[j].len - GIT_OID_RAWSZ;
-			ins_len = GIT_OID_RAWSZ;
+			run_copy(&d, be[i].off, be[i].len - GIT_OID_RAWSZ);
+			run_insert(&d, te[j].off + te[j].len - GIT_OID_RAWSZ, GIT_OID_RAWSZ);
 			i++;
 		} else {
-			if (copy_len && put_copy(out, copy_off, copy_len))
-				rc = -1;
-			copy_len = 0;
-			if (!ins_len)
-				ins_off = te[j].off;
-			ins_len += te[j].len;
+			run_insert(&d, te[j].off, te[j].len);
 		}
 	}
-	if (rc == 0 && ((copy_len && put_copy(out, copy_off, copy_len)) || (ins_len && put_insert(out, t + ins_off, ins_len))))
-		rc = -1;
+	flush_copy(&d);
+	flush_insert(&d);
 	free(be);
 	free(te);
-	return rc;
+	return d.rc;
 }
 
 /* ---- the pack ------------------------------------------------------------ */

@@ -344,6 +344,17 @@ static int on_credentials(char *user, size_t ucap, char *pass, size_t pcap, cons
 	return 0;
 }
 
+/* Sync options that give an HTTP hub n's credentials (and pr the progress). */
+static void node_options(veld_sync_options *so, progress_rec *pr, const node *n)
+{
+	memset(so, 0, sizeof *so);
+	memset(pr, 0, sizeof *pr);
+	so->version = VELD_SYNC_OPTIONS_VERSION;
+	so->credentials = on_credentials;
+	so->payload = pr;
+	pr->who = n;
+}
+
 static void on_progress(const char *stage, size_t done, size_t total, void *payload)
 {
 	progress_rec *p = payload;
@@ -377,13 +388,8 @@ static void timed_sync(sync_stat *out, node *n, const char *hub, int tolerate)
 	double t0, t1;
 	int rc;
 	memset(out, 0, sizeof *out);
-	memset(&pr, 0, sizeof pr);
-	memset(&so, 0, sizeof so);
-	so.version = VELD_SYNC_OPTIONS_VERSION;
+	node_options(&so, &pr, n);
 	so.progress = on_progress;
-	so.credentials = on_credentials;
-	so.payload = &pr;
-	pr.who = n;
 	snap_take(&own0, n->repo, 0);
 	snap_take(&hub0, hub, 1);
 	t0 = now_s();
@@ -424,12 +430,7 @@ static int quiet_sync(node *n, int tolerate)
 	char *sum = NULL;
 	long merged;
 	int rejected, rc;
-	memset(&so, 0, sizeof so);
-	memset(&pr, 0, sizeof pr);
-	so.version = VELD_SYNC_OPTIONS_VERSION;
-	so.credentials = on_credentials;
-	so.payload = &pr;
-	pr.who = n;
+	node_options(&so, &pr, n);
 	rc = veld_sync(&sum, n->s, &so);
 	check_summary(&merged, &rejected, rc, sum, n, tolerate);
 	veld_free(sum);
@@ -473,12 +474,7 @@ static void join_device(node *d, const char *hub)
 {
 	veld_sync_options so;
 	progress_rec pr;
-	memset(&so, 0, sizeof so);
-	memset(&pr, 0, sizeof pr);
-	so.version = VELD_SYNC_OPTIONS_VERSION;
-	so.credentials = on_credentials;
-	so.payload = &pr;
-	pr.who = d;
+	node_options(&so, &pr, d);
 	if (veld_join(d->s, hub, &so))
 		die("join: %s", veld_errmsg(d->s));
 }
