@@ -22,10 +22,11 @@
 ** HTTP is libcurl's: Basic authentication with the caller's credential
 ** callback, asked once before the first request (a hub asks for a login
 ** on every URL, so a refused first round trip is saved; a 401 is then
-** VELD_EAUTH), no redirects (credentials go to the hub and nowhere else), TLS verified as
-** libcurl does by default.  The password lives in sodium_malloc memory and
-** is wiped when the session ends.  libcurl keeps process-wide state of its
-** own (set up by the first curl_easy_init), as libgit2 does.
+** VELD_EAUTH), no redirects (credentials go to the hub and nowhere else),
+** TLS verified as libcurl does by default.  The password lives in
+** sodium_malloc memory and is wiped when the session ends.  libcurl keeps
+** process-wide state of its own (set up by the first curl_easy_init), as
+** libgit2 does.
 */
 #include "sync.h"
 
@@ -47,7 +48,7 @@ struct veld_http {
 	const veld_remote_opts *opts;
 	char user[CRED_MAX];
 	char *pass;                 /* sodium_malloc, CRED_MAX bytes */
-	int have_creds, asked;
+	int have_creds;
 	char remote_text[REMOTE_TEXT];
 	size_t remote_len;
 };
@@ -127,11 +128,10 @@ void veld_http__free(veld_http *h)
 	free(h);
 }
 
-/* Ask the credential callback (once a session); 0 or VELD_EAUTH. */
+/* Ask the credential callback; 0 or VELD_EAUTH. */
 static int ask_credentials(veld_http *h, veld_err *err)
 {
 	int crc;
-	h->asked = 1;
 	h->pass[0] = '\0';
 	crc = h->opts->cred(h->user, sizeof h->user, h->pass, CRED_MAX, h->base, h->opts->payload);
 	h->user[sizeof h->user - 1] = '\0';
@@ -152,7 +152,7 @@ static int request(veld_http *h, const char *path, const void *body, size_t blen
 	struct curl_slist *hdrs = NULL;
 	long code = 0;
 	CURLcode cc;
-	if (!h->asked && h->opts && h->opts->cred && ask_credentials(h, err))
+	if (!h->have_creds && h->opts && h->opts->cred && ask_credentials(h, err))
 		return VELD_EAUTH;
 	out->b.n = 0;
 	out->over = 0;
