@@ -144,7 +144,7 @@ int veld_repo__blob_read(unsigned char **buf, size_t *len, veld_repo *r, const g
 
 /* One change to a tree: set `path` to blob `id`, or remove it (id NULL). */
 typedef struct veld_tree_change {
-	const char *path;  /* "cases/ab/<case>/<record>" */
+	const char *path;  /* "cases/ab/c/<case>/<record>" */
 	const git_oid *id; /* NULL: remove */
 } veld_tree_change;
 

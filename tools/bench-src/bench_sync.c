@@ -39,6 +39,11 @@
 ** record's blob read from A's device ref after the edit, zlib-compressed at
 ** the default level (as git stores it), summed.
 **
+** Over HTTP (-t TOOLS/HUB, which tools/bench passes when lighttpd is
+** installed): after the path rounds of a size, its hub is served by
+** tools/hub, A and B join the URL and the round runs again; bytes are the
+** web server's count from its access log (see http_round).
+**
 ** Repetition: every measurement is taken -r times (default 3) and the
 ** table shows medians.  Everything runs in one process on one disk; the
 ** stores use the minimum Argon2id cost (the key file is not what is
