@@ -1486,8 +1486,11 @@ int veld_vfs__open_db(sqlite3 **out, veld_vfs *vfs, const char *path, int create
 			goto done;
 		}
 	}
-	/* temp_store first: nothing below may spill to a temp file. */
-	if ((src = exec_sql(db, "PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0", err)) != SQLITE_OK ||
+	/* temp_store first: nothing below may spill to a temp file.  A 16 MB
+	** page cache keeps the B-tree interiors of a large store in memory
+	** between transactions (docs/store-format.md). */
+	if ((src = exec_sql(db, "PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0; PRAGMA cache_size=-16384", err)) !=
+	        SQLITE_OK ||
 	    (src = exec_sql(db, "PRAGMA journal_mode=WAL", err)) != SQLITE_OK ||
 	    (src = exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", err)) !=
 	        SQLITE_OK) {
