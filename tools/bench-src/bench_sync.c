@@ -58,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -306,6 +307,7 @@ typedef struct sync_stat {
 	long long fetched_bytes; /* packs that appeared in the syncing store's repository */
 	long long pushed_bytes;  /* packs that appeared in the hub */
 	long long hub_loose;     /* loose objects that appeared in the hub */
+	long long disk_read;     /* bytes this process read from the disk (page cache misses) */
 	long merged;             /* records merged (the summary's "merged") */
 	int rejected;            /* refs rejected (the summary's "rejected") */
 } sync_stat;
@@ -389,6 +391,7 @@ static void timed_sync(sync_stat *out, node *n, const char *hub, int tolerate)
 	veld_sync_options so;
 	progress_rec pr;
 	packsnap own0, own1, hub0, hub1;
+	struct rusage ru0, ru1;
 	char *sum = NULL;
 	double t0, t1;
 	int rc;
@@ -397,9 +400,15 @@ static void timed_sync(sync_stat *out, node *n, const char *hub, int tolerate)
 	so.progress = on_progress;
 	snap_take(&own0, n->repo, 0);
 	snap_take(&hub0, hub, 1);
+	/* what the bench itself wrote (a mirror, a fetch) goes to disk first,
+	** not during the measured sync */
+	sync();
+	getrusage(RUSAGE_SELF, &ru0);
 	t0 = now_s();
 	rc = veld_sync(&sum, n->s, &so);
 	t1 = now_s();
+	getrusage(RUSAGE_SELF, &ru1);
+	out->disk_read = 512LL * (ru1.ru_inblock - ru0.ru_inblock);
 	check_summary(&out->merged, &out->rejected, rc, sum, n, tolerate);
 	veld_free(sum);
 	snap_take(&own1, n->repo, 0);
@@ -725,7 +734,9 @@ static double git_fetch(long long *bytes, const char *clone, const char *hub, co
 {
 	packsnap a, b;
 	double t;
-	char *argv[] = {"git", "-C", (char *)clone, "-c", "transfer.unpackLimit=1", "fetch", "-q", "--no-tags",
+	/* no automatic gc: it would run detached, into the next measurement */
+	char *argv[] = {"git", "-C", (char *)clone, "-c", "transfer.unpackLimit=1", "-c", "gc.auto=0", "-c",
+	                "maintenance.auto=false", "fetch", "-q", "--no-tags",
 	                "--no-write-fetch-head", (char *)hub, (char *)refspec, NULL};
 	snap_take(&a, clone, 0);
 	t = run_cmd(argv);
@@ -918,28 +929,39 @@ static void http_round(size_result *res, int r, const char *url, const char *log
 	        res->cases, r + 1, res->ha[r].total, res->h_push[r], res->hb[r].total, res->h_fetch[r]);
 }
 
-static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64_t seed)
-{
-	char base[PATHCAP], tmp[PATHCAP], hub[PATHCAP], p[PATHCAP], prev[PATHCAP], ref_a[160];
+/* One hub size while it is measured: its stores stay open from the set-up
+** to the end, so that the runs of every size can take turns (below). */
+typedef struct size_bench {
+	char base[PATHCAP], hub[PATHCAP], prev[PATHCAP], ref_a[160];
 	node office, a, b;
 	caserec *all, *pick;
 	size_t n_all;
-	long long kept;
+	uint64_t seed;
+} size_bench;
+
+/* Build the hub of `n_cases` cases (or open the one an earlier --keep run
+** left) with its office and the assistants A and B. */
+static void size_open(size_bench *sb, size_result *res, const bench_opts *o, long n_cases, uint64_t seed)
+{
+	char tmp[PATHCAP], p[PATHCAP];
+	node *office = &sb->office, *a = &sb->a, *b = &sb->b;
 	double t;
+	memset(sb, 0, sizeof *sb);
 	memset(res, 0, sizeof *res);
+	sb->seed = seed;
 	res->cases = n_cases;
 	snprintf(p, sizeof p, "size-%ld", n_cases);
-	path_join(base, o->workdir, p);
-	path_join(hub, base, "hub.git");
-	path_join(prev, base, "prev.git");
+	path_join(sb->base, o->workdir, p);
+	path_join(sb->hub, sb->base, "hub.git");
+	path_join(sb->prev, sb->base, "prev.git");
 	if (o->reuse) {
 		/* a hub kept by an earlier run (--keep): no build, no HTTP round */
 		const char *names[3] = {"office", "a", "b"};
-		node *nodes[3] = {&office, &a, &b};
+		node *nodes[3] = {office, a, b};
 		for (int i = 0; i < 3; i++) {
 			char *dev = NULL;
 			json_t *j;
-			path_join(p, base, names[i]);
+			path_join(p, sb->base, names[i]);
 			node_paths(nodes[i], p);
 			reopen_node(nodes[i]);
 			if (veld_store_device_json(&dev, nodes[i]->s) || !(j = json_loads(dev, 0, NULL)))
@@ -948,112 +970,142 @@ static void run_size(size_result *res, const bench_opts *o, long n_cases, uint64
 			json_decref(j);
 			veld_free(dev);
 		}
-		join_device(&a, hub);
-		join_device(&b, hub);
-		quiet_sync(&a, 0);
-		quiet_sync(&office, 0);
-		quiet_sync(&b, 0);
-		snprintf(ref_a, sizeof ref_a, "refs/veld/devices/%s", a.id);
-		res->hub_bytes = dir_bytes(hub);
-		goto measure;
+		join_device(a, sb->hub);
+		join_device(b, sb->hub);
+		quiet_sync(a, 0);
+		quiet_sync(office, 0);
+		quiet_sync(b, 0);
+		snprintf(sb->ref_a, sizeof sb->ref_a, "refs/veld/devices/%s", a->id);
+		res->hub_bytes = dir_bytes(sb->hub);
+		goto ready;
 	}
 	if (o->builddir)
 		path_join(tmp, o->builddir, p);
-	make_base(base, o->builddir ? tmp : NULL);
-	path_join(p, base, "office");
-	make_office(&office, p, hub);
-	path_join(p, base, "a");
-	make_device(&a, &office, p, "tablet-a", "1000-9999");
-	path_join(p, base, "b");
-	make_device(&b, &office, p, "tablet-b", "1000-9999");
-	quiet_sync(&office, 0);
-	join_device(&a, hub);
-	join_device(&b, hub);
-	snprintf(ref_a, sizeof ref_a, "refs/veld/devices/%s", a.id);
+	make_base(sb->base, o->builddir ? tmp : NULL);
+	path_join(p, sb->base, "office");
+	make_office(office, p, sb->hub);
+	path_join(p, sb->base, "a");
+	make_device(a, office, p, "tablet-a", "1000-9999");
+	path_join(p, sb->base, "b");
+	make_device(b, office, p, "tablet-b", "1000-9999");
+	quiet_sync(office, 0);
+	join_device(a, sb->hub);
+	join_device(b, sb->hub);
+	snprintf(sb->ref_a, sizeof sb->ref_a, "refs/veld/devices/%s", a->id);
 
 	fprintf(stderr, "bench sync: hub of %ld cases: building ...", n_cases);
 	t = now_s();
-	import_cases(&a, n_cases, 1000, 9000, "c");
+	import_cases(a, n_cases, 1000, 9000, "c");
 	res->build_import = now_s() - t;
 	t = now_s();
-	quiet_sync(&a, 0);
+	quiet_sync(a, 0);
 	res->build_sync_a = now_s() - t;
 	t = now_s();
-	quiet_sync(&office, 0);
+	quiet_sync(office, 0);
 	res->build_sync_o = now_s() - t;
 	t = now_s();
-	quiet_sync(&b, 0);
+	quiet_sync(b, 0);
 	res->build_sync_b = now_s() - t;
 	/* every store sees every other's first push once (each one a full
 	** catch-up), so the measured runs start from a steady state */
 	t = now_s();
-	quiet_sync(&a, 0);
-	quiet_sync(&office, 0);
-	quiet_sync(&b, 0);
+	quiet_sync(a, 0);
+	quiet_sync(office, 0);
+	quiet_sync(b, 0);
 	res->build_settle = now_s() - t;
-	close_node(&office);
-	close_node(&a);
-	close_node(&b);
-	settle_base(base, o->builddir ? tmp : NULL);
-	repack(office.repo);
-	repack(a.repo);
-	repack(b.repo);
-	reopen_node(&office);
-	reopen_node(&a);
-	reopen_node(&b);
-	res->hub_bytes = dir_bytes(hub);
+	close_node(office);
+	close_node(a);
+	close_node(b);
+	settle_base(sb->base, o->builddir ? tmp : NULL);
+	repack(office->repo);
+	repack(a->repo);
+	repack(b->repo);
+	reopen_node(office);
+	reopen_node(a);
+	reopen_node(b);
+	res->hub_bytes = dir_bytes(sb->hub);
 	fprintf(stderr, " import %.1f s, syncs A %.1f s, office %.1f s, B %.1f s, second round %.1f s; hub %.1f MB\n",
 	        res->build_import, res->build_sync_a, res->build_sync_o, res->build_sync_b, res->build_settle,
 	        (double)res->hub_bytes / 1e6);
+ready:
+	sb->all = list_records(&sb->n_all, a);
+	if (sb->n_all < (size_t)o->k)
+		die("only %zu cases for %d changes", sb->n_all, o->k);
+	sb->pick = xmalloc((size_t)o->k * sizeof *sb->pick);
+}
 
-measure:
-	all = list_records(&n_all, &a);
-	if (n_all < (size_t)o->k)
-		die("only %zu cases for %d changes", n_all, o->k);
-	pick = xmalloc((size_t)o->k * sizeof *pick);
+/* Run r on the path hub: A edits K records and syncs, the office and B
+** sync after it. */
+static void size_round(size_bench *sb, size_result *res, const bench_opts *o, int r)
+{
+	long long kept;
+	pick_cases(sb->pick, o->k, sb->all, sb->n_all, &sb->seed, &sb->a);
+	mirror(sb->hub, sb->prev);
+	for (int i = 0; i < o->k; i++)
+		edit_record(&sb->a, &sb->pick[i], r, i);
+	timed_sync(&res->a[r], &sb->a, sb->hub, 0);
+	blob_sizes(&res->rec_raw[r], &res->rec_z[r], sb->a.repo, sb->ref_a, sb->pick, (size_t)o->k);
+	res->git_bytes[r] = thin_pack_bytes(sb->hub, sb->prev, "refs/veld/devices/", sb->base);
+	res->git_time[r] = git_fetch(&kept, sb->prev, sb->hub, "+refs/veld/devices/*:refs/veld/devices/*");
+	timed_sync(&res->o[r], &sb->office, sb->hub, 0);
+	timed_sync(&res->b[r], &sb->b, sb->hub, 0);
+	res->round[r] = res->a[r].total + res->o[r].total + res->b[r].total;
+	res->any_repack |= res->a[r].repacked | res->o[r].repacked | res->b[r].repacked;
+	fprintf(stderr, "bench sync: %ld cases, run %d: A %.3f s (%lld B out), office %.3f s, B %.3f s (%lld B in)\n",
+	        res->cases, r + 1, res->a[r].total, res->a[r].pushed_bytes, res->o[r].total, res->b[r].total,
+	        res->b[r].fetched_bytes);
+}
+
+/* The same rounds with A and B on the smart-HTTP hub (tools/hub). */
+static void size_http(size_bench *sb, size_result *res, const bench_opts *o)
+{
+	char web[PATHCAP], url[PATHCAP], log[PATHCAP];
+	const node *users[3] = {&sb->office, &sb->a, &sb->b};
+	path_join(web, sb->base, "web");
+	path_join(log, web, "logs/access.log");
+	http_up(o, sb->hub, web, sb->office.id, users, 3, url, sizeof url);
+	join_device(&sb->a, url);
+	join_device(&sb->b, url);
+	/* one untimed round: each store's first sync over HTTP */
+	quiet_sync(&sb->a, 0);
+	quiet_sync(&sb->office, 0);
+	quiet_sync(&sb->b, 0);
+	res->http = 1;
 	for (int r = 0; r < o->runs; r++) {
-		pick_cases(pick, o->k, all, n_all, &seed, &a);
-		mirror(hub, prev);
-		for (int i = 0; i < o->k; i++)
-			edit_record(&a, &pick[i], r, i);
-		timed_sync(&res->a[r], &a, hub, 0);
-		blob_sizes(&res->rec_raw[r], &res->rec_z[r], a.repo, ref_a, pick, (size_t)o->k);
-		res->git_bytes[r] = thin_pack_bytes(hub, prev, "refs/veld/devices/", base);
-		res->git_time[r] = git_fetch(&kept, prev, hub, "+refs/veld/devices/*:refs/veld/devices/*");
-		timed_sync(&res->o[r], &office, hub, 0);
-		timed_sync(&res->b[r], &b, hub, 0);
-		res->round[r] = res->a[r].total + res->o[r].total + res->b[r].total;
-		res->any_repack |= res->a[r].repacked | res->o[r].repacked | res->b[r].repacked;
-		fprintf(stderr, "bench sync: %ld cases, run %d: A %.3f s (%lld B out), office %.3f s, B %.3f s (%lld B in)\n",
-		        n_cases, r + 1, res->a[r].total, res->a[r].pushed_bytes, res->o[r].total, res->b[r].total,
-		        res->b[r].fetched_bytes);
+		pick_cases(sb->pick, o->k, sb->all, sb->n_all, &sb->seed, &sb->a);
+		http_round(res, r, url, log, &sb->office, &sb->a, &sb->b, sb->hub, sb->ref_a, sb->pick, o->k);
 	}
-	if (o->hubtool && !o->reuse) {
-		char web[PATHCAP], url[PATHCAP], log[PATHCAP];
-		const node *users[3] = {&office, &a, &b};
-		path_join(web, base, "web");
-		path_join(log, web, "logs/access.log");
-		http_up(o, hub, web, office.id, users, 3, url, sizeof url);
-		join_device(&a, url);
-		join_device(&b, url);
-		/* one untimed round: each store's first sync over HTTP */
-		quiet_sync(&a, 0);
-		quiet_sync(&office, 0);
-		quiet_sync(&b, 0);
-		res->http = 1;
-		for (int r = 0; r < o->runs; r++) {
-			pick_cases(pick, o->k, all, n_all, &seed, &a);
-			http_round(res, r, url, log, &office, &a, &b, hub, ref_a, pick, o->k);
-		}
-		hub_tool(o, "stop", web, NULL);
-	}
-	free(pick);
-	free(all);
-	close_node(&office);
-	close_node(&a);
-	close_node(&b);
+	hub_tool(o, "stop", web, NULL);
+}
+
+static void size_close(size_bench *sb, const bench_opts *o)
+{
+	free(sb->pick);
+	free(sb->all);
+	close_node(&sb->office);
+	close_node(&sb->a);
+	close_node(&sb->b);
 	if (!o->keep && !o->reuse)
-		rmtree(base);
+		rmtree(sb->base);
+}
+
+/* Every size is set up first; then run r of each size in turn, so that
+** the sizes are compared under the same conditions of a noisy machine
+** (the ratio to the smallest hub is taken run by run). */
+static void run_sizes(size_result *res, const bench_opts *o)
+{
+	size_bench *sb = xmalloc((size_t)o->n_sizes * sizeof *sb);
+	for (int i = 0; i < o->n_sizes; i++)
+		size_open(&sb[i], &res[i], o, o->sizes[i], 0x9e3779b97f4a7c15ULL + (uint64_t)i);
+	for (int r = 0; r < o->runs; r++)
+		for (int i = 0; i < o->n_sizes; i++)
+			size_round(&sb[i], &res[i], o, r);
+	if (o->hubtool && !o->reuse)
+		for (int i = 0; i < o->n_sizes; i++)
+			size_http(&sb[i], &res[i], o);
+	for (int i = 0; i < o->n_sizes; i++)
+		size_close(&sb[i], o);
+	free(sb);
 }
 
 /* ---- scenario 2: the office merge ----------------------------------------- */
@@ -1172,7 +1224,7 @@ static void run_merge(merge_result *res, const bench_opts *o)
 /* ---- report --------------------------------------------------------------- */
 
 /* Medians of one figure over the runs. */
-enum { F_TOTAL, F_FETCHED, F_PUSHED, F_MERGED, F_REJECTED, F_PH0 };
+enum { F_TOTAL, F_FETCHED, F_PUSHED, F_MERGED, F_REJECTED, F_DISK, F_PH0 };
 
 static double stat_field(const sync_stat *s, int f)
 {
@@ -1187,6 +1239,8 @@ static double stat_field(const sync_stat *s, int f)
 		return (double)s->merged;
 	case F_REJECTED:
 		return (double)s->rejected;
+	case F_DISK:
+		return (double)s->disk_read;
 	default:
 		return s->ph[f - F_PH0];
 	}
@@ -1219,7 +1273,6 @@ static double med_ll(const long long *x, int n)
 static void report_sizes(const size_result *res, int n, const bench_opts *o)
 {
 	const size_result *small = &res[0];
-	double base_round = median(small->round, o->runs);
 	printf("\n## Syncing %d changed records, by hub size (median of %d runs)\n\n", o->k, o->runs);
 	printf("| cases | hub MB | A sync s | office sync s | B sync s | round s | x smallest | "
 	       "records zlib B | A push B | x records | office fetch B | office push B | B fetch B | B push B | "
@@ -1227,11 +1280,13 @@ static void report_sizes(const size_result *res, int n, const bench_opts *o)
 	printf("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
 	for (int i = 0; i < n; i++) {
 		const size_result *r = &res[i];
-		double round = median(r->round, o->runs), z = med_ll(r->rec_z, o->runs);
+		double round = median(r->round, o->runs), z = med_ll(r->rec_z, o->runs), ratio[MAX_RUNS];
 		double apush = med_stat(r->a, o->runs, F_PUSHED);
+		for (int k = 0; k < o->runs; k++) /* run k of each size was taken in turn */
+			ratio[k] = r->round[k] / small->round[k];
 		printf("| %ld | %.1f | %.3f | %.3f | %.3f | %.3f | %.2f | %.0f | %.0f | %.1f | %.0f | %.0f | %.0f | %.0f | %.0f |\n",
 		       r->cases, (double)r->hub_bytes / 1e6, med_stat(r->a, o->runs, F_TOTAL), med_stat(r->o, o->runs, F_TOTAL),
-		       med_stat(r->b, o->runs, F_TOTAL), round, round / base_round, z, apush, apush / z,
+		       med_stat(r->b, o->runs, F_TOTAL), round, median(ratio, o->runs), z, apush, apush / z,
 		       med_stat(r->o, o->runs, F_FETCHED), med_stat(r->o, o->runs, F_PUSHED),
 		       med_stat(r->b, o->runs, F_FETCHED), med_stat(r->b, o->runs, F_PUSHED), med_ll(r->git_bytes, o->runs));
 	}
@@ -1253,8 +1308,9 @@ static void report_sizes(const size_result *res, int n, const bench_opts *o)
 			       med_stat(r->hb, o->runs, F_TOTAL));
 		}
 	}
-	printf("\nPhases (median seconds: commit / fetch / verify+merge / push):\n\n");
-	printf("| cases | A | office | B |\n| ---: | --- | --- | --- |\n");
+	printf("\nPhases (median seconds: commit / fetch / verify+merge / push), and what the three syncs read\n"
+	       "from the disk (median kB: page cache misses):\n\n");
+	printf("| cases | A | office | B | read kB A / office / B |\n| ---: | --- | --- | --- | --- |\n");
 	for (int i = 0; i < n; i++) {
 		const size_result *r = &res[i];
 		const sync_stat *s3[3] = {r->a, r->o, r->b};
@@ -1263,7 +1319,8 @@ static void report_sizes(const size_result *res, int n, const bench_opts *o)
 			for (int ph = 0; ph < N_PH; ph++)
 				printf(" %.3f%s", med_stat(s3[w], o->runs, F_PH0 + ph), ph + 1 < N_PH ? " /" : " |");
 		}
-		printf("\n");
+		printf(" %.0f / %.0f / %.0f |\n", med_stat(r->a, o->runs, F_DISK) / 1e3, med_stat(r->o, o->runs, F_DISK) / 1e3,
+		       med_stat(r->b, o->runs, F_DISK) / 1e3);
 	}
 	printf("\nBuild of each hub (once, on the set-up directory): import, first syncs of A, office, B, then a\n"
 	       "second round of the three (each store catches up with the others' first push):\n\n");
@@ -1389,8 +1446,7 @@ int main(int argc, char **argv)
 	res = xmalloc((size_t)o.n_sizes * sizeof *res);
 	mres = xmalloc(sizeof *mres);
 	if (o.do_sizes)
-		for (int i = 0; i < o.n_sizes; i++)
-			run_size(&res[i], &o, o.sizes[i], 0x9e3779b97f4a7c15ULL + (uint64_t)i);
+		run_sizes(res, &o);
 	if (o.do_merge)
 		run_merge(mres, &o);
 	if (o.do_sizes)
