@@ -299,8 +299,10 @@ void veld_store__observe(veld_store *s, const veld_stamp *stamp);
 /* The next local stamp (persisted with the transaction). */
 int veld_store__stamp(veld_store *s, veld_stamp *out);
 /* One slot per upper layer for state that lives as long as the handle (the
-** form cache of scripts/).  `free_fn` runs at close. */
+** form cache of scripts/, the open repository of sync/).  `free_fn` runs at
+** close. */
 #define VELD_STORE_SLOT_SCRIPTS 0
+#define VELD_STORE_SLOT_SYNC    1
 #define VELD_STORE_SLOTS        2
 void *veld_store__slot(veld_store *s, int which);
 void veld_store__set_slot(veld_store *s, int which, void *ptr, void (*free_fn)(void *));

@@ -52,6 +52,7 @@ typedef struct syncctx {
 	unsigned char *dev_sk;  /* this device's signing key */
 	unsigned char *org_sk;  /* the organisation's (office only) */
 	unsigned char *box_sk;
+	unsigned char *blob_key; /* open_blob's case key, wiped after each use */
 	unsigned char box_pk[crypto_box_PUBLICKEYBYTES];
 	unsigned char org_pk[crypto_sign_PUBLICKEYBYTES];
 	int have_org;
@@ -807,7 +808,7 @@ static const char *open_blob(syncctx *c, const git_oid *id, const char *case_id,
                              veld_record **rec, char *compartment, size_t ccap, char *why, size_t wcap)
 {
 	unsigned char *blob = NULL, *pt = NULL, key_id[VELD_KEYIDBYTES];
-	unsigned char *key = sodium_malloc(VELD_KEYBYTES);
+	unsigned char *key = c->blob_key;
 	char kcase[VELD_IDSIZE];
 	size_t len = 0, ptlen = 0;
 	veld_err e;
@@ -855,7 +856,8 @@ done:
 		sodium_memzero(pt, ptlen);
 	free(pt);
 	free(blob);
-	sodium_free(key);
+	if (key)
+		sodium_memzero(key, VELD_KEYBYTES);
 	return reason;
 }
 
@@ -1458,14 +1460,20 @@ static int push_own(syncctx *c)
 
 static void ctx_free(syncctx *c)
 {
-	veld_repo__free(c->repo);
+	/* c->repo stays open with the store (ctx_open) */
 	sodium_free(c->dev_sk);
 	sodium_free(c->org_sk);
 	sodium_free(c->box_sk);
+	sodium_free(c->blob_key);
 	json_decref(c->rejected);
 	json_decref(c->new_key_cases);
 	free(c->merged_heads);
 	memset(c, 0, sizeof *c);
+}
+
+static void repo_slot_free(void *r)
+{
+	veld_repo__free(r);
 }
 
 /* Open (or create) the store's repository and load the keys a sync needs. */
@@ -1481,7 +1489,8 @@ static int ctx_open(syncctx *c, veld_store *s, const veld_sync_options *opts, in
 	c->me = veld_store__device_id(s);
 	c->rejected = json_array();
 	c->new_key_cases = json_array();
-	if (!c->rejected || !c->new_key_cases)
+	c->blob_key = sodium_malloc(VELD_KEYBYTES);
+	if (!c->rejected || !c->new_key_cases || !c->blob_key)
 		return veld_err__set(c->err, VELD_ERROR, "out of memory");
 	n = veld_store__meta_get(s, "device_role", role, (int)sizeof role - 1);
 	if (n < 0)
@@ -1504,11 +1513,19 @@ static int ctx_open(syncctx *c, veld_store *s, const veld_sync_options *opts, in
 	}
 	c->hub[n] = '\0';
 	veld_err__clear(c->err);
-	snprintf(path, sizeof path, "%s/%s", veld_store__dir(s), REPO_DIR);
-	if (os->xStat(os->ctx, path, &flags, NULL) != 0)
-		return veld_repo__init(&c->repo, path, c->err);
-	if ((rc = veld_repo__open(&c->repo, path, c->err)))
-		return rc;
+	/* The repository stays open with the store handle, from the first
+	** operation that needs it to veld_store_close: libgit2's caches (parsed
+	** objects, pack indexes, pack windows) then serve the next sync too. */
+	if ((c->repo = veld_store__slot(s, VELD_STORE_SLOT_SYNC)) == NULL) {
+		snprintf(path, sizeof path, "%s/%s", veld_store__dir(s), REPO_DIR);
+		if (os->xStat(os->ctx, path, &flags, NULL) != 0)
+			rc = veld_repo__init(&c->repo, path, c->err);
+		else
+			rc = veld_repo__open(&c->repo, path, c->err);
+		if (rc)
+			return rc;
+		veld_store__set_slot(s, VELD_STORE_SLOT_SYNC, c->repo, repo_slot_free);
+	}
 	/* The store is open here, so no other process uses its repository: a
 	** lock file in it is what a killed sync left behind. */
 	veld_repo__clear_stale_locks(c->repo);
