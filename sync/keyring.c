@@ -153,6 +153,13 @@ int veld_keyring__open(veld_case_key *k, const unsigned char *sealed, size_t len
                        const unsigned char *box_pk, const unsigned char *box_sk,
                        veld_err *err)
 {
+	return veld_keyring__open_into(k, NULL, sealed, len, box_pk, box_sk, err);
+}
+
+/* key_buf NULL: k->key is allocated here (and cleared on failure). */
+int veld_keyring__open_into(veld_case_key *k, unsigned char *key_buf, const unsigned char *sealed, size_t len,
+                            const unsigned char *box_pk, const unsigned char *box_sk, veld_err *err)
+{
 	unsigned char payload[KR_PAYLOADBYTES];
 	const char *comp = (const char *)payload + KR_OFF_COMP;
 	size_t i, n;
@@ -193,7 +200,7 @@ int veld_keyring__open(veld_case_key *k, const unsigned char *sealed, size_t len
 		                   "sealed key entry: compartment is not 1 to 31 of [a-z_] padded with NULs");
 		goto done;
 	}
-	k->key = sodium_malloc(VELD_KEYBYTES);
+	k->key = key_buf ? key_buf : sodium_malloc(VELD_KEYBYTES);
 	if (!k->key) {
 		rc = veld_err__set(err, VELD_ERROR, "out of memory");
 		goto done;
@@ -204,7 +211,11 @@ int veld_keyring__open(veld_case_key *k, const unsigned char *sealed, size_t len
 	memcpy(k->key, payload + KR_OFF_KEY, VELD_KEYBYTES);
 done:
 	sodium_memzero(payload, sizeof payload);
-	if (rc && k)
+	if (rc && key_buf)
+		sodium_memzero(key_buf, VELD_KEYBYTES);
+	if (rc && k && key_buf)
+		sodium_memzero(k, sizeof *k); /* the buffer is the caller's */
+	else if (rc && k)
 		veld_case_key__clear(k);
 	return rc;
 }

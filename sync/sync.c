@@ -52,7 +52,7 @@ typedef struct syncctx {
 	unsigned char *dev_sk;  /* this device's signing key */
 	unsigned char *org_sk;  /* the organisation's (office only) */
 	unsigned char *box_sk;
-	unsigned char *blob_key; /* open_blob's case key, wiped after each use */
+	unsigned char *blob_key; /* a case key being read (open_blob, key_entry), wiped after each use */
 	unsigned char box_pk[crypto_box_PUBLICKEYBYTES];
 	unsigned char org_pk[crypto_sign_PUBLICKEYBYTES];
 	int have_org;
@@ -1210,7 +1210,7 @@ static int key_entry(const char *path, const git_oid *old_id, const git_oid *new
 	memset(&e, 0, sizeof e);
 	if (veld_repo__blob_read(&blob, &len, c->repo, new_id, c->err))
 		return (k->rc = c->err->code), 1;
-	if (veld_keyring__open(&ck, blob, len, c->box_pk, c->box_sk, &e)) {
+	if (veld_keyring__open_into(&ck, c->blob_key, blob, len, c->box_pk, c->box_sk, &e)) {
 		free(blob);
 		k->why = "a sealed key entry does not open";
 		return 1;
@@ -1218,7 +1218,7 @@ static int key_entry(const char *path, const git_oid *old_id, const git_oid *new
 	free(blob);
 	sodium_bin2hex(hex, sizeof hex, ck.key_id, VELD_KEYIDBYTES);
 	if (strcmp(path + ml + 1, hex)) {
-		veld_case_key__clear(&ck);
+		sodium_memzero(c->blob_key, VELD_KEYBYTES);
 		k->why = "a sealed key entry is stored under another key id";
 		return 1;
 	}
@@ -1233,7 +1233,7 @@ static int key_entry(const char *path, const git_oid *old_id, const git_oid *new
 			json_array_append_new(c->new_key_cases, json_string(ck.case_id));
 		sqlite3_finalize(st);
 	}
-	veld_case_key__clear(&ck);
+	sodium_memzero(c->blob_key, VELD_KEYBYTES);
 	return k->rc ? 1 : 0;
 }
 

@@ -82,6 +82,13 @@ int veld_keyring__seal(unsigned char **out, size_t *out_len, const veld_case_key
 int veld_keyring__open(veld_case_key *k, const unsigned char *sealed, size_t len,
                        const unsigned char *box_pk, const unsigned char *box_sk,
                        veld_err *err) VELD_WARN_UNUSED;
+/* The same with the key written into `key_buf`: VELD_KEYBYTES of guarded
+** memory that stays the caller's (k->key points to it; wipe it with
+** sodium_memzero, never veld_case_key__clear).  Opening many entries so
+** costs no guarded allocation each.  On failure key_buf is wiped. */
+int veld_keyring__open_into(veld_case_key *k, unsigned char *key_buf, const unsigned char *sealed, size_t len,
+                            const unsigned char *box_pk, const unsigned char *box_sk,
+                            veld_err *err) VELD_WARN_UNUSED;
 
 /* ---- signed registry entries (registry.c) ------------------------------ */
 

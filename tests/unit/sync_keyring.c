@@ -3,7 +3,8 @@
 ** "Keys tree"): round trip, fixed sealed size, only the recipient opens,
 ** every bit flip and wrong length refused, the documented payload layout
 ** opens while every malformed payload is refused, invalid keys are not
-** sealed, and clearing a key wipes and unmaps its guarded memory.
+** sealed, clearing a key wipes and unmaps its guarded memory, and a key
+** opened into the caller's buffer lands there and is wiped on refusal.
 */
 #include "testutil.h"
 
@@ -322,6 +323,39 @@ static void test_sync_keyring__clear_wipes_and_frees(void **state)
 	free(sealed);
 }
 
+/* Opening into the caller's buffer: the key lands there, the buffer stays
+** the caller's (mapped) after success and after a refusal, which wipes it. */
+static void test_sync_keyring__open_into_a_given_buffer(void **state)
+{
+	veld_case_key k, got;
+	box r;
+	unsigned char *sealed = NULL, *buf = sodium_malloc(VELD_KEYBYTES);
+	size_t len = 0;
+	veld_err err = {0, ""};
+	(void)state;
+	assert_non_null(buf);
+	mk_box(&r);
+	mk_key(&k, "social");
+	assert_int_equal(veld_keyring__seal(&sealed, &len, &k, r.pk), 0);
+	memset(&got, 0xaa, sizeof got);
+	assert_int_equal(veld_keyring__open_into(&got, buf, sealed, len, r.pk, r.sk, &err), 0);
+	assert_ptr_equal(got.key, buf);
+	assert_memory_equal(buf, k.key, VELD_KEYBYTES);
+	assert_memory_equal(got.key_id, k.key_id, VELD_KEYIDBYTES);
+	assert_string_equal(got.case_id, CASE_ID);
+	assert_string_equal(got.compartment, "social");
+	/* a flipped byte: refused, the buffer wiped and still mapped */
+	sealed[len / 2] ^= 0x01;
+	assert_int_equal(veld_keyring__open_into(&got, buf, sealed, len, r.pk, r.sk, &err), VELD_EINTEGRITY);
+	assert_true(all_zero(buf, VELD_KEYBYTES));
+	assert_null(got.key);
+	assert_true(all_zero(&got, sizeof got));
+	assert_true(mapped(buf));
+	sodium_free(buf);
+	veld_case_key__clear(&k);
+	free(sealed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +367,7 @@ int main(void)
 	        cmocka_unit_test(test_sync_keyring__malformed_payloads_are_refused),
 	        cmocka_unit_test(test_sync_keyring__invalid_keys_are_not_sealed),
 	        cmocka_unit_test(test_sync_keyring__clear_wipes_and_frees),
+	        cmocka_unit_test(test_sync_keyring__open_into_a_given_buffer),
 	};
 	if (sodium_init() < 0)
 		return 1;
