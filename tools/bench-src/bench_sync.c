@@ -40,15 +40,21 @@
 ** the default level (as git stores it), summed.
 **
 ** Over HTTP (-t TOOLS/HUB, which tools/bench passes when lighttpd is
-** installed): after the path rounds of a size, its hub is served by
+** installed): after the path rounds of every size, each hub is served by
 ** tools/hub, A and B join the URL and the round runs again; bytes are the
 ** web server's count from its access log (see http_round).
 **
 ** Repetition: every measurement is taken -r times (default 3) and the
-** table shows medians.  Everything runs in one process on one disk; the
-** stores use the minimum Argon2id cost (the key file is not what is
-** measured).  libgit2 writes with fsync (the store switches it on), git
-** CLI's defaults do not fsync objects: part of any time difference.
+** table shows medians.  All hubs are set up first and their runs take
+** turns (run r of every size, then run r + 1), so that a noisy machine
+** weighs on every size alike; "x smallest" is the median of the per-run
+** ratios.  Before each measured sync the bench flushes its own writes
+** (sync(2)), and the phase table shows what each sync read from the disk
+** (getrusage's inblock: page cache misses).  Everything runs in one
+** process on one disk; the stores use the minimum Argon2id cost (the key
+** file is not what is measured).  libgit2 writes with fsync (the store
+** switches it on), git CLI's defaults do not fsync objects: part of any
+** time difference.
 */
 #define _GNU_SOURCE
 #include <dirent.h>
