@@ -20,6 +20,9 @@
 ** the tree changed, merges are idempotent, pushes of pushed refs are no-ops.
 ** The store is changed only inside transactions, after verification.
 ** Secret keys are held in sodium_malloc'd memory for the length of a call.
+** The store's repository is opened once per store handle and stays open in
+** the handle's sync slot until veld_store_close (the store's lock keeps
+** every other process out of it), so libgit2's caches outlive one sync.
 */
 #include "sync.h"
 
