@@ -1,5 +1,8 @@
 /*
-** pack.c — the pack a push over HTTP sends: thin, with trees as deltas.
+** pack.c — the packs sync writes: the thin one a push over HTTP sends, with
+** trees as deltas, and the whole-object packs that repo.c indexes into a
+** repository (a sync's new objects, objects moved to or from a hub on a
+** path), where a tree is given no base.
 **
 ** A changed record rewrites every tree on its path, and each of those trees
 ** differs from the tree the hub already has at the same path by one entry
@@ -71,8 +74,7 @@ int veld_pack__new(veld_pack **out, git_repository *repo, veld_err *err)
 		return veld_err__oom(err);
 	if ((grc = git_repository_odb(&p->odb, repo)) < 0) {
 		free(p);
-		return veld_err__set(err, VELD_ERROR, "open an object database: %s",
-		                     git_error_last() ? git_error_last()->message : "unknown error");
+		return veld_git__fail(err, grc, 0, "open an object database");
 	}
 	*out = p;
 	return 0;
@@ -330,11 +332,6 @@ static int oid_cmp(const void *a, const void *b)
 	return git_oid_cmp(&((const pack_obj *)a)->id, &((const pack_obj *)b)->id);
 }
 
-static int read_fail(veld_err *err, const git_oid *id)
-{
-	return veld_err__set(err, VELD_ERROR, "read object %s: %s", git_oid_tostr_s(id),
-	                     git_error_last() ? git_error_last()->message : "unknown error");
-}
 
 /* One object: whole, or as a delta against its base when that is shorter. */
 static int write_object(veld_buf *b, veld_buf *delta, veld_pack *p, const pack_obj *o, veld_err *err)
@@ -342,15 +339,15 @@ static int write_object(veld_buf *b, veld_buf *delta, veld_pack *p, const pack_o
 	git_odb_object *obj = NULL, *base = NULL;
 	const unsigned char *data;
 	size_t len;
-	int rc = 0, d = 1;
-	if (git_odb_read(&obj, p->odb, &o->id) < 0)
-		return read_fail(err, &o->id);
+	int rc = 0, d = 1, grc;
+	if ((grc = git_odb_read(&obj, p->odb, &o->id)) < 0)
+		return veld_git__fail(err, grc, 0, "read object %s", git_oid_tostr_s(&o->id));
 	data = git_odb_object_data(obj);
 	len = git_odb_object_size(obj);
 	if (o->has_base && git_odb_object_type(obj) == GIT_OBJECT_TREE) {
-		if (git_odb_read(&base, p->odb, &o->base) < 0) {
+		if ((grc = git_odb_read(&base, p->odb, &o->base)) < 0) {
 			git_odb_object_free(obj);
-			return read_fail(err, &o->base);
+			return veld_git__fail(err, grc, 0, "read object %s", git_oid_tostr_s(&o->base));
 		}
 		delta->n = 0;
 		if (git_odb_object_type(base) == GIT_OBJECT_TREE)

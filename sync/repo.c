@@ -112,14 +112,7 @@ static int map_code(int grc, int klass)
 	return VELD_ERROR;
 }
 
-/* Set err from a failed libgit2 call: "<what>: <libgit2 text>".  The code is
-** `code` if it is non-zero, else mapped from grc.  Returns the veld code. */
-static int git_fail(veld_err *err, int grc, int code, const char *fmt, ...)
-#if defined(__GNUC__)
-	__attribute__((format(printf, 4, 5)))
-#endif
-	;
-static int git_fail(veld_err *err, int grc, int code, const char *fmt, ...)
+int veld_git__fail(veld_err *err, int grc, int code, const char *fmt, ...)
 {
 	const git_error *e = git_error_last();
 	char what[256];
@@ -156,9 +149,10 @@ static void redact_url(char *out, size_t cap, const char *url)
 ** their paths, a commit).  As loose objects that is sixty files, directory
 ** entries and fsyncs.  Instead they go to an object backend of ours in
 ** front of the repository's own: a table in memory that serves them back to
-** every reader, and that veld_repo__flush writes as one pack (packbuilder,
-** the object ids it holds) when a ref is about to name them.  Until then a
-** crash loses only objects nothing refers to.
+** every reader, and that veld_repo__flush writes as one pack (pack.c's
+** writer, whole objects, indexed by libgit2's indexer: pack_store) when a
+** ref is about to name them.  Until then a crash loses only objects
+** nothing refers to.
 */
 
 typedef struct batch_obj {
@@ -316,7 +310,7 @@ static int batch_attach(veld_repo *r, veld_err *err)
 	if ((grc = git_odb_init_backend(&b->parent, GIT_ODB_BACKEND_VERSION)) < 0 ||
 	    (grc = git_repository_odb(&odb, r->git)) < 0) {
 		free(b);
-		return git_fail(err, grc, 0, "cannot set up the object store of %s", r->path);
+		return veld_git__fail(err, grc, 0, "cannot set up the object store of %s", r->path);
 	}
 	b->parent.read = batch_read;
 	b->parent.read_header = batch_read_header;
@@ -327,39 +321,64 @@ static int batch_attach(veld_repo *r, veld_err *err)
 	if ((grc = git_odb_add_backend(odb, &b->parent, 999)) < 0) {
 		free(b);
 		git_odb_free(odb);
-		return git_fail(err, grc, 0, "cannot set up the object store of %s", r->path);
+		return veld_git__fail(err, grc, 0, "cannot set up the object store of %s", r->path);
 	}
 	git_odb_free(odb);
 	r->batch = b;
 	return 0;
 }
 
+/* Write the objects of `p` (whole: no base is given to a local pack) into
+** dst's objects/pack as one pack with its index (libgit2's indexer, which
+** fsyncs what it writes when GIT_OPT_ENABLE_FSYNC_GITDIR is on), then let
+** dst's object database see it.  Not libgit2's packbuilder: it searches
+** deltas among every pair of a window of the objects, which for a sync's
+** sealed blobs and differently named trees finds nothing and costs most
+** of the write (docs/benchmarks.md). */
+static int pack_store(git_repository *dst, veld_pack *p, veld_err *err)
+{
+	git_indexer *idx = NULL;
+	git_indexer_options io;
+	git_indexer_progress st;
+	git_odb *odb = NULL;
+	unsigned char *pack = NULL;
+	size_t len = 0;
+	char dir[PATHBUF];
+	int rc, grc;
+	if (veld_pack__count(p) == 0)
+		return 0;
+	if ((rc = veld_pack__write(&pack, &len, p, err)))
+		return rc;
+	snprintf(dir, sizeof dir, "%sobjects/pack", git_repository_path(dst));
+	git_indexer_options_init(&io, GIT_INDEXER_OPTIONS_VERSION);
+	if ((grc = git_indexer_new(&idx, dir, 0, NULL, &io)) < 0 || (grc = git_indexer_append(idx, pack, len, &st)) < 0 ||
+	    (grc = git_indexer_commit(idx, &st)) < 0 || (grc = git_repository_odb(&odb, dst)) < 0 ||
+	    (grc = git_odb_refresh(odb)) < 0)
+		rc = veld_git__fail(err, grc, 0, "write a pack");
+	git_indexer_free(idx);
+	git_odb_free(odb);
+	free(pack);
+	return rc;
+}
+
 int veld_repo__flush(veld_repo *r, veld_err *err)
 {
-	git_packbuilder *pb = NULL;
-	git_odb *odb = NULL;
-	char dir[PATHBUF];
+	veld_pack *p = NULL;
 	size_t i;
-	int grc = 0;
+	int rc;
 	if (!r->batch || r->batch->n == 0)
 		return 0;
-	snprintf(dir, sizeof dir, "%sobjects/pack", git_repository_path(r->git));
-	if ((grc = git_packbuilder_new(&pb, r->git)) < 0)
-		goto fail;
-	for (i = 0; i < r->batch->n; i++)
-		if ((grc = git_packbuilder_insert(pb, &r->batch->v[i].id, NULL)) < 0)
-			goto fail;
-	if ((grc = git_packbuilder_write(pb, dir, 0, NULL, NULL)) < 0 || (grc = git_repository_odb(&odb, r->git)) < 0 ||
-	    (grc = git_odb_refresh(odb)) < 0)
-		goto fail;
-	git_packbuilder_free(pb);
-	git_odb_free(odb);
+	if ((rc = veld_pack__new(&p, r->git, err)))
+		return rc;
+	for (i = 0; i < r->batch->n && rc == 0; i++)
+		rc = veld_pack__add(p, &r->batch->v[i].id, NULL, err);
+	if (rc == 0)
+		rc = pack_store(r->git, p, err);
+	veld_pack__free(p);
+	if (rc)
+		return rc;
 	batch_clear(r->batch);
 	return 0;
-fail:
-	git_packbuilder_free(pb);
-	git_odb_free(odb);
-	return git_fail(err, grc, 0, "cannot write new objects");
 }
 
 /* ---- handle ------------------------------------------------------------- */
@@ -368,11 +387,11 @@ static int lib_init(veld_repo *r, veld_err *err)
 {
 	int grc = git_libgit2_init();
 	if (grc < 0)
-		return git_fail(err, grc, VELD_ERROR, "cannot initialise libgit2");
+		return veld_git__fail(err, grc, VELD_ERROR, "cannot initialise libgit2");
 	r->lib_inited = 1;
 	grc = git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	if (grc < 0)
-		return git_fail(err, grc, VELD_ERROR, "cannot switch on fsync in libgit2");
+		return veld_git__fail(err, grc, VELD_ERROR, "cannot switch on fsync in libgit2");
 	return 0;
 }
 
@@ -480,7 +499,7 @@ int veld_repo__init(veld_repo **out, const char *path, veld_err *err)
 	}
 	io.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH | GIT_REPOSITORY_INIT_NO_REINIT;
 	if ((grc = git_repository_init_ext(&r->git, path, &io)) < 0) {
-		rc = git_fail(err, grc, 0, "cannot create repository at %s", path);
+		rc = veld_git__fail(err, grc, 0, "cannot create repository at %s", path);
 		goto done;
 	}
 	if ((rc = batch_attach(r, err)))
@@ -500,7 +519,7 @@ int veld_repo__open(veld_repo **out, const char *path, veld_err *err)
 	if ((rc = handle_new(&r, path, err)) < 0)
 		goto done;
 	if ((grc = git_repository_open_bare(&r->git, path)) < 0) {
-		rc = git_fail(err, grc, 0, "cannot open repository at %s", path);
+		rc = veld_git__fail(err, grc, 0, "cannot open repository at %s", path);
 		goto done;
 	}
 	if ((rc = batch_attach(r, err)))
@@ -539,7 +558,7 @@ int veld_repo__blob_write(git_oid *out, veld_repo *r, const void *buf, size_t le
 {
 	int grc = git_blob_create_from_buffer(out, r->git, len ? buf : "", len);
 	if (grc < 0)
-		return git_fail(err, grc, 0, "cannot write blob");
+		return veld_git__fail(err, grc, 0, "cannot write blob");
 	return 0;
 }
 
@@ -555,7 +574,7 @@ int veld_repo__blob_read(unsigned char **buf, size_t *len, veld_repo *r, const g
 	*len = 0;
 	git_oid_tostr(hex, sizeof hex, id);
 	if ((grc = git_blob_lookup(&blob, r->git, id)) < 0) {
-		rc = git_fail(err, grc, 0, "cannot read blob %s", hex);
+		rc = veld_git__fail(err, grc, 0, "cannot read blob %s", hex);
 		goto done;
 	}
 	n = (size_t)git_blob_rawsize(blob);
@@ -611,7 +630,7 @@ static int lookup_tree(git_tree **out, veld_repo *r, const git_oid *id, veld_err
 	if (!id)
 		return 0;
 	if ((grc = git_tree_lookup(out, r->git, id)) < 0)
-		return git_fail(err, grc, 0, "cannot read tree %s", git_oid_tostr(hex, sizeof hex, id));
+		return veld_git__fail(err, grc, 0, "cannot read tree %s", git_oid_tostr(hex, sizeof hex, id));
 	return 0;
 }
 
@@ -660,7 +679,7 @@ int veld_repo__tree_update(git_oid *out, veld_repo *r, const git_oid *base,
 			if (grc == GIT_ENOTFOUND)
 				continue;
 			if (grc < 0) {
-				rc = git_fail(err, grc, 0, "tree update: cannot look up %s", c->path);
+				rc = veld_git__fail(err, grc, 0, "tree update: cannot look up %s", c->path);
 				goto done;
 			}
 			ups[m].action = GIT_TREE_UPDATE_REMOVE;
@@ -673,7 +692,7 @@ int veld_repo__tree_update(git_oid *out, veld_repo *r, const git_oid *base,
 		m++;
 	}
 	if ((grc = git_tree_create_updated(out, r->git, tree, m, ups)) < 0) {
-		rc = git_fail(err, grc, 0, "cannot update tree");
+		rc = veld_git__fail(err, grc, 0, "cannot update tree");
 		goto done;
 	}
 done:
@@ -707,7 +726,7 @@ static int lookup_entry(git_oid *out, veld_repo *r, const git_oid *tree_id, cons
 		goto done;
 	}
 	if (grc < 0) {
-		rc = git_fail(err, grc, 0, "tree lookup of %s", path);
+		rc = veld_git__fail(err, grc, 0, "tree lookup of %s", path);
 		goto done;
 	}
 	git_oid_cpy(out, git_tree_entry_id(e));
@@ -781,19 +800,19 @@ int veld_repo__commit(git_oid *out, veld_repo *r, const git_oid *tree_id, const 
 	for (i = 0; i < n_parents; i++) {
 		char hex[GIT_OID_HEXSZ + 1];
 		if ((grc = git_commit_lookup(&pc[i], r->git, &parents[i])) < 0) {
-			rc = git_fail(err, grc, 0, "commit: cannot read parent %s",
+			rc = veld_git__fail(err, grc, 0, "commit: cannot read parent %s",
 			              git_oid_tostr(hex, sizeof hex, &parents[i]));
 			goto done;
 		}
 	}
 	snprintf(email, sizeof email, "%s%s", signer, EMAIL_DOMAIN);
 	if ((grc = git_signature_new(&who, signer, email, (git_time_t)(when_ms / 1000), 0)) < 0) {
-		rc = git_fail(err, grc, 0, "commit: bad author");
+		rc = veld_git__fail(err, grc, 0, "commit: bad author");
 		goto done;
 	}
 	if ((grc = git_commit_create_buffer(&buf, r->git, who, who, NULL, msg, tree, n_parents,
 	                                     (const git_commit **)pc)) < 0) {
-		rc = git_fail(err, grc, 0, "commit: cannot build the commit");
+		rc = veld_git__fail(err, grc, 0, "commit: cannot build the commit");
 		goto done;
 	}
 	if (sign(sig, (const unsigned char *)buf.ptr, buf.size, payload) != 0) {
@@ -804,7 +823,7 @@ int veld_repo__commit(git_oid *out, veld_repo *r, const git_oid *tree_id, const 
 	header[slen] = ' ';
 	sodium_bin2base64(header + slen + 1, SIG_B64LEN + 1, sig, sizeof sig, sodium_base64_VARIANT_ORIGINAL);
 	if ((grc = git_commit_create_with_signature(out, r->git, buf.ptr, header, SIG_FIELD)) < 0) {
-		rc = git_fail(err, grc, 0, "commit: cannot store the signed commit");
+		rc = veld_git__fail(err, grc, 0, "commit: cannot store the signed commit");
 		goto done;
 	}
 done:
@@ -843,13 +862,13 @@ int veld_repo__commit_verify(char *signer_out, size_t signer_cap, veld_repo *r, 
 		int lrc = git_commit_lookup(&c, r->git, commit);
 		git_commit_free(c);
 		if (lrc < 0)
-			rc = git_fail(err, lrc, 0, "commit %s", hex);
+			rc = veld_git__fail(err, lrc, 0, "commit %s", hex);
 		else
 			rc = veld_err__set(err, VELD_EINTEGRITY, "commit %s is not signed (no %s header)", hex, SIG_FIELD);
 		goto done;
 	}
 	if (grc < 0) {
-		rc = git_fail(err, grc, VELD_EINTEGRITY, "commit %s: cannot read its signature", hex);
+		rc = veld_git__fail(err, grc, VELD_EINTEGRITY, "commit %s: cannot read its signature", hex);
 		goto done;
 	}
 
@@ -910,7 +929,7 @@ static int lookup_commit(git_commit **out, veld_repo *r, const git_oid *id, veld
 	char hex[GIT_OID_HEXSZ + 1];
 	int grc = git_commit_lookup(out, r->git, id);
 	if (grc < 0)
-		return git_fail(err, grc, 0, "cannot read commit %s", git_oid_tostr(hex, sizeof hex, id));
+		return veld_git__fail(err, grc, 0, "cannot read commit %s", git_oid_tostr(hex, sizeof hex, id));
 	return 0;
 }
 
@@ -962,15 +981,15 @@ int veld_repo__new_commits(git_oid **out, size_t *n, veld_repo *r, const git_oid
 	*out = NULL;
 	*n = 0;
 	if ((grc = git_revwalk_new(&walk, r->git)) < 0) {
-		rc = git_fail(err, grc, 0, "cannot start a history walk");
+		rc = veld_git__fail(err, grc, 0, "cannot start a history walk");
 		goto done;
 	}
 	if ((grc = git_revwalk_sorting(walk, GIT_SORT_TOPOLOGICAL | GIT_SORT_REVERSE)) < 0) {
-		rc = git_fail(err, grc, 0, "cannot sort a history walk");
+		rc = veld_git__fail(err, grc, 0, "cannot sort a history walk");
 		goto done;
 	}
 	if ((grc = git_revwalk_push(walk, head)) < 0) {
-		rc = git_fail(err, grc, 0, "history walk from %s", git_oid_tostr(hex, sizeof hex, head));
+		rc = veld_git__fail(err, grc, 0, "history walk from %s", git_oid_tostr(hex, sizeof hex, head));
 		goto done;
 	}
 	for (i = 0; i < n_stop; i++) {
@@ -982,7 +1001,7 @@ int veld_repo__new_commits(git_oid **out, size_t *n, veld_repo *r, const git_oid
 		}
 		git_object_free(o);
 		if ((grc = git_revwalk_hide(walk, &stop[i])) < 0) {
-			rc = git_fail(err, grc, 0, "history walk: cannot hide %s", git_oid_tostr(hex, sizeof hex, &stop[i]));
+			rc = veld_git__fail(err, grc, 0, "history walk: cannot hide %s", git_oid_tostr(hex, sizeof hex, &stop[i]));
 			goto done;
 		}
 	}
@@ -1000,7 +1019,7 @@ int veld_repo__new_commits(git_oid **out, size_t *n, veld_repo *r, const git_oid
 		git_oid_cpy(&list[len++], &id);
 	}
 	if (grc != GIT_ITEROVER) {
-		rc = git_fail(err, grc, 0, "history walk from %s", git_oid_tostr(hex, sizeof hex, head));
+		rc = veld_git__fail(err, grc, 0, "history walk from %s", git_oid_tostr(hex, sizeof hex, head));
 		goto done;
 	}
 	*out = list;
@@ -1096,7 +1115,7 @@ static int diff_side(diff_walk *w, const git_tree_entry *e, int is_new)
 	if (mode != GIT_FILEMODE_TREE) {
 		rc = w->cb(w->path, is_new ? NULL : git_tree_entry_id(e), is_new ? git_tree_entry_id(e) : NULL, w->payload);
 	} else if ((grc = git_tree_lookup(&t, w->r->git, git_tree_entry_id(e))) < 0) {
-		rc = git_fail(w->err, grc, 0, "diff: cannot read tree %s", w->path);
+		rc = veld_git__fail(w->err, grc, 0, "diff: cannot read tree %s", w->path);
 	} else {
 		rc = is_new ? diff_level(w, NULL, t) : diff_level(w, t, NULL);
 	}
@@ -1135,7 +1154,7 @@ static int diff_level(diff_walk *w, git_tree *a, git_tree *b)
 					return veld_err__oom(w->err);
 				if ((grc = git_tree_lookup(&ta, w->r->git, git_tree_entry_id(ea))) < 0 ||
 				    (grc = git_tree_lookup(&tb, w->r->git, git_tree_entry_id(eb))) < 0)
-					rc = git_fail(w->err, grc, 0, "diff: cannot read tree %s", w->path);
+					rc = veld_git__fail(w->err, grc, 0, "diff: cannot read tree %s", w->path);
 				else
 					rc = diff_level(w, ta, tb);
 				git_tree_free(ta);
@@ -1191,7 +1210,7 @@ int veld_repo__ref_get(git_oid *out, veld_repo *r, const char *name, veld_err *e
 	if (grc == GIT_ENOTFOUND)
 		return veld_err__set(err, VELD_ENOTFOUND, "no ref %s", name);
 	if (grc < 0)
-		return git_fail(err, grc, 0, "cannot read ref %s", name);
+		return veld_git__fail(err, grc, 0, "cannot read ref %s", name);
 	return 0;
 }
 
@@ -1205,7 +1224,7 @@ int veld_repo__ref_set(veld_repo *r, const char *name, const git_oid *id, veld_e
 	grc = git_reference_create(&ref, r->git, name, id, 1, NULL);
 	git_reference_free(ref);
 	if (grc < 0)
-		return git_fail(err, grc, 0, "cannot set ref %s", name);
+		return veld_git__fail(err, grc, 0, "cannot set ref %s", name);
 	return 0;
 }
 
@@ -1228,7 +1247,7 @@ int veld_repo__ref_list(veld_repo *r, const char *prefix, veld_ref_cb cb, void *
 	int rc = 0, grc;
 
 	if ((grc = git_reference_iterator_new(&it, r->git)) < 0) {
-		rc = git_fail(err, grc, 0, "cannot list refs");
+		rc = veld_git__fail(err, grc, 0, "cannot list refs");
 		goto done;
 	}
 	while ((grc = git_reference_next_name(&name, it)) == 0) {
@@ -1258,7 +1277,7 @@ int veld_repo__ref_list(veld_repo *r, const char *prefix, veld_ref_cb cb, void *
 		n++;
 	}
 	if (grc != GIT_ITEROVER) {
-		rc = git_fail(err, grc, 0, "cannot list refs");
+		rc = veld_git__fail(err, grc, 0, "cannot list refs");
 		goto done;
 	}
 	if (n)
@@ -1441,7 +1460,7 @@ static int xfer_start(git_remote **remote, xfer *x, veld_repo *r, const char *ur
 	co.repository = r->git;
 	co.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
 	if ((grc = git_remote_create_with_opts(remote, url, &co)) < 0)
-		return git_fail(err, grc, 0, "cannot use remote %s", x->url);
+		return veld_git__fail(err, grc, 0, "cannot use remote %s", x->url);
 	cbs->credentials = cred_cb;
 	cbs->payload = x;
 	return 0;
@@ -1453,7 +1472,7 @@ static int xfer_fail(veld_err *err, const xfer *x, int grc, const char *what)
 {
 	if (x->auth_failed || grc == GIT_EAUTH)
 		return veld_err__set(err, VELD_EAUTH, "authentication failed for %s", x->url);
-	return git_fail(err, grc, 0, "%s %s", what, x->url);
+	return veld_git__fail(err, grc, 0, "%s %s", what, x->url);
 }
 
 /* A growable list of strings. */
@@ -1496,11 +1515,11 @@ static void strlist_free(strlist *l)
 ** the objects to move are found from the commits down instead: a new
 ** commit's tree is compared with the trees of its parents and of what the
 ** other side holds for the ref now, entry by entry, and only subtrees that
-** differ are entered; an object the other side has is never taken.  They go
-** over as one pack (git_packbuilder_insert, written with its index straight
-** into the receiving repository), and refs move after their objects: a push
-** updates each hub ref with a compare-and-swap against the value it read,
-** a fetch updates and prunes its copies as git fetch would.
+** differ are entered; an object the other side has is never taken.  They
+** go over as one pack (pack_store: whole objects, written with its index
+** straight into the receiving repository), and refs move after their
+** objects: a push updates each hub ref with a compare-and-swap against the
+** value it read, a fetch updates and prunes its copies as git fetch would.
 */
 
 int veld_repo__is_url(const char *hub)
@@ -1514,8 +1533,8 @@ static int is_path_hub(const char *url)
 }
 
 typedef struct moveset {
-	git_packbuilder *pb;   /* a hub on a path: a pack written with its index */
-	veld_pack *thin;       /* a hub over HTTP: a thin pack (pack.c), else NULL */
+	veld_pack *pack;       /* what moves (pack.c) */
+	int thin;              /* over HTTP: trees as deltas against the hub's */
 	git_repository *src;   /* where the objects are */
 	git_repository *dst;   /* where they go */
 	git_odb *dst_odb;
@@ -1534,12 +1553,7 @@ static int dst_has(moveset *m, const git_oid *id)
 ** (or NULL), is what a thin pack may send it as a delta against. */
 static int move_insert(moveset *m, const git_oid *id, const git_oid *base)
 {
-	int grc;
-	if (m->thin)
-		return veld_pack__add(m->thin, id, base, m->err);
-	if ((grc = git_packbuilder_insert(m->pb, id, NULL)) < 0)
-		return git_fail(m->err, grc, 0, "pack object %s", git_oid_tostr_s(id));
-	return 0;
+	return veld_pack__add(m->pack, id, m->thin ? base : NULL, m->err);
 }
 
 /* A tree of src (else of dst), or NULL: a base that cannot be read is no
@@ -1571,7 +1585,7 @@ static int move_tree(moveset *m, const git_oid *id, git_tree *const *bases, size
 	if (depth > MOVE_DEPTH)
 		return veld_err__set(m->err, VELD_EINTEGRITY, "a tree is nested more than %d deep", MOVE_DEPTH);
 	if ((grc = git_tree_lookup(&t, m->src, id)) < 0)
-		return git_fail(m->err, grc, 0, "read tree %s", git_oid_tostr_s(id));
+		return veld_git__fail(m->err, grc, 0, "read tree %s", git_oid_tostr_s(id));
 	if ((rc = move_insert(m, id, nb ? git_tree_id(bases[0]) : NULL))) {
 		git_tree_free(t);
 		return rc;
@@ -1637,7 +1651,7 @@ static int move_commit(moveset *m, const git_oid *id, git_tree *oldtree, git_oid
 	int grc, rc;
 	*np = 0;
 	if ((grc = git_commit_lookup(&c, m->src, id)) < 0)
-		return git_fail(m->err, grc, 0, "read commit %s", git_oid_tostr_s(id));
+		return veld_git__fail(m->err, grc, 0, "read commit %s", git_oid_tostr_s(id));
 	if ((rc = move_insert(m, id, NULL))) {
 		git_commit_free(c);
 		return rc;
@@ -1713,16 +1727,10 @@ out:
 /* Write the moved objects into dst as one pack (nothing when none). */
 static int move_write(moveset *m)
 {
-	char dir[PATHBUF];
-	int grc;
-	if (git_packbuilder_object_count(m->pb) == 0)
-		return 0;
-	snprintf(dir, sizeof dir, "%sobjects/pack", git_repository_path(m->dst));
-	if ((grc = git_packbuilder_write(m->pb, dir, 0, NULL, NULL)) < 0)
-		return git_fail(m->err, grc, 0, "write a pack");
-	return 0;
+	return pack_store(m->dst, m->pack, m->err);
 }
 
+/* dst NULL: a hub over HTTP (a thin pack, sent by push_http). */
 static int move_open(moveset *m, git_repository *src, git_repository *dst, veld_err *err)
 {
 	int grc;
@@ -1730,19 +1738,15 @@ static int move_open(moveset *m, git_repository *src, git_repository *dst, veld_
 	m->src = src;
 	m->dst = dst;
 	m->err = err;
+	m->thin = dst == NULL;
 	if (dst && ((grc = git_repository_odb(&m->dst_odb, dst)) < 0 || (grc = git_odb_refresh(m->dst_odb)) < 0))
-		return git_fail(err, grc, 0, "open an object database");
-	if (!dst)
-		return veld_pack__new(&m->thin, src, err);
-	if ((grc = git_packbuilder_new(&m->pb, src)) < 0)
-		return git_fail(err, grc, 0, "start a pack");
-	return 0;
+		return veld_git__fail(err, grc, 0, "open an object database");
+	return veld_pack__new(&m->pack, src, err);
 }
 
 static void move_close(moveset *m)
 {
-	veld_pack__free(m->thin);
-	git_packbuilder_free(m->pb);
+	veld_pack__free(m->pack);
 	git_odb_free(m->dst_odb);
 }
 
@@ -1750,7 +1754,7 @@ static int hub_open(git_repository **hub, const char *path, const char *shown, v
 {
 	int grc = git_repository_open_bare(hub, path);
 	if (grc < 0)
-		return git_fail(err, grc, grc == GIT_ENOTFOUND ? VELD_ENOTFOUND : 0, "open the hub %s", shown);
+		return veld_git__fail(err, grc, grc == GIT_ENOTFOUND ? VELD_ENOTFOUND : 0, "open the hub %s", shown);
 	return 0;
 }
 
@@ -1787,12 +1791,12 @@ static int fetch_path(veld_repo *r, const char *url, const char *const *refspecs
 		git_reference_iterator *it = NULL;
 		git_reference *ref;
 		if ((grc = git_refspec_parse(&spec, refspecs[k], 1)) < 0) {
-			rc = git_fail(err, grc, VELD_EINVALID, "refspec %s", refspecs[k]);
+			rc = veld_git__fail(err, grc, VELD_EINVALID, "refspec %s", refspecs[k]);
 			break;
 		}
 		if ((grc = git_reference_iterator_glob_new(&it, hub, git_refspec_src(spec))) < 0) {
 			git_refspec_free(spec);
-			rc = git_fail(err, grc, 0, "list the refs of %s", url);
+			rc = veld_git__fail(err, grc, 0, "list the refs of %s", url);
 			break;
 		}
 		while (rc == 0 && (grc = git_reference_next(&ref, it)) == 0) {
@@ -1805,7 +1809,7 @@ static int fetch_path(veld_repo *r, const char *url, const char *const *refspecs
 			}
 			git_oid_cpy(&want, git_reference_target(ref));
 			if ((grc = git_refspec_transform(&dst, spec, git_reference_name(ref))) < 0) {
-				rc = git_fail(err, grc, 0, "map %s", git_reference_name(ref));
+				rc = veld_git__fail(err, grc, 0, "map %s", git_reference_name(ref));
 			} else {
 				has = git_reference_name_to_id(&have, r->git, dst.ptr) == 0;
 				git_error_clear();
@@ -1828,13 +1832,12 @@ static int fetch_path(veld_repo *r, const char *url, const char *const *refspecs
 			git_reference_free(ref);
 		}
 		if (rc == 0 && grc != GIT_ITEROVER)
-			rc = git_fail(err, grc, 0, "list the refs of %s", url);
+			rc = veld_git__fail(err, grc, 0, "list the refs of %s", url);
 		git_reference_iterator_free(it);
 		git_refspec_free(spec);
 	}
 	if (rc == 0 && opts && opts->progress)
-		opts->progress("receiving objects", git_packbuilder_object_count(m.pb),
-		               git_packbuilder_object_count(m.pb), opts->payload);
+		opts->progress("receiving objects", veld_pack__count(m.pack), veld_pack__count(m.pack), opts->payload);
 	if (rc == 0 && (rc = move_write(&m)) == 0) {
 		git_odb *odb = NULL;
 		if (git_repository_odb(&odb, r->git) == 0)
@@ -1849,7 +1852,7 @@ static int fetch_path(veld_repo *r, const char *url, const char *const *refspecs
 			continue;
 		git_error_clear();
 		if ((grc = git_reference_create(&ref, r->git, ups[i].name, &ups[i].id, 1, "fetch")) < 0)
-			rc = git_fail(err, grc, 0, "update %s", ups[i].name);
+			rc = veld_git__fail(err, grc, 0, "update %s", ups[i].name);
 		git_reference_free(ref);
 	}
 	for (k = 0; k < n && rc == 0; k++) {
@@ -1867,7 +1870,7 @@ static int fetch_path(veld_repo *r, const char *url, const char *const *refspecs
 			for (i = 0; i < nups && !kept; i++)
 				kept = strcmp(ups[i].name, git_reference_name(ref)) == 0;
 			if (!kept && (grc = git_reference_delete(ref)) < 0)
-				rc = git_fail(err, grc, 0, "prune %s", git_reference_name(ref));
+				rc = veld_git__fail(err, grc, 0, "prune %s", git_reference_name(ref));
 			git_reference_free(ref);
 		}
 		git_error_clear();
@@ -1910,11 +1913,11 @@ static int push_path(veld_repo *r, const char *url, const char *const *refspecs,
 		git_refspec *spec = NULL;
 		git_oid want;
 		if ((grc = git_refspec_parse(&spec, refspecs[k], 0)) < 0) {
-			rc = git_fail(err, grc, VELD_EINVALID, "refspec %s", refspecs[k]);
+			rc = veld_git__fail(err, grc, VELD_EINVALID, "refspec %s", refspecs[k]);
 			break;
 		}
 		if ((grc = git_reference_name_to_id(&want, r->git, git_refspec_src(spec))) < 0) {
-			rc = git_fail(err, grc, 0, "read %s", git_refspec_src(spec));
+			rc = veld_git__fail(err, grc, 0, "read %s", git_refspec_src(spec));
 		} else if (!(ups[nups].name = strdup(git_refspec_dst(spec)))) {
 			rc = veld_err__oom(err);
 		} else {
@@ -1937,8 +1940,7 @@ static int push_path(veld_repo *r, const char *url, const char *const *refspecs,
 		git_refspec_free(spec);
 	}
 	if (rc == 0 && opts && opts->progress)
-		opts->progress("sending objects", git_packbuilder_object_count(m.pb), git_packbuilder_object_count(m.pb),
-		               opts->payload);
+		opts->progress("sending objects", veld_pack__count(m.pack), veld_pack__count(m.pack), opts->payload);
 	if (rc == 0)
 		rc = move_write(&m);
 	for (i = 0; i < nups && rc == 0; i++) {
@@ -1946,12 +1948,12 @@ static int push_path(veld_repo *r, const char *url, const char *const *refspecs,
 		grc = had[i] ? git_reference_create_matching(&ref, hub, ups[i].name, &ups[i].id, 1, &olds[i], "push")
 		             : git_reference_create(&ref, hub, ups[i].name, &ups[i].id, 0, "push");
 		if (grc == GIT_EMODIFIED || grc == GIT_EEXISTS)
-			rc = git_fail(err, grc, VELD_EDENIED, "push of %s to %s refused: the ref moved meanwhile", ups[i].name,
+			rc = veld_git__fail(err, grc, VELD_EDENIED, "push of %s to %s refused: the ref moved meanwhile", ups[i].name,
 			              url);
 		else if (grc == GIT_ELOCKED)
-			rc = git_fail(err, grc, VELD_EDENIED, "push of %s to %s refused by the server", ups[i].name, url);
+			rc = veld_git__fail(err, grc, VELD_EDENIED, "push of %s to %s refused by the server", ups[i].name, url);
 		else if (grc < 0)
-			rc = git_fail(err, grc, 0, "push of %s to %s", ups[i].name, url);
+			rc = veld_git__fail(err, grc, 0, "push of %s to %s", ups[i].name, url);
 		git_reference_free(ref);
 	}
 	move_close(&m);
@@ -2029,7 +2031,7 @@ static int push_http(veld_repo *r, const char *url, const char *const *refspecs,
 		goto done;
 	}
 	if ((rc = move_open(&m, r->git, NULL, err)) || (grc = git_repository_odb(&odb, r->git)) < 0) {
-		rc = rc ? rc : git_fail(err, grc, 0, "open an object database");
+		rc = rc ? rc : veld_git__fail(err, grc, 0, "open an object database");
 		goto done;
 	}
 	for (k = 0; k < n && rc == 0; k++) {
@@ -2037,11 +2039,11 @@ static int push_http(veld_repo *r, const char *url, const char *const *refspecs,
 		git_oid want, old;
 		int had = 0;
 		if ((grc = git_refspec_parse(&spec, refspecs[k], 0)) < 0) {
-			rc = git_fail(err, grc, VELD_EINVALID, "refspec %s", refspecs[k]);
+			rc = veld_git__fail(err, grc, VELD_EINVALID, "refspec %s", refspecs[k]);
 			break;
 		}
 		if ((grc = git_reference_name_to_id(&want, r->git, git_refspec_src(spec))) < 0) {
-			rc = git_fail(err, grc, 0, "read %s", git_refspec_src(spec));
+			rc = veld_git__fail(err, grc, 0, "read %s", git_refspec_src(spec));
 			git_refspec_free(spec);
 			break;
 		}
@@ -2080,7 +2082,7 @@ static int push_http(veld_repo *r, const char *url, const char *const *refspecs,
 			git_oid id, parents[MOVE_BASES];
 			size_t np;
 			if ((grc = git_revwalk_new(&w, r->git)) < 0 || (grc = git_revwalk_push(w, &want)) < 0) {
-				rc = git_fail(err, grc, 0, "walk %s", ups[nups - 1].name);
+				rc = veld_git__fail(err, grc, 0, "walk %s", ups[nups - 1].name);
 			} else {
 				for (i = 0; i < adv.names.n; i++)
 					if (git_odb_exists(odb, &adv.ids[i]))
@@ -2089,7 +2091,7 @@ static int push_http(veld_repo *r, const char *url, const char *const *refspecs,
 				while (rc == 0 && (grc = git_revwalk_next(&id, w)) == 0)
 					rc = move_commit(&m, &id, oldtree, parents, &np);
 				if (rc == 0 && grc != GIT_ITEROVER)
-					rc = git_fail(err, grc, 0, "walk %s", ups[nups - 1].name);
+					rc = veld_git__fail(err, grc, 0, "walk %s", ups[nups - 1].name);
 			}
 			git_tree_free(oldtree);
 			git_revwalk_free(w);
@@ -2098,8 +2100,8 @@ static int push_http(veld_repo *r, const char *url, const char *const *refspecs,
 	if (rc || nups == 0)
 		goto done;
 	if (opts && opts->progress)
-		opts->progress("sending objects", veld_pack__count(m.thin), veld_pack__count(m.thin), opts->payload);
-	if ((rc = veld_pack__write(&pack, &plen, m.thin, err)))
+		opts->progress("sending objects", veld_pack__count(m.pack), veld_pack__count(m.pack), opts->payload);
+	if ((rc = veld_pack__write(&pack, &plen, m.pack, err)))
 		goto done;
 	rc = veld_http__push(h, ups, nups, pack, plen, err);
 done:
@@ -2351,7 +2353,7 @@ static int open_one_pack(git_odb **out, const char *packdir, const char *name, v
 	*out = NULL;
 	snprintf(idx, sizeof idx, "%s/%s.idx", packdir, name);
 	if ((grc = git_odb_new(out)) < 0)
-		return git_fail(err, grc, 0, "maintain: cannot create an object database");
+		return veld_git__fail(err, grc, 0, "maintain: cannot create an object database");
 	if ((grc = git_odb_backend_one_pack(&be, idx)) < 0)
 		goto fail;
 	if ((grc = git_odb_add_backend(*out, be, 1)) < 0) {
@@ -2362,7 +2364,7 @@ static int open_one_pack(git_odb **out, const char *packdir, const char *name, v
 fail:
 	git_odb_free(*out);
 	*out = NULL;
-	return git_fail(err, grc, 0, "maintain: cannot open pack %s", name);
+	return veld_git__fail(err, grc, 0, "maintain: cannot open pack %s", name);
 }
 
 /* 1 if the file at `path` was last modified at least `age_s` seconds ago
@@ -2414,7 +2416,7 @@ static int insert_reachable(git_packbuilder *pb, veld_repo *r, veld_err *err)
 	int rc = 0, grc;
 
 	if ((grc = git_revwalk_new(&walk, r->git)) < 0 || (grc = git_reference_iterator_new(&it, r->git)) < 0) {
-		rc = git_fail(err, grc, 0, "maintain: cannot walk the refs");
+		rc = veld_git__fail(err, grc, 0, "maintain: cannot walk the refs");
 		goto done;
 	}
 	while ((grc = git_reference_next_name(&name, it)) == 0) {
@@ -2425,7 +2427,7 @@ static int insert_reachable(git_packbuilder *pb, veld_repo *r, veld_err *err)
 			continue;
 		}
 		if ((grc = git_object_lookup(&o, r->git, &id, GIT_OBJECT_ANY)) < 0) {
-			rc = git_fail(err, grc, VELD_EINTEGRITY, "maintain: ref %s points at a missing object", name);
+			rc = veld_git__fail(err, grc, VELD_EINTEGRITY, "maintain: ref %s points at a missing object", name);
 			goto done;
 		}
 		if (git_object_type(o) == GIT_OBJECT_COMMIT)
@@ -2434,12 +2436,12 @@ static int insert_reachable(git_packbuilder *pb, veld_repo *r, veld_err *err)
 			grc = git_packbuilder_insert_recur(pb, &id, NULL);
 		git_object_free(o);
 		if (grc < 0) {
-			rc = git_fail(err, grc, 0, "maintain: cannot add what %s reaches", name);
+			rc = veld_git__fail(err, grc, 0, "maintain: cannot add what %s reaches", name);
 			goto done;
 		}
 	}
 	if (grc != GIT_ITEROVER) {
-		rc = git_fail(err, grc, 0, "maintain: cannot list refs");
+		rc = veld_git__fail(err, grc, 0, "maintain: cannot list refs");
 		goto done;
 	}
 	/* A detached HEAD is a root too (a symbolic one names a ref seen above). */
@@ -2448,7 +2450,7 @@ static int insert_reachable(git_packbuilder *pb, veld_repo *r, veld_err *err)
 		if (git_reference_lookup(&head, r->git, "HEAD") == 0 && git_reference_type(head) == GIT_REFERENCE_DIRECT &&
 		    (grc = git_revwalk_push(walk, git_reference_target(head))) < 0) {
 			git_reference_free(head);
-			rc = git_fail(err, grc, 0, "maintain: cannot add what HEAD reaches");
+			rc = veld_git__fail(err, grc, 0, "maintain: cannot add what HEAD reaches");
 			goto done;
 		}
 		git_reference_free(head);
@@ -2456,7 +2458,7 @@ static int insert_reachable(git_packbuilder *pb, veld_repo *r, veld_err *err)
 	}
 	/* Every commit of the walk with its whole tree (subtrees and blobs). */
 	if ((grc = git_packbuilder_insert_walk(pb, walk)) < 0) {
-		rc = git_fail(err, grc, 0, "maintain: cannot collect reachable objects");
+		rc = veld_git__fail(err, grc, 0, "maintain: cannot collect reachable objects");
 		goto done;
 	}
 done:
@@ -2510,7 +2512,7 @@ int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err)
 		return rc;
 
 	if ((grc = git_repository_item_path(&objbuf, r->git, GIT_REPOSITORY_ITEM_OBJECTS)) < 0) {
-		rc = git_fail(err, grc, 0, "maintain: no objects directory");
+		rc = veld_git__fail(err, grc, 0, "maintain: no objects directory");
 		goto done;
 	}
 	len = objbuf.size;
@@ -2531,7 +2533,7 @@ int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err)
 
 	/* 2. */
 	if ((grc = git_packbuilder_new(&pb, r->git)) < 0) {
-		rc = git_fail(err, grc, 0, "maintain: cannot start a pack");
+		rc = veld_git__fail(err, grc, 0, "maintain: cannot start a pack");
 		goto done;
 	}
 	if ((rc = insert_reachable(pb, r, err)) < 0)
@@ -2541,7 +2543,7 @@ int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err)
 	if (git_packbuilder_object_count(pb) > 0) {
 		const char *name;
 		if ((grc = git_packbuilder_write(pb, packdir, 0, NULL, NULL)) < 0) {
-			rc = git_fail(err, grc, 0, "maintain: cannot write the pack");
+			rc = veld_git__fail(err, grc, 0, "maintain: cannot write the pack");
 			goto done;
 		}
 		name = git_packbuilder_name(pb);
@@ -2603,7 +2605,7 @@ int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err)
 		grc = git_odb_foreach(old, pack_check_cb, &pc);
 		git_odb_free(old);
 		if (grc < 0) {
-			rc = git_fail(err, grc, 0, "maintain: cannot read pack %s", packs.v[i]);
+			rc = veld_git__fail(err, grc, 0, "maintain: cannot read pack %s", packs.v[i]);
 			goto done;
 		}
 		snprintf(p, sizeof p, "%s/%s.pack", packdir, packs.v[i]);
@@ -2621,7 +2623,7 @@ int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err)
 
 	/* 6. */
 	if ((grc = git_repository_open_bare(&reopened, r->path)) < 0) {
-		rc = git_fail(err, grc, 0, "maintain: cannot reopen %s", r->path);
+		rc = veld_git__fail(err, grc, 0, "maintain: cannot reopen %s", r->path);
 		goto done;
 	}
 	git_repository_free(r->git); /* its batch (flushed, empty) with it */

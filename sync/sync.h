@@ -275,6 +275,15 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 /* Objects to send, each whole or, for a tree with a `base`, as a delta
 ** against that tree (one the hub has: a base also in the pack is not used).
 ** The pack is thin: the receiver completes it with the bases it has. */
+/* Set err from a failed libgit2 call: "<what>: <libgit2 text>".  The code is
+** `code` if it is non-zero, else mapped from grc (repo.c's table: damaged
+** objects are VELD_EINTEGRITY).  Returns the veld code. */
+int veld_git__fail(veld_err *err, int grc, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 4, 5)))
+#endif
+	;
+
 typedef struct veld_pack veld_pack;
 int veld_pack__new(veld_pack **out, git_repository *repo, veld_err *err);
 void veld_pack__free(veld_pack *p); /* accepts NULL */
