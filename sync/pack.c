@@ -367,14 +367,22 @@ static int write_object(veld_buf *b, veld_buf *delta, veld_pack *p, const pack_o
 	return rc;
 }
 
-int veld_pack__write(unsigned char **out, size_t *out_len, veld_pack *p, veld_err *err)
+/* A chunk of the pack: into the checksum, then to the caller. */
+static int emit(mbedtls_sha1_context *sha, const void *buf, size_t len, veld_pack_write_cb cb, void *payload,
+                veld_err *err)
+{
+	if (mbedtls_sha1_update_ret(sha, buf, len))
+		return veld_err__set(err, VELD_ERROR, "checksum a pack");
+	return cb(buf, len, payload, err);
+}
+
+int veld_pack__stream(veld_pack *p, veld_pack_write_cb cb, void *payload, veld_err *err)
 {
 	veld_buf b = {NULL, 0, 0}, delta = {NULL, 0, 0};
-	unsigned char hdr[12] = {'P', 'A', 'C', 'K', 0, 0, 0, 2, 0, 0, 0, 0};
+	unsigned char hdr[12] = {'P', 'A', 'C', 'K', 0, 0, 0, 2, 0, 0, 0, 0}, sum[20];
+	mbedtls_sha1_context sha;
 	size_t i, n = 0;
 	int rc = 0;
-	*out = NULL;
-	*out_len = 0;
 	/* one entry per object; an object added twice keeps a base if it got one */
 	if (p->n)
 		qsort(p->v, p->n, sizeof *p->v, oid_cmp);
@@ -403,20 +411,43 @@ int veld_pack__write(unsigned char **out, size_t *out_len, veld_pack *p, veld_er
 	hdr[9] = (unsigned char)(n >> 16);
 	hdr[10] = (unsigned char)(n >> 8);
 	hdr[11] = (unsigned char)n;
-	if (veld_buf__add(&b, hdr, sizeof hdr))
-		rc = veld_err__oom(err);
-	for (i = 0; i < n && rc == 0; i++)
-		rc = write_object(&b, &delta, p, &p->v[i], err);
-	if (rc == 0 && veld_buf__room(&b, 20))
-		rc = veld_err__oom(err);
-	if (rc == 0 && mbedtls_sha1_ret(b.p, b.n, b.p + b.n))
+	mbedtls_sha1_init(&sha);
+	if (mbedtls_sha1_starts_ret(&sha))
 		rc = veld_err__set(err, VELD_ERROR, "checksum a pack");
+	if (rc == 0)
+		rc = emit(&sha, hdr, sizeof hdr, cb, payload, err);
+	/* object by object: the pack is never whole in memory */
+	for (i = 0; i < n && rc == 0; i++) {
+		b.n = 0;
+		if ((rc = write_object(&b, &delta, p, &p->v[i], err)) == 0)
+			rc = emit(&sha, b.p, b.n, cb, payload, err);
+	}
+	if (rc == 0 && mbedtls_sha1_finish_ret(&sha, sum))
+		rc = veld_err__set(err, VELD_ERROR, "checksum a pack");
+	if (rc == 0)
+		rc = cb(sum, sizeof sum, payload, err);
+	mbedtls_sha1_free(&sha);
+	free(b.p);
 	free(delta.p);
+	return rc;
+}
+
+static int to_buf(const void *data, size_t len, void *payload, veld_err *err)
+{
+	return veld_buf__add(payload, data, len) ? veld_err__oom(err) : 0;
+}
+
+int veld_pack__write(unsigned char **out, size_t *out_len, veld_pack *p, veld_err *err)
+{
+	veld_buf b = {NULL, 0, 0};
+	int rc = veld_pack__stream(p, to_buf, &b, err);
+	*out = NULL;
+	*out_len = 0;
 	if (rc) {
 		free(b.p);
 		return rc;
 	}
 	*out = b.p;
-	*out_len = b.n + 20;
+	*out_len = b.n;
 	return 0;
 }

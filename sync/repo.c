@@ -328,6 +328,19 @@ static int batch_attach(veld_repo *r, veld_err *err)
 	return 0;
 }
 
+/* The pack as pack.c writes it, chunk by chunk, into libgit2's indexer. */
+typedef struct index_sink {
+	git_indexer *idx;
+	git_indexer_progress st;
+} index_sink;
+
+static int to_indexer(const void *data, size_t len, void *payload, veld_err *err)
+{
+	index_sink *k = payload;
+	int grc = git_indexer_append(k->idx, data, len, &k->st);
+	return grc < 0 ? veld_git__fail(err, grc, 0, "write a pack") : 0;
+}
+
 /* Write the objects of `p` (whole: no base is given to a local pack) into
 ** dst's objects/pack as one pack with its index (libgit2's indexer, which
 ** fsyncs what it writes when GIT_OPT_ENABLE_FSYNC_GITDIR is on), then let
@@ -337,27 +350,25 @@ static int batch_attach(veld_repo *r, veld_err *err)
 ** of the write (docs/benchmarks.md). */
 static int pack_store(git_repository *dst, veld_pack *p, veld_err *err)
 {
-	git_indexer *idx = NULL;
 	git_indexer_options io;
-	git_indexer_progress st;
+	index_sink k;
 	git_odb *odb = NULL;
-	unsigned char *pack = NULL;
-	size_t len = 0;
 	char dir[PATHBUF];
-	int rc, grc;
+	int rc = 0, grc;
 	if (veld_pack__count(p) == 0)
 		return 0;
-	if ((rc = veld_pack__write(&pack, &len, p, err)))
-		return rc;
+	memset(&k, 0, sizeof k);
 	snprintf(dir, sizeof dir, "%sobjects/pack", git_repository_path(dst));
 	git_indexer_options_init(&io, GIT_INDEXER_OPTIONS_VERSION);
-	if ((grc = git_indexer_new(&idx, dir, 0, NULL, &io)) < 0 || (grc = git_indexer_append(idx, pack, len, &st)) < 0 ||
-	    (grc = git_indexer_commit(idx, &st)) < 0 || (grc = git_repository_odb(&odb, dst)) < 0 ||
-	    (grc = git_odb_refresh(odb)) < 0)
+	if ((grc = git_indexer_new(&k.idx, dir, 0, NULL, &io)) < 0)
 		rc = veld_git__fail(err, grc, 0, "write a pack");
-	git_indexer_free(idx);
+	if (rc == 0)
+		rc = veld_pack__stream(p, to_indexer, &k, err);
+	if (rc == 0 && ((grc = git_indexer_commit(k.idx, &k.st)) < 0 || (grc = git_repository_odb(&odb, dst)) < 0 ||
+	                (grc = git_odb_refresh(odb)) < 0))
+		rc = veld_git__fail(err, grc, 0, "write a pack");
+	git_indexer_free(k.idx);
 	git_odb_free(odb);
-	free(pack);
 	return rc;
 }
 

@@ -289,8 +289,13 @@ int veld_pack__new(veld_pack **out, git_repository *repo, veld_err *err);
 void veld_pack__free(veld_pack *p); /* accepts NULL */
 int veld_pack__add(veld_pack *p, const git_oid *id, const git_oid *base, veld_err *err);
 size_t veld_pack__count(const veld_pack *p);
-/* The pack, in git's format version 2; *out malloc'd.  Objects added more
-** than once are written once. */
+/* The pack, in git's format version 2, handed to `cb` in chunks (the
+** header, one object at a time, the checksum); a non-zero return from cb
+** stops the write and is returned.  Objects added more than once are
+** written once. */
+typedef int (*veld_pack_write_cb)(const void *data, size_t len, void *payload, veld_err *err);
+int veld_pack__stream(veld_pack *p, veld_pack_write_cb cb, void *payload, veld_err *err);
+/* The same pack in one buffer; *out malloc'd. */
 int veld_pack__write(unsigned char **out, size_t *out_len, veld_pack *p, veld_err *err);
 
 /* Write the objects made since the last flush (held in memory until then,
