@@ -819,8 +819,6 @@ static const char *open_blob(syncctx *c, const git_oid *id, const char *case_id,
 	*rec = NULL;
 	compartment[0] = '\0';
 	memset(&e, 0, sizeof e);
-	if (!key)
-		return "out of memory";
 	if (veld_repo__blob_read(&blob, &len, c->repo, id, &e)) {
 		reason = "a blob is missing or unreadable";
 		goto done;
@@ -859,8 +857,7 @@ done:
 		sodium_memzero(pt, ptlen);
 	free(pt);
 	free(blob);
-	if (key)
-		sodium_memzero(key, VELD_KEYBYTES);
+	sodium_memzero(key, VELD_KEYBYTES);
 	return reason;
 }
 
