@@ -73,6 +73,7 @@
 #define EMAIL_DOMAIN    "@veld.invalid"
 #define CRED_FIELD_SIZE 256
 #define PATHBUF         (PATH_MAX + 128) /* a path under objects/ */
+#define TREE_CACHE_LIMIT (64 * 1024) /* largest tree libgit2 keeps in its object cache */
 
 typedef struct batch batch;
 
@@ -403,6 +404,12 @@ static int lib_init(veld_repo *r, veld_err *err)
 	grc = git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	if (grc < 0)
 		return veld_git__fail(err, grc, VELD_ERROR, "cannot switch on fsync in libgit2");
+	/* libgit2 caches no tree over 4 kB by default; `cases/` (256 entries,
+	** ~7.4 kB) would be read, inflated and hashed again by every diff and
+	** tree update of a sync. */
+	grc = git_libgit2_opts(GIT_OPT_SET_CACHE_OBJECT_LIMIT, GIT_OBJECT_TREE, (size_t)TREE_CACHE_LIMIT);
+	if (grc < 0)
+		return veld_git__fail(err, grc, VELD_ERROR, "cannot set libgit2's tree cache limit");
 	return 0;
 }
 

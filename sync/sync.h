@@ -120,8 +120,9 @@ int veld_region__contains(const veld_range *ranges, int n, int postcode);
 ** A thin layer over libgit2 that knows git, not veld: a bare repository,
 ** trees updated at a few paths, commits signed in a custom header, diffs of
 ** trees, fetch and push with refusals surfaced.  libgit2's own global state
-** (git_libgit2_init, GIT_OPT_ENABLE_FSYNC_GITDIR) is set up once per
-** process by veld_repo__open/init; everything else hangs off the handle.
+** (git_libgit2_init, GIT_OPT_ENABLE_FSYNC_GITDIR, the size of tree it
+** caches) is set up once per process by veld_repo__open/init; everything
+** else hangs off the handle.
 ** Each handle holds one git_libgit2_init(), released by veld_repo__free.
 ** Every function returns 0 or a negative VELD_E* code with a message in
 ** `err` (a callback's own non-zero return is passed through where noted).
