@@ -77,12 +77,49 @@
 
 typedef struct batch batch;
 
+/* A growable list of strings. */
+typedef struct strlist {
+	char **v;
+	size_t n, cap;
+} strlist;
+
+static int strlist_add(strlist *l, const char *s)
+{
+	if (l->n == l->cap) {
+		size_t ncap = l->cap ? l->cap * 2 : 64;
+		char **nv = realloc(l->v, ncap * sizeof *nv);
+		if (!nv)
+			return -1;
+		l->v = nv;
+		l->cap = ncap;
+	}
+	if (!(l->v[l->n] = strdup(s)))
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static void strlist_free(strlist *l)
+{
+	size_t i;
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof *l);
+}
+
 struct veld_repo {
 	git_repository *git;
 	char *path;     /* as given to init/open */
 	int lib_inited; /* this handle holds one git_libgit2_init() */
 	batch *batch;   /* new objects, held until a ref names them */
+	/* A hub on a path, kept open between syncs (hub_get). */
+	git_repository *hub;
+	char *hub_path;
+	strlist hub_packs; /* its packs when it was last used */
 };
+
+static int list_packs(strlist *out, const char *packdir, veld_err *err);
 
 /* ---- errors ------------------------------------------------------------- */
 
@@ -559,6 +596,7 @@ void veld_repo__free(veld_repo *r)
 	if (r->git)
 		veld_repo__flush(r, &ignored);
 	git_repository_free(r->git); /* the batch goes with its object database */
+	veld_repo__hub_release(r);
 	free(r->path);
 	if (r->lib_inited)
 		git_libgit2_shutdown();
@@ -1493,37 +1531,6 @@ static int xfer_fail(veld_err *err, const xfer *x, int grc, const char *what)
 	return veld_git__fail(err, grc, 0, "%s %s", what, x->url);
 }
 
-/* A growable list of strings. */
-typedef struct strlist {
-	char **v;
-	size_t n, cap;
-} strlist;
-
-static int strlist_add(strlist *l, const char *s)
-{
-	if (l->n == l->cap) {
-		size_t ncap = l->cap ? l->cap * 2 : 64;
-		char **nv = realloc(l->v, ncap * sizeof *nv);
-		if (!nv)
-			return -1;
-		l->v = nv;
-		l->cap = ncap;
-	}
-	if (!(l->v[l->n] = strdup(s)))
-		return -1;
-	l->n++;
-	return 0;
-}
-
-static void strlist_free(strlist *l)
-{
-	size_t i;
-	for (i = 0; i < l->n; i++)
-		free(l->v[i]);
-	free(l->v);
-	memset(l, 0, sizeof *l);
-}
-
 /* ---- a hub on a path: objects moved without a transport ------------------
 **
 ** libgit2's transports (its local one included) pack by walking: every head
@@ -1768,11 +1775,64 @@ static void move_close(moveset *m)
 	git_odb_free(m->dst_odb);
 }
 
-static int hub_open(git_repository **hub, const char *path, const char *shown, veld_err *err)
+void veld_repo__hub_release(veld_repo *r)
 {
-	int grc = git_repository_open_bare(hub, path);
-	if (grc < 0)
-		return veld_git__fail(err, grc, grc == GIT_ENOTFOUND ? VELD_ENOTFOUND : 0, "open the hub %s", shown);
+	if (!r)
+		return;
+	git_repository_free(r->hub);
+	r->hub = NULL;
+	free(r->hub_path);
+	r->hub_path = NULL;
+	strlist_free(&r->hub_packs);
+}
+
+/* 1 if every name of `old` is in `now`. */
+static int strlist_covers(const strlist *now, const strlist *old)
+{
+	size_t i, j;
+	for (i = 0; i < old->n; i++) {
+		int found = 0;
+		for (j = 0; j < now->n && !found; j++)
+			found = !strcmp(now->v[j], old->v[i]);
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+/* The hub on `path`, open.  The handle stays with `r` between syncs: its
+** pack indexes and windows stay mapped and its parsed trees cached (opened
+** afresh, every sync mapped and faulted in the hub's packs again, and
+** unmapped them, at a cost that grows with the hub).  Another process may
+** add packs (libgit2 reads the pack directory again on a miss, and a push
+** refreshes it) or repack the hub: when a pack the handle may hold is gone,
+** it is opened again, since a handle keeps a removed pack's file, and its
+** disk space, alive. */
+static int hub_get(git_repository **out, veld_repo *r, const char *path, veld_err *err)
+{
+	strlist now = {0};
+	char packdir[PATH_MAX];
+	int grc, listed;
+	*out = NULL;
+	snprintf(packdir, sizeof packdir, "%s/objects/pack", path);
+	listed = list_packs(&now, packdir, err) == 0;
+	veld_err__clear(err);
+	if (!listed || !r->hub || strcmp(r->hub_path, path) || !strlist_covers(&now, &r->hub_packs)) {
+		veld_repo__hub_release(r);
+		if ((grc = git_repository_open_bare(&r->hub, path)) < 0) {
+			r->hub = NULL;
+			strlist_free(&now);
+			return veld_git__fail(err, grc, grc == GIT_ENOTFOUND ? VELD_ENOTFOUND : 0, "open the hub %s", path);
+		}
+		if (!(r->hub_path = strdup(path))) {
+			veld_repo__hub_release(r);
+			strlist_free(&now);
+			return veld_err__oom(err);
+		}
+	}
+	strlist_free(&r->hub_packs);
+	r->hub_packs = now;
+	*out = r->hub;
 	return 0;
 }
 
@@ -1800,7 +1860,7 @@ static int fetch_path(veld_repo *r, const char *url, const char *const *refspecs
 	ref_update *ups = NULL;
 	size_t nups = 0, cap = 0, i, k;
 	int rc, grc;
-	if ((rc = hub_open(&hub, url, url, err)))
+	if ((rc = hub_get(&hub, r, url, err)))
 		return rc;
 	if ((rc = move_open(&m, hub, r->git, err)))
 		goto done;
@@ -1898,7 +1958,6 @@ static int fetch_path(veld_repo *r, const char *url, const char *const *refspecs
 done:
 	move_close(&m);
 	updates_free(ups, nups);
-	git_repository_free(hub);
 	return rc;
 }
 
@@ -1916,7 +1975,7 @@ static int push_path(veld_repo *r, const char *url, const char *const *refspecs,
 	unsigned char *had = NULL;
 	size_t nups = 0, i, k;
 	int rc, grc;
-	if ((rc = hub_open(&hub, url, url, err)))
+	if ((rc = hub_get(&hub, r, url, err)))
 		return rc;
 	ups = calloc(n ? n : 1, sizeof *ups);
 	olds = calloc(n ? n : 1, sizeof *olds);
@@ -1979,7 +2038,6 @@ done:
 	updates_free(ups, nups);
 	free(olds);
 	free(had);
-	git_repository_free(hub);
 	return rc;
 }
 

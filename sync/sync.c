@@ -1640,6 +1640,7 @@ static int maintain_all(syncctx *c, int prune_age_s)
 	int rc = veld_repo__maintain(c->repo, prune_age_s, c->err);
 	if (rc || !c->office || veld_repo__is_url(c->hub))
 		return rc;
+	veld_repo__hub_release(c->repo); /* its packs are about to go */
 	if ((rc = veld_repo__open(&hub, c->hub, c->err)) == 0)
 		rc = veld_repo__maintain(hub, prune_age_s, c->err);
 	veld_repo__free(hub);

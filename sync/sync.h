@@ -136,6 +136,10 @@ typedef struct veld_repo veld_repo;
 int veld_repo__init(veld_repo **out, const char *path, veld_err *err);
 int veld_repo__open(veld_repo **out, const char *path, veld_err *err);
 void veld_repo__free(veld_repo *r); /* NULL ok */
+/* A hub on a path that fetch and push used stays open with the handle
+** (reopened when another process repacked it); release it now, e.g. before
+** repacking that hub through another handle.  NULL ok. */
+void veld_repo__hub_release(veld_repo *r);
 /* Remove lock files a killed process left in the repository (refs/ and the
 ** top-level ones).  Only for a caller that knows no other process uses the
 ** repository (the store's exclusive lock).  Returns how many went. */

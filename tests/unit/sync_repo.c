@@ -1045,6 +1045,86 @@ static void test_sync_repo__fetch_and_push_by_path(void **state)
 	drop_repo(hub, dh);
 }
 
+/* Lines of `text` that name a file under `dir` and end in "(deleted)". */
+static int count_removed(const char *text, const char *dir)
+{
+	const char *p;
+	int n = 0;
+	for (p = text; (p = strstr(p, dir)) != NULL; p++) {
+		const char *eol = strchr(p, '\n');
+		if (eol && eol - p >= 9 && !memcmp(eol - 9, "(deleted)", 9))
+			n++;
+	}
+	return n;
+}
+
+/* Files under `dir` this process still holds (mapped or open) after they
+** were removed: a repacked hub's old packs, kept alive by a stale handle. */
+static int held_removed(const char *dir)
+{
+	char *maps = run_out("cat /proc/$PPID/maps"), *fds = run_out("ls -l /proc/$PPID/fd/");
+	int n = count_removed(maps, dir) + count_removed(fds, dir);
+	free(maps);
+	free(fds);
+	return n;
+}
+
+/* A hub on a path stays open with the repository handle between fetches
+** and pushes, and is opened again once another handle repacked it: what
+** arrived since is seen, and no removed pack stays held. */
+static void test_sync_repo__kept_hub_follows_repacks(void **state)
+{
+	char *da, *db, *dh;
+	veld_repo *a = new_repo(&da, "kept-a"), *b = new_repo(&db, "kept-b"), *hub = new_repo(&dh, "kept-hub");
+	veld_err err = {0};
+	keypair k;
+	git_oid c1, c2, c3, got;
+	const char *push_spec[] = {"refs/veld/devices/" DEV1 ":refs/veld/devices/" DEV1};
+	const char *fetch_spec[] = {"+refs/veld/devices/*:refs/veld-hub/veld/devices/*"};
+	(void)state;
+
+	crypto_sign_keypair(k.pk, k.sk);
+	c1 = commit_file(a, NULL, "cases/ab/c/r", "v1", &k);
+	assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &c1, &err), 0);
+	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
+	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 1, NULL, &err), 0);
+	c2 = commit_file(a, &c1, "cases/ab/c/r", "v2", &k);
+	assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &c2, &err), 0);
+	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
+	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 1, NULL, &err), 0);
+	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), 0);
+	assert_true(git_oid_equal(&got, &c2));
+	assert_int_equal(count_packs(dh), 2);
+	assert_int_equal(held_removed(dh), 0);
+
+	/* Another handle repacks the hub: the kept handles of a and b now hold
+	** its removed packs (what the check below must see go). */
+	assert_int_equal(veld_repo__maintain(hub, 0, &err), 0);
+	assert_int_equal(count_packs(dh), 1);
+	assert_true(held_removed(dh) > 0);
+
+	/* The next push and fetch open the hub again: the new head arrives,
+	** built on objects that now live only in the repacked pack. */
+	c3 = commit_file(a, &c2, "cases/ab/d/r", "v3", &k);
+	assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &c3, &err), 0);
+	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
+	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 1, NULL, &err), 0);
+	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), 0);
+	assert_true(git_oid_equal(&got, &c3));
+	assert_int_equal(held_removed(dh), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", dh), 0);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", db), 0);
+
+	/* Released on request (before a repack through another handle). */
+	veld_repo__hub_release(b);
+	veld_repo__hub_release(b);
+	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 1, NULL, &err), 0);
+	sodium_memzero(&k, sizeof k);
+	drop_repo(a, da);
+	drop_repo(b, db);
+	drop_repo(hub, dh);
+}
+
 /* A hub on a path gets, and gives, what a change made and nothing else:
 ** changing one record of forty sends its blob, the trees on its path and
 ** the commit, however many cases there are; a merge of two heads the
@@ -1624,6 +1704,7 @@ int main(void)
 	        cmocka_unit_test(test_sync_repo__refs),
 	        cmocka_unit_test(test_sync_repo__fetch_and_push_by_path),
 	        cmocka_unit_test(test_sync_repo__path_moves_what_changed),
+	        cmocka_unit_test(test_sync_repo__kept_hub_follows_repacks),
 	        cmocka_unit_test(test_sync_repo__push_refusals_by_path),
 	        cmocka_unit_test(test_sync_repo__auth_failure_gives_up),
 	        cmocka_unit_test_teardown(test_sync_repo__push_refusal_over_http, hub_teardown),
