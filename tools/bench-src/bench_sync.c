@@ -50,7 +50,9 @@
 ** weighs on every size alike; "x smallest" is the median of the per-run
 ** ratios.  Before each measured sync the bench flushes its own writes
 ** (sync(2)), and the phase table shows what each sync read from the disk
-** (getrusage's inblock: page cache misses).  Everything runs in one
+** (getrusage's inblock: page cache misses).  Commands run through
+** posix_spawn (run_cmd), so no fork leaves the measured syncs copy-on-write
+** faults to take.  Everything runs in one
 ** process on one disk; the stores use the minimum Argon2id cost (the key
 ** file is not what is measured).  libgit2 writes with fsync (the store
 ** switches it on), git CLI's defaults do not fsync objects: part of any
@@ -59,6 +61,8 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -77,6 +81,8 @@
 #include <zlib.h>
 
 #include "veld.h"
+
+extern char **environ;
 
 #define PASS        "bench-passphrase"
 #define MAX_SIZES   8
@@ -165,21 +171,24 @@ static double median(const double *v, int n)
 	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
-/* Run a command (argv, NULL-terminated) with stdout and stderr to
-** /dev/null unless it fails; returns its wall time.  Dies on failure. */
+/* Run a command (argv, NULL-terminated) with stdout to /dev/null; returns
+** its wall time.  Dies on failure.  posix_spawn, not fork: a fork of this
+** process (hundreds of MB once a large hub is set up) marks all its pages
+** copy-on-write, and the syncs measured next would pay a fault for every
+** page they write. */
 static double run_cmd(char *const argv[])
 {
 	double t0 = now_s();
-	pid_t pid = fork();
-	int st;
-	if (pid < 0)
-		die("fork: %s", strerror(errno));
-	if (pid == 0) {
-		FILE *devnull = freopen("/dev/null", "w", stdout);
-		(void)devnull;
-		execvp(argv[0], argv);
-		_exit(127);
-	}
+	posix_spawn_file_actions_t fa;
+	pid_t pid;
+	int st, rc;
+	if (posix_spawn_file_actions_init(&fa) != 0 ||
+	    posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0) != 0)
+		die("posix_spawn_file_actions: out of memory");
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0)
+		die("spawn %s: %s", argv[0], strerror(rc));
 	if (waitpid(pid, &st, 0) < 0)
 		die("waitpid: %s", strerror(errno));
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
