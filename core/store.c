@@ -17,6 +17,11 @@
 **                        and id == case id, so cases merge like records.
 **   audit(seq, at, device, action, case_id, record_id)
 **                        every open, change, share and export of a case
+**   case_keys, key_shares, devices, sync_refs, erased
+**                        sync state (sync/, docs/sync.md)
+**
+** meta's schema_version says which of these layouts a file has; an older
+** one is migrated when the store is opened (migrate), in one transaction.
 **
 ** Every public call that changes something runs in one IMMEDIATE
 ** transaction: it all happens or none of it does.  Errors are reported on
@@ -34,7 +39,19 @@
 
 #include <sodium.h>
 
-#define SCHEMA_VERSION 1
+/* 2: case_keys keyed by (case_id, compartment), WITHOUT ROWID (migrate_1_2). */
+#define SCHEMA_VERSION 2
+
+/* A case's keys sit together in the table itself: the lookups of a sync
+** (by case, and by case and compartment) read one leaf, not an index leaf
+** and then a row.  key_shares points at key_id, hence UNIQUE. */
+#define CASE_KEYS_SQL(name)                                                                                            \
+	"CREATE TABLE " name "("                                                                                       \
+	"  case_id TEXT NOT NULL,"                                                                                     \
+	"  compartment TEXT NOT NULL,"                                                                                 \
+	"  key_id TEXT NOT NULL UNIQUE,"                                                                               \
+	"  key BLOB NOT NULL,"                                                                                         \
+	"  PRIMARY KEY(case_id, compartment)) WITHOUT ROWID;"
 #define CASE_FORM "_case"
 
 struct veld_store {
@@ -80,12 +97,7 @@ static const char *const schema_sql =
 	"  record_id TEXT);"
 	"CREATE INDEX audit_case ON audit(case_id);"
 	/* Sync state (sync/, docs/sync.md). */
-	"CREATE TABLE case_keys("
-	"  key_id TEXT PRIMARY KEY,"
-	"  case_id TEXT NOT NULL,"
-	"  compartment TEXT NOT NULL,"
-	"  key BLOB NOT NULL,"
-	"  UNIQUE(case_id, compartment));"
+	CASE_KEYS_SQL("case_keys")
 	"CREATE TABLE key_shares("
 	"  key_id TEXT NOT NULL REFERENCES case_keys(key_id) ON DELETE CASCADE,"
 	"  recipient TEXT NOT NULL,"
@@ -561,6 +573,51 @@ done:
 	return rc;
 }
 
+/* Schema 1 to 2: case_keys rebuilt WITHOUT ROWID (SQLite's way to change
+** a table: make the new one, copy, drop the old, rename), in one
+** transaction, so a store is either as it was or migrated.  Foreign keys
+** are off around it, or dropping the old table would delete every
+** key_shares row through its ON DELETE CASCADE; they are checked before
+** the commit. */
+static int migrate_1_2(veld_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, bad = 0;
+	if ((rc = exec_sql(s, "PRAGMA foreign_keys=OFF", "migrate the store")))
+		return rc;
+	rc = begin(s);
+	if (!rc)
+		rc = exec_sql(s,
+		              CASE_KEYS_SQL("case_keys_2") "INSERT INTO case_keys_2(case_id, compartment, key_id, key)"
+		                                           " SELECT case_id, compartment, key_id, key FROM case_keys;"
+		                                           "DROP TABLE case_keys;"
+		                                           "ALTER TABLE case_keys_2 RENAME TO case_keys;",
+		              "migrate the store to schema 2");
+	if (!rc && sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &st, NULL) == SQLITE_OK) {
+		bad = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+		if (bad)
+			rc = veld_err__set(&s->err, VELD_EINTEGRITY, "store migration: a key share names no key");
+	}
+	if (!rc)
+		rc = meta_put(s, "schema_version", "2", 1);
+	rc = finish(s, rc);
+	bad = exec_sql(s, "PRAGMA foreign_keys=ON", "migrate the store");
+	return rc ? rc : bad;
+}
+
+/* Bring an older store's schema to SCHEMA_VERSION (load_identity refuses
+** any other). */
+static int migrate(veld_store *s)
+{
+	char ver[16];
+	int n = meta_get(s, "schema_version", ver, (int)sizeof ver - 1);
+	if (n < 0)
+		return n;
+	ver[n] = '\0';
+	return strcmp(ver, "1") == 0 ? migrate_1_2(s) : 0;
+}
+
 int veld_store_open(veld_store **out, const char *dir, const char *pass, size_t pass_len,
                     const veld_store_options *opts)
 {
@@ -580,7 +637,7 @@ int veld_store_open(veld_store **out, const char *dir, const char *pass, size_t 
 		return rc;
 	if (s->os->xStat(s->os->ctx, s->db_path, NULL, NULL) != 0)
 		return veld_err__set(&s->err, VELD_EINTEGRITY, "%s is missing", s->db_path);
-	if ((rc = open_database(s, 0)))
+	if ((rc = open_database(s, 0)) || (rc = migrate(s)))
 		return rc;
 	return load_identity(s);
 }

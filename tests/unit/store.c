@@ -5,6 +5,8 @@
 */
 #include "testutil.h"
 
+#include "core.h"
+
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -433,6 +435,153 @@ static void test_store__no_plaintext_on_disk(void **state)
 	free(dir);
 }
 
+/* ---- schema migration ---------------------------------------------------- */
+
+/* One string of everything a query returns (columns '|', rows '\n'). */
+static char *query_text(veld_store *s, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 4096, len = 0;
+	char *out = malloc(cap);
+	assert_non_null(out);
+	out[0] = '\0';
+	assert_int_equal(sqlite3_prepare_v2(veld_store__db(s), sql, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int i;
+		for (i = 0; i < sqlite3_column_count(st); i++) {
+			const char *v = (const char *)sqlite3_column_text(st, i);
+			size_t n = strlen(v ? v : "") + 2;
+			if (len + n + 1 > cap) {
+				cap = 2 * (len + n + 1);
+				out = realloc(out, cap);
+				assert_non_null(out);
+			}
+			len += (size_t)snprintf(out + len, cap - len, "%s%c", v ? v : "", i + 1 < sqlite3_column_count(st) ? '|' : '\n');
+		}
+	}
+	sqlite3_finalize(st);
+	return out;
+}
+
+static void exec_ok(veld_store *s, const char *sql)
+{
+	char *msg = NULL;
+	if (sqlite3_exec(veld_store__db(s), sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("%s: %s", sql, msg);
+}
+
+#define KEYS_DUMP   "SELECT case_id, compartment, key_id, hex(key) FROM case_keys ORDER BY key_id"
+#define SHARES_DUMP "SELECT key_id, recipient FROM key_shares ORDER BY key_id, recipient"
+#define KEYS_DDL    "SELECT sql FROM sqlite_master WHERE name = 'case_keys'"
+
+/* Turn a store back into schema 1 (case_keys keyed by key_id, a rowid
+** table), as stores made before schema 2 are. */
+static void make_schema_1(veld_store *s)
+{
+	exec_ok(s, "PRAGMA foreign_keys=OFF; BEGIN;"
+	           "CREATE TABLE case_keys_1(key_id TEXT PRIMARY KEY, case_id TEXT NOT NULL,"
+	           " compartment TEXT NOT NULL, key BLOB NOT NULL, UNIQUE(case_id, compartment));"
+	           "INSERT INTO case_keys_1 SELECT key_id, case_id, compartment, key FROM case_keys;"
+	           "DROP TABLE case_keys; ALTER TABLE case_keys_1 RENAME TO case_keys;"
+	           "UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version';"
+	           "COMMIT; PRAGMA foreign_keys=ON;");
+}
+
+/* A schema-1 store is migrated when opened: the keys and their shares as
+** they were, case_keys WITHOUT ROWID, foreign keys still in force.  A
+** store whose migration cannot pass its checks is refused and left as it
+** was. */
+static void test_store__schema_1_is_migrated(void **state)
+{
+	char *dir = veld_test_tmpdir("store-migrate"), *keys, *shares, *ddl, *after;
+	veld_store *s = create_store(dir);
+	int i;
+	(void)state;
+	exec_ok(s, "INSERT INTO devices(id, name, role, region, sign_pk, box_pk)"
+	           " VALUES('dev1', 'tablet', 'assistant', '1500-1599', x'00', x'00'),"
+	           " ('dev2', 'tablet', 'assistant', '1500-1599', x'00', x'00')");
+	for (i = 0; i < 40; i++) {
+		char sql[512];
+		snprintf(sql, sizeof sql,
+		         "INSERT INTO case_keys(key_id, case_id, compartment, key) VALUES"
+		         " ('k%02d', 'case%02d', '%s', randomblob(32));"
+		         "INSERT INTO key_shares(key_id, recipient) VALUES('k%02d', 'dev%d')",
+		         i, i / 2, i % 2 ? "huiswijs" : "social", i, 1 + i % 2);
+		exec_ok(s, sql);
+	}
+	keys = query_text(s, KEYS_DUMP);
+	shares = query_text(s, SHARES_DUMP);
+	ddl = query_text(s, KEYS_DDL);
+	assert_non_null(strstr(ddl, "WITHOUT ROWID"));
+	make_schema_1(s);
+	after = query_text(s, KEYS_DDL);
+	assert_null(strstr(after, "WITHOUT ROWID"));
+	free(after);
+	/* Damaged as well: a share whose key is gone. */
+	exec_ok(s, "PRAGMA foreign_keys=OFF; INSERT INTO key_shares(key_id, recipient) VALUES('nokey', 'dev1');"
+	           " PRAGMA foreign_keys=ON");
+	veld_store_close(s);
+
+	/* Refused, and nothing changed (a refused open leaves its handle's
+	** database open: read through it, then mend the damage). */
+	s = NULL;
+	assert_int_equal(veld_store_open(&s, dir, PASS, strlen(PASS), NULL), VELD_EINTEGRITY);
+	assert_non_null(strstr(veld_errmsg(s), "migration"));
+	veld_store_close(s);
+	s = NULL;
+	assert_int_equal(veld_store_open(&s, dir, PASS, strlen(PASS), NULL), VELD_EINTEGRITY);
+	after = query_text(s, KEYS_DUMP);
+	assert_string_equal(after, keys);
+	free(after);
+	after = query_text(s, KEYS_DDL);
+	assert_null(strstr(after, "WITHOUT ROWID"));
+	free(after);
+	after = query_text(s, "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'schema_version'");
+	assert_string_equal(after, "1\n");
+	free(after);
+	exec_ok(s, "DELETE FROM key_shares WHERE key_id = 'nokey'");
+	veld_store_close(s);
+
+	/* Sound: migrated on open. */
+	s = open_store(dir);
+	after = query_text(s, KEYS_DUMP);
+	assert_string_equal(after, keys);
+	free(after);
+	after = query_text(s, SHARES_DUMP);
+	assert_string_equal(after, shares);
+	free(after);
+	after = query_text(s, KEYS_DDL); /* the rename quotes the name */
+	assert_non_null(strstr(after, "WITHOUT ROWID"));
+	assert_non_null(strstr(after, "PRIMARY KEY(case_id, compartment)"));
+	free(after);
+	after = query_text(s, "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'schema_version'");
+	assert_string_equal(after, "2\n");
+	free(after);
+	after = query_text(s, "PRAGMA foreign_key_check");
+	assert_string_equal(after, "");
+	free(after);
+	/* Foreign keys hold: a key's shares go with it, an unknown key is refused. */
+	exec_ok(s, "DELETE FROM case_keys WHERE key_id = 'k07'");
+	after = query_text(s, "SELECT count(*) FROM key_shares WHERE key_id = 'k07'");
+	assert_string_equal(after, "0\n");
+	free(after);
+	assert_int_not_equal(
+	        sqlite3_exec(veld_store__db(s), "INSERT INTO key_shares VALUES('nokey', 'dev1')", NULL, NULL, NULL),
+	        SQLITE_OK);
+	veld_store_close(s);
+	/* Opened again: nothing left to migrate. */
+	s = open_store(dir);
+	after = query_text(s, "SELECT count(*) FROM case_keys");
+	assert_string_equal(after, "39\n");
+	free(after);
+	veld_store_close(s);
+	free(keys);
+	free(shares);
+	free(ddl);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -445,6 +594,7 @@ int main(void)
 		cmocka_unit_test(test_store__passwd_rewraps),
 		cmocka_unit_test(test_store__second_open_is_busy),
 		cmocka_unit_test(test_store__no_plaintext_on_disk),
+		cmocka_unit_test(test_store__schema_1_is_migrated),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
