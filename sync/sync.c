@@ -211,9 +211,9 @@ static int device_role(syncctx *c, const char *id, char *role, size_t cap, veld_
 /* ---- case keys ------------------------------------------------------------------ */
 
 /* The key `key_id` of case `case_id`, and its compartment.  Looked up by
-** case: a case's keys sit together in the (case_id, compartment) index,
-** which ensure_key reads again when the merged record is sealed, so a
-** record costs one index leaf less than a lookup by key id would.
+** case: case_keys is keyed by (case_id, compartment), so a case's keys sit
+** in one leaf, the one ensure_key reads again when the merged record is
+** sealed (a lookup by key id would read the key_id index as well).
 ** VELD_ENOTFOUND if the case has no such key; *elsewhere is then 1 if
 ** another case has it. */
 static int case_key(syncctx *c, const char *case_id, const unsigned char *key_id, unsigned char *key,
