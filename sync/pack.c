@@ -34,7 +34,12 @@
 ** base's 20-byte id it carries, is no shorter than the tree is not used.
 **
 ** Blobs are sealed records (random-looking bytes) and commits are small,
-** so both go whole.  The pack's trailing checksum is git's format, not
+** so both go whole.  zlib compresses at its fastest level (git's choice for
+** loose objects) unless the pack goes over the wire: a sync's packs and
+** the ones moved to a hub on a path are folded by the periodic repack, and
+** at the default level, deflating the trees on a changed record's path was
+** the largest part of what a sync's cost grew by with the hub
+** (docs/benchmarks.md).  The pack's trailing checksum is git's format, not
 ** veld's cryptography (which is libsodium's alone): it is SHA-1 from
 ** mbedTLS, the library libgit2 itself links for its hashes and TLS.
 */
@@ -57,6 +62,7 @@ struct veld_pack {
 	git_odb *odb;
 	pack_obj *v;
 	size_t n, cap;
+	int level; /* zlib's compression level */
 };
 
 static int put_byte(veld_buf *b, unsigned c)
@@ -76,8 +82,14 @@ int veld_pack__new(veld_pack **out, git_repository *repo, veld_err *err)
 		free(p);
 		return veld_git__fail(err, grc, 0, "open an object database");
 	}
+	p->level = Z_BEST_SPEED;
 	*out = p;
 	return 0;
+}
+
+void veld_pack__for_the_wire(veld_pack *p)
+{
+	p->level = Z_DEFAULT_COMPRESSION;
 }
 
 void veld_pack__free(veld_pack *p)
@@ -316,12 +328,12 @@ static int put_header(veld_buf *b, unsigned type, size_t size)
 	return put_byte(b, c);
 }
 
-static int put_deflated(veld_buf *b, const void *p, size_t n)
+static int put_deflated(veld_buf *b, const void *p, size_t n, int level)
 {
 	uLongf zl = compressBound((uLong)n);
 	if (veld_buf__room(b, zl))
 		return -1;
-	if (compress2(b->p + b->n, &zl, p, (uLong)n, Z_DEFAULT_COMPRESSION) != Z_OK)
+	if (compress2(b->p + b->n, &zl, p, (uLong)n, level) != Z_OK)
 		return -1;
 	b->n += zl;
 	return 0;
@@ -358,10 +370,10 @@ static int write_object(veld_buf *b, veld_buf *delta, veld_pack *p, const pack_o
 	if (d < 0)
 		rc = veld_err__oom(err);
 	else if (d == 0)
-		rc = put_header(b, 7, delta->n) || veld_buf__add(b, o->base.id, GIT_OID_RAWSZ) || put_deflated(b, delta->p, delta->n)
+		rc = put_header(b, 7, delta->n) || veld_buf__add(b, o->base.id, GIT_OID_RAWSZ) || put_deflated(b, delta->p, delta->n, p->level)
 		         ? veld_err__oom(err) : 0;
 	else
-		rc = put_header(b, (unsigned)git_odb_object_type(obj), len) || put_deflated(b, data, len) ? veld_err__oom(err) : 0;
+		rc = put_header(b, (unsigned)git_odb_object_type(obj), len) || put_deflated(b, data, len, p->level) ? veld_err__oom(err) : 0;
 	git_odb_object_free(base);
 	git_odb_object_free(obj);
 	return rc;

@@ -1758,7 +1758,7 @@ static int move_write(moveset *m)
 /* dst NULL: a hub over HTTP (a thin pack, sent by push_http). */
 static int move_open(moveset *m, git_repository *src, git_repository *dst, veld_err *err)
 {
-	int grc;
+	int grc, rc;
 	memset(m, 0, sizeof *m);
 	m->src = src;
 	m->dst = dst;
@@ -1766,7 +1766,11 @@ static int move_open(moveset *m, git_repository *src, git_repository *dst, veld_
 	m->thin = dst == NULL;
 	if (dst && ((grc = git_repository_odb(&m->dst_odb, dst)) < 0 || (grc = git_odb_refresh(m->dst_odb)) < 0))
 		return veld_git__fail(err, grc, 0, "open an object database");
-	return veld_pack__new(&m->pack, src, err);
+	if ((rc = veld_pack__new(&m->pack, src, err)))
+		return rc;
+	if (m->thin)
+		veld_pack__for_the_wire(m->pack);
+	return 0;
 }
 
 static void move_close(moveset *m)
