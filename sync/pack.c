@@ -370,10 +370,12 @@ static int write_object(veld_buf *b, veld_buf *delta, veld_pack *p, const pack_o
 	if (d < 0)
 		rc = veld_err__oom(err);
 	else if (d == 0)
-		rc = put_header(b, 7, delta->n) || veld_buf__add(b, o->base.id, GIT_OID_RAWSZ) || put_deflated(b, delta->p, delta->n, p->level)
+		rc = put_header(b, 7, delta->n) || veld_buf__add(b, o->base.id, GIT_OID_RAWSZ) ||
+		             put_deflated(b, delta->p, delta->n, p->level)
 		         ? veld_err__oom(err) : 0;
 	else
-		rc = put_header(b, (unsigned)git_odb_object_type(obj), len) || put_deflated(b, data, len, p->level) ? veld_err__oom(err) : 0;
+		rc = put_header(b, (unsigned)git_odb_object_type(obj), len) || put_deflated(b, data, len, p->level)
+		         ? veld_err__oom(err) : 0;
 	git_odb_object_free(base);
 	git_odb_object_free(obj);
 	return rc;
