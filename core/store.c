@@ -490,15 +490,25 @@ done:
 	return rc;
 }
 
-static int load_identity(veld_store *s)
+/* meta's schema_version into *ver (its text, for messages, in buf). */
+static int schema_version(veld_store *s, int *ver, char *buf, int cap)
 {
-	char ver[16];
-	int n = meta_get(s, "schema_version", ver, (int)sizeof ver - 1);
+	int n = meta_get(s, "schema_version", buf, cap - 1);
 	if (n < 0)
 		return n;
-	ver[n] = '\0';
-	if (atoi(ver) != SCHEMA_VERSION)
-		return veld_err__set(&s->err, VELD_EINTEGRITY, "store schema version %s is not supported", ver);
+	buf[n] = '\0';
+	*ver = atoi(buf);
+	return 0;
+}
+
+static int load_identity(veld_store *s)
+{
+	char buf[16];
+	int ver = 0, n = schema_version(s, &ver, buf, (int)sizeof buf);
+	if (n < 0)
+		return n;
+	if (ver != SCHEMA_VERSION)
+		return veld_err__set(&s->err, VELD_EINTEGRITY, "store schema version %s is not supported", buf);
 	n = meta_get(s, "device_id", s->device_id, VELD_DEVICE_ID_LEN);
 	if (n < 0)
 		return n;
@@ -610,12 +620,11 @@ static int migrate_1_2(veld_store *s)
 ** any other). */
 static int migrate(veld_store *s)
 {
-	char ver[16];
-	int n = meta_get(s, "schema_version", ver, (int)sizeof ver - 1);
-	if (n < 0)
-		return n;
-	ver[n] = '\0';
-	return strcmp(ver, "1") == 0 ? migrate_1_2(s) : 0;
+	char buf[16];
+	int ver = 0, rc = schema_version(s, &ver, buf, (int)sizeof buf);
+	if (rc < 0)
+		return rc;
+	return ver == 1 ? migrate_1_2(s) : 0;
 }
 
 int veld_store_open(veld_store **out, const char *dir, const char *pass, size_t pass_len,
