@@ -592,7 +592,7 @@ done:
 static int migrate_1_2(veld_store *s)
 {
 	sqlite3_stmt *st = NULL;
-	int rc, bad = 0;
+	int rc, on;
 	if ((rc = exec_sql(s, "PRAGMA foreign_keys=OFF", "migrate the store")))
 		return rc;
 	rc = begin(s);
@@ -603,17 +603,16 @@ static int migrate_1_2(veld_store *s)
 		                                           "DROP TABLE case_keys;"
 		                                           "ALTER TABLE case_keys_2 RENAME TO case_keys;",
 		              "migrate the store to schema 2");
-	if (!rc && sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &st, NULL) == SQLITE_OK) {
-		bad = sqlite3_step(st) == SQLITE_ROW;
-		sqlite3_finalize(st);
-		if (bad)
-			rc = veld_err__set(&s->err, VELD_EINTEGRITY, "store migration: a key share names no key");
-	}
+	if (!rc && (on = sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &st, NULL)) != SQLITE_OK)
+		rc = db_fail(s, on, "check the store's foreign keys");
+	else if (!rc && sqlite3_step(st) == SQLITE_ROW)
+		rc = veld_err__set(&s->err, VELD_EINTEGRITY, "store migration: a key share names no key");
+	sqlite3_finalize(st);
 	if (!rc)
 		rc = meta_put(s, "schema_version", "2", 1);
 	rc = finish(s, rc);
-	bad = exec_sql(s, "PRAGMA foreign_keys=ON", "migrate the store");
-	return rc ? rc : bad;
+	on = exec_sql(s, "PRAGMA foreign_keys=ON", "migrate the store");
+	return rc ? rc : on;
 }
 
 /* Bring an older store's schema to SCHEMA_VERSION (load_identity refuses

@@ -234,8 +234,9 @@ static int case_key(syncctx *c, const char *case_id, const unsigned char *key_id
 			rc = 0;
 		}
 	sqlite3_finalize(st);
-	if (rc && !sql_prepare(c, &st, "SELECT 1 FROM case_keys WHERE key_id = ?1")) {
+	if (rc && !sql_prepare(c, &st, "SELECT 1 FROM case_keys WHERE key_id = ?1 AND case_id <> ?2")) {
 		sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, case_id, -1, SQLITE_STATIC);
 		*elsewhere = sqlite3_step(st) == SQLITE_ROW;
 		sqlite3_finalize(st);
 	}
