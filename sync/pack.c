@@ -34,12 +34,15 @@
 ** base's 20-byte id it carries, is no shorter than the tree is not used.
 **
 ** Blobs are sealed records (random-looking bytes) and commits are small,
-** so both go whole.  zlib compresses at its fastest level (git's choice for
-** loose objects) unless the pack goes over the wire: a sync's packs and
-** the ones moved to a hub on a path are folded by the periodic repack, and
-** at the default level, deflating the trees on a changed record's path was
-** the largest part of what a sync's cost grew by with the hub
-** (docs/benchmarks.md).  The pack's trailing checksum is git's format, not
+** so both go whole.  A pack written to disk (a sync's new objects, a move
+** to or from a hub on a path) is not compressed: its objects are zlib
+** streams of stored blocks (level 0), because a sealed record does not
+** compress at all and a tree is mostly 20-byte ids, while deflating and
+** then inflating the trees on a changed record's path, pack after pack,
+** was the largest part of what a sync's cost grew by with the hub
+** (docs/benchmarks.md).  The periodic repack (libgit2's packbuilder)
+** compresses what is kept.  A pack that goes over the wire is deflated at
+** zlib's default level.  The pack's trailing checksum is git's format, not
 ** veld's cryptography (which is libsodium's alone): it is SHA-1 from
 ** mbedTLS, the library libgit2 itself links for its hashes and TLS.
 */
@@ -82,7 +85,7 @@ int veld_pack__new(veld_pack **out, git_repository *repo, veld_err *err)
 		free(p);
 		return veld_git__fail(err, grc, 0, "open an object database");
 	}
-	p->level = Z_BEST_SPEED;
+	p->level = Z_NO_COMPRESSION;
 	*out = p;
 	return 0;
 }

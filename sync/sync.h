@@ -291,8 +291,8 @@ int veld_git__fail(veld_err *err, int grc, int code, const char *fmt, ...)
 
 typedef struct veld_pack veld_pack;
 int veld_pack__new(veld_pack **out, git_repository *repo, veld_err *err);
-/* Objects are deflated at zlib's fastest level (a pack written to disk);
-** a pack sent over the network is deflated at the default level instead. */
+/* Objects are stored in zlib streams without compression (a pack written
+** to disk); a pack sent over the network is deflated at the default level. */
 void veld_pack__for_the_wire(veld_pack *p);
 void veld_pack__free(veld_pack *p); /* accepts NULL */
 int veld_pack__add(veld_pack *p, const git_oid *id, const git_oid *base, veld_err *err);
