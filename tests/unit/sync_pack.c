@@ -7,7 +7,8 @@
 ** other bytes, so another id).  Random trees exercise git's tree order
 ** (names that are prefixes of others, a tree and a blob of one name); a
 ** one-entry change of a large tree must travel as a small delta, and the
-** repository that took the pack passes `git fsck --strict`.
+** repository that took the pack passes `git fsck --strict`.  A pack
+** written to disk stores its objects; one for the wire deflates them.
 */
 #include "testutil.h"
 
@@ -350,12 +351,45 @@ static void test_pack__a_base_inside_the_pack_is_not_used(void **state)
 	repos_down(&t);
 }
 
+/* A pack written to disk stores its objects (sealed records do not
+** compress, and deflating them was cost without gain); the pack a push
+** sends is deflated.  Both are packs git takes, with the same objects. */
+static void test_pack__stored_on_disk_deflated_for_the_wire(void **state)
+{
+	two_repos t;
+	char text[8192];
+	git_oid blob;
+	size_t i, len[2];
+	veld_err e;
+	(void)state;
+	memset(&e, 0, sizeof e);
+	repos_up(&t, "pack-level");
+	for (i = 0; i < sizeof text; i++)
+		text[i] = "contactregistratie "[i % 19];
+	assert_int_equal(git_blob_create_from_buffer(&blob, t.src, text, sizeof text), 0);
+	for (i = 0; i < 2; i++) {
+		veld_pack *p = NULL;
+		assert_int_equal(veld_pack__new(&p, t.src, &e), 0);
+		if (i == 1)
+			veld_pack__for_the_wire(p);
+		assert_int_equal(veld_pack__add(p, &blob, NULL, &e), 0);
+		len[i] = pack_into_dst(&t, p, NULL);
+		veld_pack__free(p);
+		assert_true(dst_has(&t, &blob));
+	}
+	assert_true(len[0] > sizeof text);     /* on disk: stored as it is */
+	assert_true(len[1] < sizeof text / 8); /* on the wire: deflated */
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", t.dst_path), 0);
+	repos_down(&t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pack__random_tree_deltas_rebuild_the_same_trees),
 		cmocka_unit_test(test_pack__one_changed_entry_of_a_large_tree_is_a_small_delta),
 		cmocka_unit_test(test_pack__a_base_inside_the_pack_is_not_used),
+		cmocka_unit_test(test_pack__stored_on_disk_deflated_for_the_wire),
 	};
 	int rc;
 	git_libgit2_init();
