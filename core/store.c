@@ -605,8 +605,10 @@ static int migrate_1_2(veld_store *s)
 		              "migrate the store to schema 2");
 	if (!rc && (on = sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &st, NULL)) != SQLITE_OK)
 		rc = db_fail(s, on, "check the store's foreign keys");
-	else if (!rc && sqlite3_step(st) == SQLITE_ROW)
+	else if (!rc && (on = sqlite3_step(st)) == SQLITE_ROW)
 		rc = veld_err__set(&s->err, VELD_EINTEGRITY, "store migration: a key share names no key");
+	else if (!rc && on != SQLITE_DONE)
+		rc = db_fail(s, on, "check the store's foreign keys");
 	sqlite3_finalize(st);
 	if (!rc)
 		rc = meta_put(s, "schema_version", "2", 1);
