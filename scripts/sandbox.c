@@ -403,14 +403,22 @@ static int g_gsub(lua_State *L)
 	return call_original(L);
 }
 
-/* string.rep: the allocator caps the size; the copy is charged. */
+/* string.rep: the allocator caps the size; the copy is charged.  Lua's
+** own loop runs n times whatever the pieces weigh, so empty pieces (an
+** empty string and separator) are answered here: n copies of nothing are
+** "", and the loop that would make them is neither charged nor run. */
 static int g_rep(lua_State *L)
 {
 	size_t l, lsep = 0;
 	luaL_checklstring(L, 1, &l);
 	lua_Integer n = luaL_checkinteger(L, 2);
-	if (lua_type(L, 3) == LUA_TSTRING)
-		lsep = lua_rawlen(L, 3);
+	if (!lua_isnoneornil(L, 3))
+		luaL_checklstring(L, 3, &lsep);
+	if (l + lsep == 0) {
+		charge(L, 1);
+		lua_pushliteral(L, "");
+		return 1;
+	}
 	if (n > 0) {
 		double bytes = (double)n * (double)(l + lsep);
 		veld_sandbox *sb = sb_of(L);

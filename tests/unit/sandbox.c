@@ -292,6 +292,9 @@ static void test_sandbox__memory_bombs(void **state)
 	expect_fail(sb, "local s = 'x'\nwhile true do s = s .. s end", "memory limit exceeded");
 	expect_fail(sb, "return table.concat(setmetatable({}, {__index = function() return ('y'):rep(1e6) end}), '', 1, 1e4)",
 	            "limit exceeded");
+	/* n copies of nothing: Lua's own loop would run n times unhooked */
+	expect_result(sb, "return string.rep('', 1e18) .. string.rep('', 1e18, '') .. 'x'", "\"x\"");
+	expect_fail(sb, "while true do string.rep('', math.maxinteger) end", "instruction limit exceeded");
 	/* big copies in a loop are charged to the budget before the clock runs out */
 	expect_fail(sb, "for i = 1, 1e6 do local s = string.rep('x', 4e6) end",
 	            "instruction limit exceeded");
