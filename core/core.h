@@ -5,6 +5,7 @@
 **   keyfile.c  the key file: master key wrapped by Argon2id(passphrase)
 **   vfs.c      SQLite VFS that seals every page (main db, WAL, journal)
 **   ext.c      the same VFS as a loadable extension for the sqlite3 shell
+**   id.c       what an id and a form name look like (one definition)
 **   hlc.c      hybrid logical clock stamps
 **   record.c   the record model: multi-value registers, merge, canonical JSON
 **   store.c    the store handle: schema, cases, records, audit log, veld.h
@@ -49,6 +50,20 @@ typedef struct veld_buf {
 } veld_buf;
 int veld_buf__room(veld_buf *b, size_t more);
 int veld_buf__add(veld_buf *b, const void *p, size_t n);
+
+/* ---- ids and names (id.c) ---------------------------------------------- */
+
+/* The form of a case's header record: names starting with '_' are the
+** store's own, never a form's. */
+#define VELD_CASE_FORM     "_case"
+#define VELD_FORM_NAME_MAX 64
+
+/* 1 if the `n` bytes at `s` are all lowercase hex digits (0 for NULL). */
+int veld_hex__is(const char *s, size_t n);
+/* 1 if `s` is an id: a string of exactly 32 lowercase hex digits. */
+int veld_id__is(const char *s);
+/* 1 if `s` is a form name: [a-z0-9_]{1,64}, not starting with '_'. */
+int veld_name__is_form(const char *s);
 
 /* ---- key file (keyfile.c) ---------------------------------------------- */
 

@@ -96,14 +96,7 @@ json_t *veld_stamp__to_json(const veld_stamp *s)
 
 int veld_stamp__is_device(const char *s, size_t n)
 {
-	size_t i;
-	if (n != VELD_DEVICE_ID_LEN)
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	}
-	return 1;
+	return n == VELD_DEVICE_ID_LEN && veld_hex__is(s, n);
 }
 
 int veld_stamp__from_json(veld_stamp *out, const json_t *j)

@@ -120,7 +120,6 @@
 #include <string.h>
 
 #define VELD_RECORD_PATH_MAX  256 /* bytes */
-#define VELD_RECORD_FORM_MAX  64  /* bytes */
 #define VELD_RECORD_DEPTH_MAX 16  /* nesting of groups in flatten's input */
 #define REC_DELETED      "_deleted"
 #define REC_FORM_VERSION "_form_version"
@@ -132,21 +131,10 @@ struct veld_record {
 
 /* ---- small checks -------------------------------------------------------- */
 
-static int rec_is_hex_id(const char *s)
-{
-	return s && veld_stamp__is_device(s, strlen(s));
-}
-
-/* Form names: [a-z0-9_-]{1,64} ("_case" is the store's case header). */
+/* A record's form: a form name, or the store's case header. */
 static int rec_is_form(const char *s)
 {
-	size_t n;
-	if (!s)
-		return 0;
-	n = strlen(s);
-	if (n == 0 || n > VELD_RECORD_FORM_MAX)
-		return 0;
-	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
+	return veld_name__is_form(s) || (s && !strcmp(s, VELD_CASE_FORM));
 }
 
 /* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
@@ -305,7 +293,7 @@ int veld_record__new(veld_record **out, const char *id, const char *case_id, con
 	veld_record *r = NULL;
 	int rc = 0;
 	*out = NULL;
-	if (!rec_is_hex_id(id) || !rec_is_hex_id(case_id) || !rec_is_form(form)) {
+	if (!veld_id__is(id) || !veld_id__is(case_id) || !rec_is_form(form)) {
 		rc = VELD_EINVALID;
 		goto done;
 	}
@@ -1043,14 +1031,14 @@ int veld_record__parse(veld_record **out, const char *json, size_t len, veld_err
 		                   "record state must be an object with exactly id, case, form, ctx and fields");
 		goto done;
 	}
-	if (!rec_is_hex_id(json_string_value(json_object_get(j, "id"))) ||
-	    !rec_is_hex_id(json_string_value(json_object_get(j, "case")))) {
+	if (!veld_id__is(json_string_value(json_object_get(j, "id"))) ||
+	    !veld_id__is(json_string_value(json_object_get(j, "case")))) {
 		rc = veld_err__set(err, VELD_EINTEGRITY,
 		                   "record state: id and case must be 32 lowercase hex digits");
 		goto done;
 	}
 	if (!rec_is_form(json_string_value(json_object_get(j, "form")))) {
-		rc = veld_err__set(err, VELD_EINTEGRITY, "record state: form must match [a-z0-9_-]{1,64}");
+		rc = veld_err__set(err, VELD_EINTEGRITY, "record state: form must be a form name ([a-z0-9_]{1,64}) or " VELD_CASE_FORM);
 		goto done;
 	}
 	ctx = json_object_get(j, "ctx");

@@ -31,7 +31,6 @@
 */
 #include "core.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +51,6 @@
 	"  key_id TEXT NOT NULL UNIQUE,"                                                                               \
 	"  key BLOB NOT NULL,"                                                                                         \
 	"  PRIMARY KEY(case_id, compartment)) WITHOUT ROWID;"
-#define CASE_FORM "_case"
 
 struct veld_store {
 	veld_err err;
@@ -136,28 +134,6 @@ static void new_id(veld_store *s, char *out)
 	unsigned char rnd[16];
 	s->os->xRandom(s->os->ctx, rnd, sizeof rnd);
 	hex_encode(out, rnd, sizeof rnd);
-}
-
-static int is_hex_id(const char *id)
-{
-	size_t i;
-	if (!id || strlen(id) != 32)
-		return 0;
-	for (i = 0; i < 32; i++)
-		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
-static int is_form_name(const char *f)
-{
-	size_t i, n = f ? strlen(f) : 0;
-	if (n == 0 || n > 64)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!(islower((unsigned char)f[i]) || isdigit((unsigned char)f[i]) || f[i] == '_'))
-			return 0;
-	return f[0] != '_';
 }
 
 /* Map a SQLite failure to a veld error with a message. */
@@ -837,7 +813,7 @@ int veld_case_new(char *id_out, veld_store *s, const char *header_json)
 	if ((rc = check_header(s, h, 1)))
 		goto done;
 	new_id(s, id);
-	if ((rc = veld_record__new(&r, id, id, CASE_FORM)))
+	if ((rc = veld_record__new(&r, id, id, VELD_CASE_FORM)))
 		goto nomem;
 	if ((rc = begin(s)))
 		goto done;
@@ -912,9 +888,9 @@ int veld_case_list_json(char **out, veld_store *s)
 	CHECK_OPEN(s);
 	rc = sqlite3_prepare_v2(s->db,
 	                        "SELECT c.state,"
-	                        " (SELECT count(*) FROM records r WHERE r.case_id = c.id AND r.form <> '" CASE_FORM "' AND NOT r.deleted),"
+	                        " (SELECT count(*) FROM records r WHERE r.case_id = c.id AND r.form <> '" VELD_CASE_FORM "' AND NOT r.deleted),"
 	                        " (SELECT coalesce(sum(r.conflicts), 0) FROM records r WHERE r.case_id = c.id)"
-	                        " FROM records c WHERE c.form = '" CASE_FORM "' AND NOT c.deleted ORDER BY c.id",
+	                        " FROM records c WHERE c.form = '" VELD_CASE_FORM "' AND NOT c.deleted ORDER BY c.id",
 	                        -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		rc = db_fail(s, rc, "list cases");
@@ -994,7 +970,7 @@ static int case_records(json_t **out, veld_store *s, const char *case_id, int wi
 	sqlite3_stmt *st = NULL;
 	json_t *arr = json_array();
 	int rc = sqlite3_prepare_v2(s->db,
-	                            "SELECT state FROM records WHERE case_id = ?1 AND form <> '" CASE_FORM "'"
+	                            "SELECT state FROM records WHERE case_id = ?1 AND form <> '" VELD_CASE_FORM "'"
 	                            " AND (?2 OR NOT deleted) ORDER BY id",
 	                            -1, &st, NULL);
 	*out = NULL;
@@ -1031,10 +1007,10 @@ done:
 static int load_case(veld_record **out, veld_store *s, const char *case_id)
 {
 	int rc;
-	if (!is_hex_id(case_id))
+	if (!veld_id__is(case_id))
 		return veld_err__set(&s->err, VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
 	rc = load_record(out, s, case_id);
-	if (rc == VELD_ENOTFOUND || (!rc && strcmp(veld_record__form(*out), CASE_FORM))) {
+	if (rc == VELD_ENOTFOUND || (!rc && strcmp(veld_record__form(*out), VELD_CASE_FORM))) {
 		veld_record__free(*out);
 		*out = NULL;
 		return veld_err__set(&s->err, VELD_ENOTFOUND, "no case %s", case_id);
@@ -1115,7 +1091,7 @@ int veld_store__record_put(char *id_out, veld_store *s, const char *case_id, con
 	char id[VELD_IDSIZE];
 	int rc;
 	CHECK_OPEN(s);
-	if (!is_form_name(form)) {
+	if (!veld_name__is_form(form)) {
 		rc = veld_err__set(&s->err, VELD_EINVALID, "form name '%.60s' is not valid", form ? form : "");
 		goto done;
 	}
@@ -1140,7 +1116,7 @@ int veld_store__record_put(char *id_out, veld_store *s, const char *case_id, con
 	}
 	veld_err__clear(&s->err);
 	if (record_id) {
-		if (!is_hex_id(record_id)) {
+		if (!veld_id__is(record_id)) {
 			rc = veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id);
 			goto done;
 		}
@@ -1191,11 +1167,11 @@ int veld_record_show_json(char **out, veld_store *s, const char *record_id)
 	int rc;
 	*out = NULL;
 	CHECK_OPEN(s);
-	if (!is_hex_id(record_id))
+	if (!veld_id__is(record_id))
 		return veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id ? record_id : "(none)");
 	if ((rc = load_record(&r, s, record_id)))
 		return rc;
-	if (!strcmp(veld_record__form(r), CASE_FORM)) {
+	if (!strcmp(veld_record__form(r), VELD_CASE_FORM)) {
 		veld_record__free(r);
 		return veld_err__set(&s->err, VELD_ENOTFOUND, "%s is a case, not a record", record_id);
 	}
@@ -1213,11 +1189,11 @@ int veld_record_delete(veld_store *s, const char *record_id)
 	veld_stamp st;
 	int rc;
 	CHECK_OPEN(s);
-	if (!is_hex_id(record_id))
+	if (!veld_id__is(record_id))
 		return veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id ? record_id : "(none)");
 	if ((rc = load_record(&r, s, record_id)))
 		return rc;
-	if (!strcmp(veld_record__form(r), CASE_FORM)) {
+	if (!strcmp(veld_record__form(r), VELD_CASE_FORM)) {
 		rc = veld_err__set(&s->err, VELD_EINVALID, "%s is a case: cases are erased, not deleted", record_id);
 		goto done;
 	}
@@ -1249,7 +1225,7 @@ int veld_export_json(char **out, veld_store *s)
 	int rc;
 	*out = NULL;
 	CHECK_OPEN(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT state FROM records WHERE form = '" CASE_FORM "' ORDER BY id", -1,
+	rc = sqlite3_prepare_v2(s->db, "SELECT state FROM records WHERE form = '" VELD_CASE_FORM "' ORDER BY id", -1,
 	                        &st, NULL);
 	if (rc != SQLITE_OK) {
 		rc = db_fail(s, rc, "export");
@@ -1454,7 +1430,7 @@ int veld_resolve(veld_store *s, const char *record_id, const char *field, const 
 		rc = veld_err__set(&s->err, VELD_EINVALID, "'_deleted' is resolved with true or false");
 		goto done;
 	}
-	if (!is_hex_id(record_id)) {
+	if (!veld_id__is(record_id)) {
 		rc = veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id ? record_id : "(none)");
 		goto done;
 	}
@@ -1549,7 +1525,7 @@ int veld_store__case_known(veld_store *s, const char *case_id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
-	if (!is_hex_id(case_id))
+	if (!veld_id__is(case_id))
 		return veld_err__set(&s->err, VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
 	/* The header, any record of the case, or a key of it: a volunteer
 	** holds the Huiswijs part of a case without its header. */

@@ -516,17 +516,6 @@ typedef struct spec {
 	int group_year;           /* group by the year of a date */
 } spec;
 
-static int valid_form(const char *s)
-{
-	size_t i, n = strlen(s);
-	if (n == 0 || n > 60 || s[0] == '_')
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!(islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
-			return 0;
-	return 1;
-}
-
 /* Field paths: segments of letters, digits, '_' and '-', joined by '.';
 ** no segment starts with '_' (the record's own registers). */
 static int valid_path(const char *s)
@@ -626,7 +615,7 @@ static spec *read_spec(lua_State *L, int idx, int for_tally)
 		}
 	}
 
-	if (lua_getfield(L, idx, "form") != LUA_TSTRING || !valid_form(lua_tostring(L, -1)))
+	if (lua_getfield(L, idx, "form") != LUA_TSTRING || !veld_name__is_form(lua_tostring(L, -1)))
 		luaL_error(L, "the query needs form = \"<form name>\"");
 	snprintf(sp->form, sizeof sp->form, "%s", lua_tostring(L, -1));
 	lua_pop(L, 1);
@@ -1410,7 +1399,7 @@ static int api_schema(lua_State *L)
 		veld_form *f = NULL;
 		veld_err err;
 		char *text = NULL;
-		int rc = valid_form(name) ? veld_form__load_shipped(&f, name, NULL, &err) : VELD_ENOTFOUND;
+		int rc = veld_name__is_form(name) ? veld_form__load_shipped(&f, name, NULL, &err) : VELD_ENOTFOUND;
 		if (rc == VELD_OK)
 			rc = veld_form__schema_json(&text, f);
 		veld_form__free(f);

@@ -218,15 +218,6 @@ static int pkt_next(const veld_buf *b, size_t *at, const unsigned char **p, size
 	return 1;
 }
 
-static int is_hex40(const unsigned char *p)
-{
-	int i;
-	for (i = 0; i < 40; i++)
-		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *err)
 {
 	buf b = {0};
@@ -247,7 +238,7 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 		}
 		if (len == 0)
 			break; /* the end of the list */
-		if (len < 42 || !is_hex40(p) || p[40] != ' ') {
+		if (len < 42 || !veld_hex__is((const char *)p, 40) || p[40] != ' ') {
 			rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's ref list is malformed", h->shown);
 			break;
 		}

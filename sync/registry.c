@@ -68,14 +68,7 @@ done:
 
 static int reg_is_sig_hex(const json_t *sig)
 {
-	const char *s = json_string_value(sig);
-	size_t i;
-	if (!s || json_string_length(sig) != REG_SIGHEX)
-		return 0;
-	for (i = 0; i < REG_SIGHEX; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return 1;
+	return json_string_length(sig) == REG_SIGHEX && veld_hex__is(json_string_value(sig), REG_SIGHEX);
 }
 
 char *veld_registry__sign(const json_t *body, const unsigned char *sign_sk)

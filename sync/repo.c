@@ -2351,15 +2351,6 @@ done:
 
 /* ---- maintenance: repack and prune -------------------------------------- */
 
-static int is_hex(const char *s, size_t n)
-{
-	size_t i;
-	for (i = 0; i < n; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return 0;
-	return s[n] == '\0';
-}
-
 /* Loose objects under objects/: their 40-hex ids. */
 static int list_loose(strlist *out, const char *objdir, veld_err *err)
 {
@@ -2375,7 +2366,7 @@ static int list_loose(strlist *out, const char *objdir, veld_err *err)
 			return veld_err__set(err, VELD_ERROR, "maintain: cannot read %s: %s", sub, strerror(errno));
 		}
 		while ((de = readdir(d)) != NULL) {
-			if (strlen(de->d_name) != GIT_OID_HEXSZ - 2 || !is_hex(de->d_name, GIT_OID_HEXSZ - 2))
+			if (strlen(de->d_name) != GIT_OID_HEXSZ - 2 || !veld_hex__is(de->d_name, GIT_OID_HEXSZ - 2))
 				continue;
 			snprintf(id, sizeof id, "%02x%s", i, de->d_name);
 			if (strlist_add(out, id) < 0) {

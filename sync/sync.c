@@ -83,17 +83,6 @@ static void oid_hex(char *out, const git_oid *id)
 	git_oid_tostr(out, GIT_OID_HEXSZ + 1, id);
 }
 
-static int is_hex32(const char *p, size_t n)
-{
-	size_t i;
-	if (n != 32)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
-			return 0;
-	return 1;
-}
-
 /* The case's directory: "cases/<c0c1>/<c2>/<case>" (docs/sync.md,
 ** "Trees"). */
 #define CASE_DIR_LEN (6 + 3 + 2 + 32)
@@ -109,8 +98,8 @@ static int parse_record_path(const char *path, char *case_id, char *record_id)
 {
 	char dir[CASE_DIR_LEN + 1];
 	const char *c = path + CASE_DIR_LEN - 32, *r = path + CASE_DIR_LEN + 1;
-	if (strlen(path) != CASE_DIR_LEN + 1 + 32 || path[CASE_DIR_LEN] != '/' || !is_hex32(c, 32) ||
-	    !is_hex32(r, 32))
+	if (strlen(path) != CASE_DIR_LEN + 1 + 32 || path[CASE_DIR_LEN] != '/' || !veld_hex__is(c, 32) ||
+	    !veld_hex__is(r, 32))
 		return -1;
 	case_dir(dir, sizeof dir, c);
 	if (memcmp(path, dir, CASE_DIR_LEN))
@@ -1129,7 +1118,7 @@ static int apply_erasure(syncctx *c, const char *path, const git_oid *id)
 	if ((rc = read_signed(&body, c, path, id)))
 		return rc;
 	cid = json_string_value(json_object_get(body, "case"));
-	if (!cid || strcmp(cid, path + 7) || !is_hex32(cid, strlen(cid)))
+	if (!cid || strcmp(cid, path + 7) || !veld_id__is(cid))
 		rc = veld_err__set(c->err, VELD_EINTEGRITY, "erasure marker %s is malformed", path + 7);
 	else if (!is_erased(c, cid))
 		rc = erase_local(c, cid);
@@ -2338,7 +2327,7 @@ int veld_case_share(veld_store *s, const char *case_id, const char *device_id, c
 		rc = veld_err__set(c.err, VELD_EINVALID, "scope must be social or huiswijs");
 		goto done;
 	}
-	if ((rc = veld_store__record_load(&h, s, case_id ? case_id : "")) || strcmp(veld_record__form(h), "_case")) {
+	if ((rc = veld_store__record_load(&h, s, case_id ? case_id : "")) || strcmp(veld_record__form(h), VELD_CASE_FORM)) {
 		rc = veld_err__set(c.err, VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
 		goto done;
 	}
@@ -2395,7 +2384,7 @@ int veld_case_erase(veld_store *s, const char *case_id)
 		rc = veld_err__set(c.err, VELD_EDENIED, "only the office erases cases");
 		goto done;
 	}
-	if ((rc = veld_store__record_load(&h, s, case_id ? case_id : "")) || strcmp(veld_record__form(h), "_case")) {
+	if ((rc = veld_store__record_load(&h, s, case_id ? case_id : "")) || strcmp(veld_record__form(h), VELD_CASE_FORM)) {
 		rc = veld_err__set(c.err, VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
 		goto done;
 	}
