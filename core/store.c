@@ -664,6 +664,11 @@ const char *veld_version(void)
 	return VELD_VERSION_STRING;
 }
 
+int veld_version_number(void)
+{
+	return VELD_VERSION_NUMBER;
+}
+
 void veld_free(void *p)
 {
 	free(p);

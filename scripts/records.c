@@ -448,7 +448,7 @@ static int import_case(char *case_id, veld_store *s, json_t *c, json_t *refs, lo
 }
 
 int veld_import(long *count, veld_store *s, const char *jsonl, size_t len,
-                void (*progress)(long done, long total, void *payload), void *payload)
+                int (*progress)(long done, long total, void *payload), void *payload)
 {
 	formcache *fc;
 	json_t *refs = json_object();
@@ -503,8 +503,8 @@ int veld_import(long *count, veld_store *s, const char *jsonl, size_t len,
 		}
 		json_decref(obj);
 		done++;
-		if (progress && (done % 1000 == 0 || p >= end))
-			progress(done, total, payload);
+		if (!rc && progress && (done % 1000 == 0 || p >= end) && progress(done, total, payload))
+			rc = veld_err__set(err, VELD_ECANCELED, "import canceled after line %ld", line);
 	}
 	if (!rc)
 		rc = veld_store__audit(s, "import", NULL, NULL);

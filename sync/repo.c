@@ -1415,13 +1415,11 @@ fail:
 static int fetch_progress_cb(const git_indexer_progress *st, void *payload)
 {
 	xfer *x = payload;
-	if (x->opts && x->opts->progress) {
-		if (st->received_objects < st->total_objects)
-			x->opts->progress("receiving objects", st->received_objects, st->total_objects, x->opts->payload);
-		else
-			x->opts->progress("indexing objects", st->indexed_objects, st->total_objects, x->opts->payload);
-	}
-	return 0;
+	if (!x->opts || !x->opts->progress)
+		return 0;
+	if (st->received_objects < st->total_objects)
+		return x->opts->progress("receiving objects", st->received_objects, st->total_objects, x->opts->payload);
+	return x->opts->progress("indexing objects", st->indexed_objects, st->total_objects, x->opts->payload);
 }
 
 static int push_progress_cb(unsigned int current, unsigned int total, size_t bytes, void *payload)
@@ -1429,7 +1427,7 @@ static int push_progress_cb(unsigned int current, unsigned int total, size_t byt
 	xfer *x = payload;
 	(void)bytes;
 	if (x->opts && x->opts->progress)
-		x->opts->progress("sending objects", current, total, x->opts->payload);
+		return x->opts->progress("sending objects", current, total, x->opts->payload);
 	return 0;
 }
 

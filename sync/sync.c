@@ -72,10 +72,12 @@ typedef struct syncctx {
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-static void progress(syncctx *c, const char *stage, size_t done, size_t total)
+/* Tell the caller; a non-zero answer asks to cancel (VELD_ECANCELED). */
+static int progress(syncctx *c, const char *stage, size_t done, size_t total)
 {
-	if (c->opts && c->opts->progress)
-		c->opts->progress(stage, done, total, c->opts->payload);
+	if (c->opts && c->opts->progress && c->opts->progress(stage, done, total, c->opts->payload))
+		return veld_err__set(c->err, VELD_ECANCELED, "sync canceled during %s", stage);
+	return 0;
 }
 
 static void oid_hex(char *out, const git_oid *id)
@@ -1345,9 +1347,9 @@ static int cred_cb(char *user, size_t ucap, char *pass, size_t pcap, const char 
 	return c->opts->credentials(user, ucap, pass, pcap, url, c->opts->payload);
 }
 
-static void transfer_progress(const char *stage, size_t done, size_t total, void *payload)
+static int transfer_progress(const char *stage, size_t done, size_t total, void *payload)
 {
-	progress(payload, stage, done, total);
+	return progress(payload, stage, done, total);
 }
 
 static void remote_opts(syncctx *c, veld_remote_opts *ro)
@@ -1677,6 +1679,14 @@ static int prune_erased(syncctx *c)
 {
 	progress(c, "prune", 0, 1);
 	return maintain_all(c, 0);
+}
+
+void veld_sync_options_init(veld_sync_options *opts)
+{
+	if (!opts)
+		return;
+	memset(opts, 0, sizeof *opts);
+	opts->version = VELD_SYNC_OPTIONS_VERSION;
 }
 
 int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)

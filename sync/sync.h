@@ -239,7 +239,8 @@ int veld_repo__ref_list(veld_repo *r, const char *prefix, veld_ref_cb cb, void *
 ** HTTP come from the callback (user, password into caller buffers); SSH
 ** uses the agent.  Progress: called with (stage text, done, total). */
 typedef int (*veld_cred_cb)(char *user, size_t ucap, char *pass, size_t pcap, const char *url, void *payload);
-typedef void (*veld_progress_cb)(const char *stage, size_t done, size_t total, void *payload);
+/* A non-zero return from progress cancels the transfer (VELD_ECANCELED). */
+typedef int (*veld_progress_cb)(const char *stage, size_t done, size_t total, void *payload);
 typedef struct veld_remote_opts {
 	veld_cred_cb cred;
 	veld_progress_cb progress;

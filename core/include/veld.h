@@ -47,7 +47,13 @@ extern "C" {
 #define VELD_WARN_UNUSED
 #endif
 
+/* The version this header belongs to; veld_version_number() tells the
+** library's (MAJOR * 1000000 + MINOR * 1000 + PATCH, the SQLite way). */
+#define VELD_VERSION_MAJOR  0
+#define VELD_VERSION_MINOR  1
+#define VELD_VERSION_PATCH  0
 #define VELD_VERSION_STRING "0.1.0"
+#define VELD_VERSION_NUMBER (VELD_VERSION_MAJOR * 1000000 + VELD_VERSION_MINOR * 1000 + VELD_VERSION_PATCH)
 
 /* Return codes. */
 #define VELD_OK          0
@@ -59,6 +65,7 @@ extern "C" {
 #define VELD_EBUSY      -6  /* the store is open elsewhere (locked) */
 #define VELD_EEXISTS    -7  /* the thing to create is already there */
 #define VELD_EDENIED    -8  /* not allowed for this device or role */
+#define VELD_ECANCELED  -9  /* a progress callback asked to stop: nothing was changed */
 
 /* Sizes. */
 #define VELD_KEYBYTES   32  /* master key */
@@ -182,7 +189,7 @@ VELD_API int veld_record_validate_json(char **errors_json, veld_store *store, co
 ** is called every 1000 lines.  *count receives the number of lines stored.
 */
 VELD_API int veld_import(long *count, veld_store *store, const char *jsonl, size_t len,
-                         void (*progress)(long done, long total, void *payload), void *payload);
+                         int (*progress)(long done, long total, void *payload), void *payload);
 
 /* ---- Forms -------------------------------------------------------------- */
 
@@ -233,8 +240,9 @@ VELD_API int veld_device_revoke(veld_store *office, const char *device_id);
 /* Options of the calls that talk to the hub. */
 typedef struct veld_sync_options {
 	unsigned version; /* VELD_SYNC_OPTIONS_VERSION */
-	/* Progress: stage ("commit", "fetch", "verify", "merge", "push"), done, total. */
-	void (*progress)(const char *stage, size_t done, size_t total, void *payload);
+	/* Progress: stage ("commit", "fetch", "verify", "merge", "push"), done,
+	** total.  A non-zero return cancels the call: VELD_ECANCELED. */
+	int (*progress)(const char *stage, size_t done, size_t total, void *payload);
 	/* Credentials for HTTP hubs: fill user and password (NUL-terminated). */
 	int (*credentials)(char *user, size_t user_cap, char *pass, size_t pass_cap,
 	                   const char *url, void *payload);
@@ -242,6 +250,8 @@ typedef struct veld_sync_options {
 	unsigned flags; /* VELD_SYNC_* */
 } veld_sync_options;
 #define VELD_SYNC_OPTIONS_VERSION 1
+/* Zero `opts` and set its version. */
+VELD_API void veld_sync_options_init(veld_sync_options *opts);
 /* Prune unreachable objects after this sync (here, and on a hub on a path
 ** when run by the office): what makes an erasure final.  It also happens
 ** by itself after an erasure and every 50 syncs. */
@@ -302,21 +312,26 @@ VELD_API int veld_repository_verify(veld_store *store);
 
 /*
 ** Run report `name` over the store, read-only, and render it in `format`
-** ("text", "csv", "json" or "html"; NULL: "text") into *out.  `name` is a
-** shipped report ("jaarcijfers", "evolutie") or, when it contains a '/' or
-** ends in ".lua", the path of a report script (for report authors).
-** `params_json`: {"year": 2017}, {"case": "<case id>"}, ... (NULL: {}).
+** ("text", "csv", "json" or "html"; NULL: "text") into *out.  `name` is
+** the name of a report the store knows ("jaarcijfers", "evolutie"), never
+** a path.  `params_json`: {"year": 2017}, {"case": "<case id>"}, ... (NULL: {}).
 ** VELD_ENOTFOUND for an unknown report; VELD_EINVALID for a bad format or
 ** parameters and for a failing script ("jaarcijfers.lua:LINE: ...").
 */
 VELD_API int veld_report(char **out, veld_store *store, const char *name, const char *params_json,
                          const char *format);
 
+/* The same for the report script at `path` (for report authors). */
+VELD_API int veld_report_file(char **out, veld_store *store, const char *path, const char *params_json,
+                              const char *format);
+
 /* Free memory returned by the library.  Accepts NULL. */
 VELD_API void veld_free(void *p);
 
-/* Library version, e.g. "0.1.0". */
+/* Library version, e.g. "0.1.0", and as a number (VELD_VERSION_NUMBER of
+** the library's own header). */
 VELD_API const char *veld_version(void);
+VELD_API int veld_version_number(void);
 
 #ifdef __cplusplus
 }

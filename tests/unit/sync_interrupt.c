@@ -159,7 +159,7 @@ static void say(int fd, const char *fmt, ...)
 		_exit(3);
 }
 
-static void child_progress(const char *stage, size_t done, size_t total, void *payload)
+static int child_progress(const char *stage, size_t done, size_t total, void *payload)
 {
 	child_ctx *c = payload;
 	(void)done;
@@ -168,6 +168,7 @@ static void child_progress(const char *stage, size_t done, size_t total, void *p
 		snprintf(c->last, sizeof c->last, "%s", stage);
 		say(c->fd, "stage %s\n", stage);
 	}
+	return 0;
 }
 
 static int child_credentials(char *user, size_t ucap, char *pass, size_t pcap, const char *url, void *payload)

@@ -969,13 +969,14 @@ typedef struct progress_log {
 	size_t last_total;
 } progress_log;
 
-static void progress_cb(const char *stage, size_t done, size_t total, void *payload)
+static int progress_cb(const char *stage, size_t done, size_t total, void *payload)
 {
 	progress_log *p = payload;
 	(void)stage;
 	(void)done;
 	p->calls++;
 	p->last_total = total;
+	return 0;
 }
 
 static void test_sync_repo__fetch_and_push_by_path(void **state)

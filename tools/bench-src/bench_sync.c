@@ -377,7 +377,7 @@ static void node_options(veld_sync_options *so, progress_rec *pr, const node *n)
 	pr->who = n;
 }
 
-static void on_progress(const char *stage, size_t done, size_t total, void *payload)
+static int on_progress(const char *stage, size_t done, size_t total, void *payload)
 {
 	progress_rec *p = payload;
 	int ph = -1;
@@ -397,6 +397,7 @@ static void on_progress(const char *stage, size_t done, size_t total, void *payl
 		p->seen[ph] = 1;
 		p->at[ph] = now_s();
 	}
+	return 0;
 }
 
 /* One sync of `n`, timed and with its packs counted.  Dies unless it

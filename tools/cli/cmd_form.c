@@ -418,11 +418,12 @@ int cmd_form(cli *c)
 
 /* ---- import --------------------------------------------------------------------- */
 
-static void import_progress(long done, long total, void *payload)
+static int import_progress(long done, long total, void *payload)
 {
 	(void)payload;
 	fprintf(stderr, "\rimport %ld/%ld", done, total);
 	fflush(stderr);
+	return 0;
 }
 
 int cmd_import(cli *c)

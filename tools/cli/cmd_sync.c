@@ -47,7 +47,7 @@ static int credentials(char *user, size_t ucap, char *pass, size_t pcap, const c
 	return 0;
 }
 
-static void show_progress(const char *stage, size_t done, size_t total, void *payload)
+static int show_progress(const char *stage, size_t done, size_t total, void *payload)
 {
 	(void)payload;
 	if (total > 1)
@@ -55,12 +55,12 @@ static void show_progress(const char *stage, size_t done, size_t total, void *pa
 	else
 		fprintf(stderr, "\r%-8s ...      ", stage);
 	fflush(stderr);
+	return 0;
 }
 
 static void sync_options(veld_sync_options *o, const cli *c)
 {
-	memset(o, 0, sizeof *o);
-	o->version = VELD_SYNC_OPTIONS_VERSION;
+	veld_sync_options_init(o);
 	o->credentials = credentials;
 	if (!c->json && isatty(2))
 		o->progress = show_progress;
