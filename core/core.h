@@ -278,6 +278,10 @@ json_t *veld_record__flatten(const json_t *fields);
 ** veld_store__finish(s, rc) commits when rc == 0, else rolls back, and
 ** returns the final rc.  Errors are set on veld_store__err(s).
 */
+/* The prologue of every public entry point: VELD_ERROR for a NULL handle,
+** else the handle's error cleared, then VELD_ERROR "store is not open" if
+** it holds no database.  0 when the call may go on. */
+int veld_store__enter(veld_store *s);
 sqlite3 *veld_store__db(veld_store *s);
 veld_err *veld_store__err(veld_store *s);
 const veld_os *veld_store__os(veld_store *s);

@@ -674,13 +674,21 @@ void veld_free(void *p)
 	free(p);
 }
 
-#define CHECK_OPEN(s)                                                                  \
-	do {                                                                           \
-		if (!(s))                                                              \
-			return VELD_ERROR;                                             \
-		veld_err__clear(&(s)->err);                                            \
-		if (!(s)->db)                                                          \
-			return veld_err__set(&(s)->err, VELD_ERROR, "store is not open"); \
+int veld_store__enter(veld_store *s)
+{
+	if (!s)
+		return VELD_ERROR;
+	veld_err__clear(&s->err);
+	if (!s->db)
+		return veld_err__set(&s->err, VELD_ERROR, "store is not open");
+	return 0;
+}
+
+#define CHECK_OPEN(s)                                  \
+	do {                                           \
+		int enter_rc_ = veld_store__enter(s);  \
+		if (enter_rc_)                         \
+			return enter_rc_;              \
 	} while (0)
 
 int veld_store_passwd(veld_store *s, const char *new_pass, size_t new_len)
