@@ -182,7 +182,7 @@ VELD_API int veld_record_validate_json(char **errors_json, veld_store *store, co
                                        const char *form, const char *record_id, const char *fields_json);
 
 /*
-** Bulk import (JSON Lines, CLI.md): one record per line,
+** Bulk import (JSON Lines, docs/cli.md): one record per line,
 ** {"case": CASE_ID | {"ref","name","postcode",...}, "form": NAME, "fields": {...}}.
 ** Lines with the same ref share one case.  All or nothing: a bad line is
 ** reported by its number and nothing is stored.  `progress` (may be NULL)

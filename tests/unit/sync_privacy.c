@@ -1,5 +1,5 @@
 /*
-** sync_privacy.c — need to know and erasure (DESIGN.md invariant 6 and
+** sync_privacy.c — need to know and erasure (docs/design.md, invariant 6 and
 ** "Keys, roles, privacy"): a volunteer gets the Huiswijs part of a case only
 ** after consent, and nothing else of it; an erased case is gone from every
 ** device, its keys are gone from every keys ref, and the keys refs' old
