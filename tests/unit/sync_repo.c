@@ -66,7 +66,7 @@ static veld_repo *new_repo(char **dir, const char *tag)
 	veld_repo *r = NULL;
 	veld_err err = {0};
 	*dir = veld_test_tmpdir(tag);
-	assert_int_equal(veld_repo__init(&r, *dir, &err), 0);
+	assert_int_equal(veld_repo__init(&r, veld_os_default(), *dir, &err), 0);
 	return r;
 }
 
@@ -199,18 +199,18 @@ static void test_sync_repo__init_open_errors(void **state)
 	veld_err err = {0};
 	(void)state;
 
-	assert_int_equal(veld_repo__init(&r, dir, &err), 0);
+	assert_int_equal(veld_repo__init(&r, veld_os_default(), dir, &err), 0);
 	assert_non_null(veld_repo__git(r));
 	assert_true(git_repository_is_bare(veld_repo__git(r)));
-	assert_int_equal(veld_repo__open(&r2, dir, &err), 0);
+	assert_int_equal(veld_repo__open(&r2, veld_os_default(), dir, &err), 0);
 	veld_repo__free(r2);
 	r2 = NULL;
 	/* A second init on the same (non-empty) directory is refused. */
-	assert_int_equal(veld_repo__init(&r2, dir, &err), VELD_EEXISTS);
+	assert_int_equal(veld_repo__init(&r2, veld_os_default(), dir, &err), VELD_EEXISTS);
 	assert_null(r2);
 	/* Opening what is not a repository. */
 	missing = veld_test_path(dir, "nothing-here");
-	assert_int_equal(veld_repo__open(&r2, missing, &err), VELD_ENOTFOUND);
+	assert_int_equal(veld_repo__open(&r2, veld_os_default(), missing, &err), VELD_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "nothing-here"));
 	assert_null(r2);
 	veld_repo__free(NULL);
@@ -442,7 +442,7 @@ static void test_sync_repo__tree_update_cost_is_proportional(void **state)
 	{
 		veld_repo *fresh = NULL;
 		git_diff *gd = NULL;
-		assert_int_equal(veld_repo__open(&fresh, dir, &err), 0);
+		assert_int_equal(veld_repo__open(&fresh, veld_os_default(), dir, &err), 0);
 		assert_int_equal(veld_repo__diff(fresh, &t1, &t2, count_diff_cb, &nd, &err), 0);
 		assert_int_equal(nd, 1);
 		git_tree_free(a);
