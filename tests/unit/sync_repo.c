@@ -1770,6 +1770,52 @@ static void test_sync_repo__maintain_empty_and_foreign_packs(void **state)
 	drop_repo(r, dir);
 }
 
+/* The layer's own file operations go through the handle's OS table: a
+** listing that the table fails fails maintain before it changes anything;
+** the next run lists, removes and finishes the job through the table. */
+static void test_sync_repo__maintain_goes_through_the_os_table(void **state)
+{
+	char *dir = veld_test_tmpdir("repo-gc-os");
+	veld_os_faulty *f = NULL;
+	veld_os_fault_plan plan;
+	veld_repo *r = NULL;
+	veld_err err = {0};
+	keypair k;
+	git_oid c1, c2;
+	(void)state;
+
+	assert_int_equal(veld_os_faulty_new(&f, veld_os_default()), 0);
+	assert_int_equal(veld_repo__init(&r, veld_os_faulty_table(f), dir, &err), 0);
+	crypto_sign_keypair(k.pk, k.sk);
+	c1 = commit_file(r, NULL, "cases/ab/c/r", "v1", &k);
+	assert_int_equal(veld_repo__ref_set(r, "refs/veld/devices/" DEV1, &c1, &err), 0);
+	c2 = commit_file(r, &c1, "cases/ab/c/r", "v2", &k);
+	assert_int_equal(veld_repo__ref_set(r, "refs/veld/devices/" DEV1, &c2, &err), 0);
+	assert_int_equal(count_packs(dir), 2);
+
+	memset(&plan, 0, sizeof plan);
+	plan.version = 2;
+	plan.fail_list_at = veld_os_faulty_count(f, 'l') + 1;
+	veld_os_faulty_set(f, &plan);
+	assert_int_equal(veld_repo__maintain(r, 0, &err), VELD_ERROR);
+	assert_non_null(strstr(err.msg, "cannot read"));
+	assert_int_equal(count_packs(dir), 2);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", dir), 0);
+
+	plan.fail_list_at = 0;
+	veld_os_faulty_set(f, &plan);
+	assert_int_equal(veld_repo__maintain(r, 0, &err), 0);
+	assert_int_equal(count_packs(dir), 1);
+	assert_true(veld_os_faulty_count(f, 'l') > 256); /* every fan-out directory, through the table */
+	assert_true(veld_os_faulty_count(f, 'd') > 256); /* its rmdirs and the old packs' unlinks */
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", dir), 0);
+	veld_repo__free(r);
+	veld_os_faulty_free(f);
+	sodium_memzero(&k, sizeof k);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1792,6 +1838,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_sync_repo__push_refusal_over_http, hub_teardown),
 	        cmocka_unit_test(test_sync_repo__maintain_packs_and_prunes),
 	        cmocka_unit_test(test_sync_repo__maintain_empty_and_foreign_packs),
+	        cmocka_unit_test(test_sync_repo__maintain_goes_through_the_os_table),
 	};
 	int rc;
 	if (sodium_init() < 0)
