@@ -326,8 +326,9 @@ void veld_git__redact_url(char *out, size_t cap, const char *url);
 int veld_git__progress(const veld_remote_opts *opts, const char *stage, size_t done, size_t total,
                        const char *what, veld_err *err);
 
-/* files.c: the layer's file operations, all through `os`.  A failure is
-** VELD_ERROR with "<what> <path>: <strerror>" in err unless said. */
+/* files.c: the layer's file operations, all through `os`.  The listings
+** set err on failure (VELD_ERROR "maintain: cannot read <dir>: <why>");
+** the others set nothing and return what is said of each. */
 /* 1 if `path` does not exist or is an empty directory, 0 if it has
 ** entries, negative (an errno value) if it cannot be read. */
 int veld_git__dir_is_empty(const veld_os *os, const char *path);
