@@ -12,10 +12,11 @@
 ** The table is versioned (`version`, like `sqlite3_vfs.iVersion`) so fields
 ** can be added at the end without breaking apps that fill one in: a user
 ** of a field newer than version 1 checks `version` first (sync's git layer
-** takes the default table's entries when an app's table predates them).  An app
-** or a test copies the default table, replaces a few entries and passes the
-** copy in `veld_store_options.os`; that is how the tests inject I/O errors,
-** torn writes and power loss without tricks (SQLite's `aSyscall[]` idea).
+** uses the default table when an app's table predates the fields it
+** needs).  An app or a test copies the default table, replaces a few
+** entries and passes the copy in `veld_store_options.os`; that is how the
+** tests inject I/O errors, torn writes and power loss without tricks
+** (SQLite's `aSyscall[]` idea).
 **
 ** Conventions: functions return 0 on success and a negative errno-style
 ** value (-EIO, -ENOENT, ...) on failure; read/write return the byte count.

@@ -65,8 +65,8 @@ typedef struct veld_repo veld_repo;
 /* Create a bare repository at `path` (must not exist or be empty, else
 ** VELD_EEXISTS) / open one (VELD_ENOTFOUND if there is none).
 ** Files the layer itself touches (stale locks, maintain's listings and
-** removals) go through `os` (NULL: veld_os_default(); a table older than
-** version 2 lends its directory entries from the default table too). */
+** removals) go through `os` (NULL, or a table older than version 2, which
+** lacks the directory entries: veld_os_default()). */
 int veld_repo__init(veld_repo **out, const veld_os *os, const char *path, veld_err *err);
 int veld_repo__open(veld_repo **out, const veld_os *os, const char *path, veld_err *err);
 void veld_repo__free(veld_repo *r); /* NULL ok */
