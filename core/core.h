@@ -7,7 +7,9 @@
 **   ext.c      the same VFS as a loadable extension for the sqlite3 shell
 **   id.c       what an id and a form name look like (one definition)
 **   hlc.c      hybrid logical clock stamps
-**   record.c   the record model: multi-value registers, merge, canonical JSON
+**   record.c   the record model: multi-value registers, local writes, the
+**              view; record_merge.c merges two states, record_json.c holds
+**              the canonical JSON, the strict parse and the path checks
 **   store.c    the store handle: schema, cases, records, audit log, veld.h
 ** core/ depends on platform/ only; it never includes sync/ or scripts/.
 ** Names: veld_<module>__<verb> for functions shared across core's files.
@@ -203,7 +205,7 @@ int veld_stamp__from_json(veld_stamp *out, const json_t *j);
 /* 1 if `s` (`n` bytes) is a device id: exactly 32 lowercase hex digits. */
 int veld_stamp__is_device(const char *s, size_t n);
 
-/* ---- records (record.c) ------------------------------------------------ */
+/* ---- records (record.c, record_merge.c, record_json.c) ----------------- */
 
 /*
 ** The state of one record, as stored and as synced (record.c explains the
@@ -268,6 +270,36 @@ int veld_record__max_stamp(const veld_record *r, veld_stamp *out);
 ** malformed (empty segment, '.' in a nested key, a path produced twice, an
 ** object or array inside an array, an empty group) or out of memory. */
 json_t *veld_record__flatten(const json_t *fields);
+
+/*
+** Shared by the three record files only; everything else uses the functions
+** above.  A state is never modified in place: a change builds new ctx and
+** fields and swaps them in.
+*/
+#define VELD_RECORD_DELETED      "_deleted"
+#define VELD_RECORD_FORM_VERSION "_form_version"
+/* jansson flags of the canonical encoding (record_json.c explains it). */
+#define VELD_RECORD_CANON_FLAGS  (JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17))
+
+/* Make a record of a valid state in canonical shape (reference stolen, also
+** on failure).  VELD_ERROR for a NULL state or when memory runs out. */
+int veld_record__wrap(veld_record **out, json_t *state);
+/* The record's state (borrowed; replaced, never changed, by the next write). */
+const json_t *veld_record__state(const veld_record *r);
+/* Replace the state's ctx and fields (references stolen, also on failure). */
+int veld_record__swap(veld_record *r, json_t *ctx, json_t *fields);
+/* The stamp of a version of a valid state. */
+void veld_record__vstamp(veld_stamp *out, const json_t *version);
+/* 1 if context `ctx` ({"<device>":[wall,counter]}) covers stamp `s`. */
+int veld_record__covers(const json_t *ctx, const veld_stamp *s);
+/* Pointwise maximum of two contexts (new reference; entries shared). */
+json_t *veld_record__ctx_join(const json_t *a, const json_t *b);
+/* 1 if `s` may be a record's form: a form name or VELD_CASE_FORM. */
+int veld_record__is_form(const char *s);
+/* 1 if a record may hold `path`: well formed, '_' only for the registers. */
+int veld_record__path_ok(const char *path);
+/* 1 if `v` is a field value: a scalar or an array of scalars. */
+int veld_record__value_ok(const json_t *v);
 
 /* ---- the store, for sync/ and scripts/ (store.c) ------------------------ */
 
