@@ -277,15 +277,61 @@ static int rec_check_ctx(const json_t *ctx, const json_t *within, const char *wh
 	return 0;
 }
 
+/* Check version `i` of `path` (`v`, in a list under context `ctx`) and
+** read its stamp into `*stamp`. */
+static int rec_check_version(veld_stamp *stamp, const char *path, size_t i, const json_t *v,
+                             const json_t *ctx, veld_err *err)
+{
+	static const char *const keys[] = {"s", "v", NULL};
+	int is_del = !strcmp(path, VELD_RECORD_DELETED);
+	const json_t *val, *k;
+	if (!rec_has_keys(v, keys, is_del ? "k" : NULL))
+		return veld_err__set(err, VELD_EINTEGRITY,
+		                     "record state: version %zu of '%.80s' must be an object with exactly "
+		                     "\"s\" and \"v\"%s",
+		                     i, path, is_del ? " (and \"k\" when deleting)" : "");
+	if (veld_stamp__from_json(stamp, json_object_get(v, "s")))
+		return veld_err__set(err, VELD_EINTEGRITY,
+		                     "record state: version %zu of '%.80s' has a malformed stamp (want "
+		                     "[wall, counter, \"32 lowercase hex digits\"])",
+		                     i, path);
+	if (!veld_record__covers(ctx, stamp))
+		return veld_err__set(err, VELD_EINTEGRITY,
+		                     "record state: version %zu of '%.80s' is not covered by the record's "
+		                     "context",
+		                     i, path);
+	val = json_object_get(v, "v");
+	if (!veld_record__value_ok(val) || (is_del && !json_is_boolean(val)))
+		return veld_err__set(err, VELD_EINTEGRITY,
+		                     "record state: version %zu of '%.80s' has a value of the wrong type", i,
+		                     path);
+	k = json_object_get(v, "k");
+	if (is_del && json_is_true(val) != (k != NULL))
+		return veld_err__set(err, VELD_EINTEGRITY,
+		                     "record state: version %zu of '%.80s': \"k\" must be present exactly "
+		                     "when the value is true",
+		                     i, path);
+	if (k) {
+		int rc = rec_check_ctx(k, ctx, "the delete's knowledge", path, err);
+		if (rc)
+			return rc;
+		if (!veld_record__covers(k, stamp))
+			return veld_err__set(err, VELD_EINTEGRITY,
+			                     "record state: version %zu of '%.80s': \"k\" does not cover its "
+			                     "stamp",
+			                     i, path);
+	}
+	return 0;
+}
+
 /* Validate the version list of `path` and return it sorted in `*out`. */
 static int rec_parse_versions(json_t **out, const char *path, const json_t *list, const json_t *ctx,
                               veld_err *err)
 {
-	static const char *const keys[] = {"s", "v", NULL};
 	size_t n = json_array_size(list), i;
 	rec_sorted *vs = NULL;
 	json_t *sorted = NULL;
-	int is_del = !strcmp(path, VELD_RECORD_DELETED), rc = 0;
+	int rc = 0;
 	if (!veld_record__path_ok(path)) {
 		rc = veld_err__set(err, VELD_EINTEGRITY, "record state: field path '%.80s' is not allowed", path);
 		goto done;
@@ -301,52 +347,9 @@ static int rec_parse_versions(json_t **out, const char *path, const json_t *list
 		goto done;
 	}
 	for (i = 0; i < n; i++) {
-		json_t *v = json_array_get(list, i), *val, *k;
-		if (!rec_has_keys(v, keys, is_del ? "k" : NULL)) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s' must be an object with exactly "
-			                   "\"s\" and \"v\"%s",
-			                   i, path, is_del ? " (and \"k\" when deleting)" : "");
+		vs[i].v = json_array_get(list, i);
+		if ((rc = rec_check_version(&vs[i].s, path, i, vs[i].v, ctx, err)))
 			goto done;
-		}
-		if (veld_stamp__from_json(&vs[i].s, json_object_get(v, "s"))) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s' has a malformed stamp (want "
-			                   "[wall, counter, \"32 lowercase hex digits\"])",
-			                   i, path);
-			goto done;
-		}
-		if (!veld_record__covers(ctx, &vs[i].s)) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s' is not covered by the record's context",
-			                   i, path);
-			goto done;
-		}
-		val = json_object_get(v, "v");
-		if (!veld_record__value_ok(val) || (is_del && !json_is_boolean(val))) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s' has a value of the wrong type", i, path);
-			goto done;
-		}
-		k = json_object_get(v, "k");
-		if (is_del && json_is_true(val) != (k != NULL)) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s': \"k\" must be present exactly "
-			                   "when the value is true",
-			                   i, path);
-			goto done;
-		}
-		if (k) {
-			if ((rc = rec_check_ctx(k, ctx, "the delete's knowledge", path, err)))
-				goto done;
-			if (!veld_record__covers(k, &vs[i].s)) {
-				rc = veld_err__set(err, VELD_EINTEGRITY,
-				                   "record state: version %zu of '%.80s': \"k\" does not cover its stamp", i,
-				                   path);
-				goto done;
-			}
-		}
-		vs[i].v = v;
 	}
 	/* One live version per device: a device's own write supersedes its
 	** earlier ones everywhere (this also rules out a repeated stamp). */

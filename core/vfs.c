@@ -448,15 +448,74 @@ static int open_error(veld_vfs *vfs, sqlite3 *db, int rc, veld_err *err)
 	}
 }
 
+/* A new database: page size and reserve before anything is written. */
+static int prepare_new(sqlite3 *db, sqlite3_file *file, veld_err *err)
+{
+	int n = veld_vfs__reserve_bytes(((veld_vfs_file *)file)->cipher);
+	if (exec_sql(db, "PRAGMA page_size=4096", err) != SQLITE_OK)
+		return VELD_ERROR;
+	if (sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &n) != SQLITE_OK)
+		return veld_err__set(err, VELD_ERROR, "cannot reserve bytes for the page seal");
+	return 0;
+}
+
+/* The pragmas of every veld connection.  temp_store first: nothing below
+** may spill to a temp file.  A 16 MB page cache keeps the B-tree interiors
+** of a large store in memory between transactions (docs/store-format.md). */
+static int set_pragmas(veld_vfs *vfs, sqlite3 *db, veld_err *err)
+{
+	char sql[64];
+	if (exec_sql(db, "PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0; PRAGMA cache_size=-16384", err) !=
+	        SQLITE_OK ||
+	    exec_sql(db, "PRAGMA journal_mode=WAL", err) != SQLITE_OK ||
+	    exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", err) != SQLITE_OK) {
+		int xrc = sqlite3_extended_errcode(db);
+		if (vfs->last_error[0])
+			return open_error(vfs, db, xrc, err);
+		if ((xrc & 0xff) == SQLITE_CORRUPT || (xrc & 0xff) == SQLITE_NOTADB)
+			return veld_err__set(err, VELD_EINTEGRITY, "veld.db is damaged (%s)",
+			                     sqlite3_errmsg(db));
+		if ((xrc & 0xff) == SQLITE_BUSY)
+			return veld_err__set(err, VELD_EBUSY, "the database is in use elsewhere");
+		return VELD_ERROR; /* exec_sql set the message */
+	}
+	snprintf(sql, sizeof sql, "PRAGMA busy_timeout=%d", vfs->busy_ms);
+	if (exec_sql(db, sql, err) != SQLITE_OK)
+		return VELD_ERROR;
+	return 0;
+}
+
+/* Check what took effect: WAL, a readable schema, and the reserve in page
+** 1's byte 20. */
+static int check_effects(veld_vfs *vfs, sqlite3 *db, veld_err *err)
+{
+	sqlite3_stmt *st_jm = NULL;
+	veld_vfs_stats st;
+	int wal = 0, src;
+	if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st_jm, NULL) == SQLITE_OK &&
+	    sqlite3_step(st_jm) == SQLITE_ROW)
+		wal = sqlite3_stricmp((const char *)sqlite3_column_text(st_jm, 0), "wal") == 0;
+	sqlite3_finalize(st_jm);
+	if (!wal)
+		return veld_err__set(err, VELD_ERROR, "the database did not switch to WAL mode");
+	if ((src = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL)) !=
+	    SQLITE_OK)
+		return open_error(vfs, db, src, err);
+	memset(&st, 0, sizeof st);
+	if (sqlite3_file_control(db, "main", VELD_FCNTL_STATS, &st) != SQLITE_OK ||
+	    st.page1_reserve < st.reserve)
+		return veld_err__set(err, VELD_EINTEGRITY,
+		                     "the database does not reserve %d bytes per page", st.reserve);
+	return 0;
+}
+
 int veld_vfs__open_db(sqlite3 **out, veld_vfs *vfs, const char *path, int create,
                       veld_err *err)
 {
 	sqlite3 *db = NULL;
 	sqlite3_file *file = NULL;
 	sqlite3_int64 size = 0;
-	veld_vfs_stats st;
 	int rc = 0, src, flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_EXRESCODE;
-	char sql[64];
 
 	*out = NULL;
 	if (create)
@@ -473,69 +532,9 @@ int veld_vfs__open_db(sqlite3 **out, veld_vfs *vfs, const char *path, int create
 		rc = veld_err__set(err, VELD_ERROR, "cannot inspect the database file");
 		goto done;
 	}
-	if (size == 0) {
-		/* A new database: page size and reserve before anything is written. */
-		int n = veld_vfs__reserve_bytes(((veld_vfs_file *)file)->cipher);
-		if (exec_sql(db, "PRAGMA page_size=4096", err) != SQLITE_OK) {
-			rc = VELD_ERROR;
-			goto done;
-		}
-		if (sqlite3_file_control(db, "main", SQLITE_FCNTL_RESERVE_BYTES, &n) != SQLITE_OK) {
-			rc = veld_err__set(err, VELD_ERROR, "cannot reserve bytes for the page seal");
-			goto done;
-		}
-	}
-	/* temp_store first: nothing below may spill to a temp file.  A 16 MB
-	** page cache keeps the B-tree interiors of a large store in memory
-	** between transactions (docs/store-format.md). */
-	if ((src = exec_sql(db, "PRAGMA temp_store=MEMORY; PRAGMA mmap_size=0; PRAGMA cache_size=-16384", err)) !=
-	        SQLITE_OK ||
-	    (src = exec_sql(db, "PRAGMA journal_mode=WAL", err)) != SQLITE_OK ||
-	    (src = exec_sql(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", err)) !=
-	        SQLITE_OK) {
-		int xrc = sqlite3_extended_errcode(db);
-		if (vfs->last_error[0])
-			rc = open_error(vfs, db, xrc, err);
-		else if ((xrc & 0xff) == SQLITE_CORRUPT || (xrc & 0xff) == SQLITE_NOTADB)
-			rc = veld_err__set(err, VELD_EINTEGRITY, "veld.db is damaged (%s)",
-			                   sqlite3_errmsg(db));
-		else if ((xrc & 0xff) == SQLITE_BUSY)
-			rc = veld_err__set(err, VELD_EBUSY, "the database is in use elsewhere");
-		else
-			rc = VELD_ERROR; /* exec_sql set the message */
+	if ((size == 0 && (rc = prepare_new(db, file, err))) || (rc = set_pragmas(vfs, db, err)) ||
+	    (rc = check_effects(vfs, db, err)))
 		goto done;
-	}
-	snprintf(sql, sizeof sql, "PRAGMA busy_timeout=%d", vfs->busy_ms);
-	if (exec_sql(db, sql, err) != SQLITE_OK) {
-		rc = VELD_ERROR;
-		goto done;
-	}
-
-	/* Check what took effect: WAL, and the reserve in page 1's byte 20. */
-	{
-		sqlite3_stmt *st_jm = NULL;
-		int wal = 0;
-		if (sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st_jm, NULL) == SQLITE_OK &&
-		    sqlite3_step(st_jm) == SQLITE_ROW)
-			wal = sqlite3_stricmp((const char *)sqlite3_column_text(st_jm, 0), "wal") == 0;
-		sqlite3_finalize(st_jm);
-		if (!wal) {
-			rc = veld_err__set(err, VELD_ERROR, "the database did not switch to WAL mode");
-			goto done;
-		}
-	}
-	if ((src = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL)) !=
-	    SQLITE_OK) {
-		rc = open_error(vfs, db, src, err);
-		goto done;
-	}
-	memset(&st, 0, sizeof st);
-	if (sqlite3_file_control(db, "main", VELD_FCNTL_STATS, &st) != SQLITE_OK ||
-	    st.page1_reserve < st.reserve) {
-		rc = veld_err__set(err, VELD_EINTEGRITY,
-		                   "the database does not reserve %d bytes per page", st.reserve);
-		goto done;
-	}
 	veld_vfs__guard_attach(db);
 	*out = db;
 	db = NULL;
