@@ -584,6 +584,14 @@ static void test_store__schema_1_is_migrated(void **state)
 
 /* ---- import -------------------------------------------------------------------- */
 
+/* The store's export (what an import must leave as it was when it fails). */
+static char *export_of(veld_store *s)
+{
+	char *out = NULL;
+	assert_int_equal(veld_export_json(&out, s), VELD_OK);
+	return out;
+}
+
 #define CONTACT_FIELDS "{\"datum\":\"2018-01-01\",\"plaats\":\"zitdag\",\"problematiek\":[\"financieel\"]}"
 
 /* A bad line is reported once by its number, with the message of what
@@ -605,7 +613,7 @@ static void test_store__import_bad_line_message(void **state)
 	veld_store *s = create_store(dir);
 	long count = -1;
 	(void)state;
-	assert_int_equal(veld_export_json(&before, s), VELD_OK);
+	before = export_of(s);
 
 	assert_int_equal(veld_import(&count, s, bad_form, strlen(bad_form), NULL, NULL), VELD_EINVALID);
 	assert_string_equal(veld_errmsg(s), "line 3: unknown form 'nope' (see `veld form list`)");
@@ -614,10 +622,10 @@ static void test_store__import_bad_line_message(void **state)
 	assert_string_equal(veld_errmsg(s),
 	                    "line 2: case field 'postcode' must be a Belgian postcode (4 digits, 1000-9999)");
 
-	assert_int_equal(veld_export_json(&after, s), VELD_OK);
+	after = export_of(s);
 	assert_string_equal(before, after);
-	veld_free(before);
 	veld_free(after);
+	veld_free(before);
 	veld_store_close(s);
 	veld_test_rmtree(dir);
 	free(dir);
@@ -654,7 +662,7 @@ static void test_store__import_canceled_from_progress(void **state)
 		                 cid, CONTACT_FIELDS);
 		assert_int_equal(veld_buf__add(&jsonl, line, (size_t)n), 0);
 	}
-	assert_int_equal(veld_export_json(&before, s), VELD_OK);
+	before = export_of(s);
 
 	assert_int_equal(veld_import(&count, s, (const char *)jsonl.p, jsonl.n, import_progress, &log), VELD_ECANCELED);
 	assert_int_equal(veld_errcode(s), VELD_ECANCELED);
@@ -663,7 +671,7 @@ static void test_store__import_canceled_from_progress(void **state)
 	assert_int_equal(log.calls, 2);
 	assert_int_equal(log.last_done, 2000);
 	assert_int_equal(log.total, 2500);
-	assert_int_equal(veld_export_json(&after, s), VELD_OK);
+	after = export_of(s);
 	assert_string_equal(before, after);
 	veld_free(after);
 
@@ -672,7 +680,7 @@ static void test_store__import_canceled_from_progress(void **state)
 	assert_int_equal(count, 2500);
 	assert_int_equal(log.calls, 3); /* lines 1000, 2000 and the last */
 	assert_int_equal(log.last_done, 2500);
-	assert_int_equal(veld_export_json(&after, s), VELD_OK);
+	after = export_of(s);
 	j = json_loads(after, 0, NULL);
 	assert_non_null(j);
 	assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(j, "cases"), 0), "records")), 2500);
