@@ -9,6 +9,13 @@
 ** the record remembers the form version ("_form_version") and is sealed
 ** with the key of the form's compartment.  A rejected put changes nothing.
 **
+** A put, a validation and every line of an import take one path
+** (check_put): core checks what the put names and loads the stored record
+** once (veld_store__put_target), the form checks the record as it will
+** be, and core writes the parsed, flattened fields into that same record
+** (veld_store__record_put).  Nothing crosses into core/ as text.  This file
+** must not write records itself, nor know how they are stored.
+**
 ** Forms come from the library (the shipped forms); forms published by the
 ** office arrive later through sync.  Loaded forms are cached on the store
 ** handle (its scripts slot), so a put does not load its form again.
