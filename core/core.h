@@ -13,7 +13,11 @@
 **   record.c   the record model: multi-value registers, local writes, the
 **              view; record_merge.c merges two states, record_json.c holds
 **              the canonical JSON, the strict parse and the path checks
-**   store.c    the store handle: schema, cases, records, audit log, veld.h
+**   store.c    the store handle: open/create/close, identity, clock, nested
+**              transactions, audit log, errors, handle slots, query -> JSON
+**   schema.c   the tables of veld.db, schema version and migrations
+**   cases.c    cases and records in the store: rows, the case and record
+**              calls of veld.h, export, conflicts, the checks of a put
 ** core/ depends on platform/ only; it never includes sync/ or scripts/.
 ** Names: veld_<module>__<verb> for functions shared across core's files.
 */
@@ -409,7 +413,7 @@ int veld_record__path_ok(const char *path);
 /* 1 if `v` is a field value: a scalar or an array of scalars. */
 int veld_record__value_ok(const json_t *v);
 
-/* ---- the store, for sync/ and scripts/ (store.c) ------------------------ */
+/* ---- the store, for sync/ and scripts/ (store.c, schema.c, cases.c) ----- */
 
 /*
 ** What the other layers may use of a store handle.  The handle keeps
@@ -437,19 +441,59 @@ int veld_store__db_fail(veld_store *s, int sqlite_rc, const char *what);
 int veld_store__meta_get(veld_store *s, const char *key, void *buf, int cap);
 int veld_store__meta_put(veld_store *s, const char *key, const void *val, int n);
 
-/* Records by id; save writes the canonical state and sets `dirty` (1: must
-** be committed to git at the next sync); `compartment` NULL keeps the
-** row's (a new row gets "social"). */
+/* Run `sql` in the sqlite3 statement -> JSON pattern of every listing: the
+** parameters are bound from the arguments after `binds`, one letter each
+** ('t' a const char * bound as text, NULL as null; 'i' an int), then `row`
+** is called for every row to append what it makes of it to `arr` (it
+** returns 0, or an error set on the handle, which stops the run).  `arr`
+** NULL is out of memory; `what` names the operation in error messages.
+** The caller keeps `arr` in every case. */
+typedef int (*veld_store_row_fn)(json_t *arr, veld_store *s, sqlite3_stmt *row, void *payload);
+int veld_store__rows_json(json_t *arr, veld_store *s, const char *what, veld_store_row_fn row, void *payload,
+                          const char *sql, const char *binds, ...);
+/* The whole of a listing call of veld.h: veld_store__enter, then the rows
+** of `sql` as above into a new array, as JSON text in *out (free()). */
+int veld_store__list_json(char **out, veld_store *s, const char *what, veld_store_row_fn row, void *payload,
+                          const char *sql, const char *binds, ...);
+/* Compact JSON text of `j` (reference stolen; sorted keys, 17 digits) in
+** *out, freed with free(); out of memory when `j` is NULL. */
+int veld_store__json_out(char **out, veld_store *s, json_t *j);
+/* Run SQL without results (several statements allowed). */
+int veld_store__exec(veld_store *s, const char *sql, const char *what);
+/* A fresh random id (VELD_IDSIZE bytes with the terminating NUL). */
+void veld_store__new_id(veld_store *s, char *out);
+
+/* The schema (schema.c): create the tables of a new store and write its
+** schema version (inside the caller's transaction); migrate an older
+** store to the current version (each step in its own transaction); check
+** that the store's version is the current one (VELD_EINTEGRITY if not). */
+int veld_schema__create(veld_store *s);
+int veld_schema__migrate(veld_store *s);
+int veld_schema__check(veld_store *s);
+
+/* Records by id (cases.c); save writes the canonical state and sets
+** `dirty` (1: must be committed to git at the next sync); `compartment`
+** NULL keeps the row's (a new row gets "social"). */
 int veld_store__record_load(veld_record **out, veld_store *s, const char *id);
 int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, const char *compartment);
 
-/* Create or update a record as veld_record_put describes, without form
-** rules: scripts/ validates first and calls this.  `compartment`: the
-** form's (NULL keeps an existing record's); `form_version` > 0 is written
-** to "_form_version". */
-int veld_store__record_put(char *id_out, veld_store *s, const char *case_id, const char *form,
-                           const char *record_id, const char *fields_json, const char *compartment,
-                           int form_version);
+/* A put in two steps, for scripts/, which validates in between.
+** put_target checks what the put names, once: the case is known here (its
+** header, a record of it or a key of it: VELD_ENOTFOUND if not) and its
+** header, when held, is not deleted (VELD_EINVALID); `record_id` NULL
+** gives *out NULL (a new record), otherwise *out is the stored record,
+** which must belong to `case_id` and `form` and not be deleted
+** (VELD_ENOTFOUND, VELD_EINVALID).  The caller frees *out.
+** record_put writes the flat fields `flat` (borrowed; validated by the
+** caller, reserved "_" paths and object values refused) to `stored` (from
+** put_target, changed in place) or to a new record of the case and form,
+** with one stamp, its audit entry and "_form_version" = `form_version`
+** when > 0, in one transaction.  `compartment`: the form's (NULL keeps an
+** existing record's).  The record id goes to `id_out` when not NULL. */
+int veld_store__put_target(veld_record **out, veld_store *s, const char *case_id, const char *form,
+                           const char *record_id);
+int veld_store__record_put(char *id_out, veld_store *s, veld_record *stored, const char *case_id, const char *form,
+                           json_t *flat, const char *compartment, int form_version);
 /* 0 if this store knows case `case_id` (its header, a record of it or a
 ** key of it), else VELD_ENOTFOUND with a message. */
 int veld_store__case_known(veld_store *s, const char *case_id);

@@ -2,55 +2,35 @@
 ** store.c — the store handle: what veld.h promises, built from the pieces
 ** of core/.
 **
+**
 ** A store is one directory:
 **   veld.key   the master key, wrapped by the passphrase (keyfile.c)
-**   veld.db    the SQLite database, every page sealed (vfs.c), in WAL mode
-**   repo/      the device's git repository (sync/, later)
+**   veld.db    the SQLite database, every page sealed (vfs.c), in WAL mode;
+**              its tables and their migrations are schema.c's
+**   repo/      the device's git repository (sync/)
 **
-** The database holds:
-**   meta(key, value)     schema version, this device's identity and keys,
-**                        the hybrid logical clock's last stamp
-**   records(id, case_id, form, state, deleted, conflicts, dirty)
-**                        one row per record; `state` is the record's
-**                        canonical JSON (record.c).  A case's header (name,
-**                        postcode, ...) is itself a record with form "_case"
-**                        and id == case id, so cases merge like records.
-**   audit(seq, at, device, action, case_id, record_id)
-**                        every open, change, share and export of a case
-**   case_keys, key_shares, devices, sync_refs, erased
-**                        sync state (sync/, docs/sync.md)
-**
-** meta's schema_version says which of these layouts a file has; an older
-** one is migrated when the store is opened (migrate), in one transaction.
+** The handle owns the open database and its VFS, the master key (in
+** sodium_malloc'd memory from open to close, wiped on every path), this
+** device's identity and hybrid logical clock, the error state, nested
+** transactions, the audit log and the slots where sync/ and scripts/ keep
+** per-handle state.  It also runs a query into a JSON array of rows
+** (veld_store__rows_json) for every listing of core/.  Cases and records
+** are cases.c's; this file must not know what a record holds.
 **
 ** Every public call that changes something runs in one IMMEDIATE
 ** transaction: it all happens or none of it does.  Errors are reported on
 ** the handle (veld_errmsg); messages name ids, fields and files, never
-** personal data.  The master key lives in sodium_malloc'd memory from open
-** to close and is wiped on every path.
+** personal data.  Every public entry point starts with veld_store__enter.
 */
 #include "core.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
-
-/* 2: case_keys keyed by (case_id, compartment), WITHOUT ROWID (migrate_1_2). */
-#define SCHEMA_VERSION 2
-
-/* A case's keys sit together in the table itself: the lookups of a sync
-** (by case, and by case and compartment) read one leaf, not an index leaf
-** and then a row.  key_shares points at key_id, hence UNIQUE. */
-#define CASE_KEYS_SQL(name)                                                                                            \
-	"CREATE TABLE " name "("                                                                                       \
-	"  case_id TEXT NOT NULL,"                                                                                     \
-	"  compartment TEXT NOT NULL,"                                                                                 \
-	"  key_id TEXT NOT NULL UNIQUE,"                                                                               \
-	"  key BLOB NOT NULL,"                                                                                         \
-	"  PRIMARY KEY(case_id, compartment)) WITHOUT ROWID;"
 
 struct veld_store {
 	veld_err err;
@@ -71,47 +51,6 @@ struct veld_store {
 	veld_stamp hlc;
 };
 
-static const char *const schema_sql =
-	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE records("
-	"  id TEXT PRIMARY KEY,"
-	"  case_id TEXT NOT NULL,"
-	"  form TEXT NOT NULL,"
-	"  compartment TEXT NOT NULL DEFAULT 'social',"
-	"  state TEXT NOT NULL,"
-	"  deleted INTEGER NOT NULL DEFAULT 0,"
-	"  conflicts INTEGER NOT NULL DEFAULT 0,"
-	"  dirty INTEGER NOT NULL DEFAULT 1);"
-	"CREATE INDEX records_case ON records(case_id, form);"
-	/* What the next sync must commit, and the conflicts: both small sets. */
-	"CREATE INDEX records_dirty ON records(id) WHERE dirty;"
-	"CREATE INDEX records_conflicts ON records(case_id, id) WHERE conflicts > 0;"
-	"CREATE TABLE audit("
-	"  seq INTEGER PRIMARY KEY,"
-	"  at INTEGER NOT NULL,"
-	"  device TEXT NOT NULL,"
-	"  action TEXT NOT NULL,"
-	"  case_id TEXT,"
-	"  record_id TEXT);"
-	"CREATE INDEX audit_case ON audit(case_id);"
-	/* Sync state (sync/, docs/sync.md). */
-	CASE_KEYS_SQL("case_keys")
-	"CREATE TABLE key_shares("
-	"  key_id TEXT NOT NULL REFERENCES case_keys(key_id) ON DELETE CASCADE,"
-	"  recipient TEXT NOT NULL,"
-	"  PRIMARY KEY(key_id, recipient)) WITHOUT ROWID;"
-	"CREATE TABLE devices("
-	"  id TEXT PRIMARY KEY,"
-	"  name TEXT NOT NULL,"
-	"  role TEXT NOT NULL,"
-	"  region TEXT NOT NULL,"
-	"  sign_pk BLOB NOT NULL,"
-	"  box_pk BLOB NOT NULL,"
-	"  revoked INTEGER NOT NULL DEFAULT 0,"
-	"  published INTEGER NOT NULL DEFAULT 0);"
-	"CREATE TABLE sync_refs(ref TEXT PRIMARY KEY, oid TEXT NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE erased(case_id TEXT PRIMARY KEY, published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;";
-
 /* ---- small helpers ------------------------------------------------------- */
 
 static char *join_path(const char *dir, const char *name)
@@ -129,7 +68,7 @@ static void hex_encode(char *out, const unsigned char *in, size_t n)
 }
 
 /* A fresh random id: 16 random bytes as 32 lowercase hex digits. */
-static void new_id(veld_store *s, char *out)
+void veld_store__new_id(veld_store *s, char *out)
 {
 	unsigned char rnd[16];
 	s->os->xRandom(s->os->ctx, rnd, sizeof rnd);
@@ -301,77 +240,6 @@ static int audit(veld_store *s, const char *action, const char *case_id, const c
 	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, "write audit log");
 }
 
-/* Load a record by id.  VELD_ENOTFOUND if absent. */
-static int load_record(veld_record **out, veld_store *s, const char *id)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-	*out = NULL;
-	rc = sqlite3_prepare_v2(s->db, "SELECT state FROM records WHERE id = ?1", -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "read record");
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		rc = veld_record__parse(out, (const char *)sqlite3_column_text(st, 0),
-		                        (size_t)sqlite3_column_bytes(st, 0), &s->err);
-	} else if (rc == SQLITE_DONE) {
-		rc = veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", id);
-	} else {
-		rc = db_fail(s, rc, "read record");
-	}
-	sqlite3_finalize(st);
-	return rc;
-}
-
-/* The record whose state is in column `col` of the current row. */
-static int row_record(veld_record **out, veld_store *s, sqlite3_stmt *st, int col)
-{
-	return veld_record__parse(out, (const char *)sqlite3_column_text(st, col),
-	                          (size_t)sqlite3_column_bytes(st, col), &s->err);
-}
-
-static int count_conflicts(const veld_record *r)
-{
-	json_t *view = veld_record__view(r);
-	int n = view ? (int)json_object_size(json_object_get(view, "conflicts")) : 0;
-	json_decref(view);
-	return n;
-}
-
-/* Write a record row from its state; `dirty` marks it for the next sync's
-** commit.  `compartment` (NULL: keep the row's, or "social" for a new row)
-** says which case key seals it. */
-static int save_record(veld_store *s, const veld_record *r, int dirty, const char *compartment)
-{
-	sqlite3_stmt *st = NULL;
-	char *canon = veld_record__canonical(r);
-	int rc;
-	if (!canon)
-		return veld_err__set(&s->err, VELD_ERROR, "out of memory");
-	rc = sqlite3_prepare_v2(s->db,
-	                        "INSERT INTO records(id, case_id, form, compartment, state, deleted, conflicts, dirty)"
-	                        " VALUES(?1, ?2, ?3, coalesce(?8, 'social'), ?4, ?5, ?6, ?7)"
-	                        " ON CONFLICT(id) DO UPDATE SET state = excluded.state, deleted = excluded.deleted,"
-	                        " conflicts = excluded.conflicts, dirty = excluded.dirty,"
-	                        " compartment = coalesce(?8, compartment)",
-	                        -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_text(st, 1, veld_record__id(r), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, veld_record__case(r), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, veld_record__form(r), -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 4, canon, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 5, veld_record__is_deleted(r));
-		sqlite3_bind_int(st, 6, count_conflicts(r));
-		sqlite3_bind_int(st, 7, dirty);
-		sqlite3_bind_text(st, 8, compartment, -1, SQLITE_STATIC);
-		rc = sqlite3_step(st);
-	}
-	sqlite3_finalize(st);
-	free(canon);
-	return rc == SQLITE_DONE ? 0 : db_fail(s, rc, "write record");
-}
-
 /* ---- opening and closing --------------------------------------------------- */
 
 void veld_store_options_init(veld_store_options *opts)
@@ -438,7 +306,6 @@ static int create_identity(veld_store *s, const veld_store_options *opts)
 	unsigned char *sign_sk = sodium_malloc(crypto_sign_SECRETKEYBYTES);
 	unsigned char *box_sk = sodium_malloc(crypto_box_SECRETKEYBYTES);
 	unsigned char idbin[16];
-	char ver[16];
 	const char *name = opts && opts->device_name ? opts->device_name : "device";
 	int rc = 0;
 	if (!sign_sk || !box_sk) {
@@ -449,9 +316,7 @@ static int create_identity(veld_store *s, const veld_store_options *opts)
 	crypto_box_keypair(box_pk, box_sk);
 	crypto_generichash(idbin, sizeof idbin, sign_pk, sizeof sign_pk, NULL, 0);
 	hex_encode(s->device_id, idbin, sizeof idbin);
-	snprintf(ver, sizeof ver, "%d", SCHEMA_VERSION);
-	if ((rc = meta_put(s, "schema_version", ver, (int)strlen(ver))) ||
-	    (rc = meta_put(s, "device_id", s->device_id, VELD_DEVICE_ID_LEN)) ||
+	if ((rc = meta_put(s, "device_id", s->device_id, VELD_DEVICE_ID_LEN)) ||
 	    (rc = meta_put(s, "device_name", name, (int)strlen(name))) ||
 	    (rc = meta_put(s, "device_role", opts->device_role, (int)strlen(opts->device_role))) ||
 	    (rc = meta_put(s, "sign_pk", sign_pk, sizeof sign_pk)) ||
@@ -466,25 +331,11 @@ done:
 	return rc;
 }
 
-/* meta's schema_version into *ver (its text, for messages, in buf). */
-static int schema_version(veld_store *s, int *ver, char *buf, int cap)
-{
-	int n = meta_get(s, "schema_version", buf, cap - 1);
-	if (n < 0)
-		return n;
-	buf[n] = '\0';
-	*ver = atoi(buf);
-	return 0;
-}
-
 static int load_identity(veld_store *s)
 {
-	char buf[16];
-	int ver = 0, n = schema_version(s, &ver, buf, (int)sizeof buf);
+	int n = veld_schema__check(s);
 	if (n < 0)
 		return n;
-	if (ver != SCHEMA_VERSION)
-		return veld_err__set(&s->err, VELD_EINTEGRITY, "store schema version %s is not supported", buf);
 	n = meta_get(s, "device_id", s->device_id, VELD_DEVICE_ID_LEN);
 	if (n < 0)
 		return n;
@@ -533,7 +384,7 @@ int veld_store_create(veld_store **out, const char *dir, const char *pass, size_
 		goto done;
 	if ((rc = begin(s)))
 		goto done;
-	rc = exec_sql(s, schema_sql, "create schema");
+	rc = veld_schema__create(s);
 	if (!rc)
 		rc = create_identity(s, opts);
 	if (!rc)
@@ -559,51 +410,6 @@ done:
 	return rc;
 }
 
-/* Schema 1 to 2: case_keys rebuilt WITHOUT ROWID (SQLite's way to change
-** a table: make the new one, copy, drop the old, rename), in one
-** transaction, so a store is either as it was or migrated.  Foreign keys
-** are off around it, or dropping the old table would delete every
-** key_shares row through its ON DELETE CASCADE; they are checked before
-** the commit. */
-static int migrate_1_2(veld_store *s)
-{
-	sqlite3_stmt *st = NULL;
-	int rc, on;
-	if ((rc = exec_sql(s, "PRAGMA foreign_keys=OFF", "migrate the store")))
-		return rc;
-	rc = begin(s);
-	if (!rc)
-		rc = exec_sql(s,
-		              CASE_KEYS_SQL("case_keys_2") "INSERT INTO case_keys_2(case_id, compartment, key_id, key)"
-		                                           " SELECT case_id, compartment, key_id, key FROM case_keys;"
-		                                           "DROP TABLE case_keys;"
-		                                           "ALTER TABLE case_keys_2 RENAME TO case_keys;",
-		              "migrate the store to schema 2");
-	if (!rc && (on = sqlite3_prepare_v2(s->db, "PRAGMA foreign_key_check", -1, &st, NULL)) != SQLITE_OK)
-		rc = db_fail(s, on, "check the store's foreign keys");
-	else if (!rc && (on = sqlite3_step(st)) == SQLITE_ROW)
-		rc = veld_err__set(&s->err, VELD_EINTEGRITY, "store migration: a key share names no key");
-	else if (!rc && on != SQLITE_DONE)
-		rc = db_fail(s, on, "check the store's foreign keys");
-	sqlite3_finalize(st);
-	if (!rc)
-		rc = meta_put(s, "schema_version", "2", 1);
-	rc = finish(s, rc);
-	on = exec_sql(s, "PRAGMA foreign_keys=ON", "migrate the store");
-	return rc ? rc : on;
-}
-
-/* Bring an older store's schema to SCHEMA_VERSION (load_identity refuses
-** any other). */
-static int migrate(veld_store *s)
-{
-	char buf[16];
-	int ver = 0, rc = schema_version(s, &ver, buf, (int)sizeof buf);
-	if (rc < 0)
-		return rc;
-	return ver == 1 ? migrate_1_2(s) : 0;
-}
-
 int veld_store_open(veld_store **out, const char *dir, const char *pass, size_t pass_len,
                     const veld_store_options *opts)
 {
@@ -623,7 +429,7 @@ int veld_store_open(veld_store **out, const char *dir, const char *pass, size_t 
 		return rc;
 	if (s->os->xStat(s->os->ctx, s->db_path, NULL, NULL) != 0)
 		return veld_err__set(&s->err, VELD_EINTEGRITY, "%s is missing", s->db_path);
-	if ((rc = open_database(s, 0)) || (rc = migrate(s)))
+	if ((rc = open_database(s, 0)) || (rc = veld_schema__migrate(s)))
 		return rc;
 	return load_identity(s);
 }
@@ -684,16 +490,11 @@ int veld_store__enter(veld_store *s)
 	return 0;
 }
 
-#define CHECK_OPEN(s)                                  \
-	do {                                           \
-		int enter_rc_ = veld_store__enter(s);  \
-		if (enter_rc_)                         \
-			return enter_rc_;              \
-	} while (0)
-
 int veld_store_passwd(veld_store *s, const char *new_pass, size_t new_len)
 {
-	CHECK_OPEN(s);
+	int rc = veld_store__enter(s);
+	if (rc)
+		return rc;
 	return veld_keyfile__rewrap(s->os, s->key_path, s->master, s->cipher, new_pass, new_len,
 	                            &s->kparams, &s->err);
 }
@@ -701,8 +502,7 @@ int veld_store_passwd(veld_store *s, const char *new_pass, size_t new_len)
 int veld_store_compact(veld_store *s)
 {
 	int rc;
-	CHECK_OPEN(s);
-	if ((rc = exec_sql(s, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint")))
+	if ((rc = veld_store__enter(s)) || (rc = exec_sql(s, "PRAGMA wal_checkpoint(TRUNCATE)", "checkpoint")))
 		return rc;
 	if ((rc = exec_sql(s, "VACUUM", "compact")))
 		return rc;
@@ -711,12 +511,12 @@ int veld_store_compact(veld_store *s)
 
 /* ---- JSON results ---------------------------------------------------------- */
 
-static int dump_out(char **out, veld_store *s, json_t *j)
+int veld_store__json_out(char **out, veld_store *s, json_t *j)
 {
 	char *txt;
 	if (!j)
 		return veld_err__set(&s->err, VELD_ERROR, "out of memory");
-	txt = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17));
+	txt = json_dumps(j, VELD_RECORD_CANON_FLAGS);
 	json_decref(j);
 	if (!txt)
 		return veld_err__set(&s->err, VELD_ERROR, "out of memory");
@@ -730,7 +530,8 @@ int veld_store_device_json(char **out, veld_store *s)
 	char hex1[2 * sizeof pk + 1], hex2[2 * sizeof bpk + 1], name[256], role[32];
 	int n1, n2, rc;
 	*out = NULL;
-	CHECK_OPEN(s);
+	if ((rc = veld_store__enter(s)))
+		return rc;
 	if ((rc = meta_get(s, "sign_pk", pk, sizeof pk)) < 0 || (rc = meta_get(s, "box_pk", bpk, sizeof bpk)) < 0)
 		return rc;
 	if ((n1 = meta_get(s, "device_name", name, (int)sizeof name - 1)) < 0)
@@ -741,585 +542,86 @@ int veld_store_device_json(char **out, veld_store *s)
 	role[n2] = '\0';
 	hex_encode(hex1, pk, sizeof pk);
 	hex_encode(hex2, bpk, sizeof bpk);
-	return dump_out(out, s,
+	return veld_store__json_out(out, s,
 	                json_pack("{s:s, s:s, s:s, s:s, s:s}", "id", s->device_id, "name", name, "role",
 	                          role, "sign_pk", hex1, "box_pk", hex2));
 }
 
-/* ---- cases ------------------------------------------------------------------ */
-
-static int valid_date(const char *d)
-{
-	int y, m, day;
-	char tail;
-	if (!d || strlen(d) != 10 || sscanf(d, "%4d-%2d-%2d%c", &y, &m, &day, &tail) != 3)
-		return 0;
-	return y >= 1900 && y <= 2200 && m >= 1 && m <= 12 && day >= 1 && day <= 31;
-}
-
-/* Check a case header object; names the field at fault. */
-static int check_header(veld_store *s, json_t *h, int creating)
-{
-	const char *key;
-	json_t *v;
-	json_object_foreach(h, key, v)
-	{
-		if (!strncmp(key, "toestemming.", 12)) {
-			if (!json_is_string(v) || !valid_date(json_string_value(v)))
-				return veld_err__set(&s->err, VELD_EINVALID, "case field '%s' must be a date YYYY-MM-DD", key);
-			continue;
-		}
-		if (strcmp(key, "name") && strcmp(key, "postcode") && strcmp(key, "birth") &&
-		    strcmp(key, "address") && strcmp(key, "phone") && strcmp(key, "ref"))
-			return veld_err__set(&s->err, VELD_EINVALID, "case field '%s' is unknown", key);
-		if (!json_is_string(v) && !json_is_null(v))
-			return veld_err__set(&s->err, VELD_EINVALID, "case field '%s' must be text", key);
-	}
-	v = json_object_get(h, "name");
-	if (creating && (!json_is_string(v) || !*json_string_value(v)))
-		return veld_err__set(&s->err, VELD_EINVALID, "case field 'name' is required");
-	v = json_object_get(h, "postcode");
-	if (creating && !json_is_string(v))
-		return veld_err__set(&s->err, VELD_EINVALID, "case field 'postcode' is required");
-	if (json_is_string(v)) {
-		const char *pc = json_string_value(v);
-		if (strlen(pc) != 4 || strspn(pc, "0123456789") != 4 || pc[0] == '0')
-			return veld_err__set(&s->err, VELD_EINVALID,
-			                     "case field 'postcode' must be a Belgian postcode (4 digits, 1000-9999)");
-	}
-	v = json_object_get(h, "birth");
-	if (json_is_string(v) && !valid_date(json_string_value(v)))
-		return veld_err__set(&s->err, VELD_EINVALID, "case field 'birth' must be a date YYYY-MM-DD");
-	return 0;
-}
-
-/* Apply every field of flat object `fields` to `r` with one stamp. */
-static int apply_fields(veld_store *s, veld_record *r, json_t *fields)
-{
-	veld_stamp st;
-	const char *path;
-	json_t *v;
-	int rc = next_stamp(s, &st);
-	if (rc)
-		return rc;
-	json_object_foreach(fields, path, v)
-	{
-		if ((rc = veld_record__set(r, path, v, &st)))
-			return veld_err__set(&s->err, rc, "field '%s' cannot be set", path);
-	}
-	return 0;
-}
-
-int veld_case_new(char *id_out, veld_store *s, const char *header_json)
-{
-	json_error_t jerr;
-	json_t *h = NULL;
-	veld_record *r = NULL;
-	char id[VELD_IDSIZE];
-	int rc;
-	CHECK_OPEN(s);
-	h = json_loads(header_json ? header_json : "", JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(h)) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "case header is not a JSON object: %s", jerr.text);
-		goto done;
-	}
-	if ((rc = check_header(s, h, 1)))
-		goto done;
-	new_id(s, id);
-	if ((rc = veld_record__new(&r, id, id, VELD_CASE_FORM)))
-		goto nomem;
-	if ((rc = begin(s)))
-		goto done;
-	rc = apply_fields(s, r, h);
-	if (!rc)
-		rc = save_record(s, r, 1, NULL);
-	if (!rc)
-		rc = audit(s, "create-case", id, NULL);
-	rc = finish(s, rc);
-	if (!rc && id_out)
-		memcpy(id_out, id, VELD_IDSIZE);
-	goto done;
-nomem:
-	rc = veld_err__set(&s->err, VELD_ERROR, "out of memory");
-done:
-	json_decref(h);
-	veld_record__free(r);
-	return rc;
-}
-
-static int load_case(veld_record **out, veld_store *s, const char *case_id);
-
-int veld_case_update(veld_store *s, const char *case_id, const char *header_json)
-{
-	json_error_t jerr;
-	json_t *h = NULL;
-	veld_record *c = NULL;
-	int rc;
-	CHECK_OPEN(s);
-	h = json_loads(header_json ? header_json : "", JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(h)) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "case header is not a JSON object: %s", jerr.text);
-		goto done;
-	}
-	if ((rc = check_header(s, h, 0)))
-		goto done;
-	if (json_is_null(json_object_get(h, "name")) || json_is_null(json_object_get(h, "postcode"))) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "case fields 'name' and 'postcode' cannot be cleared");
-		goto done;
-	}
-	if ((rc = load_case(&c, s, case_id)))
-		goto done;
-	if ((rc = begin(s)))
-		goto done;
-	rc = apply_fields(s, c, h);
-	if (!rc)
-		rc = save_record(s, c, 1, NULL);
-	if (!rc)
-		rc = audit(s, "update-case", case_id, NULL);
-	rc = finish(s, rc);
-done:
-	json_decref(h);
-	veld_record__free(c);
-	return rc;
-}
-
-/* Shown header fields of a case record as a JSON object. */
-static json_t *case_header(const veld_record *r)
-{
-	json_t *view = veld_record__view(r);
-	json_t *fields = view ? json_incref(json_object_get(view, "fields")) : NULL;
-	json_decref(view);
-	return fields;
-}
-
-int veld_case_list_json(char **out, veld_store *s)
+static int rows_v(json_t *arr, veld_store *s, const char *what, veld_store_row_fn row, void *payload,
+                  const char *sql, const char *binds, va_list ap)
 {
 	sqlite3_stmt *st = NULL;
-	json_t *arr = json_array();
-	int rc;
-	*out = NULL;
-	CHECK_OPEN(s);
-	rc = sqlite3_prepare_v2(s->db,
-	                        "SELECT c.state,"
-	                        " (SELECT count(*) FROM records r WHERE r.case_id = c.id AND r.form <> '" VELD_CASE_FORM "' AND NOT r.deleted),"
-	                        " (SELECT coalesce(sum(r.conflicts), 0) FROM records r WHERE r.case_id = c.id)"
-	                        " FROM records c WHERE c.form = '" VELD_CASE_FORM "' AND NOT c.deleted ORDER BY c.id",
-	                        -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		rc = db_fail(s, rc, "list cases");
-		goto done;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		veld_record *r = NULL;
-		json_t *item;
-		int prc = row_record(&r, s, st, 0);
-		if (prc) {
-			rc = prc;
-			goto done;
-		}
-		item = case_header(r);
-		json_object_set_new(item, "id", json_string(veld_record__id(r)));
-		json_object_set_new(item, "records", json_integer(sqlite3_column_int64(st, 1)));
-		json_object_set_new(item, "conflicts", json_integer(sqlite3_column_int64(st, 2)));
-		json_array_append_new(arr, item);
-		veld_record__free(r);
-	}
-	if (rc != SQLITE_DONE) {
-		rc = db_fail(s, rc, "list cases");
-		goto done;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	/* Cases this store holds records of but not the header (a volunteer's
-	** Huiswijs cases): listed by id, without name or postcode. */
-	rc = sqlite3_prepare_v2(s->db,
-	                        "SELECT case_id, count(*), coalesce(sum(conflicts), 0) FROM records r"
-	                        " WHERE NOT deleted AND NOT EXISTS(SELECT 1 FROM records c WHERE c.id = r.case_id)"
-	                        " GROUP BY case_id ORDER BY case_id",
-	                        -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		rc = db_fail(s, rc, "list cases");
-		goto done;
+	int rc, i;
+	if (!arr)
+		return veld_err__oom(&s->err);
+	if ((rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL)) != SQLITE_OK)
+		return db_fail(s, rc, what);
+	for (i = 0; binds[i]; i++) {
+		if (binds[i] == 't')
+			sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_int(st, i + 1, va_arg(ap, int));
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-		json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:b}", "id", (const char *)sqlite3_column_text(st, 0),
-		                                     "records", (json_int_t)sqlite3_column_int64(st, 1), "conflicts",
-		                                     (json_int_t)sqlite3_column_int64(st, 2), "header", 0));
-	if (rc != SQLITE_DONE) {
-		rc = db_fail(s, rc, "list cases");
-		goto done;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	rc = dump_out(out, s, arr);
-	arr = NULL;
+		if ((rc = row(arr, s, st, payload)))
+			goto done;
+	rc = rc == SQLITE_DONE ? 0 : db_fail(s, rc, what);
 done:
 	sqlite3_finalize(st);
+	return rc;
+}
+
+int veld_store__rows_json(json_t *arr, veld_store *s, const char *what, veld_store_row_fn row, void *payload,
+                          const char *sql, const char *binds, ...)
+{
+	va_list ap;
+	int rc;
+	va_start(ap, binds);
+	rc = rows_v(arr, s, what, row, payload, sql, binds, ap);
+	va_end(ap);
+	return rc;
+}
+
+int veld_store__list_json(char **out, veld_store *s, const char *what, veld_store_row_fn row, void *payload,
+                          const char *sql, const char *binds, ...)
+{
+	json_t *arr;
+	va_list ap;
+	int rc;
+	*out = NULL;
+	if ((rc = veld_store__enter(s)))
+		return rc;
+	arr = json_array();
+	va_start(ap, binds);
+	rc = rows_v(arr, s, what, row, payload, sql, binds, ap);
+	va_end(ap);
+	if (!rc)
+		return veld_store__json_out(out, s, arr);
 	json_decref(arr);
 	return rc;
 }
 
-/* The view of one record as shown to users: id, form, fields, conflicts. */
-static json_t *record_view(const veld_record *r)
+/* ---- audit log, verify ------------------------------------------------------- */
+
+static int audit_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
 {
-	json_t *view = veld_record__view(r);
-	const json_t *fv;
-	size_t n;
-	if (!view)
-		return NULL;
-	json_object_set_new(view, "id", json_string(veld_record__id(r)));
-	json_object_set_new(view, "case", json_string(veld_record__case(r)));
-	json_object_set_new(view, "form", json_string(veld_record__form(r)));
-	json_object_set_new(view, "deleted", json_boolean(veld_record__is_deleted(r)));
-	fv = veld_record__value(r, "_form_version", &n);
-	if (fv)
-		json_object_set_new(view, "form_version", json_deep_copy(fv));
-	return view;
-}
-
-/* Records of a case (without the header), ordered by id; `with_deleted`. */
-static int case_records(json_t **out, veld_store *s, const char *case_id, int with_deleted)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *arr = json_array();
-	int rc = sqlite3_prepare_v2(s->db,
-	                            "SELECT state FROM records WHERE case_id = ?1 AND form <> '" VELD_CASE_FORM "'"
-	                            " AND (?2 OR NOT deleted) ORDER BY id",
-	                            -1, &st, NULL);
-	*out = NULL;
-	if (rc != SQLITE_OK) {
-		rc = db_fail(s, rc, "read records");
-		goto done;
-	}
-	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
-	sqlite3_bind_int(st, 2, with_deleted);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		veld_record *r = NULL;
-		int prc = row_record(&r, s, st, 0);
-		if (prc) {
-			rc = prc;
-			goto done;
-		}
-		json_array_append_new(arr, record_view(r));
-		veld_record__free(r);
-	}
-	if (rc != SQLITE_DONE) {
-		rc = db_fail(s, rc, "read records");
-		goto done;
-	}
-	rc = 0;
-	*out = arr;
-	arr = NULL;
-done:
-	sqlite3_finalize(st);
-	json_decref(arr);
-	return rc;
-}
-
-/* Load a case's header record, checking the id names a case. */
-static int load_case(veld_record **out, veld_store *s, const char *case_id)
-{
-	int rc;
-	if (!veld_id__is(case_id))
-		return veld_err__set(&s->err, VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
-	rc = load_record(out, s, case_id);
-	if (rc == VELD_ENOTFOUND || (!rc && strcmp(veld_record__form(*out), VELD_CASE_FORM))) {
-		veld_record__free(*out);
-		*out = NULL;
-		return veld_err__set(&s->err, VELD_ENOTFOUND, "no case %s", case_id);
-	}
-	return rc;
-}
-
-int veld_case_show_json(char **out, veld_store *s, const char *case_id)
-{
-	veld_record *c = NULL;
-	json_t *res = NULL, *recs = NULL, *view = NULL, *conf;
-	size_t i;
-	int rc;
-	*out = NULL;
-	CHECK_OPEN(s);
-	/* Without the header (a volunteer holds only the Huiswijs part of a
-	** case) the case shows the records this store can read, header null. */
-	rc = load_case(&c, s, case_id);
-	if (rc == VELD_ENOTFOUND && veld_store__case_known(s, case_id) == 0)
-		rc = 0;
-	if (rc)
-		goto done;
-	if ((rc = case_records(&recs, s, case_id, 0)))
-		goto done;
-	view = c ? veld_record__view(c) : json_pack("{s:n, s:{}}", "fields", "conflicts");
-	conf = json_array();
-	for (i = 0; i < json_array_size(recs); i++) {
-		json_t *rv = json_array_get(recs, i);
-		const char *path;
-		json_t *vals;
-		json_object_foreach(json_object_get(rv, "conflicts"), path, vals)
-		{
-			json_array_append_new(conf, json_pack("{s:O, s:s, s:O}", "record", json_object_get(rv, "id"),
-			                                      "field", path, "values", vals));
-		}
-	}
-	res = json_pack("{s:s, s:O, s:O, s:o, s:O}", "id", case_id, "header", json_object_get(view, "fields"),
-	                "records", recs, "conflicts", conf, "header_conflicts",
-	                json_object_get(view, "conflicts"));
-	if ((rc = begin(s)))
-		goto done;
-	rc = finish(s, audit(s, "open-case", case_id, NULL));
-	if (!rc)
-		rc = dump_out(out, s, res);
-	res = NULL;
-done:
-	json_decref(res);
-	json_decref(recs);
-	json_decref(view);
-	veld_record__free(c);
-	return rc;
-}
-
-/* ---- records ---------------------------------------------------------------- */
-
-/* Reject reserved ("_") and malformed paths before anything is written. */
-static int check_paths(veld_store *s, json_t *flat)
-{
-	const char *path;
-	json_t *v;
-	json_object_foreach(flat, path, v)
-	{
-		if (!*path || path[0] == '_' || strlen(path) > 200)
-			return veld_err__set(&s->err, VELD_EINVALID, "field name '%.60s' is not allowed", path);
-		if (json_is_object(v))
-			return veld_err__set(&s->err, VELD_EINVALID, "field '%s' has an object value", path);
-	}
-	return 0;
-}
-
-int veld_store__record_put(char *id_out, veld_store *s, const char *case_id, const char *form,
-                           const char *record_id, const char *fields_json, const char *compartment,
-                           int form_version)
-{
-	json_error_t jerr;
-	json_t *fields = NULL, *flat = NULL;
-	veld_record *c = NULL, *r = NULL;
-	char id[VELD_IDSIZE];
-	int rc;
-	CHECK_OPEN(s);
-	if (!veld_name__is_form(form)) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "form name '%.60s' is not valid", form ? form : "");
-		goto done;
-	}
-	fields = json_loads(fields_json ? fields_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
-	if (!json_is_object(fields)) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "fields are not a JSON object: %s (line %d)",
-		                   jerr.text, jerr.line);
-		goto done;
-	}
-	flat = veld_record__flatten(fields);
-	if (!flat) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "fields cannot be flattened (empty or dotted group key)");
-		goto done;
-	}
-	if ((rc = check_paths(s, flat)))
-		goto done;
-	if ((rc = veld_store__case_known(s, case_id)))
-		goto done;
-	if (load_case(&c, s, case_id) == 0 && veld_record__is_deleted(c)) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "case %s is deleted", case_id);
-		goto done;
-	}
-	veld_err__clear(&s->err);
-	if (record_id) {
-		if (!veld_id__is(record_id)) {
-			rc = veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id);
-			goto done;
-		}
-		if ((rc = load_record(&r, s, record_id)))
-			goto done;
-		if (strcmp(veld_record__case(r), case_id) || strcmp(veld_record__form(r), form)) {
-			rc = veld_err__set(&s->err, VELD_EINVALID, "record %s is a %s record of another case or form",
-			                   record_id, veld_record__form(r));
-			goto done;
-		}
-		if (veld_record__is_deleted(r)) {
-			rc = veld_err__set(&s->err, VELD_EINVALID, "record %s is deleted", record_id);
-			goto done;
-		}
-		memcpy(id, record_id, VELD_IDSIZE);
-	} else {
-		new_id(s, id);
-		if (veld_record__new(&r, id, case_id, form)) {
-			rc = veld_err__set(&s->err, VELD_ERROR, "out of memory");
-			goto done;
-		}
-	}
-	if (form_version > 0 && json_object_set_new(flat, "_form_version", json_integer(form_version))) {
-		rc = veld_err__set(&s->err, VELD_ERROR, "out of memory");
-		goto done;
-	}
-	if ((rc = begin(s)))
-		goto done;
-	rc = apply_fields(s, r, flat);
-	if (!rc)
-		rc = save_record(s, r, 1, compartment);
-	if (!rc)
-		rc = audit(s, record_id ? "update-record" : "create-record", case_id, id);
-	rc = finish(s, rc);
-	if (!rc && id_out)
-		memcpy(id_out, id, VELD_IDSIZE);
-done:
-	json_decref(fields);
-	json_decref(flat);
-	veld_record__free(c);
-	veld_record__free(r);
-	return rc;
-}
-
-int veld_record_show_json(char **out, veld_store *s, const char *record_id)
-{
-	veld_record *r = NULL;
-	int rc;
-	*out = NULL;
-	CHECK_OPEN(s);
-	if (!veld_id__is(record_id))
-		return veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id ? record_id : "(none)");
-	if ((rc = load_record(&r, s, record_id)))
-		return rc;
-	if (!strcmp(veld_record__form(r), VELD_CASE_FORM)) {
-		veld_record__free(r);
-		return veld_err__set(&s->err, VELD_ENOTFOUND, "%s is a case, not a record", record_id);
-	}
-	if ((rc = begin(s)) == 0)
-		rc = finish(s, audit(s, "open-record", veld_record__case(r), record_id));
-	if (!rc)
-		rc = dump_out(out, s, record_view(r));
-	veld_record__free(r);
-	return rc;
-}
-
-int veld_record_delete(veld_store *s, const char *record_id)
-{
-	veld_record *r = NULL;
-	veld_stamp st;
-	int rc;
-	CHECK_OPEN(s);
-	if (!veld_id__is(record_id))
-		return veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id ? record_id : "(none)");
-	if ((rc = load_record(&r, s, record_id)))
-		return rc;
-	if (!strcmp(veld_record__form(r), VELD_CASE_FORM)) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "%s is a case: cases are erased, not deleted", record_id);
-		goto done;
-	}
-	if (veld_record__is_deleted(r)) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "record %s is already deleted", record_id);
-		goto done;
-	}
-	if ((rc = begin(s)))
-		goto done;
-	rc = next_stamp(s, &st);
-	if (!rc && veld_record__delete(r, &st))
-		rc = veld_err__set(&s->err, VELD_ERROR, "out of memory");
-	if (!rc)
-		rc = save_record(s, r, 1, NULL);
-	if (!rc)
-		rc = audit(s, "delete-record", veld_record__case(r), record_id);
-	rc = finish(s, rc);
-done:
-	veld_record__free(r);
-	return rc;
-}
-
-/* ---- export, audit, verify --------------------------------------------------- */
-
-int veld_export_json(char **out, veld_store *s)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *cases = json_array();
-	int rc;
-	*out = NULL;
-	CHECK_OPEN(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT state FROM records WHERE form = '" VELD_CASE_FORM "' ORDER BY id", -1,
-	                        &st, NULL);
-	if (rc != SQLITE_OK) {
-		rc = db_fail(s, rc, "export");
-		goto done;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		veld_record *c = NULL;
-		json_t *recs = NULL, *view;
-		int prc = row_record(&c, s, st, 0);
-		if (prc) {
-			rc = prc;
-			goto done;
-		}
-		prc = case_records(&recs, s, veld_record__id(c), 1);
-		if (prc) {
-			veld_record__free(c);
-			rc = prc;
-			goto done;
-		}
-		view = veld_record__view(c);
-		json_array_append_new(cases, json_pack("{s:s, s:b, s:O, s:O, s:o}", "id", veld_record__id(c),
-		                                       "deleted", veld_record__is_deleted(c), "header",
-		                                       json_object_get(view, "fields"), "header_conflicts",
-		                                       json_object_get(view, "conflicts"), "records", recs));
-		json_decref(view);
-		veld_record__free(c);
-	}
-	if (rc != SQLITE_DONE) {
-		rc = db_fail(s, rc, "export");
-		goto done;
-	}
-	sqlite3_finalize(st);
-	st = NULL;
-	if ((rc = begin(s)) == 0)
-		rc = finish(s, audit(s, "export", NULL, NULL));
-	if (!rc)
-		rc = dump_out(out, s, json_pack("{s:i, s:o}", "format", 1, "cases", cases));
-	cases = NULL;
-done:
-	sqlite3_finalize(st);
-	json_decref(cases);
-	return rc;
+	json_t *e = json_pack("{s:I, s:I, s:s, s:s}", "seq", (json_int_t)sqlite3_column_int64(st, 0), "at",
+	                      (json_int_t)sqlite3_column_int64(st, 1), "device", (const char *)sqlite3_column_text(st, 2),
+	                      "action", (const char *)sqlite3_column_text(st, 3));
+	(void)payload;
+	if (sqlite3_column_type(st, 4) != SQLITE_NULL)
+		json_object_set_new(e, "case", json_string((const char *)sqlite3_column_text(st, 4)));
+	if (sqlite3_column_type(st, 5) != SQLITE_NULL)
+		json_object_set_new(e, "record", json_string((const char *)sqlite3_column_text(st, 5)));
+	return json_array_append_new(arr, e) ? veld_err__oom(&s->err) : 0;
 }
 
 int veld_audit_json(char **out, veld_store *s, const char *case_id)
 {
-	sqlite3_stmt *st = NULL;
-	json_t *arr = json_array();
-	int rc;
-	*out = NULL;
-	CHECK_OPEN(s);
-	rc = sqlite3_prepare_v2(s->db,
-	                        "SELECT seq, at, device, action, case_id, record_id FROM audit"
-	                        " WHERE ?1 IS NULL OR case_id = ?1 ORDER BY seq",
-	                        -1, &st, NULL);
-	if (rc != SQLITE_OK) {
-		rc = db_fail(s, rc, "read audit log");
-		goto done;
-	}
-	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		json_t *e = json_pack("{s:I, s:I, s:s, s:s}", "seq", (json_int_t)sqlite3_column_int64(st, 0), "at",
-		                      (json_int_t)sqlite3_column_int64(st, 1), "device",
-		                      (const char *)sqlite3_column_text(st, 2), "action",
-		                      (const char *)sqlite3_column_text(st, 3));
-		if (sqlite3_column_type(st, 4) != SQLITE_NULL)
-			json_object_set_new(e, "case", json_string((const char *)sqlite3_column_text(st, 4)));
-		if (sqlite3_column_type(st, 5) != SQLITE_NULL)
-			json_object_set_new(e, "record", json_string((const char *)sqlite3_column_text(st, 5)));
-		json_array_append_new(arr, e);
-	}
-	if (rc != SQLITE_DONE) {
-		rc = db_fail(s, rc, "read audit log");
-		goto done;
-	}
-	rc = dump_out(out, s, arr);
-	arr = NULL;
-done:
-	sqlite3_finalize(st);
-	json_decref(arr);
-	return rc;
+	return veld_store__list_json(out, s, "read audit log", audit_row, NULL,
+	                             "SELECT seq, at, device, action, case_id, record_id FROM audit"
+	                             " WHERE ?1 IS NULL OR case_id = ?1 ORDER BY seq",
+	                             "t", case_id);
 }
 
 int veld_store_verify(veld_store *s)
@@ -1327,7 +629,8 @@ int veld_store_verify(veld_store *s)
 	sqlite3_stmt *st = NULL;
 	int rc;
 	long n = 0;
-	CHECK_OPEN(s);
+	if ((rc = veld_store__enter(s)))
+		return rc;
 	/* integrity_check reads every page, so every page's tag is checked. */
 	rc = sqlite3_prepare_v2(s->db, "PRAGMA integrity_check", -1, &st, NULL);
 	if (rc != SQLITE_OK)
@@ -1356,7 +659,9 @@ int veld_store_verify(veld_store *s)
 		char *canon;
 		int prc = veld_record__parse(&r, state, (size_t)sqlite3_column_bytes(st, 1), &s->err);
 		if (prc) {
-			veld_err__set(&s->err, VELD_EINTEGRITY, "record %s: %s", id, s->err.msg);
+			char why[sizeof s->err.msg];
+			memcpy(why, s->err.msg, sizeof why); /* not formatted into itself */
+			veld_err__set(&s->err, VELD_EINTEGRITY, "record %s: %s", id, why);
 			sqlite3_finalize(st);
 			return VELD_EINTEGRITY;
 		}
@@ -1376,99 +681,6 @@ int veld_store_verify(veld_store *s)
 	return 0;
 }
 
-/* ---- conflicts ---------------------------------------------------------------- */
-
-int veld_conflicts_json(char **out, veld_store *s)
-{
-	sqlite3_stmt *st = NULL;
-	json_t *arr = json_array();
-	int rc;
-	*out = NULL;
-	CHECK_OPEN(s);
-	rc = sqlite3_prepare_v2(s->db, "SELECT state FROM records WHERE conflicts > 0 ORDER BY case_id, id", -1,
-	                        &st, NULL);
-	if (rc != SQLITE_OK) {
-		rc = db_fail(s, rc, "list conflicts");
-		goto done;
-	}
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		veld_record *r = NULL;
-		json_t *view;
-		const char *path;
-		json_t *vals;
-		int prc = row_record(&r, s, st, 0);
-		if (prc) {
-			rc = prc;
-			goto done;
-		}
-		view = veld_record__view(r);
-		json_object_foreach(json_object_get(view, "conflicts"), path, vals)
-		{
-			json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:s, s:O}", "case", veld_record__case(r),
-			                                     "record", veld_record__id(r), "form", veld_record__form(r),
-			                                     "field", path, "values", vals));
-		}
-		json_decref(view);
-		veld_record__free(r);
-	}
-	if (rc != SQLITE_DONE) {
-		rc = db_fail(s, rc, "list conflicts");
-		goto done;
-	}
-	rc = dump_out(out, s, arr);
-	arr = NULL;
-done:
-	sqlite3_finalize(st);
-	json_decref(arr);
-	return rc;
-}
-
-int veld_resolve(veld_store *s, const char *record_id, const char *field, const char *value_json)
-{
-	json_error_t jerr;
-	json_t *v = NULL;
-	veld_record *r = NULL;
-	veld_stamp st;
-	size_t n_live = 0;
-	int rc;
-	CHECK_OPEN(s);
-	if (!field || !*field || (field[0] == '_' && strcmp(field, "_deleted")))
-		return veld_err__set(&s->err, VELD_EINVALID, "field '%.60s' cannot be resolved", field ? field : "");
-	v = json_loads(value_json ? value_json : "", JSON_DECODE_ANY, &jerr);
-	if (!v || json_is_object(v)) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "value for '%s' is not a JSON value", field);
-		goto done;
-	}
-	if (!strcmp(field, "_deleted") && !json_is_boolean(v)) {
-		rc = veld_err__set(&s->err, VELD_EINVALID, "'_deleted' is resolved with true or false");
-		goto done;
-	}
-	if (!veld_id__is(record_id)) {
-		rc = veld_err__set(&s->err, VELD_ENOTFOUND, "no record %s", record_id ? record_id : "(none)");
-		goto done;
-	}
-	if ((rc = load_record(&r, s, record_id)))
-		goto done;
-	if (!veld_record__value(r, field, &n_live) && strcmp(field, "_deleted")) {
-		rc = veld_err__set(&s->err, VELD_ENOTFOUND, "record %s has no field '%s'", record_id, field);
-		goto done;
-	}
-	if ((rc = begin(s)))
-		goto done;
-	rc = next_stamp(s, &st);
-	if (!rc && veld_record__set(r, field, v, &st))
-		rc = veld_err__set(&s->err, VELD_ERROR, "field '%s' cannot be set", field);
-	if (!rc)
-		rc = save_record(s, r, 1, NULL);
-	if (!rc)
-		rc = audit(s, "resolve", veld_record__case(r), record_id);
-	rc = finish(s, rc);
-done:
-	json_decref(v);
-	veld_record__free(r);
-	return rc;
-}
-
 /* ---- internals for sync/ and scripts/ -------------------------------------- */
 
 sqlite3 *veld_store__db(veld_store *s) { return s->db; }
@@ -1479,6 +691,7 @@ const char *veld_store__device_id(veld_store *s) { return s->device_id; }
 int veld_store__begin(veld_store *s) { return begin(s); }
 int veld_store__finish(veld_store *s, int rc) { return finish(s, rc); }
 int veld_store__db_fail(veld_store *s, int sqlite_rc, const char *what) { return db_fail(s, sqlite_rc, what); }
+int veld_store__exec(veld_store *s, const char *sql, const char *what) { return exec_sql(s, sql, what); }
 
 int veld_store__meta_get(veld_store *s, const char *key, void *buf, int cap)
 {
@@ -1491,16 +704,6 @@ int veld_store__meta_get(veld_store *s, const char *key, void *buf, int cap)
 int veld_store__meta_put(veld_store *s, const char *key, const void *val, int n)
 {
 	return meta_put(s, key, val, n);
-}
-
-int veld_store__record_load(veld_record **out, veld_store *s, const char *id)
-{
-	return load_record(out, s, id);
-}
-
-int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, const char *compartment)
-{
-	return save_record(s, r, dirty, compartment);
 }
 
 void veld_store__observe(veld_store *s, const veld_stamp *stamp)
@@ -1518,7 +721,6 @@ int veld_store__audit(veld_store *s, const char *action, const char *case_id, co
 	return audit(s, action, case_id, record_id);
 }
 
-
 void *veld_store__slot(veld_store *s, int which)
 {
 	return which >= 0 && which < VELD_STORE_SLOTS ? s->slot[which] : NULL;
@@ -1532,25 +734,4 @@ void veld_store__set_slot(veld_store *s, int which, void *ptr, void (*free_fn)(v
 		s->slot_free[which](s->slot[which]);
 	s->slot[which] = ptr;
 	s->slot_free[which] = free_fn;
-}
-
-int veld_store__case_known(veld_store *s, const char *case_id)
-{
-	sqlite3_stmt *st = NULL;
-	int rc;
-	if (!veld_id__is(case_id))
-		return veld_err__set(&s->err, VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
-	/* The header, any record of the case, or a key of it: a volunteer
-	** holds the Huiswijs part of a case without its header. */
-	rc = sqlite3_prepare_v2(s->db,
-	                        "SELECT EXISTS(SELECT 1 FROM records WHERE case_id = ?1)"
-	                        " OR EXISTS(SELECT 1 FROM case_keys WHERE case_id = ?1)",
-	                        -1, &st, NULL);
-	if (rc != SQLITE_OK)
-		return db_fail(s, rc, "look up case");
-	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
-	rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) ? 0
-	     : veld_err__set(&s->err, VELD_ENOTFOUND, "no case %s", case_id);
-	sqlite3_finalize(st);
-	return rc;
 }

@@ -9,6 +9,13 @@
 ** the record remembers the form version ("_form_version") and is sealed
 ** with the key of the form's compartment.  A rejected put changes nothing.
 **
+** A put, a validation and every line of an import take one path
+** (check_put): core checks what the put names and loads the stored record
+** once (veld_store__put_target), the form checks the record as it will
+** be, and core writes the parsed, flattened fields into that same record
+** (veld_store__record_put).  Nothing crosses into core/ as text.  This file
+** must not write records itself, nor know how they are stored.
+**
 ** Forms come from the library (the shipped forms); forms published by the
 ** office arrive later through sync.  Loaded forms are cached on the store
 ** handle (its scripts slot), so a put does not load its form again.
@@ -116,19 +123,13 @@ static void strip_computed(json_t *fields, const json_t *names)
 	}
 }
 
-/* Shown fields of a stored record (new reference), or an empty object. */
-static json_t *shown_fields(veld_store *s, const char *record_id)
+/* Shown fields of a stored record (new reference), or an empty object
+** for a new record. */
+static json_t *shown_fields(const veld_record *r)
 {
-	veld_record *r = NULL;
-	json_t *view, *fields;
-	if (!record_id || veld_store__record_load(&r, s, record_id)) {
-		veld_err__clear(veld_store__err(s));
-		return json_object();
-	}
-	view = veld_record__view(r);
-	fields = view ? json_incref(json_object_get(view, "fields")) : NULL;
+	json_t *view = r ? veld_record__view(r) : NULL;
+	json_t *fields = view ? json_incref(json_object_get(view, "fields")) : NULL;
 	json_decref(view);
-	veld_record__free(r);
 	return fields ? fields : json_object();
 }
 
@@ -189,22 +190,18 @@ static json_t *previous_record(veld_store *s, const char *case_id, const char *f
 	return best;
 }
 
-/* Parse and flatten the caller's fields; VELD_EINVALID with a message. */
-static int parse_fields(json_t **flat, veld_store *s, const char *fields_json)
+/* Parse the caller's fields: a JSON object, VELD_EINVALID with a message. */
+static int parse_fields(json_t **out, veld_store *s, const char *fields_json)
 {
 	json_error_t jerr;
 	json_t *j = json_loads(fields_json ? fields_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
-	*flat = NULL;
+	*out = NULL;
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return veld_err__set(veld_store__err(s), VELD_EINVALID, "fields are not a JSON object: %s (line %d)",
 		                     jerr.text, jerr.line);
 	}
-	*flat = veld_record__flatten(j);
-	json_decref(j);
-	if (!*flat)
-		return veld_err__set(veld_store__err(s), VELD_EINVALID,
-		                     "fields cannot be flattened (an empty or dotted group key)");
+	*out = j;
 	return 0;
 }
 
@@ -225,89 +222,120 @@ static int rejected(veld_store *s, const json_t *arr)
 	return veld_err__set(veld_store__err(s), VELD_EINVALID, "%s", msg);
 }
 
-/*
-** Validate a put: the record as it will be is checked by the form.  On
-** success *put_json holds what to store (the caller's fields plus the
-** computed values); put_json NULL: validate only.  `errors` receives the
-** engine's list when not NULL.
-*/
-static int check_put(char **put_json, char **errors, veld_form **formp, formcache *fc, veld_store *s,
-                     const char *case_id, const char *form_name, const char *record_id, const char *fields_json)
+/* A put as it is checked and then written: what it names, its form, and
+** the flat fields to store (the caller's plus the form's computed values). */
+typedef struct put {
+	veld_form *form;     /* cached on the handle */
+	veld_record *stored; /* the record updated, NULL for a new one */
+	json_t *flat;
+} put;
+
+static void put_clear(put *p)
 {
-	json_t *flat = NULL, *merged = NULL, *stored = NULL, *ctx = NULL, *prev = NULL, *computed = NULL;
-	json_t *errs = NULL;
-	veld_form *form = NULL;
+	veld_record__free(p->stored);
+	json_decref(p->flat);
+	memset(p, 0, sizeof *p);
+}
+
+/* The engine's verdict as the caller wants it: the list in *errors, or one
+** line on the handle. */
+static int verdict(char **errors, veld_store *s, veld_form *form, const char *form_name, int rc, json_t *errs)
+{
+	if (rc == VELD_EINVALID && errs) {
+		if (!errors)
+			return rejected(s, errs);
+		*errors = json_dumps(errs, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		return veld_err__set(veld_store__err(s), *errors ? VELD_EINVALID : VELD_ERROR,
+		                     *errors ? "record rejected by form %s" : "out of memory", form_name);
+	}
+	if (rc)
+		return veld_err__set(veld_store__err(s), rc == VELD_EINVALID ? VELD_EINVALID : VELD_ERROR, "form %s: %s",
+		                     form_name, veld_form__errmsg(form));
+	if (errors && !(*errors = strdup("[]")))
+		return veld_err__oom(veld_store__err(s));
+	return 0;
+}
+
+/* What the form's rules see besides the record: today's date, and the
+** previous record of the form in the case when the form asks for it. */
+static json_t *rule_context(veld_store *s, const veld_form *form, const char *case_id, const char *form_name,
+                            const char *record_id, const json_t *merged)
+{
+	const veld_os *os = veld_store__os(s);
 	char today[16];
-	time_t now;
+	time_t now = (time_t)(os->xClockMs(os->ctx) / 1000);
 	struct tm tmv;
+	json_t *ctx, *prev;
+	strftime(today, sizeof today, "%Y-%m-%d", gmtime_r(&now, &tmv));
+	ctx = json_pack("{s:s}", "vandaag", today);
+	prev = veld_form__previous(form) ? previous_record(s, case_id, form_name, record_id, merged) : NULL;
+	if (prev)
+		json_object_set_new(ctx, "vorige", prev);
+	return ctx;
+}
+
+/*
+** Check a put: what it names (once, through core), then the record as it
+** will be (the stored record's shown fields with `fields` applied) by the
+** form.  `fields` is the caller's object, borrowed.  On success p->flat
+** holds what to store (the caller's fields plus the computed values that
+** changed); `errors` NULL: a put, whose failure is one line on the handle;
+** otherwise validation only, *errors receiving the engine's list.
+*/
+static int check_put(put *p, char **errors, formcache *fc, veld_store *s, const char *case_id, const char *form_name,
+                     const char *record_id, json_t *fields)
+{
+	json_t *merged = NULL, *stored = NULL, *ctx = NULL, *computed = NULL, *errs = NULL, *merged_flat;
 	const char *k;
 	json_t *v;
 	int rc;
-	if (put_json)
-		*put_json = NULL;
 	/* The case first: "no such case" says more than the rules would. */
-	if ((rc = veld_store__case_known(s, case_id)))
+	if ((rc = veld_store__put_target(&p->stored, s, case_id, form_name, record_id)) ||
+	    (rc = form_get(&p->form, fc, s, form_name)))
 		goto done;
-	if ((rc = form_get(&form, fc, s, form_name)))
+	if (!(p->flat = veld_record__flatten(fields))) {
+		rc = veld_err__set(veld_store__err(s), VELD_EINVALID,
+		                   "fields cannot be flattened (an empty or dotted group key)");
 		goto done;
-	*formp = form;
-	if ((rc = parse_fields(&flat, s, fields_json)))
-		goto done;
-	stored = shown_fields(s, record_id);
+	}
+	stored = shown_fields(p->stored);
 	merged = json_deep_copy(stored);
-	strip_computed(merged, computed_of(fc, form));
-	json_object_foreach(flat, k, v)
+	strip_computed(merged, computed_of(fc, p->form));
+	json_object_foreach(p->flat, k, v)
 	{
 		if (json_is_null(v))
 			json_object_del(merged, k);
 		else
 			json_object_set(merged, k, v);
 	}
-	now = (time_t)(veld_store__os(s)->xClockMs(veld_store__os(s)->ctx) / 1000);
-	strftime(today, sizeof today, "%Y-%m-%d", gmtime_r(&now, &tmv));
-	ctx = json_pack("{s:s}", "vandaag", today);
-	prev = veld_form__previous(form) ? previous_record(s, case_id, form_name, record_id, merged) : NULL;
-	if (prev)
-		json_object_set_new(ctx, "vorige", prev);
+	ctx = rule_context(s, p->form, case_id, form_name, record_id, merged);
 	/* Validation and the computed values in one pass over the record. */
-	if (put_json)
-		rc = veld_form__check_json(&errs, &computed, form, merged, ctx);
+	if (!errors)
+		rc = veld_form__check_json(&errs, &computed, p->form, merged, ctx);
 	else
-		rc = veld_form__validate_json(&errs, form, merged, ctx);
-	if (rc == VELD_EINVALID && errs) {
-		if (errors) {
-			*errors = json_dumps(errs, JSON_COMPACT | JSON_PRESERVE_ORDER);
-			rc = veld_err__set(veld_store__err(s), *errors ? VELD_EINVALID : VELD_ERROR,
-			                   *errors ? "record rejected by form %s" : "out of memory", form_name);
-		} else {
-			rc = rejected(s, errs);
-		}
-		goto done;
-	}
-	if (rc) {
-		rc = veld_err__set(veld_store__err(s), rc == VELD_EINVALID ? VELD_EINVALID : VELD_ERROR, "form %s: %s",
-		                   form_name, veld_form__errmsg(form));
-		goto done;
-	}
-	if (errors)
-		*errors = strdup("[]");
-	if (!put_json)
+		rc = veld_form__validate_json(&errs, p->form, merged, ctx);
+	if ((rc = verdict(errors, s, p->form, form_name, rc, errs)) || errors)
 		goto done;
 	/* Computed values are stored with the record, as fields. */
 	if (!computed) {
-		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form_name, veld_form__errmsg(form));
+		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form_name, veld_form__errmsg(p->form));
 		goto done;
 	}
 	json_object_foreach(computed, k, v)
 	{
-		if (!json_equal(v, json_object_get(stored, k)))
-			json_object_set(flat, k, v);
+		if (!json_equal(v, json_object_get(stored, k)) && json_object_set(p->flat, k, v)) {
+			rc = veld_err__oom(veld_store__err(s));
+			goto done;
+		}
 	}
-	*put_json = json_dumps(flat, JSON_COMPACT);
-	if (!*put_json)
-		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "out of memory");
+	/* A computed value may be a group ({"domain": change, ...}): stored as
+	** its paths, like the caller's groups. */
+	merged_flat = veld_record__flatten(p->flat);
+	json_decref(p->flat);
+	if (!(p->flat = merged_flat))
+		rc = veld_err__set(veld_store__err(s), VELD_EINVALID,
+		                   "fields cannot be flattened (empty or dotted group key)");
 done:
-	json_decref(flat);
 	json_decref(merged);
 	json_decref(stored);
 	json_decref(ctx);
@@ -316,51 +344,59 @@ done:
 	return rc;
 }
 
+/* A put of parsed fields (borrowed): checked by the form, then written by
+** core with what the check loaded. */
 static int put_one(char *id_out, formcache *fc, veld_store *s, const char *case_id, const char *form_name,
-                   const char *record_id, const char *fields_json)
+                   const char *record_id, json_t *fields)
 {
-	veld_form *form = NULL;
-	char *put = NULL;
-	int rc = check_put(&put, NULL, &form, fc, s, case_id, form_name, record_id, fields_json);
+	put p = {NULL, NULL, NULL};
+	int rc = check_put(&p, NULL, fc, s, case_id, form_name, record_id, fields);
 	if (!rc)
-		rc = veld_store__record_put(id_out, s, case_id, form_name, record_id, put, veld_form__compartment(form),
-		                            veld_form__version(form));
-	free(put);
+		rc = veld_store__record_put(id_out, s, p.stored, case_id, form_name, p.flat, veld_form__compartment(p.form),
+		                            veld_form__version(p.form));
+	put_clear(&p);
 	return rc;
 }
 
 int veld_record_put(char *id_out, veld_store *s, const char *case_id, const char *form, const char *record_id,
                     const char *fields_json)
 {
-	if (!s)
-		return VELD_ERROR;
-	veld_err__clear(veld_store__err(s));
-	return put_one(id_out, cache_of(s), s, case_id, form, record_id, fields_json);
+	json_t *fields = NULL;
+	int rc;
+	if ((rc = veld_store__enter(s)) || (rc = parse_fields(&fields, s, fields_json)))
+		return rc;
+	rc = put_one(id_out, cache_of(s), s, case_id, form, record_id, fields);
+	json_decref(fields);
+	return rc;
 }
 
 int veld_record_validate_json(char **errors_json, veld_store *s, const char *case_id, const char *form,
                               const char *record_id, const char *fields_json)
 {
-	veld_form *f = NULL;
+	put p = {NULL, NULL, NULL};
+	json_t *fields = NULL;
+	int rc;
 	*errors_json = NULL;
-	if (!s)
-		return VELD_ERROR;
-	veld_err__clear(veld_store__err(s));
-	return check_put(NULL, errors_json, &f, cache_of(s), s, case_id, form, record_id, fields_json);
+	if ((rc = veld_store__enter(s)) || (rc = parse_fields(&fields, s, fields_json)))
+		return rc;
+	rc = check_put(&p, errors_json, cache_of(s), s, case_id, form, record_id, fields);
+	put_clear(&p);
+	json_decref(fields);
+	return rc;
 }
 
 /* ---- the form catalogue -------------------------------------------------------- */
 
 int veld_form_list_json(char **out, veld_store *s)
 {
-	json_t *arr = json_array();
+	json_t *arr;
 	const char *name, *src;
 	size_t i, len;
-	int rc = 0;
+	int rc;
 	*out = NULL;
-	if (!s)
-		return VELD_ERROR;
-	veld_err__clear(veld_store__err(s));
+	if ((rc = veld_store__enter(s)))
+		return rc;
+	arr = json_array();
 	for (i = 0; veld_form__shipped(i, &name, &src, &len); i++) {
 		veld_form *f = NULL;
 		if ((rc = veld_form__load(&f, name, src, len, NULL, veld_store__err(s))))
@@ -384,9 +420,8 @@ int veld_form_schema_json(char **out, veld_store *s, const char *form)
 	veld_form *f = NULL;
 	int rc;
 	*out = NULL;
-	if (!s)
-		return VELD_ERROR;
-	veld_err__clear(veld_store__err(s));
+	if ((rc = veld_store__enter(s)))
+		return rc;
 	rc = form_get(&f, cache_of(s), s, form ? form : "");
 	if (rc == VELD_EINVALID)
 		rc = veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "unknown form '%.60s'", form ? form : "");
@@ -413,12 +448,21 @@ int veld_form_check(char **out, const char *path)
 
 /* ---- import ----------------------------------------------------------------- */
 
+/* Prefix the handle's message with the line it is about.  The message is
+** copied first: formatted into itself it would repeat the prefix. */
+static int at_line(veld_err *err, int rc, long line)
+{
+	char msg[sizeof err->msg];
+	memcpy(msg, err->msg, sizeof msg);
+	return veld_err__set(err, rc, "line %ld: %s", line, msg);
+}
+
 /* Find or make the case of an import line: an id, or {"ref","name","postcode"}. */
 static int import_case(char *case_id, veld_store *s, json_t *c, json_t *refs, long line)
 {
 	veld_err *err = veld_store__err(s);
 	const char *ref;
-	json_t *known, *hdr;
+	json_t *known;
 	char *txt;
 	int rc;
 	if (json_is_string(c)) {
@@ -434,77 +478,83 @@ static int import_case(char *case_id, veld_store *s, json_t *c, json_t *refs, lo
 	}
 	if (!json_is_string(json_object_get(c, "name")) || !json_is_string(json_object_get(c, "postcode")))
 		return veld_err__set(err, VELD_EINVALID, "line %ld: the first line of a ref needs \"name\" and \"postcode\"", line);
-	hdr = json_deep_copy(c);
-	txt = hdr ? json_dumps(hdr, JSON_COMPACT) : NULL;
-	json_decref(hdr);
-	if (!txt)
-		return veld_err__set(err, VELD_ERROR, "out of memory");
+	if (!(txt = json_dumps(c, JSON_COMPACT)))
+		return veld_err__oom(err);
 	rc = veld_case_new(case_id, s, txt);
 	free(txt);
 	if (rc)
-		return veld_err__set(err, rc, "line %ld: %s", line, err->msg);
-	json_object_set_new(refs, ref, json_string(case_id));
+		return at_line(err, rc, line);
+	if (json_object_set_new(refs, ref, json_string(case_id)))
+		return veld_err__oom(err);
 	return 0;
+}
+
+/* Store one line of an import (`n` bytes at `p`, without its newline). */
+static int import_line(formcache *fc, veld_store *s, json_t *refs, const char *p, size_t n, long line)
+{
+	veld_err *err = veld_store__err(s);
+	json_error_t jerr;
+	json_t *obj = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr), *fields;
+	const char *form;
+	char case_id[VELD_IDSIZE];
+	int rc;
+	if (!json_is_object(obj)) {
+		rc = veld_err__set(err, VELD_EINVALID, "line %ld: not a JSON object (%s)", line, jerr.text);
+		goto done;
+	}
+	form = json_string_value(json_object_get(obj, "form"));
+	fields = json_object_get(obj, "fields");
+	if (!form || !json_is_object(fields))
+		rc = veld_err__set(err, VELD_EINVALID, "line %ld: needs \"form\" and a \"fields\" object", line);
+	else if (!(rc = import_case(case_id, s, json_object_get(obj, "case"), refs, line)) &&
+	         (rc = put_one(NULL, fc, s, case_id, form, NULL, fields)))
+		rc = at_line(err, rc, line);
+done:
+	json_decref(obj);
+	return rc;
+}
+
+/* Lines of `len` bytes of text, the last one with or without its newline. */
+static long count_lines(const char *text, size_t len)
+{
+	long total = len && text[len - 1] != '\n';
+	const char *q;
+	for (q = text; q < text + len; q++)
+		total += *q == '\n';
+	return total;
 }
 
 int veld_import(long *count, veld_store *s, const char *jsonl, size_t len,
                 int (*progress)(long done, long total, void *payload), void *payload)
 {
 	formcache *fc;
-	json_t *refs = json_object();
-	veld_err *err;
+	json_t *refs = NULL;
 	const char *p = jsonl, *end = jsonl + len;
-	long line = 0, total = 0, done = 0;
+	long line = 0, total = count_lines(jsonl, len), done = 0;
 	int rc;
 	if (count)
 		*count = 0;
-	if (!s)
-		return VELD_ERROR;
-	err = veld_store__err(s);
-	veld_err__clear(err);
+	if ((rc = veld_store__enter(s)))
+		return rc;
 	fc = cache_of(s);
-	{
-		const char *q;
-		for (q = jsonl; q < end; q++)
-			total += *q == '\n';
-		if (len && jsonl[len - 1] != '\n')
-			total++;
-	}
+	if (!(refs = json_object()))
+		return veld_err__oom(veld_store__err(s));
 	/* One transaction around everything: all lines or none. */
 	if ((rc = veld_store__begin(s)))
 		goto out;
 	while (!rc && p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		json_error_t jerr;
-		json_t *obj;
 		line++;
 		if (n == 0 || (n == 1 && p[0] == '\r')) {
 			p += n + 1;
 			continue;
 		}
-		obj = json_loadb(p, n, JSON_REJECT_DUPLICATES, &jerr);
+		rc = import_line(fc, s, refs, p, n, line);
 		p += n + 1;
-		if (!json_is_object(obj)) {
-			rc = veld_err__set(err, VELD_EINVALID, "line %ld: not a JSON object (%s)", line, jerr.text);
-		} else {
-			const char *form = json_string_value(json_object_get(obj, "form"));
-			json_t *fields = json_object_get(obj, "fields");
-			char case_id[VELD_IDSIZE], *ftxt = NULL;
-			if (!form || !json_is_object(fields))
-				rc = veld_err__set(err, VELD_EINVALID, "line %ld: needs \"form\" and a \"fields\" object", line);
-			if (!rc)
-				rc = import_case(case_id, s, json_object_get(obj, "case"), refs, line);
-			if (!rc && !(ftxt = json_dumps(fields, JSON_COMPACT)))
-				rc = veld_err__set(err, VELD_ERROR, "out of memory");
-			if (!rc && (rc = put_one(NULL, fc, s, case_id, form, NULL, ftxt)))
-				veld_err__set(err, rc, "line %ld: %s", line, err->msg);
-			free(ftxt);
-		}
-		json_decref(obj);
 		done++;
 		if (!rc && progress && (done % 1000 == 0 || p >= end) && progress(done, total, payload))
-			rc = veld_err__set(err, VELD_ECANCELED, "import canceled after line %ld", line);
+			rc = veld_err__set(veld_store__err(s), VELD_ECANCELED, "import canceled after line %ld", line);
 	}
 	if (!rc)
 		rc = veld_store__audit(s, "import", NULL, NULL);

@@ -582,6 +582,117 @@ static void test_store__schema_1_is_migrated(void **state)
 	free(dir);
 }
 
+/* ---- import -------------------------------------------------------------------- */
+
+/* The store's export (what an import must leave as it was when it fails). */
+static char *export_of(veld_store *s)
+{
+	char *out = NULL;
+	assert_int_equal(veld_export_json(&out, s), VELD_OK);
+	return out;
+}
+
+#define CONTACT_FIELDS "{\"datum\":\"2018-01-01\",\"plaats\":\"zitdag\",\"problematiek\":[\"financieel\"]}"
+
+/* A bad line is reported once by its number, with the message of what
+** failed (a record refused, a case header refused), and nothing is stored. */
+static void test_store__import_bad_line_message(void **state)
+{
+	static const char bad_form[] =
+		"{\"case\":{\"ref\":\"r1\",\"name\":\"Import Tester\",\"postcode\":\"1500\"},"
+		"\"form\":\"contactregistratie\",\"fields\":" CONTACT_FIELDS "}\n"
+		"\n"
+		"{\"case\":{\"ref\":\"r1\"},\"form\":\"nope\",\"fields\":{}}\n";
+	static const char bad_case[] =
+		"{\"case\":{\"ref\":\"r1\",\"name\":\"Import Tester\",\"postcode\":\"1500\"},"
+		"\"form\":\"contactregistratie\",\"fields\":" CONTACT_FIELDS "}\n"
+		"{\"case\":{\"ref\":\"r2\",\"name\":\"Other\",\"postcode\":\"15\"},"
+		"\"form\":\"contactregistratie\",\"fields\":" CONTACT_FIELDS "}\n";
+	char *dir = veld_test_tmpdir("store-import-msg");
+	char *before = NULL, *after = NULL;
+	veld_store *s = create_store(dir);
+	long count = -1;
+	(void)state;
+	before = export_of(s);
+
+	assert_int_equal(veld_import(&count, s, bad_form, strlen(bad_form), NULL, NULL), VELD_EINVALID);
+	assert_string_equal(veld_errmsg(s), "line 3: unknown form 'nope' (see `veld form list`)");
+	assert_int_equal(count, 0);
+	assert_int_equal(veld_import(&count, s, bad_case, strlen(bad_case), NULL, NULL), VELD_EINVALID);
+	assert_string_equal(veld_errmsg(s),
+	                    "line 2: case field 'postcode' must be a Belgian postcode (4 digits, 1000-9999)");
+
+	after = export_of(s);
+	assert_string_equal(before, after);
+	veld_free(after);
+	veld_free(before);
+	veld_store_close(s);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
+typedef struct progress_log {
+	long calls, last_done, total, cancel_at; /* cancel_at 0: never */
+} progress_log;
+
+static int import_progress(long done, long total, void *payload)
+{
+	progress_log *log = payload;
+	log->calls++;
+	log->last_done = done;
+	log->total = total;
+	return log->cancel_at && done >= log->cancel_at;
+}
+
+/* A progress callback that returns non-zero cancels the import: nothing of
+** it is stored, and the same import without cancelling then succeeds. */
+static void test_store__import_canceled_from_progress(void **state)
+{
+	char *dir = veld_test_tmpdir("store-import-cancel");
+	char cid[VELD_IDSIZE], line[256], *before = NULL, *after = NULL;
+	veld_buf jsonl = {0};
+	veld_store *s = create_store(dir);
+	progress_log log = {0, 0, 0, 2000};
+	long count = -1, i;
+	json_t *j;
+	(void)state;
+	new_case(s, cid, "Import Cancel Tester");
+	for (i = 0; i < 2500; i++) {
+		int n = snprintf(line, sizeof line, "{\"case\":\"%s\",\"form\":\"contactregistratie\",\"fields\":%s}\n",
+		                 cid, CONTACT_FIELDS);
+		assert_int_equal(veld_buf__add(&jsonl, line, (size_t)n), 0);
+	}
+	before = export_of(s);
+
+	assert_int_equal(veld_import(&count, s, (const char *)jsonl.p, jsonl.n, import_progress, &log), VELD_ECANCELED);
+	assert_int_equal(veld_errcode(s), VELD_ECANCELED);
+	assert_string_equal(veld_errmsg(s), "import canceled after line 2000");
+	assert_int_equal(count, 0);
+	assert_int_equal(log.calls, 2);
+	assert_int_equal(log.last_done, 2000);
+	assert_int_equal(log.total, 2500);
+	after = export_of(s);
+	assert_string_equal(before, after);
+	veld_free(after);
+
+	memset(&log, 0, sizeof log);
+	assert_int_equal(veld_import(&count, s, (const char *)jsonl.p, jsonl.n, import_progress, &log), VELD_OK);
+	assert_int_equal(count, 2500);
+	assert_int_equal(log.calls, 3); /* lines 1000, 2000 and the last */
+	assert_int_equal(log.last_done, 2500);
+	after = export_of(s);
+	j = json_loads(after, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(j, "cases"), 0), "records")), 2500);
+	json_decref(j);
+	veld_free(before);
+	veld_free(after);
+	free(jsonl.p);
+	veld_store_close(s);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -595,6 +706,8 @@ int main(void)
 		cmocka_unit_test(test_store__second_open_is_busy),
 		cmocka_unit_test(test_store__no_plaintext_on_disk),
 		cmocka_unit_test(test_store__schema_1_is_migrated),
+		cmocka_unit_test(test_store__import_bad_line_message),
+		cmocka_unit_test(test_store__import_canceled_from_progress),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }

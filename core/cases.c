@@ -1,0 +1,671 @@
+/*
+** cases.c — cases and records in the store: the rows of `records`, and the
+** veld.h calls that read and change them (cases, records without their
+** forms, export, conflicts, resolve).
+**
+** A record row holds the record's canonical state (record.c) and columns
+** derived from it for queries (case, form, deleted, number of conflicts,
+** dirty: to be committed at the next sync).  A case's header is a record
+** of form "_case" whose id is the case id.  Every change here runs in one
+** transaction with its audit entry and a fresh clock stamp; the checks
+** come first, so a refused call changes nothing.
+**
+** This file owns what a case header may hold (check_header) and the rule
+** that a put names an existing, undeleted case and record of its form
+** (veld_store__put_target).  It does not know forms: scripts/records.c
+** validates a put against its form and hands the result to
+** veld_store__record_put.  It reaches the handle only through core.h
+** (store.c), and the schema is schema.c's.
+*/
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- rows -------------------------------------------------------------------- */
+
+/* The record whose state is in column 0 of the current row. */
+static int row_record(veld_record **out, veld_store *s, sqlite3_stmt *st)
+{
+	return veld_record__parse(out, (const char *)sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0),
+	                          veld_store__err(s));
+}
+
+/* Append `item` (reference stolen) to `arr`; out of memory when it fails. */
+static int append(json_t *arr, veld_store *s, json_t *item)
+{
+	return json_array_append_new(arr, item) ? veld_err__oom(veld_store__err(s)) : 0;
+}
+
+int veld_store__record_load(veld_record **out, veld_store *s, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	*out = NULL;
+	rc = sqlite3_prepare_v2(veld_store__db(s), "SELECT state FROM records WHERE id = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return veld_store__db_fail(s, rc, "read record");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = row_record(out, s, st);
+	else if (rc == SQLITE_DONE)
+		rc = veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "no record %s", id);
+	else
+		rc = veld_store__db_fail(s, rc, "read record");
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int count_conflicts(const veld_record *r)
+{
+	json_t *view = veld_record__view(r);
+	int n = view ? (int)json_object_size(json_object_get(view, "conflicts")) : 0;
+	json_decref(view);
+	return n;
+}
+
+int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, const char *compartment)
+{
+	sqlite3_stmt *st = NULL;
+	char *canon = veld_record__canonical(r);
+	int rc;
+	if (!canon)
+		return veld_err__oom(veld_store__err(s));
+	rc = sqlite3_prepare_v2(veld_store__db(s),
+	                        "INSERT INTO records(id, case_id, form, compartment, state, deleted, conflicts, dirty)"
+	                        " VALUES(?1, ?2, ?3, coalesce(?8, 'social'), ?4, ?5, ?6, ?7)"
+	                        " ON CONFLICT(id) DO UPDATE SET state = excluded.state, deleted = excluded.deleted,"
+	                        " conflicts = excluded.conflicts, dirty = excluded.dirty,"
+	                        " compartment = coalesce(?8, compartment)",
+	                        -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, veld_record__id(r), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, veld_record__case(r), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, veld_record__form(r), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, canon, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 5, veld_record__is_deleted(r));
+		sqlite3_bind_int(st, 6, count_conflicts(r));
+		sqlite3_bind_int(st, 7, dirty);
+		sqlite3_bind_text(st, 8, compartment, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	free(canon);
+	return rc == SQLITE_DONE ? 0 : veld_store__db_fail(s, rc, "write record");
+}
+
+/* Apply every field of flat object `fields` to `r` with one stamp, and
+** "_form_version" when `form_version` > 0.  Inside the caller's transaction. */
+static int apply_fields(veld_store *s, veld_record *r, json_t *fields, int form_version)
+{
+	veld_stamp st;
+	const char *path;
+	json_t *v;
+	int rc = veld_store__stamp(s, &st);
+	if (rc)
+		return rc;
+	json_object_foreach(fields, path, v)
+	{
+		if ((rc = veld_record__set(r, path, v, &st)))
+			return veld_err__set(veld_store__err(s), rc, "field '%s' cannot be set", path);
+	}
+	if (form_version > 0) {
+		json_t *ver = json_integer(form_version);
+		rc = ver ? veld_record__set(r, VELD_RECORD_FORM_VERSION, ver, &st) : VELD_ERROR;
+		json_decref(ver);
+		if (rc)
+			return veld_err__set(veld_store__err(s), rc, "field '_form_version' cannot be set");
+	}
+	return 0;
+}
+
+/* Write a changed record with its audit entry, in one transaction. */
+static int write_record(veld_store *s, veld_record *r, json_t *fields, int form_version, const char *compartment,
+                        const char *action, const char *case_id, const char *record_id)
+{
+	int rc = veld_store__begin(s);
+	if (rc)
+		return rc;
+	rc = apply_fields(s, r, fields, form_version);
+	if (!rc)
+		rc = veld_store__record_save(s, r, 1, compartment);
+	if (!rc)
+		rc = veld_store__audit(s, action, case_id, record_id);
+	return veld_store__finish(s, rc);
+}
+
+/* A change of one field (`v` borrowed) of a stored record, written. */
+static int write_field(veld_store *s, veld_record *r, const char *path, json_t *v, const char *action,
+                       const char *record_id)
+{
+	json_t *f = json_object();
+	int rc = f && !json_object_set(f, path, v)
+	                 ? write_record(s, r, f, 0, NULL, action, veld_record__case(r), record_id)
+	                 : veld_err__oom(veld_store__err(s));
+	json_decref(f);
+	return rc;
+}
+
+/* ---- cases ------------------------------------------------------------------- */
+
+static int valid_date(const char *d)
+{
+	int y, m, day;
+	char tail;
+	if (!d || strlen(d) != 10 || sscanf(d, "%4d-%2d-%2d%c", &y, &m, &day, &tail) != 3)
+		return 0;
+	return y >= 1900 && y <= 2200 && m >= 1 && m <= 12 && day >= 1 && day <= 31;
+}
+
+/* Check a case header object; names the field at fault. */
+static int check_header(veld_err *err, json_t *h, int creating)
+{
+	const char *key;
+	json_t *v;
+	json_object_foreach(h, key, v)
+	{
+		if (!strncmp(key, "toestemming.", 12)) {
+			if (!json_is_string(v) || !valid_date(json_string_value(v)))
+				return veld_err__set(err, VELD_EINVALID, "case field '%s' must be a date YYYY-MM-DD", key);
+			continue;
+		}
+		if (strcmp(key, "name") && strcmp(key, "postcode") && strcmp(key, "birth") &&
+		    strcmp(key, "address") && strcmp(key, "phone") && strcmp(key, "ref"))
+			return veld_err__set(err, VELD_EINVALID, "case field '%s' is unknown", key);
+		if (!json_is_string(v) && !json_is_null(v))
+			return veld_err__set(err, VELD_EINVALID, "case field '%s' must be text", key);
+	}
+	v = json_object_get(h, "name");
+	if (creating && (!json_is_string(v) || !*json_string_value(v)))
+		return veld_err__set(err, VELD_EINVALID, "case field 'name' is required");
+	v = json_object_get(h, "postcode");
+	if (creating && !json_is_string(v))
+		return veld_err__set(err, VELD_EINVALID, "case field 'postcode' is required");
+	if (json_is_string(v)) {
+		const char *pc = json_string_value(v);
+		if (strlen(pc) != 4 || strspn(pc, "0123456789") != 4 || pc[0] == '0')
+			return veld_err__set(err, VELD_EINVALID,
+			                     "case field 'postcode' must be a Belgian postcode (4 digits, 1000-9999)");
+	}
+	v = json_object_get(h, "birth");
+	if (json_is_string(v) && !valid_date(json_string_value(v)))
+		return veld_err__set(err, VELD_EINVALID, "case field 'birth' must be a date YYYY-MM-DD");
+	return 0;
+}
+
+/* Parse and check a header given to veld_case_new or veld_case_update. */
+static int parse_header(json_t **out, veld_store *s, const char *header_json, int creating)
+{
+	json_error_t jerr;
+	json_t *h = json_loads(header_json ? header_json : "", JSON_REJECT_DUPLICATES, &jerr);
+	int rc = 0;
+	if (!json_is_object(h))
+		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "case header is not a JSON object: %s", jerr.text);
+	else
+		rc = check_header(veld_store__err(s), h, creating);
+	if (rc)
+		json_decref(h);
+	*out = rc ? NULL : h;
+	return rc;
+}
+
+int veld_case_new(char *id_out, veld_store *s, const char *header_json)
+{
+	json_t *h = NULL;
+	veld_record *r = NULL;
+	char id[VELD_IDSIZE];
+	int rc;
+	if ((rc = veld_store__enter(s)) || (rc = parse_header(&h, s, header_json, 1)))
+		return rc;
+	veld_store__new_id(s, id);
+	if (veld_record__new(&r, id, id, VELD_CASE_FORM))
+		rc = veld_err__oom(veld_store__err(s));
+	else
+		rc = write_record(s, r, h, 0, NULL, "create-case", id, NULL);
+	if (!rc && id_out)
+		memcpy(id_out, id, VELD_IDSIZE);
+	json_decref(h);
+	veld_record__free(r);
+	return rc;
+}
+
+/* Load a case's header record, checking the id names a case. */
+static int load_case(veld_record **out, veld_store *s, const char *case_id)
+{
+	int rc;
+	*out = NULL;
+	if (!veld_id__is(case_id))
+		return veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
+	rc = veld_store__record_load(out, s, case_id);
+	if (rc == VELD_ENOTFOUND || (!rc && strcmp(veld_record__form(*out), VELD_CASE_FORM))) {
+		veld_record__free(*out);
+		*out = NULL;
+		return veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "no case %s", case_id);
+	}
+	return rc;
+}
+
+int veld_case_update(veld_store *s, const char *case_id, const char *header_json)
+{
+	json_t *h = NULL;
+	veld_record *c = NULL;
+	int rc;
+	if ((rc = veld_store__enter(s)) || (rc = parse_header(&h, s, header_json, 0)))
+		return rc;
+	if (json_is_null(json_object_get(h, "name")) || json_is_null(json_object_get(h, "postcode")))
+		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "case fields 'name' and 'postcode' cannot be cleared");
+	else if (!(rc = load_case(&c, s, case_id)))
+		rc = write_record(s, c, h, 0, NULL, "update-case", case_id, NULL);
+	json_decref(h);
+	veld_record__free(c);
+	return rc;
+}
+
+int veld_store__case_known(veld_store *s, const char *case_id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if (!veld_id__is(case_id))
+		return veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "no case %s", case_id ? case_id : "(none)");
+	/* The header, any record of the case, or a key of it: a volunteer
+	** holds the Huiswijs part of a case without its header. */
+	rc = sqlite3_prepare_v2(veld_store__db(s),
+	                        "SELECT EXISTS(SELECT 1 FROM records WHERE case_id = ?1)"
+	                        " OR EXISTS(SELECT 1 FROM case_keys WHERE case_id = ?1)",
+	                        -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return veld_store__db_fail(s, rc, "look up case");
+	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0)
+	             ? 0
+	             : veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "no case %s", case_id);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Shown header fields of a case record as a JSON object. */
+static json_t *case_header(const veld_record *r)
+{
+	json_t *view = veld_record__view(r);
+	json_t *fields = view ? json_incref(json_object_get(view, "fields")) : NULL;
+	json_decref(view);
+	return fields;
+}
+
+static int case_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
+{
+	veld_record *r = NULL;
+	json_t *item;
+	int rc = row_record(&r, s, st);
+	(void)payload;
+	if (rc)
+		return rc;
+	item = case_header(r);
+	json_object_set_new(item, "id", json_string(veld_record__id(r)));
+	json_object_set_new(item, "records", json_integer(sqlite3_column_int64(st, 1)));
+	json_object_set_new(item, "conflicts", json_integer(sqlite3_column_int64(st, 2)));
+	veld_record__free(r);
+	return append(arr, s, item);
+}
+
+/* A case this store holds records of but not the header (a volunteer's
+** Huiswijs cases): listed by id, without name or postcode. */
+static int headerless_case_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
+{
+	(void)payload;
+	return append(arr, s,
+	              json_pack("{s:s, s:I, s:I, s:b}", "id", (const char *)sqlite3_column_text(st, 0), "records",
+	                        (json_int_t)sqlite3_column_int64(st, 1), "conflicts",
+	                        (json_int_t)sqlite3_column_int64(st, 2), "header", 0));
+}
+
+int veld_case_list_json(char **out, veld_store *s)
+{
+	json_t *arr = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = veld_store__enter(s)))
+		return rc;
+	arr = json_array();
+	rc = veld_store__rows_json(arr, s, "list cases", case_row, NULL,
+	                           "SELECT c.state,"
+	                           " (SELECT count(*) FROM records r WHERE r.case_id = c.id AND r.form <> '" VELD_CASE_FORM
+	                           "' AND NOT r.deleted),"
+	                           " (SELECT coalesce(sum(r.conflicts), 0) FROM records r WHERE r.case_id = c.id)"
+	                           " FROM records c WHERE c.form = '" VELD_CASE_FORM "' AND NOT c.deleted ORDER BY c.id",
+	                           "");
+	if (!rc)
+		rc = veld_store__rows_json(arr, s, "list cases", headerless_case_row, NULL,
+		                           "SELECT case_id, count(*), coalesce(sum(conflicts), 0) FROM records r"
+		                           " WHERE NOT deleted AND NOT EXISTS(SELECT 1 FROM records c WHERE c.id = r.case_id)"
+		                           " GROUP BY case_id ORDER BY case_id",
+		                           "");
+	if (!rc)
+		return veld_store__json_out(out, s, arr);
+	json_decref(arr);
+	return rc;
+}
+
+/* The view of one record as shown to users: id, form, fields, conflicts. */
+static json_t *record_view(const veld_record *r)
+{
+	json_t *view = veld_record__view(r);
+	const json_t *fv;
+	size_t n;
+	if (!view)
+		return NULL;
+	json_object_set_new(view, "id", json_string(veld_record__id(r)));
+	json_object_set_new(view, "case", json_string(veld_record__case(r)));
+	json_object_set_new(view, "form", json_string(veld_record__form(r)));
+	json_object_set_new(view, "deleted", json_boolean(veld_record__is_deleted(r)));
+	fv = veld_record__value(r, VELD_RECORD_FORM_VERSION, &n);
+	if (fv)
+		json_object_set_new(view, "form_version", json_deep_copy(fv));
+	return view;
+}
+
+static int record_view_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
+{
+	veld_record *r = NULL;
+	int rc = row_record(&r, s, st);
+	(void)payload;
+	if (rc)
+		return rc;
+	rc = append(arr, s, record_view(r));
+	veld_record__free(r);
+	return rc;
+}
+
+/* Records of a case (without the header), ordered by id; `with_deleted`. */
+static int case_records(json_t **out, veld_store *s, const char *case_id, int with_deleted)
+{
+	json_t *arr = json_array();
+	int rc = veld_store__rows_json(arr, s, "read records", record_view_row, NULL,
+	                               "SELECT state FROM records WHERE case_id = ?1 AND form <> '" VELD_CASE_FORM "'"
+	                               " AND (?2 OR NOT deleted) ORDER BY id",
+	                               "ti", case_id, with_deleted);
+	if (rc) {
+		json_decref(arr);
+		arr = NULL;
+	}
+	*out = arr;
+	return rc;
+}
+
+/* The conflicts of a case's records: [{"record","field","values"}]. */
+static json_t *record_conflicts(const json_t *recs)
+{
+	json_t *conf = json_array(), *rv, *vals;
+	const char *path;
+	size_t i;
+	json_array_foreach(recs, i, rv)
+	{
+		json_object_foreach(json_object_get(rv, "conflicts"), path, vals)
+		{
+			json_array_append_new(conf, json_pack("{s:O, s:s, s:O}", "record", json_object_get(rv, "id"),
+			                                      "field", path, "values", vals));
+		}
+	}
+	return conf;
+}
+
+int veld_case_show_json(char **out, veld_store *s, const char *case_id)
+{
+	veld_record *c = NULL;
+	json_t *res = NULL, *recs = NULL, *view = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = veld_store__enter(s)))
+		return rc;
+	/* Without the header (a volunteer holds only the Huiswijs part of a
+	** case) the case shows the records this store can read, header null. */
+	rc = load_case(&c, s, case_id);
+	if (rc == VELD_ENOTFOUND && veld_store__case_known(s, case_id) == 0)
+		rc = 0;
+	if (rc || (rc = case_records(&recs, s, case_id, 0)))
+		goto done;
+	view = c ? veld_record__view(c) : json_pack("{s:n, s:{}}", "fields", "conflicts");
+	res = json_pack("{s:s, s:O, s:O, s:o, s:O}", "id", case_id, "header", json_object_get(view, "fields"),
+	                "records", recs, "conflicts", record_conflicts(recs), "header_conflicts",
+	                json_object_get(view, "conflicts"));
+	if ((rc = veld_store__begin(s)))
+		goto done;
+	rc = veld_store__finish(s, veld_store__audit(s, "open-case", case_id, NULL));
+	if (!rc)
+		rc = veld_store__json_out(out, s, res);
+	res = NULL;
+done:
+	json_decref(res);
+	json_decref(recs);
+	json_decref(view);
+	veld_record__free(c);
+	return rc;
+}
+
+/* ---- records ------------------------------------------------------------------ */
+
+/* Reject reserved ("_") and malformed paths before anything is written. */
+static int check_paths(veld_err *err, json_t *flat)
+{
+	const char *path;
+	json_t *v;
+	json_object_foreach(flat, path, v)
+	{
+		if (!*path || path[0] == '_' || strlen(path) > 200)
+			return veld_err__set(err, VELD_EINVALID, "field name '%.60s' is not allowed", path);
+		if (json_is_object(v))
+			return veld_err__set(err, VELD_EINVALID, "field '%s' has an object value", path);
+	}
+	return 0;
+}
+
+/* The case of a put: known here, and its header (when held) not deleted. */
+static int check_put_case(veld_store *s, const char *case_id)
+{
+	veld_record *c = NULL;
+	int rc = load_case(&c, s, case_id);
+	if (rc == VELD_ENOTFOUND)
+		rc = veld_store__case_known(s, case_id); /* records or a key of it, no header */
+	else if (!rc && veld_record__is_deleted(c))
+		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "case %s is deleted", case_id);
+	veld_record__free(c);
+	if (!rc)
+		veld_err__clear(veld_store__err(s));
+	return rc;
+}
+
+int veld_store__put_target(veld_record **out, veld_store *s, const char *case_id, const char *form,
+                           const char *record_id)
+{
+	veld_err *err = veld_store__err(s);
+	veld_record *r = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = check_put_case(s, case_id)) || !record_id)
+		return rc;
+	if (!veld_id__is(record_id))
+		return veld_err__set(err, VELD_ENOTFOUND, "no record %s", record_id);
+	if ((rc = veld_store__record_load(&r, s, record_id)))
+		return rc;
+	if (strcmp(veld_record__case(r), case_id) || strcmp(veld_record__form(r), form ? form : ""))
+		rc = veld_err__set(err, VELD_EINVALID, "record %s is a %s record of another case or form", record_id,
+		                   veld_record__form(r));
+	else if (veld_record__is_deleted(r))
+		rc = veld_err__set(err, VELD_EINVALID, "record %s is deleted", record_id);
+	if (rc)
+		veld_record__free(r);
+	else
+		*out = r;
+	return rc;
+}
+
+int veld_store__record_put(char *id_out, veld_store *s, veld_record *stored, const char *case_id, const char *form,
+                           json_t *flat, const char *compartment, int form_version)
+{
+	veld_record *made = NULL;
+	char id[VELD_IDSIZE];
+	int rc;
+	if ((rc = veld_store__enter(s)))
+		return rc;
+	if (!veld_name__is_form(form))
+		return veld_err__set(veld_store__err(s), VELD_EINVALID, "form name '%.60s' is not valid", form ? form : "");
+	if ((rc = check_paths(veld_store__err(s), flat)))
+		return rc;
+	if (stored) {
+		memcpy(id, veld_record__id(stored), VELD_IDSIZE);
+	} else {
+		veld_store__new_id(s, id);
+		if (veld_record__new(&made, id, case_id, form))
+			return veld_err__oom(veld_store__err(s));
+	}
+	rc = write_record(s, stored ? stored : made, flat, form_version, compartment,
+	                  stored ? "update-record" : "create-record", case_id, id);
+	if (!rc && id_out)
+		memcpy(id_out, id, VELD_IDSIZE);
+	veld_record__free(made);
+	return rc;
+}
+
+/* A record named by a public call: a valid id of a stored record that is
+** not a case header (VELD_ENOTFOUND, or `case_rc` with `case_msg`). */
+static int load_named(veld_record **out, veld_store *s, const char *record_id, int case_rc, const char *case_msg)
+{
+	int rc;
+	if (!veld_id__is(record_id))
+		return veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "no record %s", record_id ? record_id : "(none)");
+	if ((rc = veld_store__record_load(out, s, record_id)))
+		return rc;
+	if (case_msg && !strcmp(veld_record__form(*out), VELD_CASE_FORM)) {
+		veld_record__free(*out);
+		*out = NULL;
+		return veld_err__set(veld_store__err(s), case_rc, "%s %s", record_id, case_msg);
+	}
+	return 0;
+}
+
+int veld_record_show_json(char **out, veld_store *s, const char *record_id)
+{
+	veld_record *r = NULL;
+	int rc;
+	*out = NULL;
+	if ((rc = veld_store__enter(s)) || (rc = load_named(&r, s, record_id, VELD_ENOTFOUND, "is a case, not a record")))
+		return rc;
+	if ((rc = veld_store__begin(s)) == 0)
+		rc = veld_store__finish(s, veld_store__audit(s, "open-record", veld_record__case(r), record_id));
+	if (!rc)
+		rc = veld_store__json_out(out, s, record_view(r));
+	veld_record__free(r);
+	return rc;
+}
+
+int veld_record_delete(veld_store *s, const char *record_id)
+{
+	veld_record *r = NULL;
+	int rc;
+	if ((rc = veld_store__enter(s)) ||
+	    (rc = load_named(&r, s, record_id, VELD_EINVALID, "is a case: cases are erased, not deleted")))
+		return rc;
+	if (veld_record__is_deleted(r))
+		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "record %s is already deleted", record_id);
+	else
+		rc = write_field(s, r, VELD_RECORD_DELETED, json_true(), "delete-record", record_id);
+	veld_record__free(r);
+	return rc;
+}
+
+/* ---- export, conflicts, resolve ---------------------------------------------- */
+
+static int export_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
+{
+	veld_record *c = NULL;
+	json_t *recs = NULL, *view;
+	int rc = row_record(&c, s, st);
+	(void)payload;
+	if (rc || (rc = case_records(&recs, s, veld_record__id(c), 1))) {
+		veld_record__free(c);
+		return rc;
+	}
+	view = veld_record__view(c);
+	rc = append(arr, s,
+	            json_pack("{s:s, s:b, s:O, s:O, s:o}", "id", veld_record__id(c), "deleted",
+	                      veld_record__is_deleted(c), "header", json_object_get(view, "fields"),
+	                      "header_conflicts", json_object_get(view, "conflicts"), "records", recs));
+	json_decref(view);
+	veld_record__free(c);
+	return rc;
+}
+
+int veld_export_json(char **out, veld_store *s)
+{
+	json_t *cases;
+	int rc;
+	*out = NULL;
+	if ((rc = veld_store__enter(s)))
+		return rc;
+	cases = json_array();
+	rc = veld_store__rows_json(cases, s, "export", export_row, NULL,
+	                           "SELECT state FROM records WHERE form = '" VELD_CASE_FORM "' ORDER BY id", "");
+	if (!rc && (rc = veld_store__begin(s)) == 0)
+		rc = veld_store__finish(s, veld_store__audit(s, "export", NULL, NULL));
+	if (!rc)
+		return veld_store__json_out(out, s, json_pack("{s:i, s:o}", "format", 1, "cases", cases));
+	json_decref(cases);
+	return rc;
+}
+
+static int conflict_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
+{
+	veld_record *r = NULL;
+	json_t *view, *vals;
+	const char *path;
+	int rc = row_record(&r, s, st);
+	(void)payload;
+	if (rc)
+		return rc;
+	view = veld_record__view(r);
+	json_object_foreach(json_object_get(view, "conflicts"), path, vals)
+	{
+		if ((rc = append(arr, s,
+		                 json_pack("{s:s, s:s, s:s, s:s, s:O}", "case", veld_record__case(r), "record",
+		                           veld_record__id(r), "form", veld_record__form(r), "field", path, "values", vals))))
+			break;
+	}
+	json_decref(view);
+	veld_record__free(r);
+	return rc;
+}
+
+int veld_conflicts_json(char **out, veld_store *s)
+{
+	return veld_store__list_json(out, s, "list conflicts", conflict_row, NULL,
+	                             "SELECT state FROM records WHERE conflicts > 0 ORDER BY case_id, id", "");
+}
+
+int veld_resolve(veld_store *s, const char *record_id, const char *field, const char *value_json)
+{
+	json_error_t jerr;
+	json_t *v = NULL;
+	veld_record *r = NULL;
+	size_t n_live = 0;
+	int rc;
+	if ((rc = veld_store__enter(s)))
+		return rc;
+	if (!field || !*field || (field[0] == '_' && strcmp(field, VELD_RECORD_DELETED)))
+		return veld_err__set(veld_store__err(s), VELD_EINVALID, "field '%.60s' cannot be resolved",
+		                     field ? field : "");
+	v = json_loads(value_json ? value_json : "", JSON_DECODE_ANY, &jerr);
+	if (!v || json_is_object(v))
+		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "value for '%s' is not a JSON value", field);
+	else if (!strcmp(field, VELD_RECORD_DELETED) && !json_is_boolean(v))
+		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "'_deleted' is resolved with true or false");
+	else if (!(rc = load_named(&r, s, record_id, 0, NULL)) && !veld_record__value(r, field, &n_live) &&
+	         strcmp(field, VELD_RECORD_DELETED))
+		rc = veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "record %s has no field '%s'", record_id, field);
+	if (!rc)
+		rc = write_field(s, r, field, v, "resolve", record_id);
+	json_decref(v);
+	veld_record__free(r);
+	return rc;
+}

@@ -1,0 +1,168 @@
+/*
+** schema.c — the layout of veld.db and its migrations.
+**
+** The database holds:
+**   meta(key, value)     schema version, this device's identity and keys,
+**                        the hybrid logical clock's last stamp
+**   records(id, case_id, form, compartment, state, deleted, conflicts, dirty)
+**                        one row per record; `state` is the record's
+**                        canonical JSON (record.c).  A case's header (name,
+**                        postcode, ...) is itself a record with form "_case"
+**                        and id == case id, so cases merge like records.
+**   audit(seq, at, device, action, case_id, record_id)
+**                        every open, change, share and export of a case
+**   case_keys, key_shares, devices, sync_refs, erased
+**                        sync state (sync/, docs/sync.md)
+**
+** meta's schema_version says which of these layouts a file has.  This file
+** owns that number: it writes the layout of a new store, migrates an older
+** one when the store is opened (each step in one transaction, so a store is
+** either as it was or migrated), and refuses any version it does not know.
+** It must not read or write rows of its own accord beyond a migration's
+** copy: cases and records are cases.c's, the handle is store.c's.
+*/
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* 2: case_keys keyed by (case_id, compartment), WITHOUT ROWID (migrate_1_2). */
+#define SCHEMA_VERSION 2
+
+/* A case's keys sit together in the table itself: the lookups of a sync
+** (by case, and by case and compartment) read one leaf, not an index leaf
+** and then a row.  key_shares points at key_id, hence UNIQUE. */
+#define CASE_KEYS_SQL(name)                                                                                            \
+	"CREATE TABLE " name "("                                                                                       \
+	"  case_id TEXT NOT NULL,"                                                                                     \
+	"  compartment TEXT NOT NULL,"                                                                                 \
+	"  key_id TEXT NOT NULL UNIQUE,"                                                                               \
+	"  key BLOB NOT NULL,"                                                                                         \
+	"  PRIMARY KEY(case_id, compartment)) WITHOUT ROWID;"
+
+static const char *const schema_sql =
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE records("
+	"  id TEXT PRIMARY KEY,"
+	"  case_id TEXT NOT NULL,"
+	"  form TEXT NOT NULL,"
+	"  compartment TEXT NOT NULL DEFAULT 'social',"
+	"  state TEXT NOT NULL,"
+	"  deleted INTEGER NOT NULL DEFAULT 0,"
+	"  conflicts INTEGER NOT NULL DEFAULT 0,"
+	"  dirty INTEGER NOT NULL DEFAULT 1);"
+	"CREATE INDEX records_case ON records(case_id, form);"
+	/* What the next sync must commit, and the conflicts: both small sets. */
+	"CREATE INDEX records_dirty ON records(id) WHERE dirty;"
+	"CREATE INDEX records_conflicts ON records(case_id, id) WHERE conflicts > 0;"
+	"CREATE TABLE audit("
+	"  seq INTEGER PRIMARY KEY,"
+	"  at INTEGER NOT NULL,"
+	"  device TEXT NOT NULL,"
+	"  action TEXT NOT NULL,"
+	"  case_id TEXT,"
+	"  record_id TEXT);"
+	"CREATE INDEX audit_case ON audit(case_id);"
+	/* Sync state (sync/, docs/sync.md). */
+	CASE_KEYS_SQL("case_keys")
+	"CREATE TABLE key_shares("
+	"  key_id TEXT NOT NULL REFERENCES case_keys(key_id) ON DELETE CASCADE,"
+	"  recipient TEXT NOT NULL,"
+	"  PRIMARY KEY(key_id, recipient)) WITHOUT ROWID;"
+	"CREATE TABLE devices("
+	"  id TEXT PRIMARY KEY,"
+	"  name TEXT NOT NULL,"
+	"  role TEXT NOT NULL,"
+	"  region TEXT NOT NULL,"
+	"  sign_pk BLOB NOT NULL,"
+	"  box_pk BLOB NOT NULL,"
+	"  revoked INTEGER NOT NULL DEFAULT 0,"
+	"  published INTEGER NOT NULL DEFAULT 0);"
+	"CREATE TABLE sync_refs(ref TEXT PRIMARY KEY, oid TEXT NOT NULL) WITHOUT ROWID;"
+	"CREATE TABLE erased(case_id TEXT PRIMARY KEY, published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;";
+
+int veld_schema__create(veld_store *s)
+{
+	char ver[16];
+	int rc = veld_store__exec(s, schema_sql, "create schema");
+	snprintf(ver, sizeof ver, "%d", SCHEMA_VERSION);
+	return rc ? rc : veld_store__meta_put(s, "schema_version", ver, (int)strlen(ver));
+}
+
+/* meta's schema_version into *ver (its text, for messages, in buf).  A
+** store without one is damaged, not merely missing a setting. */
+static int schema_version(veld_store *s, int *ver, char *buf, int cap)
+{
+	int n = veld_store__meta_get(s, "schema_version", buf, cap - 1);
+	if (n == VELD_ENOTFOUND)
+		n = veld_err__set(veld_store__err(s), VELD_EINTEGRITY, "store metadata 'schema_version' is missing");
+	if (n < 0)
+		return n;
+	buf[n] = '\0';
+	*ver = atoi(buf);
+	return 0;
+}
+
+int veld_schema__check(veld_store *s)
+{
+	char buf[16];
+	int ver = 0, rc = schema_version(s, &ver, buf, (int)sizeof buf);
+	if (rc == 0 && ver != SCHEMA_VERSION)
+		rc = veld_err__set(veld_store__err(s), VELD_EINTEGRITY, "store schema version %s is not supported", buf);
+	return rc;
+}
+
+/* PRAGMA foreign_key_check: any row it returns is a dangling reference. */
+static int check_foreign_keys(veld_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(veld_store__db(s), "PRAGMA foreign_key_check", -1, &st, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rc = veld_err__set(veld_store__err(s), VELD_EINTEGRITY, "store migration: a key share names no key");
+	else if (rc != SQLITE_DONE)
+		rc = veld_store__db_fail(s, rc, "check the store's foreign keys");
+	else
+		rc = 0;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Schema 1 to 2: case_keys rebuilt WITHOUT ROWID (SQLite's way to change
+** a table: make the new one, copy, drop the old, rename), in one
+** transaction, so a store is either as it was or migrated.  Foreign keys
+** are off around it, or dropping the old table would delete every
+** key_shares row through its ON DELETE CASCADE; they are checked before
+** the commit. */
+static int migrate_1_2(veld_store *s)
+{
+	int rc, on;
+	if ((rc = veld_store__exec(s, "PRAGMA foreign_keys=OFF", "migrate the store")))
+		return rc;
+	rc = veld_store__begin(s);
+	if (!rc)
+		rc = veld_store__exec(s,
+		                      CASE_KEYS_SQL("case_keys_2") "INSERT INTO case_keys_2(case_id, compartment, key_id, key)"
+		                                                   " SELECT case_id, compartment, key_id, key FROM case_keys;"
+		                                                   "DROP TABLE case_keys;"
+		                                                   "ALTER TABLE case_keys_2 RENAME TO case_keys;",
+		                      "migrate the store to schema 2");
+	if (!rc)
+		rc = check_foreign_keys(s);
+	if (!rc)
+		rc = veld_store__meta_put(s, "schema_version", "2", 1);
+	rc = veld_store__finish(s, rc);
+	on = veld_store__exec(s, "PRAGMA foreign_keys=ON", "migrate the store");
+	return rc ? rc : on;
+}
+
+int veld_schema__migrate(veld_store *s)
+{
+	char buf[16];
+	int ver = 0, rc = schema_version(s, &ver, buf, (int)sizeof buf);
+	if (rc < 0)
+		return rc;
+	return ver == 1 ? migrate_1_2(s) : 0;
+}
