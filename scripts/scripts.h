@@ -126,6 +126,11 @@ void veld_sandbox__push_json(struct lua_State *L, const json_t *v);
 /* The same for a value that sits `depth` levels down in what is being
 ** built, so the nesting limit counts from the top. */
 void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth);
+/* The same with flags: VELD_SANDBOX_WHOLE_REALS pushes a real that holds a
+** whole number as a Lua integer (2.0 as 2, the way Lua reads the number's
+** shortest text), as a report's field scans see numbers. */
+#define VELD_SANDBOX_WHOLE_REALS 0x1
+void veld_sandbox__push_json_with(struct lua_State *L, const json_t *v, int depth, unsigned flags);
 json_t *veld_sandbox__to_json(struct lua_State *L, int idx);
 void veld_sandbox__mark_array(struct lua_State *L, int idx);
 
