@@ -23,6 +23,8 @@
 **              whether a value passes its conditions
 **   report_scan.c   the scans: SQL built from checked names, the shown
 **              values of rows (tokens of jansson values, parsed once)
+**   render.c   a report's result checked and rendered as text, CSV, JSON
+**   render_html.c   the same as one HTML page with inline SVG charts
 **   reports/NAME.lua  the shipped reports, embedded like the forms
 **
 ** scripts/ depends on core/ (core.h, veld.h); core/ never includes this file.
@@ -449,6 +451,43 @@ int veld_report__call(struct lua_State *L);
 void veld_report__release(veld_report_ctx *c);
 
 /* -- rendering (render.c, render_html.c) -- */
+
+/* A renderer's output: text that grows, NUL-terminated.  Running out of
+** memory sticks (later writes are dropped); the caller looks at `oom` at
+** the end and frees b.p. */
+typedef struct veld_render_out {
+	veld_buf b;
+	int oom;
+} veld_render_out;
+void veld_render__add(veld_render_out *o, const char *s, size_t n);
+void veld_render__str(veld_render_out *o, const char *s);
+void veld_render__fmt(veld_render_out *o, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+/* Characters shown (UTF-8 code points). */
+size_t veld_render__width(const char *s);
+
+/* A table's columns as the result declares them (label, type, decimals). */
+#define VELD_RENDER_COLS 64
+typedef struct veld_render_col {
+	const char *label;
+	int type;     /* text, count, int, pct, number, delta, date (render.c) */
+	int decimals;
+} veld_render_col;
+size_t veld_render__columns(veld_render_col *cols, const json_t *columns);
+/* 1 for a column of numbers (right-aligned). */
+int veld_render__numeric(const veld_render_col *c);
+/* A cell as people (`dutch`) or machines read it: the text in `small`, or
+** the string value itself. */
+const char *veld_render__cell(char *small, size_t n, const json_t *v, const veld_render_col *c, int dutch);
+/* A value on a chart, as people read it ("7,4%", "2.329"). */
+void veld_render__chart_value(char *buf, size_t n, double v, const char *unit);
+/* The largest value of a chart's series (0 when none is positive). */
+double veld_render__series_max(const json_t *series);
+/* The result (its shape checked) as one HTML page (render_html.c). */
+void veld_render__html(veld_render_out *o, const json_t *report);
 
 /* Render a result as "text", "csv", "json" or "html" into *out (malloc'd).
 ** A result of the wrong shape is VELD_EINVALID, "chunk: result: ...". */
