@@ -1,7 +1,7 @@
 /*
 ** render.c — a report's result as text, CSV, JSON or one HTML page.
 **
-** A report script returns plain data (report.c converts it to JSON):
+** A report script returns plain data (report_api.c converts it to JSON):
 **   {title = "...", subtitle = "...", sections = {
 **     {title = "...", paragraphs = {"..."},
 **      table = {columns = {"Plaats", {label = "%", type = "pct"}, ...},

@@ -99,20 +99,9 @@ static void read_cval(lua_State *L, int idx, veld_cval *v, const char *what)
 static const char *const SPEC_KEYS[] = {"form", "case", "year", "date", "where", "fields",
                                         "by", "group", NULL};
 
-/* Read the spec table at `idx` into a new userdata pushed on the stack. */
-veld_query *veld_query__read(lua_State *L, int idx, int for_tally)
+/* Unknown keys of the spec at `idx` are author mistakes. */
+static void check_keys(lua_State *L, int idx)
 {
-	veld_query *sp;
-	const char *date = "datum";
-	int has_year = 0;
-	lua_Integer year = 0;
-	idx = lua_absindex(L, idx);
-	luaL_checktype(L, idx, LUA_TTABLE);
-	sp = lua_newuserdatauv(L, sizeof *sp, 0);
-	memset(sp, 0, sizeof *sp);
-	sp->group_col = -1;
-
-	/* unknown keys are author mistakes */
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		int k, known = 0;
@@ -125,6 +114,108 @@ veld_query *veld_query__read(lua_State *L, int idx, int for_tally)
 			luaL_error(L, "unknown key '%s' in the query", luaL_tolstring(L, -1, NULL));
 		}
 	}
+}
+
+/* where = {...}, the table at the top: one condition per field. */
+static void read_where(lua_State *L, veld_query *sp)
+{
+	luaL_checktype(L, -1, LUA_TTABLE);
+	lua_pushnil(L);
+	while (lua_next(L, -2)) {
+		veld_cond *cd;
+		if (lua_type(L, -2) != LUA_TSTRING)
+			luaL_error(L, "where: keys are field paths");
+		if (sp->nconds == VELD_QUERY_PATHS)
+			luaL_error(L, "where: too many conditions");
+		cd = &sp->conds[sp->nconds];
+		cd->col = spec_col(L, sp, lua_tostring(L, -2), "where");
+		if (lua_type(L, -1) == LUA_TTABLE) {
+			if (lua_getfield(L, -1, "has") != LUA_TNIL) {
+				cd->op = VELD_OP_HAS;
+				read_cval(L, -1, &cd->a, "where");
+				lua_pop(L, 1);
+			} else {
+				lua_pop(L, 1);
+				cd->op = VELD_OP_RANGE;
+				lua_getfield(L, -1, "from");
+				read_cval(L, -1, &cd->a, "where");
+				lua_getfield(L, -2, "to");
+				read_cval(L, -1, &cd->b, "where");
+				lua_pop(L, 2);
+				if (cd->a.kind == VELD_TOK_NONE && cd->b.kind == VELD_TOK_NONE)
+					luaL_error(L, "where: use {from = ..., to = ...} or {has = ...}");
+			}
+		} else {
+			cd->op = VELD_OP_EQ;
+			read_cval(L, -1, &cd->a, "where");
+		}
+		sp->nconds++;
+		lua_pop(L, 1);
+	}
+}
+
+/* A list of field paths (fields = or by =, the table at the top) into
+** `cols`; `bad` is the message for an element that is no path. */
+static void read_paths(lua_State *L, veld_query *sp, int *cols, size_t *ncols, const char *what,
+                       const char *bad)
+{
+	lua_Integer i, n;
+	luaL_checktype(L, -1, LUA_TTABLE);
+	n = (lua_Integer)lua_rawlen(L, -1);
+	if (n > VELD_QUERY_PATHS)
+		luaL_error(L, "%s: at most %d", what, VELD_QUERY_PATHS);
+	for (i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, i);
+		if (lua_type(L, -1) != LUA_TSTRING || (bad[0] && !strcmp(lua_tostring(L, -1), "n")))
+			luaL_error(L, "%s: a list of field paths%s", what, bad);
+		cols[(*ncols)++] = spec_col(L, sp, lua_tostring(L, -1), what);
+		lua_pop(L, 1);
+	}
+}
+
+/* by = and group = of a tally; `date` is the date field (group = "year"). */
+static void read_tally(lua_State *L, veld_query *sp, int idx, const char *date)
+{
+	sp->fields_mode = 1;
+	if (lua_getfield(L, idx, "by") != LUA_TTABLE)
+		luaL_error(L, "tally needs by = {field, ...}");
+	read_paths(L, sp, sp->by, &sp->nby, "by", " (not \"n\")");
+	lua_pop(L, 1);
+	if (lua_getfield(L, idx, "group") != LUA_TNIL) {
+		const char *g = lua_tostring(L, -1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "group = \"year\" or a field path");
+		if (!strcmp(g, "year")) {
+			sp->group_col = spec_col(L, sp, date, "date");
+			sp->group_year = 1;
+		} else {
+			sp->group_col = spec_col(L, sp, g, "group");
+		}
+	}
+	lua_pop(L, 1);
+}
+
+/* year = Y: a condition on the date field, from Y-01-01 to Y-12-31. */
+static void add_year(lua_State *L, veld_query *sp, const char *date, lua_Integer year)
+{
+	veld_cond *cd = &sp->conds[sp->nconds++];
+	cd->col = spec_col(L, sp, date, "date");
+	cd->op = VELD_OP_RANGE;
+	cd->a.kind = cd->b.kind = VELD_TOK_STR;
+	cd->a.n = (size_t)snprintf(cd->a.s, sizeof cd->a.s, "%04d-01-01", (int)year);
+	cd->b.n = (size_t)snprintf(cd->b.s, sizeof cd->b.s, "%04d-12-31", (int)year);
+}
+
+veld_query *veld_query__read(lua_State *L, int idx, int for_tally)
+{
+	veld_query *sp;
+	const char *date = "datum";
+	idx = lua_absindex(L, idx);
+	luaL_checktype(L, idx, LUA_TTABLE);
+	sp = lua_newuserdatauv(L, sizeof *sp, 0);
+	memset(sp, 0, sizeof *sp);
+	sp->group_col = -1;
+	check_keys(L, idx);
 
 	if (lua_getfield(L, idx, "form") != LUA_TSTRING || !veld_name__is_form(lua_tostring(L, -1)))
 		luaL_error(L, "the query needs form = \"<form name>\"");
@@ -139,6 +230,7 @@ veld_query *veld_query__read(lua_State *L, int idx, int for_tally)
 	}
 	lua_pop(L, 1);
 
+	/* the date field's name stays on the stack until the end */
 	if (lua_getfield(L, idx, "date") != LUA_TNIL) {
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L, "date = must name a date field");
@@ -146,103 +238,25 @@ veld_query *veld_query__read(lua_State *L, int idx, int for_tally)
 	}
 	if (lua_getfield(L, idx, "year") != LUA_TNIL) {
 		int isnum = 0;
-		year = lua_tointegerx(L, -1, &isnum);
+		lua_Integer year = lua_tointegerx(L, -1, &isnum);
 		if (!isnum || year < 1 || year > 9999)
 			luaL_error(L, "year = must be a year (e.g. 2017)");
-		has_year = 1;
+		add_year(L, sp, date, year);
 	}
 	lua_pop(L, 1);
-	if (has_year) {
-		veld_cond *cd = &sp->conds[sp->nconds++];
-		cd->col = spec_col(L, sp, date, "date");
-		cd->op = VELD_OP_RANGE;
-		cd->a.kind = cd->b.kind = VELD_TOK_STR;
-		cd->a.n = (size_t)snprintf(cd->a.s, sizeof cd->a.s, "%04d-01-01", (int)year);
-		cd->b.n = (size_t)snprintf(cd->b.s, sizeof cd->b.s, "%04d-12-31", (int)year);
-	}
 
-	if (lua_getfield(L, idx, "where") != LUA_TNIL) {
-		luaL_checktype(L, -1, LUA_TTABLE);
-		lua_pushnil(L);
-		while (lua_next(L, -2)) {
-			veld_cond *cd;
-			if (lua_type(L, -2) != LUA_TSTRING)
-				luaL_error(L, "where: keys are field paths");
-			if (sp->nconds == VELD_QUERY_PATHS)
-				luaL_error(L, "where: too many conditions");
-			cd = &sp->conds[sp->nconds];
-			cd->col = spec_col(L, sp, lua_tostring(L, -2), "where");
-			if (lua_type(L, -1) == LUA_TTABLE) {
-				if (lua_getfield(L, -1, "has") != LUA_TNIL) {
-					cd->op = VELD_OP_HAS;
-					read_cval(L, -1, &cd->a, "where");
-					lua_pop(L, 1);
-				} else {
-					lua_pop(L, 1);
-					cd->op = VELD_OP_RANGE;
-					lua_getfield(L, -1, "from");
-					read_cval(L, -1, &cd->a, "where");
-					lua_getfield(L, -2, "to");
-					read_cval(L, -1, &cd->b, "where");
-					lua_pop(L, 2);
-					if (cd->a.kind == VELD_TOK_NONE && cd->b.kind == VELD_TOK_NONE)
-						luaL_error(L, "where: use {from = ..., to = ...} or {has = ...}");
-				}
-			} else {
-				cd->op = VELD_OP_EQ;
-				read_cval(L, -1, &cd->a, "where");
-			}
-			sp->nconds++;
-			lua_pop(L, 1);
-		}
-	}
+	if (lua_getfield(L, idx, "where") != LUA_TNIL)
+		read_where(L, sp);
 	lua_pop(L, 1);
 
 	if (lua_getfield(L, idx, "fields") != LUA_TNIL) {
-		lua_Integer i, n;
-		luaL_checktype(L, -1, LUA_TTABLE);
-		n = (lua_Integer)lua_rawlen(L, -1);
-		if (n > VELD_QUERY_PATHS)
-			luaL_error(L, "fields: at most %d", VELD_QUERY_PATHS);
-		for (i = 1; i <= n; i++) {
-			lua_rawgeti(L, -1, i);
-			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "fields: a list of field paths");
-			sp->out[sp->nout++] = spec_col(L, sp, lua_tostring(L, -1), "fields");
-			lua_pop(L, 1);
-		}
+		read_paths(L, sp, sp->out, &sp->nout, "fields", "");
 		sp->fields_mode = 1;
 	}
 	lua_pop(L, 1);
 
 	if (for_tally) {
-		lua_Integer i, n;
-		sp->fields_mode = 1;
-		if (lua_getfield(L, idx, "by") != LUA_TTABLE)
-			luaL_error(L, "tally needs by = {field, ...}");
-		n = (lua_Integer)lua_rawlen(L, -1);
-		if (n > VELD_QUERY_PATHS)
-			luaL_error(L, "by: at most %d", VELD_QUERY_PATHS);
-		for (i = 1; i <= n; i++) {
-			lua_rawgeti(L, -1, i);
-			if (lua_type(L, -1) != LUA_TSTRING || !strcmp(lua_tostring(L, -1), "n"))
-				luaL_error(L, "by: a list of field paths (not \"n\")");
-			sp->by[sp->nby++] = spec_col(L, sp, lua_tostring(L, -1), "by");
-			lua_pop(L, 1);
-		}
-		lua_pop(L, 1);
-		if (lua_getfield(L, idx, "group") != LUA_TNIL) {
-			const char *g = lua_tostring(L, -1);
-			if (lua_type(L, -1) != LUA_TSTRING)
-				luaL_error(L, "group = \"year\" or a field path");
-			if (!strcmp(g, "year")) {
-				sp->group_col = spec_col(L, sp, date, "date");
-				sp->group_year = 1;
-			} else {
-				sp->group_col = spec_col(L, sp, g, "group");
-			}
-		}
-		lua_pop(L, 1);
+		read_tally(L, sp, idx, date);
 	} else {
 		if (lua_getfield(L, idx, "by") != LUA_TNIL || lua_getfield(L, idx, "group") != LUA_TNIL)
 			luaL_error(L, "by and group belong to tally{}");
