@@ -327,7 +327,8 @@ enum { VELD_TOK_NONE, VELD_TOK_NULL, VELD_TOK_STR, VELD_TOK_NUM, VELD_TOK_TRUE, 
        VELD_TOK_ARR, VELD_TOK_BAD };
 
 /* One shown value of a record, read from jansson (report_scan.c).  STR:
-** p..p+n are the string's bytes; NUM: p..p+n the number's text; `j` the
+** p..p+n are the string's bytes; NUM: p..p+n the number's text (in `num`
+** of the token first filled in, which a copy keeps pointing at); `j` the
 ** value itself (NULL when the field is absent).  Lives as long as `j`. */
 typedef struct veld_tok {
 	int kind;
