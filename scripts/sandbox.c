@@ -1073,7 +1073,17 @@ int veld_sandbox__load(veld_sandbox *sb, const char *name, const char *src, size
 
 /* ---- JSON <-> Lua ------------------------------------------------------------------ */
 
-static void push_json(lua_State *L, const json_t *v, int depth)
+/* A real that holds a whole number, pushed the way Lua reads its shortest
+** text: 2.0 becomes the integer 2, 0.5 and 1e+20 stay floats. */
+static void push_whole_real(lua_State *L, double d)
+{
+	char buf[48];
+	snprintf(buf, sizeof buf, "%.17g", d);
+	if (!lua_stringtonumber(L, buf))
+		lua_pushnil(L);
+}
+
+static void push_json(lua_State *L, const json_t *v, int depth, unsigned flags)
 {
 	size_t i;
 	const char *key;
@@ -1081,18 +1091,18 @@ static void push_json(lua_State *L, const json_t *v, int depth)
 	if (depth > JSON_DEPTH)
 		luaL_error(L, "JSON nested too deep");
 	luaL_checkstack(L, 4, "JSON nested too deep");
-	switch (json_typeof(v)) {
+	switch (v ? json_typeof(v) : JSON_NULL) {
 	case JSON_OBJECT:
 		lua_createtable(L, 0, (int)json_object_size(v));
 		json_object_foreach((json_t *)v, key, item) {
-			push_json(L, item, depth + 1);
+			push_json(L, item, depth + 1, flags);
 			lua_setfield(L, -2, key);
 		}
 		break;
 	case JSON_ARRAY:
 		lua_createtable(L, (int)json_array_size(v), 0);
 		json_array_foreach(v, i, item) {
-			push_json(L, item, depth + 1);
+			push_json(L, item, depth + 1, flags);
 			lua_rawseti(L, -2, (lua_Integer)i + 1);
 		}
 		veld_sandbox__mark_array(L, -1);
@@ -1104,7 +1114,10 @@ static void push_json(lua_State *L, const json_t *v, int depth)
 		lua_pushinteger(L, (lua_Integer)json_integer_value(v));
 		break;
 	case JSON_REAL:
-		lua_pushnumber(L, (lua_Number)json_real_value(v));
+		if (flags & VELD_SANDBOX_WHOLE_REALS)
+			push_whole_real(L, json_real_value(v));
+		else
+			lua_pushnumber(L, (lua_Number)json_real_value(v));
 		break;
 	case JSON_TRUE:
 		lua_pushboolean(L, 1);
@@ -1118,20 +1131,19 @@ static void push_json(lua_State *L, const json_t *v, int depth)
 	}
 }
 
+void veld_sandbox__push_json_with(struct lua_State *L, const json_t *v, int depth, unsigned flags)
+{
+	push_json(L, v, depth, flags);
+}
+
 void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth)
 {
-	if (!v)
-		lua_pushnil(L);
-	else
-		push_json(L, v, depth);
+	push_json(L, v, depth, 0);
 }
 
 void veld_sandbox__push_json(struct lua_State *L, const json_t *v)
 {
-	if (!v)
-		lua_pushnil(L);
-	else
-		push_json(L, v, 0);
+	push_json(L, v, 0, 0);
 }
 
 void veld_sandbox__mark_array(struct lua_State *L, int idx)

@@ -15,9 +15,21 @@
 **              schema as JSON, validates records and computes values
 **   prelude.lua  the Lua half of the form engine (the DSL), embedded
 **   forms/NAME.lua  the shipped forms, embedded at build time (embed.cmake)
+**   report.c   reports: a run over the store, read-only, in a sandbox with
+**              a report's limits; veld_report (by name), veld_report_file
+**   report_api.c    what a report script sees: records, each, tally, case,
+**              schema, nl.*; rows as Lua tables, tallies counted in C
+**   report_query.c  a report's query read from the script and checked;
+**              whether a value passes its conditions
+**   report_scan.c   the scans: SQL built from checked names, the shown
+**              values of rows (tokens of jansson values, parsed once)
+**   render.c   a report's result checked and rendered as text, CSV, JSON
+**   render_html.c   the same as one HTML page with inline SVG charts
+**   reports/NAME.lua  the shipped reports, embedded like the forms
 **
 ** scripts/ depends on core/ (core.h, veld.h); core/ never includes this file.
-** Names: veld_sandbox__* and veld_form__* for functions shared across files.
+** Names: veld_sandbox__*, veld_form__*, veld_report__*, veld_query__* and
+** veld_scan__* for functions shared across files.
 ** JSON crosses this interface as text; every `char **out` result is
 ** malloc'd and freed by the caller with free() (or veld_free()).
 */
@@ -126,6 +138,11 @@ void veld_sandbox__push_json(struct lua_State *L, const json_t *v);
 /* The same for a value that sits `depth` levels down in what is being
 ** built, so the nesting limit counts from the top. */
 void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth);
+/* The same with flags: VELD_SANDBOX_WHOLE_REALS pushes a real that holds a
+** whole number as a Lua integer (2.0 as 2, the way Lua reads the number's
+** shortest text), as a report's field scans see numbers. */
+#define VELD_SANDBOX_WHOLE_REALS 0x1
+void veld_sandbox__push_json_with(struct lua_State *L, const json_t *v, int depth, unsigned flags);
 json_t *veld_sandbox__to_json(struct lua_State *L, int idx);
 void veld_sandbox__mark_array(struct lua_State *L, int idx);
 
@@ -269,7 +286,7 @@ typedef struct veld_embedded {
 extern const veld_embedded veld_embedded__prelude;
 extern const veld_embedded veld_embedded__forms[]; /* ends with a NULL name */
 
-/* ---- reports (report.c, render.c) ------------------------------------------ */
+/* ---- reports (report*.c, render*.c) ------------------------------------------ */
 
 /* floor() without libm (the library links no libm of its own); render.c. */
 double veld_render__floor(double x);
@@ -298,6 +315,180 @@ void veld_report_limits_init(veld_report_limits *lim);
 */
 int veld_report__run(json_t **result, veld_store *s, const char *chunk, const char *src,
                      size_t len, const char *params_json, const veld_report_limits *limits);
+
+/* -- a report's queries (report_query.c) -- */
+
+#define VELD_QUERY_PATHS     32  /* fields a query may name (fields + where + by) */
+#define VELD_QUERY_PATH_MAX  120 /* bytes of a field path */
+#define VELD_QUERY_VALUE_MAX 200 /* bytes of a value in a where clause */
+
+/* Kinds of a shown value (veld_tok) and of a condition's value (veld_cval). */
+enum { VELD_TOK_NONE, VELD_TOK_NULL, VELD_TOK_STR, VELD_TOK_NUM, VELD_TOK_TRUE, VELD_TOK_FALSE,
+       VELD_TOK_ARR, VELD_TOK_BAD };
+
+/* One shown value of a record, read from jansson (report_scan.c).  STR:
+** p..p+n are the string's bytes; NUM: p..p+n the number's text (in `num`
+** of the token first filled in, which a copy keeps pointing at); `j` the
+** value itself (NULL when the field is absent).  Lives as long as `j`. */
+typedef struct veld_tok {
+	int kind;
+	const char *p;
+	size_t n;
+	const json_t *j;
+	char num[40]; /* the text of a number */
+} veld_tok;
+
+/* A value of a condition, copied out of Lua: STR, NUM, TRUE, FALSE, or
+** NONE for an absent bound. */
+typedef struct veld_cval {
+	int kind;
+	char s[VELD_QUERY_VALUE_MAX + 1];
+	size_t n;
+	double num;
+} veld_cval;
+
+enum { VELD_OP_EQ, VELD_OP_RANGE, VELD_OP_HAS };
+
+typedef struct veld_cond {
+	int col;         /* index into the query's paths */
+	int op;          /* VELD_OP_* */
+	veld_cval a, b;  /* EQ/HAS: a; RANGE: from a to b */
+} veld_cond;
+
+/* A report's query, checked: a form narrowed by case, year and where, the
+** fields it reads.  Lives in a Lua userdata: nothing to free when a script
+** error unwinds. */
+typedef struct veld_query {
+	char form[VELD_FORM_NAME_MAX];
+	char case_id[VELD_IDSIZE];
+	char paths[VELD_QUERY_PATHS][VELD_QUERY_PATH_MAX + 1];
+	size_t npaths;
+	int fields_mode;               /* 1: only `fields` (the fast path) */
+	int out[VELD_QUERY_PATHS];     /* the `fields` columns, in order */
+	size_t nout;
+	veld_cond conds[VELD_QUERY_PATHS];
+	size_t nconds;
+	int by[VELD_QUERY_PATHS];      /* tally */
+	size_t nby;
+	int group_col;                 /* tally: -1, or the column grouped by */
+	int group_year;                /* group by the year of a date */
+} veld_query;
+
+/* Read the query table at `idx` (a script's spec) into a new userdata
+** pushed on the stack; author mistakes raise Lua errors.  `for_tally`
+** allows (and needs) `by` and `group`. */
+veld_query *veld_query__read(struct lua_State *L, int idx, int for_tally);
+/* Whether a shown value (NULL: the field is absent) passes a condition. */
+int veld_query__match(const veld_cond *cd, const json_t *v);
+
+/* -- scans over the store (report_scan.c) -- */
+
+#define VELD_SCAN_LOOPS 16 /* scans (each() loops) open at once */
+
+struct veld_scan_memo;
+struct veld_scan_case;
+
+/* The scans of one report run: SQL over the store, read-only, bounded in
+** rows and time.  {0} plus the fields marked "set" is ready; release with
+** veld_scan__release.  Functions taking a lua_State raise Lua errors. */
+typedef struct veld_scan {
+	sqlite3 *db;                 /* set */
+	const veld_os *os;           /* set: the clock */
+	uint64_t max_rows;           /* set */
+	uint32_t wall_ms;            /* set */
+	int64_t deadline_ms;         /* set */
+	uint64_t rows;
+	int stop;                    /* sticky: a limit was hit */
+	char stop_msg[200];
+	sqlite3_stmt *loops[VELD_SCAN_LOOPS];
+	struct veld_scan_memo *memos[VELD_SCAN_LOOPS];
+	sqlite3_stmt *case_st;       /* is a case readable */
+	struct veld_scan_case *cases;
+	size_t ncases, cap_cases;
+	veld_record *rec;            /* the record read last (full mode) */
+	json_t *view;
+} veld_scan;
+
+/* One row of a scan, decoded. */
+typedef struct veld_scan_row {
+	const char *id, *case_id;
+	veld_tok vals[VELD_QUERY_PATHS]; /* fields mode */
+	const json_t *fields;            /* full mode: the view's shown values */
+} veld_scan_row;
+
+void veld_scan__release(veld_scan *sc);
+/* Prepare the scan of `q` in a free loop slot; returns the slot. */
+int veld_scan__open(struct lua_State *L, veld_scan *sc, const veld_query *q);
+/* Step to the next row that passes the query's conditions: 1 a row, 0 the
+** end (the slot is then closed). */
+int veld_scan__next(struct lua_State *L, veld_scan *sc, const veld_query *q, int slot, veld_scan_row *r);
+void veld_scan__close(veld_scan *sc, int slot);
+/* The header of case `id` as a full-mode row: 1, or 0 when the case is
+** not readable here (absent or deleted). */
+int veld_scan__case(struct lua_State *L, veld_scan *sc, const char *id, veld_scan_row *r);
+/* Element `i` of an array token into `e`; 0 past the end. */
+int veld_scan__elem(const veld_tok *t, size_t i, veld_tok *e);
+
+/* -- the functions a report script sees (report_api.c) -- */
+
+struct veld_report_tally;
+
+/* What the functions of a run reach through their upvalue. */
+typedef struct veld_report_ctx {
+	veld_scan scan;
+	json_t *params;              /* the global `params` */
+	json_t *schemas;             /* name -> schema, loaded on demand */
+	json_t *result;              /* what the script returned */
+	struct veld_report_tally *tally; /* the tally being computed, if any */
+} veld_report_ctx;
+
+/* Protected (veld_sandbox__ccall, argument the context): set the globals
+** of a report's state and run the reports' prelude. */
+int veld_report__setup(struct lua_State *L);
+/* Protected: call the report chunk (argument 1) and keep what it returns
+** in ctx->result (argument 2 is the context). */
+int veld_report__call(struct lua_State *L);
+/* Free what the API still holds (a tally cut short by an error). */
+void veld_report__release(veld_report_ctx *c);
+
+/* -- rendering (render.c, render_html.c) -- */
+
+/* A renderer's output: text that grows, NUL-terminated.  Running out of
+** memory sticks (later writes are dropped); the caller looks at `oom` at
+** the end and frees b.p. */
+typedef struct veld_render_out {
+	veld_buf b;
+	int oom;
+} veld_render_out;
+void veld_render__add(veld_render_out *o, const char *s, size_t n);
+void veld_render__str(veld_render_out *o, const char *s);
+void veld_render__fmt(veld_render_out *o, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 2, 3)))
+#endif
+	;
+/* Characters shown (UTF-8 code points). */
+size_t veld_render__width(const char *s);
+
+/* A table's columns as the result declares them (label, type, decimals). */
+#define VELD_RENDER_COLS 64
+typedef struct veld_render_col {
+	const char *label;
+	int type;     /* text, count, int, pct, number, delta, date (render.c) */
+	int decimals;
+} veld_render_col;
+size_t veld_render__columns(veld_render_col *cols, const json_t *columns);
+/* 1 for a column of numbers (right-aligned). */
+int veld_render__numeric(const veld_render_col *c);
+/* A cell as people (`dutch`) or machines read it: the text in `small`, or
+** the string value itself. */
+const char *veld_render__cell(char *small, size_t n, const json_t *v, const veld_render_col *c, int dutch);
+/* A value on a chart, as people read it ("7,4%", "2.329"). */
+void veld_render__chart_value(char *buf, size_t n, double v, const char *unit);
+/* The largest value of a chart's series (0 when none is positive). */
+double veld_render__series_max(const json_t *series);
+/* The result (its shape checked) as one HTML page (render_html.c). */
+void veld_render__html(veld_render_out *o, const json_t *report);
 
 /* Render a result as "text", "csv", "json" or "html" into *out (malloc'd).
 ** A result of the wrong shape is VELD_EINVALID, "chunk: result: ...". */

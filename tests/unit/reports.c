@@ -164,13 +164,24 @@ static void check_data_set(const year_data *y)
 
 /* ---- helpers on outputs ------------------------------------------------------------ */
 
-static char *report(veld_store *s, const char *name, const char *params, const char *format)
+/* `name` is a shipped report's name, or with `file` a path (veld_report_file). */
+static char *report_as(int file, veld_store *s, const char *name, const char *params, const char *format)
 {
 	char *out = NULL;
-	if (veld_report(&out, s, name, params, format))
+	if (file ? veld_report_file(&out, s, name, params, format) : veld_report(&out, s, name, params, format))
 		fail_msg("report %s (%s): %s", name, format, veld_errmsg(s));
 	assert_non_null(out);
 	return out;
+}
+
+static char *report(veld_store *s, const char *name, const char *params, const char *format)
+{
+	return report_as(0, s, name, params, format);
+}
+
+static char *report_file(veld_store *s, const char *path, const char *params, const char *format)
+{
+	return report_as(1, s, path, params, format);
 }
 
 static json_t *report_json(veld_store *s, const char *name, const char *params)
@@ -506,16 +517,28 @@ static char *write_script(const char *dir, const char *name, const char *src)
 	return p;
 }
 
-static void expect_fail(veld_store *s, const char *name, const char *params, const char *format, int code,
-                        const char *msg)
+static void expect_fail_as(int file, veld_store *s, const char *name, const char *params, const char *format,
+                           int code, const char *msg)
 {
 	char *out = (char *)1;
-	int rc = veld_report(&out, s, name, params, format);
+	int rc = file ? veld_report_file(&out, s, name, params, format) : veld_report(&out, s, name, params, format);
 	if (rc != code)
 		fail_msg("%s: wanted %d, got %d: %s", name, code, rc, veld_errmsg(s));
 	assert_null(out);
 	if (!strstr(veld_errmsg(s), msg))
 		fail_msg("%s: message \"%s\" lacks \"%s\"", name, veld_errmsg(s), msg);
+}
+
+static void expect_fail(veld_store *s, const char *name, const char *params, const char *format, int code,
+                        const char *msg)
+{
+	expect_fail_as(0, s, name, params, format, code, msg);
+}
+
+static void expect_fail_file(veld_store *s, const char *path, const char *params, const char *format, int code,
+                             const char *msg)
+{
+	expect_fail_as(1, s, path, params, format, code, msg);
 }
 
 static void test_api_and_author_mistakes(void **state)
@@ -547,33 +570,66 @@ static void test_api_and_author_mistakes(void **state)
 	                 "local c = case(rs[1]._case)\n"
 	                 "return {title = 'Eigen', sections = {{title = c.name, table = {columns = {'a', 'b', 'c', 'd', 'e', 'f'},\n"
 	                 "  rows = {{rs[1].plaats, rs[1].detail[2], n, full[1].duur_min, t.detail.stress, none.n}}}}}}\n");
-	out = report(f->s, p, NULL, "csv");
+	out = report_file(f->s, p, NULL, "csv");
 	assert_string_equal(out, "A\r\na,b,c,d,e,f\r\nzitdag,stress,1,30,1,0\r\n");
 	veld_free(out);
 	free(p);
 
 	/* mistakes come back with file and line */
 	p = write_script(f->dir, "fout.lua", "local x = nil\nreturn x.y\n");
-	expect_fail(f->s, p, NULL, "text", VELD_EINVALID, "fout.lua:2: attempt to index a nil value");
+	expect_fail_file(f->s, p, NULL, "text", VELD_EINVALID, "fout.lua:2: attempt to index a nil value");
 	free(p);
 	p = write_script(f->dir, "query.lua", "\nreturn records{form = 'contactregistratie', fom = 1}\n");
-	expect_fail(f->s, p, NULL, "text", VELD_EINVALID, "query.lua:2: unknown key 'fom' in the query");
+	expect_fail_file(f->s, p, NULL, "text", VELD_EINVALID, "query.lua:2: unknown key 'fom' in the query");
 	free(p);
 	p = write_script(f->dir, "pad.lua", "return records{form = 'contactregistratie', fields = {'_deleted'}}\n");
-	expect_fail(f->s, p, NULL, "text", VELD_EINVALID, "pad.lua:1: fields: '_deleted' is not a field path");
+	expect_fail_file(f->s, p, NULL, "text", VELD_EINVALID, "pad.lua:1: fields: '_deleted' is not a field path");
 	free(p);
 	p = write_script(f->dir, "vorm.lua", "return {title = 'x', sections = {{table = {columns = {'a'}, rows = {{1, 2}}}}}}\n");
-	expect_fail(f->s, p, NULL, "text", VELD_EINVALID, "vorm.lua: result: sections[1].table.rows[1]: 2 cells for 1 columns");
+	expect_fail_file(f->s, p, NULL, "text", VELD_EINVALID, "vorm.lua: result: sections[1].table.rows[1]: 2 cells for 1 columns");
 	free(p);
 	p = write_script(f->dir, "case.lua", "return records{form = '_case'}\n");
-	expect_fail(f->s, p, NULL, "text", VELD_EINVALID, "case.lua:1: the query needs form");
+	expect_fail_file(f->s, p, NULL, "text", VELD_EINVALID, "case.lua:1: the query needs form");
 	free(p);
-	expect_fail(f->s, "/geen/bestand.lua", NULL, "text", VELD_ENOTFOUND, "no report file");
+	expect_fail_file(f->s, "/geen/bestand.lua", NULL, "text", VELD_ENOTFOUND, "no report file");
 
 	/* JSON is the result as is: canonical, reals short */
 	r = report_json(f->s, "jaarcijfers", "{\"year\": 2017}");
 	expect_real(row_of(r, 1, 1, "Materieel"), 3, 100.0);
 	json_decref(r);
+	fixture_free(f);
+}
+
+/* A report is named (veld_report) or given as a path (veld_report_file),
+** never both in one argument. */
+static void test_report_by_name_or_path(void **state)
+{
+	fixture *f = fixture_new("rep-path");
+	char *p, *out = (char *)1;
+	(void)state;
+	p = write_script(f->dir, "eigen.lua", "return {title = 'Eigen', sections = {{paragraphs = {'uit een bestand'}}}}\n");
+
+	/* a path given to veld_report is not run: no report of that name */
+	expect_fail(f->s, p, NULL, "text", VELD_ENOTFOUND, "no report '");
+	expect_fail(f->s, "eigen.lua", NULL, "text", VELD_ENOTFOUND, "no report 'eigen.lua'");
+	expect_fail(f->s, "jaarcijfers.lua", "{\"year\": 2017}", "text", VELD_ENOTFOUND, "no report 'jaarcijfers.lua'");
+
+	/* veld_report_file runs it, named after the file */
+	out = report_file(f->s, p, NULL, "text");
+	assert_string_equal(out, "Eigen\n=====\n\nuit een bestand\n");
+	veld_free(out);
+	expect_fail_file(f->s, p, NULL, "pdf", VELD_EINVALID, "unknown report format");
+
+	/* a name given to veld_report_file is a file that is not there */
+	expect_fail_file(f->s, "jaarcijfers", "{\"year\": 2017}", "text", VELD_ENOTFOUND, "no report file");
+
+	/* both check their arguments */
+	assert_int_equal(veld_report(&out, f->s, "", NULL, "text"), VELD_EINVALID);
+	assert_null(out);
+	assert_int_equal(veld_report_file(NULL, f->s, p, NULL, "text"), VELD_EINVALID);
+	assert_int_equal(veld_report_file(&out, NULL, p, NULL, "text"), VELD_ERROR);
+	assert_null(out);
+	free(p);
 	fixture_free(f);
 }
 
@@ -683,6 +739,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dutch_numbers),
 		cmocka_unit_test(test_api_and_author_mistakes),
+		cmocka_unit_test(test_report_by_name_or_path),
 		cmocka_unit_test(test_hostile_reports_bounded),
 		cmocka_unit_test(test_balans_compared_with_the_previous_by_date),
 		cmocka_unit_test(test_evolutie_three_balances),

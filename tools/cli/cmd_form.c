@@ -513,7 +513,11 @@ int cmd_report(cli *c)
 		free(ptxt);
 		return code;
 	}
-	rc = veld_report(&out, s, name, ptxt, format);
+	/* an author's report file, or a report the store knows by name */
+	if (strchr(name, '/') || (strlen(name) > 4 && !strcmp(name + strlen(name) - 4, ".lua")))
+		rc = veld_report_file(&out, s, name, ptxt, format);
+	else
+		rc = veld_report(&out, s, name, ptxt, format);
 	free(ptxt);
 	code = rc ? cli_fail(s, rc, "report") : EXIT_OK;
 	if (!rc && path) {
