@@ -17,12 +17,21 @@
 ** Conventions: functions return 0 on success and a negative errno-style
 ** value (-EIO, -ENOENT, ...) on failure; read/write return the byte count.
 ** A file is an `int` handle owned by the table that made it.
+**
+** For apps.  This header is installed beside veld.h, and the functions at
+** its end are exported from libveld (VELD_API, from veld.h): the default
+** table, to copy and wrap, and the fault-injecting table, so an app's own
+** tests can make veld's writes fail or lose power the way veld's tests do.
+** A table handed to veld_store_open/create must stay valid, unchanged,
+** until veld_store_close; veld calls it from the thread that calls veld.
 */
 #ifndef VELD_PLATFORM_H
 #define VELD_PLATFORM_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "veld.h" /* VELD_API */
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,11 +103,17 @@ struct veld_os {
 	                  unsigned char *key, size_t key_len);
 };
 
-/* The default table for this OS.  Static storage: never freed, never changed. */
-const veld_os *veld_os_default(void);
+/*
+** The default table for this OS (POSIX: platform/posix.c).  Static storage:
+** never freed, never changed, safe to use from any thread.  An app that
+** brings its own table copies this one (`veld_os mine = *veld_os_default();`),
+** replaces entries and may forward to the originals with the original ctx.
+*/
+VELD_API const veld_os *veld_os_default(void);
 
 /*
-** Fault injection, for tests.  `veld_os_faulty_new` returns a table that
+** Fault injection, for tests (veld's and apps'; not for production use).
+** `veld_os_faulty_new` returns a table that
 ** forwards to `base` and fails or drops operations according to the plan the
 ** test sets on it.  It models power loss the way SQLite's crash tests do:
 ** writes are buffered per file until that file is fsynced; at "power loss"
@@ -118,15 +133,24 @@ typedef struct veld_os_fault_plan {
 	long crash_at_write;   /* power loss just before the N-th pwrite (0 = never) */
 } veld_os_fault_plan;
 
-int veld_os_faulty_new(veld_os_faulty **out, const veld_os *base);
-void veld_os_faulty_free(veld_os_faulty *f);       /* accepts NULL */
-const veld_os *veld_os_faulty_table(veld_os_faulty *f);
-void veld_os_faulty_set(veld_os_faulty *f, const veld_os_fault_plan *plan);
-/* Counters since creation, to plan the next run. */
-long veld_os_faulty_count(const veld_os_faulty *f, int which); /* 'w','s','r' */
-int veld_os_faulty_crashed(const veld_os_faulty *f);
+/* A new faulty object forwarding to `base` (NULL: veld_os_default(); it must
+** outlive the object), with an empty plan: nothing fails until
+** veld_os_faulty_set.  Returns 0, or -ENOMEM with *out NULL. */
+VELD_API int veld_os_faulty_new(veld_os_faulty **out, const veld_os *base);
+/* Free the object (and its table).  Files it still has open are not closed:
+** close the store that uses the table first.  Accepts NULL. */
+VELD_API void veld_os_faulty_free(veld_os_faulty *f);
+/* The table to pass in veld_store_options.os; lives as long as `f`. */
+VELD_API const veld_os *veld_os_faulty_table(veld_os_faulty *f);
+/* Replace the plan (copied).  Counters keep running from creation. */
+VELD_API void veld_os_faulty_set(veld_os_faulty *f, const veld_os_fault_plan *plan);
+/* Counters since creation, to plan the next run: 'w' pwrites, 's' fsyncs,
+** 'r' preads; -1 for anything else. */
+VELD_API long veld_os_faulty_count(const veld_os_faulty *f, int which);
+/* Non-zero once the power loss happened. */
+VELD_API int veld_os_faulty_crashed(const veld_os_faulty *f);
 /* Apply the power loss now (if not already) and write what survives to disk. */
-void veld_os_faulty_crash(veld_os_faulty *f);
+VELD_API void veld_os_faulty_crash(veld_os_faulty *f);
 
 #ifdef __cplusplus
 }
