@@ -105,9 +105,10 @@ struct veld_os {
 
 /*
 ** The default table for this OS (POSIX: platform/posix.c).  Static storage:
-** never freed, never changed, safe to use from any thread.  An app that
-** brings its own table copies this one (`veld_os mine = *veld_os_default();`),
-** replaces entries and may forward to the originals with the original ctx.
+** never freed, never changed, safe to use from any thread.  Its ctx is NULL
+** and its entries ignore ctx, so an app that brings its own table copies
+** this one (`veld_os mine = *veld_os_default();`), sets its own ctx,
+** replaces the entries it wants and calls the originals from them.
 */
 VELD_API const veld_os *veld_os_default(void);
 
