@@ -113,14 +113,14 @@ struct veld_os {
 VELD_API const veld_os *veld_os_default(void);
 
 /*
-** Fault injection, for tests (veld's and apps'; not for production use).
-** `veld_os_faulty_new` returns a table that
+** Fault injection, for tests.  `veld_os_faulty_new` returns a table that
 ** forwards to `base` and fails or drops operations according to the plan the
 ** test sets on it.  It models power loss the way SQLite's crash tests do:
 ** writes are buffered per file until that file is fsynced; at "power loss"
 ** every unsynced write is dropped, kept, or torn (a prefix of each write
 ** kept), chosen by a seeded random generator; after that every call fails
-** with -EIO until the table is freed.
+** with -EIO until the table is freed.  Exported for apps' tests as well;
+** not meant for production use.
 */
 typedef struct veld_os_faulty veld_os_faulty;
 
