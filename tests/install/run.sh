@@ -42,14 +42,17 @@ build() { # OUT SRC LIBS...
 	shift 2
 	"$CC" $cflags -o "$tmp/$out" "$here/$src" "$@" $VELD_APP_FLAGS || fail "cannot build $out"
 }
-needs_veld() { readelf -d "$tmp/$1" | grep -q 'NEEDED.*libveld\.so'; }
+# Outputs are read whole and matched in bash: `cmd | grep -q` under pipefail
+# fails when grep stops reading early and cmd gets SIGPIPE.
+needs_veld() { [[ $(readelf -d "$tmp/$1") == *"Shared library: [libveld.so."* ]]; }
 
 # Shared: the installed libveld.so, found through LD_LIBRARY_PATH.
 # shellcheck disable=SC2046
 build roundtrip_shared roundtrip.c $("$PKG_CONFIG" --libs veld)
 needs_veld roundtrip_shared || fail "roundtrip_shared does not use libveld.so"
-LD_LIBRARY_PATH=$libdir ldd "$tmp/roundtrip_shared" | grep -q "libveld.so.* => $libdir/" ||
-	fail "roundtrip_shared does not load $libdir/libveld.so"
+loaded=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/roundtrip_shared")
+[[ $loaded == *"libveld.so.0 => $libdir/libveld.so.0 "* ]] ||
+	fail "roundtrip_shared does not load $libdir/libveld.so: $loaded"
 LD_LIBRARY_PATH=$libdir "$tmp/roundtrip_shared" "$tmp/store-shared"
 
 # Static: libveld.a and everything it needs, from --static alone.  The
