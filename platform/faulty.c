@@ -7,9 +7,10 @@
 ** so several faulty tables can live side by side.  It is meant for one
 ** thread at a time, like the store handle that uses it.
 **
-** Errors.  A plan (veld_os_fault_plan) names the N-th pwrite, fsync or
-** pread (1-based, counted since the object was made) that fails with -EIO
-** without touching the file.
+** Errors.  A plan (veld_os_fault_plan) names the N-th pwrite, fsync,
+** pread, directory listing or removal (unlink or rmdir; 1-based, counted
+** since the object was made) that fails with -EIO without touching the
+** file.
 **
 ** Power loss.  The model is the one of SQLite's crash tests (src/test6.c):
 ** what a file held at its last fsync is safe; every write (and truncate)
@@ -46,6 +47,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,7 +82,7 @@ struct veld_os_faulty {
 	veld_os table;     /* ctx points back here */
 	const veld_os *base;
 	veld_os_fault_plan plan;
-	long n_write, n_fsync, n_read;
+	long n_write, n_fsync, n_read, n_list, n_remove;
 	int crashed;
 	uint64_t rng;
 	ffile *files;
@@ -643,6 +645,13 @@ done:
 	return rc;
 }
 
+/* Count a removal (unlink, rmdir); 1 if the plan fails this one. */
+static int removal_fails(veld_os_faulty *f)
+{
+	f->n_remove++;
+	return f->plan.fail_remove_at && f->n_remove == f->plan.fail_remove_at;
+}
+
 static int fy_unlink(void *ctx, const char *path)
 {
 	veld_os_faulty *f = ctx;
@@ -650,6 +659,8 @@ static int fy_unlink(void *ctx, const char *path)
 	ffile *file;
 	int rc;
 	if (f->crashed)
+		return -EIO;
+	if (removal_fails(f))
 		return -EIO;
 	key = path_key(path);
 	if (!key)
@@ -675,6 +686,36 @@ static int fy_syncdir(void *ctx, const char *path)
 	if (f->crashed)
 		return -EIO;
 	return f->base->xSyncDir(f->base->ctx, path);
+}
+
+static int fy_listdir(void *ctx, const char *path, int (*cb)(const char *name, int flags, void *payload),
+                      void *payload)
+{
+	veld_os_faulty *f = ctx;
+	if (f->crashed)
+		return -EIO;
+	f->n_list++;
+	if (f->plan.fail_list_at && f->n_list == f->plan.fail_list_at)
+		return -EIO;
+	return f->base->xListDir(f->base->ctx, path, cb, payload);
+}
+
+static int fy_rmdir(void *ctx, const char *path)
+{
+	veld_os_faulty *f = ctx;
+	if (f->crashed)
+		return -EIO;
+	if (removal_fails(f))
+		return -EIO;
+	return f->base->xRmdir(f->base->ctx, path);
+}
+
+static int fy_mtime(void *ctx, const char *path, int64_t *mtime_ms)
+{
+	veld_os_faulty *f = ctx;
+	if (f->crashed)
+		return -EIO;
+	return f->base->xMtime(f->base->ctx, path, mtime_ms);
 }
 
 static int64_t fy_clock(void *ctx)
@@ -733,7 +774,7 @@ int veld_os_faulty_new(veld_os_faulty **out, const veld_os *base)
 	if (!f)
 		return -ENOMEM;
 	f->base = base;
-	f->plan.version = 1;
+	f->plan.version = 2;
 	f->table.version = VELD_OS_VERSION;
 	f->table.ctx = f;
 	f->table.xOpen = fy_open;
@@ -755,6 +796,12 @@ int veld_os_faulty_new(veld_os_faulty **out, const veld_os *base)
 	f->table.xPrompt = fy_prompt;
 	f->table.xKeyWrap = base->xKeyWrap ? fy_keywrap : NULL;
 	f->table.xKeyUnwrap = base->xKeyUnwrap ? fy_keyunwrap : NULL;
+	/* A base older than version 2 has none of these: neither has the copy. */
+	f->table.xListDir = base->version >= 2 ? fy_listdir : NULL;
+	f->table.xRmdir = base->version >= 2 ? fy_rmdir : NULL;
+	f->table.xMtime = base->version >= 2 ? fy_mtime : NULL;
+	if (base->version < 2)
+		f->table.version = 1;
 	*out = f;
 	return 0;
 }
@@ -779,7 +826,13 @@ const veld_os *veld_os_faulty_table(veld_os_faulty *f)
 
 void veld_os_faulty_set(veld_os_faulty *f, const veld_os_fault_plan *plan)
 {
-	f->plan = *plan;
+	/* A version 1 plan ends before the version 2 fields. */
+	if (plan->version >= 2) {
+		f->plan = *plan;
+	} else {
+		memset(&f->plan, 0, sizeof f->plan);
+		memcpy(&f->plan, plan, offsetof(veld_os_fault_plan, fail_list_at));
+	}
 	f->rng = (uint64_t)plan->seed * 0x2545F4914F6CDD1Dull + 1;
 }
 
@@ -789,6 +842,8 @@ long veld_os_faulty_count(const veld_os_faulty *f, int which)
 	case 'w': return f->n_write;
 	case 's': return f->n_fsync;
 	case 'r': return f->n_read;
+	case 'l': return f->n_list;
+	case 'd': return f->n_remove;
 	default: return -1;
 	}
 }

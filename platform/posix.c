@@ -11,6 +11,7 @@
 #define _GNU_SOURCE
 #include "veld_platform.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -196,6 +197,57 @@ static int px_syncdir(void *ctx, const char *path)
 	return rc;
 }
 
+static int px_listdir(void *ctx, const char *path, int (*cb)(const char *name, int flags, void *payload),
+                      void *payload)
+{
+	DIR *d;
+	struct dirent *de;
+	int rc = 0;
+	(void)ctx;
+	if (!(d = opendir(path)))
+		return neg_errno();
+	for (;;) {
+		int flags = 0;
+		errno = 0;
+		if (!(de = readdir(d))) {
+			rc = errno ? neg_errno() : 0;
+			break;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (de->d_type == DT_DIR) {
+			flags = VELD_OS_ISDIR;
+		} else if (de->d_type == DT_REG) {
+			flags = VELD_OS_ISREG;
+		} else if (de->d_type == DT_UNKNOWN) {
+			/* a file system that does not say: ask, without following links */
+			struct stat st;
+			if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+				flags = (S_ISDIR(st.st_mode) ? VELD_OS_ISDIR : 0) | (S_ISREG(st.st_mode) ? VELD_OS_ISREG : 0);
+		}
+		if ((rc = cb(de->d_name, flags, payload)) != 0)
+			break;
+	}
+	closedir(d);
+	return rc;
+}
+
+static int px_rmdir(void *ctx, const char *path)
+{
+	(void)ctx;
+	return rmdir(path) == 0 ? 0 : neg_errno();
+}
+
+static int px_mtime(void *ctx, const char *path, int64_t *mtime_ms)
+{
+	struct stat st;
+	(void)ctx;
+	if (stat(path, &st) != 0)
+		return neg_errno();
+	*mtime_ms = (int64_t)st.st_mtime * 1000;
+	return 0;
+}
+
 static int64_t px_clock(void *ctx)
 {
 	struct timespec ts;
@@ -287,6 +339,9 @@ static const veld_os posix_os = {
 	px_prompt,
 	NULL, /* xKeyWrap: no hardware keystore on a plain POSIX system */
 	NULL,
+	px_listdir,
+	px_rmdir,
+	px_mtime,
 };
 
 const veld_os *veld_os_default(void)

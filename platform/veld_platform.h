@@ -2,17 +2,21 @@
 ** veld_platform.h — the operating system behind one table of function pointers.
 **
 ** Everything veld asks of the OS goes through a `veld_os` table: opening,
-** reading, writing, syncing and renaming files, locking a store, the clock,
+** reading, writing, syncing, renaming and removing files, listing and
+** removing directories, modification times, locking a store, the clock,
 ** random bytes, asking for a passphrase on the terminal, and an optional
 ** hook that lets a platform wrap the master key with a hardware keystore.
 ** Nothing else in the tree calls the OS directly (only this folder may hold
 ** an `#ifdef` for an operating system).
 **
 ** The table is versioned (`version`, like `sqlite3_vfs.iVersion`) so fields
-** can be added at the end without breaking apps that fill one in.  An app
-** or a test copies the default table, replaces a few entries and passes the
-** copy in `veld_store_options.os`; that is how the tests inject I/O errors,
-** torn writes and power loss without tricks (SQLite's `aSyscall[]` idea).
+** can be added at the end without breaking apps that fill one in: a user
+** of a field newer than version 1 checks `version` first (sync's git layer
+** uses the default table when an app's table predates the fields it
+** needs).  An app or a test copies the default table, replaces a few
+** entries and passes the copy in `veld_store_options.os`; that is how the
+** tests inject I/O errors, torn writes and power loss without tricks
+** (SQLite's `aSyscall[]` idea).
 **
 ** Conventions: functions return 0 on success and a negative errno-style
 ** value (-EIO, -ENOENT, ...) on failure; read/write return the byte count.
@@ -37,7 +41,7 @@
 extern "C" {
 #endif
 
-#define VELD_OS_VERSION 1
+#define VELD_OS_VERSION 2 /* 2: xListDir, xRmdir, xMtime */
 
 /* Flags for xOpen. */
 #define VELD_OS_READ     0x01
@@ -101,6 +105,22 @@ struct veld_os {
 	                unsigned char *blob, size_t *blob_len);
 	int (*xKeyUnwrap)(void *ctx, const unsigned char *blob, size_t blob_len,
 	                  unsigned char *key, size_t key_len);
+
+	/* ---- version 2 (read these only when `version` >= 2) ---- */
+
+	/* List the directory `path`: `cb(name, flags, payload)` once per entry
+	** other than "." and "..", in no particular order, with `flags`
+	** VELD_OS_ISDIR or VELD_OS_ISREG for what the entry itself is (a
+	** symbolic link is neither: it is never followed).  A non-zero return
+	** from cb (make it positive) stops the listing and is returned.
+	** -ENOENT when there is no such directory. */
+	int (*xListDir)(void *ctx, const char *path, int (*cb)(const char *name, int flags, void *payload),
+	                void *payload);
+	/* Remove an empty directory (-ENOTEMPTY otherwise). */
+	int (*xRmdir)(void *ctx, const char *path);
+	/* When `path` was last modified, in ms since the epoch (whole seconds
+	** where the file system keeps no finer time). */
+	int (*xMtime)(void *ctx, const char *path, int64_t *mtime_ms);
 };
 
 /*
@@ -125,13 +145,16 @@ VELD_API const veld_os *veld_os_default(void);
 typedef struct veld_os_faulty veld_os_faulty;
 
 typedef struct veld_os_fault_plan {
-	int version;           /* 1 */
+	int version;           /* 2 (a version 1 plan leaves the version 2 fields 0) */
 	unsigned seed;         /* for the drop/keep/tear choices */
 	long fail_write_at;    /* fail the N-th pwrite with -EIO (1-based; 0 = never) */
 	long fail_fsync_at;    /* fail the N-th fsync with -EIO */
 	long fail_read_at;     /* fail the N-th pread with -EIO */
 	long crash_at_fsync;   /* power loss just before the N-th fsync (0 = never) */
 	long crash_at_write;   /* power loss just before the N-th pwrite (0 = never) */
+	/* version 2 */
+	long fail_list_at;     /* fail the N-th directory listing (xListDir) with -EIO */
+	long fail_remove_at;   /* fail the N-th removal (xUnlink or xRmdir) with -EIO */
 } veld_os_fault_plan;
 
 /* A new faulty object forwarding to `base` (NULL: veld_os_default(); it must
@@ -145,8 +168,9 @@ VELD_API void veld_os_faulty_free(veld_os_faulty *f);
 VELD_API const veld_os *veld_os_faulty_table(veld_os_faulty *f);
 /* Replace the plan (copied).  Counters keep running from creation. */
 VELD_API void veld_os_faulty_set(veld_os_faulty *f, const veld_os_fault_plan *plan);
-/* Counters since creation, to plan the next run: 'w' pwrites, 's' fsyncs,
-** 'r' preads; -1 for anything else. */
+/* Counters since creation, to plan the next run: 'w' writes, 's' fsyncs,
+** 'r' reads, 'l' listings, 'd' removals (unlink, rmdir); -1 for anything
+** else. */
 VELD_API long veld_os_faulty_count(const veld_os_faulty *f, int which);
 /* Non-zero once the power loss happened. */
 VELD_API int veld_os_faulty_crashed(const veld_os_faulty *f);

@@ -6,7 +6,7 @@
 ** engines (form.c) only ever reach Lua through the calls declared in
 ** scripts.h, which all run protected (lua_pcall) and budgeted.
 **
-** What a state holds.  base, string, table, math and utf8 (DESIGN.md), with:
+** What a state holds.  base, string, table, math and utf8 (docs/design.md), with:
 **   - no dofile, loadfile, print, warn, xpcall, require/package, io, os,
 **     debug; no string.dump;
 **   - `load` for text chunks only (mode forced to "t": "\27Lua" bytecode is

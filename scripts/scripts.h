@@ -3,7 +3,7 @@
 **
 ** scripts/ runs guest code: forms (and later reports) written in Lua 5.4 by
 ** the office, shipped with the library or received through sync.  A script
-** is a guest (DESIGN.md invariant 8): it cannot touch files, the network or
+** is a guest (docs/design.md, invariant 8): it cannot touch files, the network or
 ** the OS, cannot exhaust memory or CPU, and its failure is a message with
 ** file and line, never a crash.
 **
@@ -41,7 +41,7 @@ struct lua_State;
 
 /* Flags. */
 #define VELD_SANDBOX_COROUTINES 0x1 /* also open `coroutine` (off by default:
-                                    ** DESIGN.md allows base, string, table,
+                                    ** docs/design.md allows base, string, table,
                                     ** math and utf8 only) */
 
 typedef struct veld_sandbox_limits {

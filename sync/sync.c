@@ -1520,9 +1520,9 @@ static int ctx_open(syncctx *c, veld_store *s, const veld_sync_options *opts, in
 	if ((c->repo = veld_store__slot(s, VELD_STORE_SLOT_SYNC)) == NULL) {
 		snprintf(path, sizeof path, "%s/%s", veld_store__dir(s), REPO_DIR);
 		if (os->xStat(os->ctx, path, &flags, NULL) != 0)
-			rc = veld_repo__init(&c->repo, path, c->err);
+			rc = veld_repo__init(&c->repo, os, path, c->err);
 		else
-			rc = veld_repo__open(&c->repo, path, c->err);
+			rc = veld_repo__open(&c->repo, os, path, c->err);
 		if (rc)
 			return rc;
 		veld_store__set_slot(s, VELD_STORE_SLOT_SYNC, c->repo, repo_slot_free);
@@ -1642,7 +1642,7 @@ static int maintain_all(syncctx *c, int prune_age_s)
 	if (rc || !c->office || veld_repo__is_url(c->hub))
 		return rc;
 	veld_repo__hub_release(c->repo); /* its packs are about to go */
-	if ((rc = veld_repo__open(&hub, c->hub, c->err)) == 0)
+	if ((rc = veld_repo__open(&hub, veld_store__os(c->s), c->hub, c->err)) == 0)
 		rc = veld_repo__maintain(hub, prune_age_s, c->err);
 	veld_repo__free(hub);
 	return rc;
@@ -1853,7 +1853,7 @@ int veld_org_init(veld_store **out, const char *dir, const char *pass, size_t pa
 	/* The hub: a path gets a new bare repository. */
 	if (!veld_repo__is_url(hub)) {
 		veld_repo *h = NULL;
-		rc = veld_repo__init(&h, hub, veld_store__err(s));
+		rc = veld_repo__init(&h, veld_store__os(s), hub, veld_store__err(s));
 		veld_repo__free(h);
 		if (rc)
 			goto done;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CLI scenario: the contract of ../shared/CLI.md for what exists now —
+# CLI scenario: the contract of docs/cli.md for what exists now —
 # device init, case new|list|show, record put|show|delete, export, passwd,
 # verify, audit; --json; exit codes; one-line errors; all or nothing.
 . "$VELD_SRC/tests/support/cli.sh"

@@ -2,8 +2,10 @@
 ** platform_faulty.c — the fault-injection table (platform/faulty.c) does
 ** what the crash tests rely on: unsynced writes may be dropped, kept or
 ** torn at power loss, synced writes always survive, every sector ends up
-** as of some prefix of the write sequence, the N-th write, fsync or read
-** fails when asked, and after the power loss every call fails.
+** as of some prefix of the write sequence, the N-th write, fsync, read,
+** directory listing or removal fails when asked, and after the power loss
+** every call fails.  The version 2 entries (xListDir, xRmdir, xMtime) of the
+** default table do what veld_platform.h says.
 */
 #include "testutil.h"
 
@@ -539,6 +541,140 @@ static void test_platform_faulty__unlink_forgets_the_file(void **state)
 	fx_end(&fx);
 }
 
+/* ---- version 2: directories and modification times ---------------------- */
+
+typedef struct listing {
+	int files, dirs, stop_after;
+	char names[512];
+} listing;
+
+static int list_cb(const char *name, int flags, void *payload)
+{
+	listing *l = payload;
+	if (flags & VELD_OS_ISDIR)
+		l->dirs++;
+	if (flags & VELD_OS_ISREG)
+		l->files++;
+	strncat(l->names, name, sizeof l->names - strlen(l->names) - 2);
+	strcat(l->names, ",");
+	return l->stop_after && l->files + l->dirs >= l->stop_after ? 7 : 0;
+}
+
+static int is_dir(const char *path)
+{
+	const veld_os *os = veld_os_default();
+	int flags = 0;
+	return os->xStat(os->ctx, path, &flags, NULL) == 0 && (flags & VELD_OS_ISDIR) ? 1 : 0;
+}
+
+static void touch(const veld_os *os, const char *path)
+{
+	int fd = os->xOpen(os->ctx, path, RDWR, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(os->xClose(os->ctx, fd), 0);
+}
+
+static void test_platform_faulty__list_remove_and_mtime(void **state)
+{
+	fixture fx;
+	const veld_os *os = veld_os_default();
+	char *sub, *in_sub, *missing;
+	listing l;
+	int64_t mt = 0, now;
+	(void)state;
+	fx_begin(&fx, 11);
+	assert_true(os->version >= 2);
+	assert_int_equal(fx.os->version, VELD_OS_VERSION);
+	sub = veld_test_path(fx.dir, "sub");
+	in_sub = veld_test_path(sub, "x");
+	missing = veld_test_path(fx.dir, "missing");
+	touch(os, fx.path);
+	assert_int_equal(os->xMkdir(os->ctx, sub, 0700), 0);
+	touch(os, in_sub);
+
+	/* Entries with their kind, never "." or "..". */
+	memset(&l, 0, sizeof l);
+	assert_int_equal(os->xListDir(os->ctx, fx.dir, list_cb, &l), 0);
+	assert_int_equal(l.files, 1);
+	assert_int_equal(l.dirs, 1);
+	assert_non_null(strstr(l.names, "file,"));
+	assert_non_null(strstr(l.names, "sub,"));
+	assert_null(strstr(l.names, ".,"));
+	/* A non-zero return from the callback stops and comes back. */
+	memset(&l, 0, sizeof l);
+	l.stop_after = 1;
+	assert_int_equal(os->xListDir(os->ctx, fx.dir, list_cb, &l), 7);
+	assert_int_equal(l.files + l.dirs, 1);
+	assert_int_equal(os->xListDir(os->ctx, missing, list_cb, &l), -ENOENT);
+
+	/* A modification time near the clock's. */
+	now = os->xClockMs(os->ctx);
+	assert_int_equal(os->xMtime(os->ctx, fx.path, &mt), 0);
+	assert_true(mt <= now && mt > now - 60 * 1000);
+	assert_int_equal(os->xMtime(os->ctx, missing, &mt), -ENOENT);
+
+	/* rmdir removes only an empty directory. */
+	assert_int_equal(os->xRmdir(os->ctx, sub), -ENOTEMPTY);
+	assert_int_equal(os->xUnlink(os->ctx, in_sub), 0);
+	assert_int_equal(os->xRmdir(os->ctx, sub), 0);
+	assert_int_equal(os->xRmdir(os->ctx, sub), -ENOENT);
+	free(missing);
+	free(in_sub);
+	free(sub);
+	fx_end(&fx);
+}
+
+static void test_platform_faulty__fail_nth_listing_and_removal(void **state)
+{
+	fixture fx;
+	veld_os_fault_plan plan;
+	char *sub;
+	listing l;
+	int64_t mt = 0;
+	(void)state;
+	fx_begin(&fx, 12);
+	sub = veld_test_path(fx.dir, "sub");
+	touch(fx.os, fx.path);
+	assert_int_equal(fx.os->xMkdir(fx.os->ctx, sub, 0700), 0);
+	memset(&plan, 0, sizeof plan);
+	plan.version = 2;
+	plan.fail_list_at = 2;
+	plan.fail_remove_at = 1;
+	fx_plan(&fx, &plan);
+
+	memset(&l, 0, sizeof l);
+	assert_int_equal(fx.os->xListDir(fx.os->ctx, fx.dir, list_cb, &l), 0);
+	assert_int_equal(l.files + l.dirs, 2);
+	memset(&l, 0, sizeof l);
+	assert_int_equal(fx.os->xListDir(fx.os->ctx, fx.dir, list_cb, &l), -EIO); /* the second */
+	assert_int_equal(l.files + l.dirs, 0);
+	assert_int_equal(fx.os->xListDir(fx.os->ctx, fx.dir, list_cb, &l), 0);
+	assert_int_equal(veld_os_faulty_count(fx.f, 'l'), 3);
+
+	/* The first removal fails and leaves the directory; the next goes through. */
+	assert_int_equal(fx.os->xRmdir(fx.os->ctx, sub), -EIO);
+	assert_int_equal(is_dir(sub), 1);
+	assert_int_equal(fx.os->xRmdir(fx.os->ctx, sub), 0);
+	assert_int_equal(is_dir(sub), 0);
+	assert_int_equal(fx.os->xMtime(fx.os->ctx, fx.path, &mt), 0);
+	assert_int_equal(fx.os->xUnlink(fx.os->ctx, fx.path), 0);
+	assert_int_equal(veld_os_faulty_count(fx.f, 'd'), 3);
+
+	/* A version 1 plan leaves the new faults off. */
+	memset(&plan, 0, sizeof plan);
+	plan.version = 1;
+	fx_plan(&fx, &plan);
+	assert_int_equal(fx.os->xListDir(fx.os->ctx, fx.dir, list_cb, &l), 0);
+
+	/* After the power loss they fail too. */
+	veld_os_faulty_crash(fx.f);
+	assert_int_equal(fx.os->xListDir(fx.os->ctx, fx.dir, list_cb, &l), -EIO);
+	assert_int_equal(fx.os->xRmdir(fx.os->ctx, fx.dir), -EIO);
+	assert_int_equal(fx.os->xMtime(fx.os->ctx, fx.dir, &mt), -EIO);
+	free(sub);
+	fx_end(&fx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -555,6 +691,8 @@ int main(void)
 		cmocka_unit_test(test_platform_faulty__fail_nth_write_fsync_read),
 		cmocka_unit_test(test_platform_faulty__everything_fails_after_the_crash),
 		cmocka_unit_test(test_platform_faulty__unlink_forgets_the_file),
+		cmocka_unit_test(test_platform_faulty__list_remove_and_mtime),
+		cmocka_unit_test(test_platform_faulty__fail_nth_listing_and_removal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,6 @@
 /*
 ** sync_interrupt.c — a device killed with SIGKILL while it writes and
-** syncs, at random points, then simply run again (DESIGN.md invariant 7
+** syncs, at random points, then simply run again (docs/design.md, invariant 7
 ** "Crash safe": a kill at any instant loses no committed change, leaves a
 ** store that opens, and an interrupted sync is run again).
 **

@@ -1,5 +1,5 @@
 /*
-** sync_privacy.c — need to know and erasure (DESIGN.md invariant 6 and
+** sync_privacy.c — need to know and erasure (docs/design.md, invariant 6 and
 ** "Keys, roles, privacy"): a volunteer gets the Huiswijs part of a case only
 ** after consent, and nothing else of it; an erased case is gone from every
 ** device, its keys are gone from every keys ref, and the keys refs' old
@@ -141,7 +141,7 @@ static int keys_entries(const char *hub, const char *dev)
 	char ref[128];
 	memset(&e, 0, sizeof e);
 	snprintf(ref, sizeof ref, "refs/veld-keys/%s", dev);
-	assert_int_equal(veld_repo__open(&r, hub, &e), VELD_OK);
+	assert_int_equal(veld_repo__open(&r, veld_os_default(), hub, &e), VELD_OK);
 	if (veld_repo__ref_get(&head, r, ref, &e) == 0 && veld_repo__commit_tree(&tree, r, &head, &e) == 0)
 		veld_repo__diff(r, NULL, &tree, count_entry, &c, &e);
 	veld_repo__free(r);
@@ -155,7 +155,7 @@ static int hub_has(const char *hub, const git_oid *id)
 	git_oid tree;
 	int yes;
 	memset(&e, 0, sizeof e);
-	assert_int_equal(veld_repo__open(&r, hub, &e), VELD_OK);
+	assert_int_equal(veld_repo__open(&r, veld_os_default(), hub, &e), VELD_OK);
 	yes = veld_repo__commit_tree(&tree, r, id, &e) == 0;
 	veld_repo__free(r);
 	return yes;
@@ -181,7 +181,7 @@ static void test_sync__erased_case_is_gone_everywhere(void **state)
 	before = keys_entries(n.hub, n.a_id);
 	assert_true(before >= 4); /* both cases' keys (social, huiswijs), sealed to the office */
 	snprintf(ref, sizeof ref, "refs/veld-keys/%s", n.a_id);
-	assert_int_equal(veld_repo__open(&r, n.hub, &e), VELD_OK);
+	assert_int_equal(veld_repo__open(&r, veld_os_default(), n.hub, &e), VELD_OK);
 	assert_int_equal(veld_repo__ref_get(&old_keys, r, ref, &e), VELD_OK);
 	veld_repo__free(r);
 

@@ -1,10 +1,10 @@
 /*
-** tests/unit/sync_repo.c — the git plumbing of sync/ (sync/repo.c): trees
+** tests/unit/sync_repo.c — the git layer of sync/ (sync/git/): trees
 ** updated at a few paths with empty trees pruned, commits signed in the
 ** veldsig header and every way their verification must fail, the commits a
 ** fetch brought, tree diffs, refs, fetch and push between repositories on
-** paths (and over the smart-HTTP hub when lighttpd is there), refusals and
-** credentials, and the repack that makes erased keys disappear.  The git
+** paths (and over the smart-HTTP hub when lighttpd is there), refusals,
+** credentials and a progress callback that cancels, and the repack that makes erased keys disappear.  The git
 ** CLI cross-checks what libgit2 wrote (fsck --strict, cat-file).
 */
 #include "testutil.h"
@@ -66,7 +66,7 @@ static veld_repo *new_repo(char **dir, const char *tag)
 	veld_repo *r = NULL;
 	veld_err err = {0};
 	*dir = veld_test_tmpdir(tag);
-	assert_int_equal(veld_repo__init(&r, *dir, &err), 0);
+	assert_int_equal(veld_repo__init(&r, veld_os_default(), *dir, &err), 0);
 	return r;
 }
 
@@ -199,18 +199,18 @@ static void test_sync_repo__init_open_errors(void **state)
 	veld_err err = {0};
 	(void)state;
 
-	assert_int_equal(veld_repo__init(&r, dir, &err), 0);
+	assert_int_equal(veld_repo__init(&r, veld_os_default(), dir, &err), 0);
 	assert_non_null(veld_repo__git(r));
 	assert_true(git_repository_is_bare(veld_repo__git(r)));
-	assert_int_equal(veld_repo__open(&r2, dir, &err), 0);
+	assert_int_equal(veld_repo__open(&r2, veld_os_default(), dir, &err), 0);
 	veld_repo__free(r2);
 	r2 = NULL;
 	/* A second init on the same (non-empty) directory is refused. */
-	assert_int_equal(veld_repo__init(&r2, dir, &err), VELD_EEXISTS);
+	assert_int_equal(veld_repo__init(&r2, veld_os_default(), dir, &err), VELD_EEXISTS);
 	assert_null(r2);
 	/* Opening what is not a repository. */
 	missing = veld_test_path(dir, "nothing-here");
-	assert_int_equal(veld_repo__open(&r2, missing, &err), VELD_ENOTFOUND);
+	assert_int_equal(veld_repo__open(&r2, veld_os_default(), missing, &err), VELD_ENOTFOUND);
 	assert_non_null(strstr(err.msg, "nothing-here"));
 	assert_null(r2);
 	veld_repo__free(NULL);
@@ -442,7 +442,7 @@ static void test_sync_repo__tree_update_cost_is_proportional(void **state)
 	{
 		veld_repo *fresh = NULL;
 		git_diff *gd = NULL;
-		assert_int_equal(veld_repo__open(&fresh, dir, &err), 0);
+		assert_int_equal(veld_repo__open(&fresh, veld_os_default(), dir, &err), 0);
 		assert_int_equal(veld_repo__diff(fresh, &t1, &t2, count_diff_cb, &nd, &err), 0);
 		assert_int_equal(nd, 1);
 		git_tree_free(a);
@@ -1046,6 +1046,68 @@ static void test_sync_repo__fetch_and_push_by_path(void **state)
 	drop_repo(hub, dh);
 }
 
+/* A progress callback that asks to stop. */
+static int cancel_cb(const char *stage, size_t done, size_t total, void *payload)
+{
+	(void)stage;
+	(void)done;
+	(void)total;
+	(void)payload;
+	return 1;
+}
+
+static void test_sync_repo__progress_cancels_fetch_and_push(void **state)
+{
+	char *da, *db, *dh, url[4400];
+	veld_repo *a = new_repo(&da, "repo-cancel-a"), *b = new_repo(&db, "repo-cancel-b"),
+	          *hub = new_repo(&dh, "repo-cancel-hub");
+	veld_err err = {0};
+	keypair k;
+	veld_remote_opts stop = {NULL, cancel_cb, NULL};
+	git_oid c1, c2, got;
+	const char *push_spec[] = {"refs/veld/devices/" DEV1 ":refs/veld/devices/" DEV1};
+	const char *fetch_spec[] = {"+refs/veld/devices/*:refs/veld-hub/veld/devices/*"};
+	(void)state;
+
+	crypto_sign_keypair(k.pk, k.sk);
+	c1 = commit_file(a, NULL, "cases/ab/c/r", "v1", &k);
+	assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &c1, &err), 0);
+
+	/* A push to a path: canceled, the hub has no ref; then it goes. */
+	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, &stop, &err), VELD_ECANCELED);
+	assert_non_null(strstr(err.msg, "canceled"));
+	assert_int_equal(veld_repo__ref_get(&got, hub, "refs/veld/devices/" DEV1, &err), VELD_ENOTFOUND);
+	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
+	assert_int_equal(veld_repo__ref_get(&got, hub, "refs/veld/devices/" DEV1, &err), 0);
+	assert_true(git_oid_equal(&got, &c1));
+
+	/* A fetch from a path: canceled, no copy; then it comes. */
+	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 1, &stop, &err), VELD_ECANCELED);
+	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), VELD_ENOTFOUND);
+	assert_int_equal(veld_repo__fetch(b, dh, fetch_spec, 1, NULL, &err), 0);
+	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), 0);
+	assert_true(git_oid_equal(&got, &c1));
+
+	/* Through libgit2's transport (file://): its GIT_EUSER is a cancel too,
+	** and the copy stays where it was. */
+	c2 = commit_file(a, &c1, "cases/ab/c/r", "v2", &k);
+	assert_int_equal(veld_repo__ref_set(a, "refs/veld/devices/" DEV1, &c2, &err), 0);
+	assert_int_equal(veld_repo__push(a, dh, push_spec, 1, NULL, &err), 0);
+	snprintf(url, sizeof url, "file://%s", dh);
+	assert_int_equal(veld_repo__fetch(b, url, fetch_spec, 1, &stop, &err), VELD_ECANCELED);
+	assert_non_null(strstr(err.msg, "canceled"));
+	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), 0);
+	assert_true(git_oid_equal(&got, &c1));
+	assert_int_equal(veld_repo__fetch(b, url, fetch_spec, 1, NULL, &err), 0);
+	assert_int_equal(veld_repo__ref_get(&got, b, "refs/veld-hub/veld/devices/" DEV1, &err), 0);
+	assert_true(git_oid_equal(&got, &c2));
+
+	sodium_memzero(&k, sizeof k);
+	drop_repo(a, da);
+	drop_repo(b, db);
+	drop_repo(hub, dh);
+}
+
 /* Lines of `text` that name a file under `dir` and end in "(deleted)". */
 static int count_removed(const char *text, const char *dir)
 {
@@ -1519,6 +1581,24 @@ static void test_sync_repo__push_refusal_over_http(void **state)
 		assert_true(git_oid_equal(&got, &c2));
 	}
 
+	/* A push whose progress callback cancels sends nothing: the hub keeps
+	** its value; then the push goes through.  (A canceled fetch is tested
+	** over file://: here the one repository already has what it would get.) */
+	{
+		veld_remote_opts stop = {pw_cb, cancel_cb, &pw};
+		git_oid y, got;
+		y = commit_file(r, &c2, "cases/ab/c/r", "v2b", &k);
+		assert_int_equal(veld_repo__ref_set(r, "refs/veld/devices/" DEV1, &y, &err), 0);
+		assert_int_equal(veld_repo__push(r, url, mine, 1, &stop, &err), VELD_ECANCELED);
+		assert_int_equal(veld_repo__fetch(r, url, fetch_spec, 1, &opts, &err), 0);
+		assert_int_equal(veld_repo__ref_get(&got, r, "refs/veld-hub/veld/devices/" DEV1, &err), 0);
+		assert_true(git_oid_equal(&got, &c2));
+		assert_int_equal(veld_repo__push(r, url, mine, 1, &opts, &err), 0);
+		assert_int_equal(veld_repo__fetch(r, url, fetch_spec, 1, &opts, &err), 0);
+		assert_int_equal(veld_repo__ref_get(&got, r, "refs/veld-hub/veld/devices/" DEV1, &err), 0);
+		assert_true(git_oid_equal(&got, &y));
+	}
+
 	/* A wrong password: asked once, then a clear error. */
 	pw.pass = "wrong";
 	pw.calls = 0;
@@ -1690,6 +1770,52 @@ static void test_sync_repo__maintain_empty_and_foreign_packs(void **state)
 	drop_repo(r, dir);
 }
 
+/* The layer's own file operations go through the handle's OS table: a
+** listing that the table fails fails maintain before it changes anything;
+** the next run lists, removes and finishes the job through the table. */
+static void test_sync_repo__maintain_goes_through_the_os_table(void **state)
+{
+	char *dir = veld_test_tmpdir("repo-gc-os");
+	veld_os_faulty *f = NULL;
+	veld_os_fault_plan plan;
+	veld_repo *r = NULL;
+	veld_err err = {0};
+	keypair k;
+	git_oid c1, c2;
+	(void)state;
+
+	assert_int_equal(veld_os_faulty_new(&f, veld_os_default()), 0);
+	assert_int_equal(veld_repo__init(&r, veld_os_faulty_table(f), dir, &err), 0);
+	crypto_sign_keypair(k.pk, k.sk);
+	c1 = commit_file(r, NULL, "cases/ab/c/r", "v1", &k);
+	assert_int_equal(veld_repo__ref_set(r, "refs/veld/devices/" DEV1, &c1, &err), 0);
+	c2 = commit_file(r, &c1, "cases/ab/c/r", "v2", &k);
+	assert_int_equal(veld_repo__ref_set(r, "refs/veld/devices/" DEV1, &c2, &err), 0);
+	assert_int_equal(count_packs(dir), 2);
+
+	memset(&plan, 0, sizeof plan);
+	plan.version = 2;
+	plan.fail_list_at = veld_os_faulty_count(f, 'l') + 1;
+	veld_os_faulty_set(f, &plan);
+	assert_int_equal(veld_repo__maintain(r, 0, &err), VELD_ERROR);
+	assert_non_null(strstr(err.msg, "cannot read"));
+	assert_int_equal(count_packs(dir), 2);
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", dir), 0);
+
+	plan.fail_list_at = 0;
+	veld_os_faulty_set(f, &plan);
+	assert_int_equal(veld_repo__maintain(r, 0, &err), 0);
+	assert_int_equal(count_packs(dir), 1);
+	assert_true(veld_os_faulty_count(f, 'l') > 256); /* every fan-out directory, through the table */
+	assert_true(veld_os_faulty_count(f, 'd') > 256); /* its rmdirs and the old packs' unlinks */
+	assert_int_equal(veld_test_sh("git -C '%s' fsck --strict >/dev/null 2>&1", dir), 0);
+	veld_repo__free(r);
+	veld_os_faulty_free(f);
+	sodium_memzero(&k, sizeof k);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1704,6 +1830,7 @@ int main(void)
 	        cmocka_unit_test(test_sync_repo__diff_matches_libgit2),
 	        cmocka_unit_test(test_sync_repo__refs),
 	        cmocka_unit_test(test_sync_repo__fetch_and_push_by_path),
+	        cmocka_unit_test(test_sync_repo__progress_cancels_fetch_and_push),
 	        cmocka_unit_test(test_sync_repo__path_moves_what_changed),
 	        cmocka_unit_test(test_sync_repo__kept_hub_follows_repacks),
 	        cmocka_unit_test(test_sync_repo__push_refusals_by_path),
@@ -1711,6 +1838,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_sync_repo__push_refusal_over_http, hub_teardown),
 	        cmocka_unit_test(test_sync_repo__maintain_packs_and_prunes),
 	        cmocka_unit_test(test_sync_repo__maintain_empty_and_foreign_packs),
+	        cmocka_unit_test(test_sync_repo__maintain_goes_through_the_os_table),
 	};
 	int rc;
 	if (sodium_init() < 0)

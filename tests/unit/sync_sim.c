@@ -35,7 +35,7 @@
 ** device ref into main.  From
 ** that log the state of any record in any store is known exactly: a write of
 ** a path is live iff no write of that path that the store has seen had seen
-** it (the multi-value register of DESIGN.md).  So the checks are:
+** it (the multi-value register of docs/design.md).  So the checks are:
 **   - no write lost: every live write's value is in the store's view of the
 **     record, shown or among the conflict values;
 **   - nothing superseded comes back: the view holds exactly the live values

@@ -180,7 +180,7 @@ static veld_repo *hub_open(net *n)
 	veld_repo *r = NULL;
 	veld_err e;
 	memset(&e, 0, sizeof e);
-	if (veld_repo__open(&r, n->hub, &e))
+	if (veld_repo__open(&r, veld_os_default(), n->hub, &e))
 		fail_msg("open hub: %s", e.msg);
 	return r;
 }

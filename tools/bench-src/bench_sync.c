@@ -1,6 +1,6 @@
 /*
 ** bench_sync.c — what a sync costs, and whether that cost grows with the
-** change (DESIGN.md invariant 9) or with the hub.  Not a test: it measures
+** change (docs/design.md, invariant 9) or with the hub.  Not a test: it measures
 ** and prints; docs/benchmarks.md ("tools/bench sync") says how to read it.
 **
 ** Two scenarios, through the public API (veld.h) on hubs that are bare
@@ -23,10 +23,9 @@
 **     repository and into a mirror of the hub taken before the round (the
 **     fair comparison: the office already has the previous state).
 **
-** Bytes on the wire.  On a path hub libgit2's local transport moves packs:
-** a push writes one pack into the hub's objects/pack (git_packbuilder_write
-** on the remote's object directory), a fetch indexes one pack into the
-** fetching repository's objects/pack.  Those packs are exactly what a smart
+** Bytes on the wire.  On a path hub veld moves packs itself (sync/git/,
+** the path hub): a push writes one pack into the hub's objects/pack, a
+** fetch indexes one pack into the fetching repository's objects/pack.  Those packs are exactly what a smart
 ** transport would carry, without the protocol framing (pkt-lines, sideband,
 ** ref advertisement).  So the bytes of a push are the sizes of the packs
 ** that appear in the hub during that sync, and the bytes of a fetch the

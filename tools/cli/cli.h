@@ -1,6 +1,6 @@
 /*
 ** cli.h — shared pieces of the `veld` command line (the one header of
-** tools/cli/).  The contract is ../shared/CLI.md: exit codes, one-line
+** tools/cli/).  The contract is docs/cli.md: exit codes, one-line
 ** errors on stderr as "veld: <what>: <why>", --json for scripts, and
 ** passphrases only from the environment, a file or the terminal.
 */

@@ -1,6 +1,6 @@
 /*
 ** pack.c — the packs sync writes: the thin one a push over HTTP sends, with
-** trees as deltas, and the whole-object packs that repo.c indexes into a
+** trees as deltas, and the whole-object packs that odb.c indexes into a
 ** repository (a sync's new objects, objects moved to or from a hub on a
 ** path), where a tree is given no base.
 **
@@ -53,7 +53,7 @@
 #include <mbedtls/sha1.h>
 #include <zlib.h>
 
-#include "sync.h"
+#include "git.h"
 
 typedef struct pack_obj {
 	git_oid id;

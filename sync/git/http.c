@@ -3,7 +3,7 @@
 **
 ** Why: libgit2's push packs by walking, and the walk marks the whole tree
 ** of every head the hub advertises before it packs the few new objects, so
-** a push cost what the hub held (docs/benchmarks.md).  repo.c finds the
+** a push cost what the hub held (docs/benchmarks.md).  push_http.c finds the
 ** objects a change made from its own trees and packs them; this file only
 ** carries that pack, with git's receive-pack exchange over HTTP
 ** (gitprotocol-http, gitprotocol-pack):
@@ -28,7 +28,7 @@
 ** process-wide state of its own (set up by the first curl_easy_init), as
 ** libgit2 does.
 */
-#include "sync.h"
+#include "git.h"
 
 #include <curl/curl.h>
 #include <sodium.h>
