@@ -3,11 +3,16 @@
 **
 ** core/ owns the encrypted local store:
 **   keyfile.c  the key file: master key wrapped by Argon2id(passphrase)
-**   vfs.c      SQLite VFS that seals every page (main db, WAL, journal)
+**   vfs.c      SQLite VFS that seals every page (main db, WAL, journal): the
+**              VFS object and connections; vfs_page.c seals and opens one
+**              page, vfs_file.c is an open file (and the main db's pages),
+**              vfs_log.c the WAL frames and journal records
 **   ext.c      the same VFS as a loadable extension for the sqlite3 shell
 **   id.c       what an id and a form name look like (one definition)
 **   hlc.c      hybrid logical clock stamps
-**   record.c   the record model: multi-value registers, merge, canonical JSON
+**   record.c   the record model: multi-value registers, local writes, the
+**              view; record_merge.c merges two states, record_json.c holds
+**              the canonical JSON, the strict parse and the path checks
 **   store.c    the store handle: schema, cases, records, audit log, veld.h
 ** core/ depends on platform/ only; it never includes sync/ or scripts/.
 ** Names: veld_<module>__<verb> for functions shared across core's files.
@@ -106,7 +111,7 @@ int veld_keyfile__rewrap(const veld_os *os, const char *path, const unsigned cha
 #define VELD_SUBKEY_NONCE  2
 void veld_key__derive(unsigned char *out, const unsigned char *master, uint64_t subkey_id);
 
-/* ---- the encrypting VFS (vfs.c) ---------------------------------------- */
+/* ---- the encrypting VFS (vfs.c, vfs_page.c, vfs_file.c, vfs_log.c) ------ */
 
 /*
 ** A VFS instance registered with SQLite under a unique name.  It does all of
@@ -177,6 +182,111 @@ typedef struct veld_vfs_stats {
 	long ckpt_sealed;    /* checkpoint writes that had to seal again */
 } veld_vfs_stats;
 
+/*
+** Inside the VFS only (the four vfs files; the top of vfs.c explains the
+** formats).  SQLite calls these with its own codes: they return SQLITE_*.
+*/
+#define VELD_VFS_MAGIC        "veld-store-db-1" /* page 1, bytes 0-15 (with NUL) */
+#define VELD_VFS_SQLITE_MAGIC "SQLite format 3" /* what SQLite reads there */
+#define VELD_VFS_TAGBYTES     16
+#define VELD_VFS_SECTOR       512 /* also where journal records are told from headers */
+#define VELD_VFS_MIN_PAGE     1024
+#define VELD_VFS_MAX_PAGE     65536
+#define VELD_VFS_FRAME_HDR    24 /* a WAL frame header, before its page */
+
+enum { VELD_VFS_MAIN = 1, VELD_VFS_JOURNAL = 2, VELD_VFS_WAL = 3 };
+
+struct veld_vfs {
+	sqlite3_vfs base;       /* registered with SQLite; pAppData points here */
+	sqlite3_vfs *root;      /* the default VFS: names, time, randomness, dlopen */
+	const veld_os *os;
+	char name[48];
+	unsigned char *key;     /* fixed page key (sodium_malloc), or NULL */
+	int cipher;
+	veld_vfs_key_cb key_cb; /* or a callback for each main database */
+	void *payload;
+	int busy_ms;
+	int registered;
+	char last_error[256];
+};
+
+/* One open file: the main database, its WAL or its journal. */
+typedef struct veld_vfs_file veld_vfs_file;
+struct veld_vfs_file {
+	sqlite3_file base;
+	veld_vfs *vfs;
+	int fd;
+	int kind;               /* VELD_VFS_MAIN, _JOURNAL or _WAL */
+	int lock;
+	char label[80];         /* file name for messages (last path component) */
+	veld_vfs_file *main;    /* the main database file (itself for a main db) */
+	int pgsz;               /* 0 until known */
+	unsigned char *plain;   /* scratch: one page of plaintext */
+	unsigned char *sealed;  /* scratch: one frame (header + sealed page) */
+	int scratch_sz;
+
+	/* main database only */
+	unsigned char *key;     /* page key: owned when from the callback */
+	int own_key;
+	int cipher, nonce_len, reserve;
+	unsigned char **shm;    /* WAL index regions in heap memory */
+	int n_shm, shm_sz;
+	int in_ckpt;            /* between SQLITE_FCNTL_CKPT_START and CKPT_DONE */
+	int stash_valid;        /* stash_sealed holds the page a checkpoint just read */
+	uint32_t stash_pgno;
+	unsigned char *stash_sealed; /* the sealed page handed to a checkpoint */
+	veld_vfs_stats stats;
+
+	/* WAL: the frame header written last; journal: the last 4-byte write */
+	int64_t last_off;
+	unsigned char last_hdr[VELD_VFS_FRAME_HDR];
+	int have_last;
+};
+
+/* vfs.c: record `fmt` as the VFS's last error (veld_vfs__last_error) and
+** return `rc`. */
+int veld_vfs__fail(veld_vfs *v, int rc, const char *fmt, ...)
+#if defined(__GNUC__)
+	__attribute__((format(printf, 3, 4)))
+#endif
+	;
+
+/* vfs_page.c: the page format. */
+/* 1 if `n` is a page size SQLite may use (a power of two, 1024..65536). */
+int veld_vfs__page_size_ok(int64_t n);
+/* The page size in bytes 16-17 of page 1's header `h`. */
+int veld_vfs__header_page_size(const unsigned char *h);
+/* Seal plaintext page `in` (pgsz bytes, reserved bytes zero) into `out`
+** with the key and cipher of main file `m`. */
+void veld_vfs__seal_page(veld_vfs_file *m, uint32_t pgno, const unsigned char *in,
+                         unsigned char *out, int pgsz);
+/* Open sealed page `in` into `out`: 0, or -1 if it fails authentication,
+** -2 if it is all zeros, -3 if page 1 lacks the magic. */
+int veld_vfs__open_page(veld_vfs_file *m, uint32_t pgno, const unsigned char *in,
+                        unsigned char *out, int pgsz);
+/* SQLITE_IOERR_DATA naming page `pgno` of `f` (in WAL frame `frame` if > 0)
+** and why (`why` from veld_vfs__open_page). */
+int veld_vfs__open_fail(veld_vfs_file *f, int why, uint32_t pgno, long frame);
+/* Check a plaintext page SQLite hands `f` before it is sealed. */
+int veld_vfs__check_plain(veld_vfs_file *f, uint32_t pgno, const unsigned char *p, int pgsz);
+
+/* vfs_file.c: one open file. */
+int veld_vfs__xopen(sqlite3_vfs *pv, const char *name, sqlite3_file *pf, int flags,
+                    int *out_flags);
+/* Scratch pages for page size `pgsz` in `f`. */
+int veld_vfs__scratch(veld_vfs_file *f, int pgsz);
+/* Exactly `n` bytes at `off` through the OS table; `*got` is what was read. */
+int veld_vfs__pread(veld_vfs_file *f, void *buf, size_t n, int64_t off, int64_t *got);
+int veld_vfs__pwrite(veld_vfs_file *f, const void *buf, size_t n, int64_t off);
+/* Learn the main database's page size from page 1 (stays 0 while empty). */
+int veld_vfs__main_page_size(veld_vfs_file *m);
+
+/* vfs_log.c: reads and writes of a WAL and of a rollback journal. */
+int veld_vfs__wal_read(veld_vfs_file *w, unsigned char *buf, int n, int64_t off);
+int veld_vfs__wal_write(veld_vfs_file *w, const unsigned char *buf, int n, int64_t off);
+int veld_vfs__journal_read(veld_vfs_file *j, unsigned char *buf, int n, int64_t off);
+int veld_vfs__journal_write(veld_vfs_file *j, const unsigned char *buf, int n, int64_t off);
+
 /* ---- hybrid logical clock (hlc.c) -------------------------------------- */
 
 #define VELD_DEVICE_ID_LEN 32 /* hex chars */
@@ -203,7 +313,7 @@ int veld_stamp__from_json(veld_stamp *out, const json_t *j);
 /* 1 if `s` (`n` bytes) is a device id: exactly 32 lowercase hex digits. */
 int veld_stamp__is_device(const char *s, size_t n);
 
-/* ---- records (record.c) ------------------------------------------------ */
+/* ---- records (record.c, record_merge.c, record_json.c) ----------------- */
 
 /*
 ** The state of one record, as stored and as synced (record.c explains the
@@ -268,6 +378,36 @@ int veld_record__max_stamp(const veld_record *r, veld_stamp *out);
 ** malformed (empty segment, '.' in a nested key, a path produced twice, an
 ** object or array inside an array, an empty group) or out of memory. */
 json_t *veld_record__flatten(const json_t *fields);
+
+/*
+** Shared by the three record files only; everything else uses the functions
+** above.  A state is never modified in place: a change builds new ctx and
+** fields and swaps them in.
+*/
+#define VELD_RECORD_DELETED      "_deleted"
+#define VELD_RECORD_FORM_VERSION "_form_version"
+/* jansson flags of the canonical encoding (record_json.c explains it). */
+#define VELD_RECORD_CANON_FLAGS  (JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17))
+
+/* Make a record of a valid state in canonical shape (reference stolen, also
+** on failure).  VELD_ERROR for a NULL state or when memory runs out. */
+int veld_record__wrap(veld_record **out, json_t *state);
+/* The record's state (borrowed; replaced, never changed, by the next write). */
+const json_t *veld_record__state(const veld_record *r);
+/* Replace the state's ctx and fields (references stolen, also on failure). */
+int veld_record__swap(veld_record *r, json_t *ctx, json_t *fields);
+/* The stamp of a version of a valid state. */
+void veld_record__vstamp(veld_stamp *out, const json_t *version);
+/* 1 if context `ctx` ({"<device>":[wall,counter]}) covers stamp `s`. */
+int veld_record__covers(const json_t *ctx, const veld_stamp *s);
+/* Pointwise maximum of two contexts (new reference; entries shared). */
+json_t *veld_record__ctx_join(const json_t *a, const json_t *b);
+/* 1 if `s` may be a record's form: a form name or VELD_CASE_FORM. */
+int veld_record__is_form(const char *s);
+/* 1 if a record may hold `path`: well formed, '_' only for the registers. */
+int veld_record__path_ok(const char *path);
+/* 1 if `v` is a field value: a scalar or an array of scalars. */
+int veld_record__value_ok(const json_t *v);
 
 /* ---- the store, for sync/ and scripts/ (store.c) ------------------------ */
 

@@ -1,5 +1,5 @@
 /*
-** record.c — the record model: multi-value registers, merge, canonical JSON.
+** record.c — the record model: state, contexts, local writes, the view.
 **
 ** A record (a case header, a contact, a Sociale Balans, ...) is a map of
 ** field paths to multi-value registers, plus a causal context.  Its state is
@@ -81,15 +81,6 @@
 ** undelete is the ordinary conflict of "_deleted" ([true,false] or
 ** [false,true], shown first).  Concurrent deletes that agree are no conflict.
 **
-** Canonical serialisation (veld_record__canonical).  jansson with
-** JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17): keys sorted
-** bytewise, no whitespace, UTF-8 written as is (only '"', '\\' and control
-** characters are escaped), integers as integers, reals with 17 significant
-** digits ("%.17g", which round-trips every double; an integral real keeps
-** ".0").  Versions are sorted by stamp, ascending.  Every state this file
-** builds is kept in that shape, so equal states give equal bytes, whatever
-** the operations that led to them.  Fixed vectors: tests/resources/record-*.
-**
 ** Values.  A value is null, a boolean, a number, a string, or an array of
 ** those (a multi-choice answer).  Objects are never values: groups are
 ** flattened into paths (veld_record__flatten).  "_deleted" holds booleans.
@@ -101,144 +92,42 @@
 ** flatten rejects an empty or dotted segment rather than guess, and an empty
 ** group (it would write nothing, and is a client's mistake).
 **
-** Parsing (veld_record__parse) is strict, because states arrive from other
-** devices: exact key sets, types and ranges, device ids of 32 lowercase hex
-** digits, non-empty version lists, no two versions with one stamp or from
-** one device in a path, every stamp and every "k" covered by ctx, "k" on and
-** only on deleting versions.  Any of these fails with VELD_EINTEGRITY and a
-** message that names the place, never a value.  Input order is free; the
-** result is re-canonicalised.
+** Files.  This file owns the state object and everything that reads or
+** writes one state: contexts, stamps of versions, local writes, shown
+** values, the view.  record_merge.c joins two states (the rules above);
+** record_json.c holds the canonical encoding, the strict parse of states
+** from other devices, and the checks of paths, values and form names that
+** both this file and the parse apply.  They share the state through the
+** few veld_record__ functions core.h lists for them, never its layout.
 **
 ** Every operation builds the new state beside the old one and swaps it in
 ** at the end, so a failure (out of memory, invalid input) leaves the record
 ** as it was.  States share immutable sub-objects by reference; nothing here
 ** modifies a version, a list or a context in place.
+**
+** What it must not do: modify a state in place, accept a state it has not
+** validated, or print.
 */
 #include "core.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define VELD_RECORD_PATH_MAX  256 /* bytes */
-#define VELD_RECORD_DEPTH_MAX 16  /* nesting of groups in flatten's input */
-#define REC_DELETED      "_deleted"
-#define REC_FORM_VERSION "_form_version"
-#define REC_CANON_FLAGS  (JSON_SORT_KEYS | JSON_COMPACT | JSON_REAL_PRECISION(17))
-
 struct veld_record {
 	json_t *state; /* always in canonical shape */
 };
 
-/* ---- small checks -------------------------------------------------------- */
-
-/* A record's form: a form name, or the store's case header. */
-static int rec_is_form(const char *s)
-{
-	return veld_name__is_form(s) || (s && !strcmp(s, VELD_CASE_FORM));
-}
-
-/* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
-static int rec_utf8_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-	while (i < n) {
-		unsigned c = s[i];
-		size_t k, len;
-		unsigned cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return 0;
-		}
-		if (n - i < len)
-			return 0;
-		for (k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-			return 0;
-		i += len;
-	}
-	return 1;
-}
-
-/* '.'-separated non-empty segments, no control characters, UTF-8. */
-static int rec_segments_ok(const char *p, size_t n)
-{
-	size_t i, seg = 0;
-	if (n == 0 || n > VELD_RECORD_PATH_MAX)
-		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-		if (c < 0x20 || c == 0x7f)
-			return 0;
-		if (c == '.') {
-			if (seg == 0)
-				return 0;
-			seg = 0;
-		} else {
-			seg++;
-		}
-	}
-	return seg > 0 && rec_utf8_ok((const unsigned char *)p, n);
-}
-
-/* A path a record may hold: well formed, and '_' only for our registers. */
-static int rec_path_ok(const char *p)
-{
-	if (!p)
-		return 0;
-	if (p[0] == '_')
-		return !strcmp(p, REC_DELETED) || !strcmp(p, REC_FORM_VERSION);
-	return rec_segments_ok(p, strlen(p));
-}
-
-static int rec_is_scalar(const json_t *v)
-{
-	return json_is_null(v) || json_is_boolean(v) || json_is_number(v) || json_is_string(v);
-}
-
-/* A field value: a scalar or an array of scalars. */
-static int rec_value_ok(const json_t *v)
-{
-	size_t i;
-	const json_t *e;
-	if (rec_is_scalar(v))
-		return 1;
-	if (!json_is_array(v))
-		return 0;
-	json_array_foreach(v, i, e)
-	{
-		if (!rec_is_scalar(e))
-			return 0;
-	}
-	return 1;
-}
-
 /* ---- contexts and stamps ------------------------------------------------- */
 
 /* The stamp of a version of a valid state. */
-static void rec_vstamp(veld_stamp *out, const json_t *version)
+void veld_record__vstamp(veld_stamp *out, const json_t *version)
 {
 	if (veld_stamp__from_json(out, json_object_get(version, "s")))
 		memset(out, 0, sizeof *out); /* unreachable: states are validated */
 }
 
 /* Does context `ctx` cover stamp `s`? */
-static int rec_covers(const json_t *ctx, const veld_stamp *s)
+int veld_record__covers(const json_t *ctx, const veld_stamp *s)
 {
 	const json_t *e = json_object_get(ctx, s->device);
 	int64_t w;
@@ -266,7 +155,7 @@ static int rec_entry_after(const json_t *a, const json_t *b)
 }
 
 /* Pointwise maximum of two contexts (entries shared, never modified). */
-static json_t *rec_ctx_join(const json_t *a, const json_t *b)
+json_t *veld_record__ctx_join(const json_t *a, const json_t *b)
 {
 	json_t *out = json_copy((json_t *)a);
 	const char *dev;
@@ -286,33 +175,36 @@ static json_t *rec_ctx_join(const json_t *a, const json_t *b)
 	return out;
 }
 
-/* ---- construction and access ---------------------------------------------- */
+/* ---- the state object ------------------------------------------------------ */
+
+int veld_record__wrap(veld_record **out, json_t *state)
+{
+	veld_record *r = NULL;
+	*out = NULL;
+	if (!state)
+		return VELD_ERROR;
+	r = calloc(1, sizeof *r);
+	if (!r) {
+		json_decref(state);
+		return VELD_ERROR;
+	}
+	r->state = state;
+	*out = r;
+	return 0;
+}
+
+const json_t *veld_record__state(const veld_record *r)
+{
+	return r->state;
+}
 
 int veld_record__new(veld_record **out, const char *id, const char *case_id, const char *form)
 {
-	veld_record *r = NULL;
-	int rc = 0;
 	*out = NULL;
-	if (!veld_id__is(id) || !veld_id__is(case_id) || !rec_is_form(form)) {
-		rc = VELD_EINVALID;
-		goto done;
-	}
-	r = calloc(1, sizeof *r);
-	if (!r) {
-		rc = VELD_ERROR;
-		goto done;
-	}
-	r->state = json_pack("{s:s, s:s, s:s, s:{}, s:{}}", "id", id, "case", case_id, "form", form,
-	                     "ctx", "fields");
-	if (!r->state) {
-		rc = VELD_ERROR;
-		goto done;
-	}
-	*out = r;
-	r = NULL;
-done:
-	veld_record__free(r);
-	return rc;
+	if (!veld_id__is(id) || !veld_id__is(case_id) || !veld_record__is_form(form))
+		return VELD_EINVALID;
+	return veld_record__wrap(out, json_pack("{s:s, s:s, s:s, s:{}, s:{}}", "id", id, "case",
+	                                        case_id, "form", form, "ctx", "fields"));
 }
 
 void veld_record__free(veld_record *r)
@@ -338,14 +230,9 @@ const char *veld_record__form(const veld_record *r)
 	return json_string_value(json_object_get(r->state, "form"));
 }
 
-char *veld_record__canonical(const veld_record *r)
-{
-	return json_dumps(r->state, REC_CANON_FLAGS);
-}
-
 /* Replace the state's ctx and fields by `ctx` and `fields` (references
 ** stolen, also on failure).  The old state is released on success. */
-static int rec_swap(veld_record *r, json_t *ctx, json_t *fields)
+int veld_record__swap(veld_record *r, json_t *ctx, json_t *fields)
 {
 	json_t *st = json_copy(r->state);
 	int rc = 0;
@@ -375,17 +262,17 @@ int veld_record__set(veld_record *r, const char *path, const json_t *value,
 	json_t *ctx = NULL, *fields = NULL, *version = NULL, *list = NULL, *v = NULL, *e;
 	json_t *cur_ctx = json_object_get(r->state, "ctx");
 	int rc = 0;
-	if (!rec_path_ok(path) || !stamp ||
+	if (!veld_record__path_ok(path) || !stamp ||
 	    !veld_stamp__is_device(stamp->device, strnlen(stamp->device, VELD_DEVICE_ID_LEN + 1)) ||
 	    stamp->wall < 0 || stamp->wall > VELD_HLC_WALL_MAX) {
 		rc = VELD_EINVALID;
 		goto done;
 	}
-	if (value && !rec_value_ok(value)) {
+	if (value && !veld_record__value_ok(value)) {
 		rc = VELD_EINVALID;
 		goto done;
 	}
-	if (!strcmp(path, REC_DELETED) && !json_is_boolean(value)) {
+	if (!strcmp(path, VELD_RECORD_DELETED) && !json_is_boolean(value)) {
 		rc = VELD_EINVALID;
 		goto done;
 	}
@@ -416,7 +303,7 @@ int veld_record__set(veld_record *r, const char *path, const json_t *value,
 		rc = VELD_ERROR;
 		goto done;
 	}
-	if (json_is_true(v) && !strcmp(path, REC_DELETED)) {
+	if (json_is_true(v) && !strcmp(path, VELD_RECORD_DELETED)) {
 		/* The deleter's knowledge: what this delete supersedes. */
 		if (json_object_set_new(version, "k", json_copy(ctx))) {
 			rc = VELD_ERROR;
@@ -428,7 +315,7 @@ int veld_record__set(veld_record *r, const char *path, const json_t *value,
 		rc = VELD_ERROR;
 		goto done;
 	}
-	rc = rec_swap(r, ctx, fields);
+	rc = veld_record__swap(r, ctx, fields);
 	ctx = fields = NULL;
 done:
 	json_decref(ctx);
@@ -441,7 +328,7 @@ done:
 
 int veld_record__delete(veld_record *r, const veld_stamp *stamp)
 {
-	return veld_record__set(r, REC_DELETED, json_true(), stamp);
+	return veld_record__set(r, VELD_RECORD_DELETED, json_true(), stamp);
 }
 
 /* The live versions of `path` (NULL if none), ascending by stamp. */
@@ -463,137 +350,11 @@ const json_t *veld_record__value(const veld_record *r, const char *path, size_t 
 
 int veld_record__is_deleted(const veld_record *r)
 {
-	return json_is_true(veld_record__value(r, REC_DELETED, NULL));
+	return json_is_true(veld_record__value(r, VELD_RECORD_DELETED, NULL));
 }
 
-/* ---- merge ------------------------------------------------------------------ */
-
-/* Same stamp on both sides: normally the same payload; if not, the larger
-** canonical encoding, so that the choice does not depend on the side. */
-static int rec_pick(json_t **out, json_t *a, json_t *b)
-{
-	char *ea = NULL, *eb = NULL;
-	int rc = 0;
-	if (json_equal(a, b)) {
-		*out = a;
-		goto done;
-	}
-	ea = json_dumps(a, REC_CANON_FLAGS);
-	eb = json_dumps(b, REC_CANON_FLAGS);
-	if (!ea || !eb) {
-		rc = VELD_ERROR;
-		goto done;
-	}
-	*out = strcmp(ea, eb) >= 0 ? a : b;
-done:
-	free(ea);
-	free(eb);
-	return rc;
-}
-
-/* Merge the version lists `va` and `vb` (either may be NULL) of one path
-** into a new list `*out` (empty if nothing survives). */
-static int rec_merge_versions(json_t **out, const json_t *va, const json_t *ctx_a,
-                              const json_t *vb, const json_t *ctx_b)
-{
-	size_t i = 0, j = 0, na = json_array_size(va), nb = json_array_size(vb);
-	json_t *list = json_array();
-	int rc = 0;
-	if (!list) {
-		rc = VELD_ERROR;
-		goto done;
-	}
-	while (i < na || j < nb) {
-		json_t *x = i < na ? json_array_get(va, i) : NULL;
-		json_t *y = j < nb ? json_array_get(vb, j) : NULL;
-		json_t *keep = NULL;
-		veld_stamp sx, sy;
-		int c;
-		if (x)
-			rec_vstamp(&sx, x);
-		if (y)
-			rec_vstamp(&sy, y);
-		c = !y ? -1 : !x ? 1 : veld_stamp__cmp(&sx, &sy);
-		if (c == 0) {
-			if ((rc = rec_pick(&keep, x, y)))
-				goto done;
-			i++;
-			j++;
-		} else if (c < 0) {
-			if (!rec_covers(ctx_b, &sx))
-				keep = x;
-			i++;
-		} else {
-			if (!rec_covers(ctx_a, &sy))
-				keep = y;
-			j++;
-		}
-		if (keep && json_array_append(list, keep)) {
-			rc = VELD_ERROR;
-			goto done;
-		}
-	}
-	*out = list;
-	list = NULL;
-done:
-	json_decref(list);
-	return rc;
-}
-
-int veld_record__merge(veld_record *r, const veld_record *other)
-{
-	json_t *ctx_a = json_object_get(r->state, "ctx");
-	json_t *ctx_b = json_object_get(other->state, "ctx");
-	json_t *fa = json_object_get(r->state, "fields");
-	json_t *fb = json_object_get(other->state, "fields");
-	json_t *ctx = NULL, *fields = NULL, *list = NULL, *vers;
-	const char *path;
-	int rc = 0;
-	if (strcmp(veld_record__id(r), veld_record__id(other)) ||
-	    strcmp(veld_record__case(r), veld_record__case(other)) ||
-	    strcmp(veld_record__form(r), veld_record__form(other))) {
-		rc = VELD_EINVALID;
-		goto done;
-	}
-	ctx = rec_ctx_join(ctx_a, ctx_b);
-	fields = json_object();
-	if (!ctx || !fields) {
-		rc = VELD_ERROR;
-		goto done;
-	}
-	json_object_foreach(fa, path, vers)
-	{
-		if ((rc = rec_merge_versions(&list, vers, ctx_a, json_object_get(fb, path), ctx_b)))
-			goto done;
-		if (json_array_size(list) > 0 && json_object_set(fields, path, list)) {
-			rc = VELD_ERROR;
-			goto done;
-		}
-		json_decref(list);
-		list = NULL;
-	}
-	json_object_foreach(fb, path, vers)
-	{
-		if (json_object_get(fa, path))
-			continue;
-		if ((rc = rec_merge_versions(&list, NULL, ctx_a, vers, ctx_b)))
-			goto done;
-		if (json_array_size(list) > 0 && json_object_set(fields, path, list)) {
-			rc = VELD_ERROR;
-			goto done;
-		}
-		json_decref(list);
-		list = NULL;
-	}
-	rc = rec_swap(r, ctx, fields);
-	ctx = fields = NULL;
-done:
-	json_decref(ctx);
-	json_decref(fields);
-	json_decref(list);
-	return rc;
-}
-
+/* The context's largest entry is the state's largest stamp: every version's
+** stamp is covered by the context. */
 int veld_record__max_stamp(const veld_record *r, veld_stamp *out)
 {
 	const char *dev;
@@ -626,10 +387,10 @@ static int rec_seen_by_delete(const json_t *v, const json_t *dels)
 	veld_stamp s;
 	size_t i;
 	const json_t *d;
-	rec_vstamp(&s, v);
+	veld_record__vstamp(&s, v);
 	json_array_foreach(dels, i, d)
 	{
-		if (json_is_true(json_object_get(d, "v")) && rec_covers(json_object_get(d, "k"), &s))
+		if (json_is_true(json_object_get(d, "v")) && veld_record__covers(json_object_get(d, "k"), &s))
 			return 1;
 	}
 	return 0;
@@ -654,7 +415,7 @@ static json_t *rec_values_desc(const json_t *list)
 /* Delete-against-edit: add "conflicts"."_deleted" and "concurrent_edits". */
 static int rec_view_delete(json_t *view, json_t *conflicts, const json_t *fields)
 {
-	const json_t *dels = json_object_get(fields, REC_DELETED);
+	const json_t *dels = json_object_get(fields, VELD_RECORD_DELETED);
 	size_t nd = json_array_size(dels), n = 0, i;
 	const char **paths = NULL;
 	json_t *alts = NULL, *edits = NULL, *list;
@@ -678,7 +439,7 @@ static int rec_view_delete(json_t *view, json_t *conflicts, const json_t *fields
 		json_object_foreach((json_t *)fields, path, list)
 		{
 			const json_t *v;
-			if (!strcmp(path, REC_DELETED))
+			if (!strcmp(path, VELD_RECORD_DELETED))
 				continue;
 			json_array_foreach(list, i, v)
 			{
@@ -694,7 +455,7 @@ static int rec_view_delete(json_t *view, json_t *conflicts, const json_t *fields
 	/* The alternatives, shown first: concurrent delete and undelete, or a
 	** delete and the edits that keep the record alive. */
 	alts = json_pack("[bb]", shown, !shown);
-	if (!alts || json_object_set(conflicts, REC_DELETED, alts)) {
+	if (!alts || json_object_set(conflicts, VELD_RECORD_DELETED, alts)) {
 		rc = VELD_ERROR;
 		goto done;
 	}
@@ -755,327 +516,4 @@ done:
 	json_decref(shown);
 	json_decref(conflicts);
 	return out;
-}
-
-/* ---- flatten ------------------------------------------------------------------- */
-
-static int rec_flatten_into(json_t *out, const char *prefix, const json_t *obj, int depth)
-{
-	const char *key;
-	json_t *v;
-	char *full = NULL;
-	int rc = 0;
-	if (depth > VELD_RECORD_DEPTH_MAX)
-		return VELD_EINVALID;
-	json_object_foreach((json_t *)obj, key, v)
-	{
-		size_t np = prefix ? strlen(prefix) + 1 : 0, nk = strlen(key);
-		/* Top-level keys may be dotted paths; a group key or item id is
-		** one segment. */
-		if (!rec_segments_ok(key, nk) || np + nk > VELD_RECORD_PATH_MAX ||
-		    (prefix && memchr(key, '.', nk))) {
-			rc = VELD_EINVALID;
-			goto done;
-		}
-		full = malloc(np + nk + 1);
-		if (!full) {
-			rc = VELD_ERROR;
-			goto done;
-		}
-		if (prefix) {
-			memcpy(full, prefix, np - 1);
-			full[np - 1] = '.';
-		}
-		memcpy(full + np, key, nk + 1);
-		if (json_is_object(v)) {
-			if (json_object_size(v) == 0) { /* a group with nothing in it */
-				rc = VELD_EINVALID;
-				goto done;
-			}
-			if ((rc = rec_flatten_into(out, full, v, depth + 1)))
-				goto done;
-		} else {
-			if (!rec_value_ok(v) || json_object_get(out, full)) {
-				rc = VELD_EINVALID;
-				goto done;
-			}
-			if (json_object_set_new(out, full, json_deep_copy(v))) {
-				rc = VELD_ERROR;
-				goto done;
-			}
-		}
-		free(full);
-		full = NULL;
-	}
-done:
-	free(full);
-	return rc;
-}
-
-json_t *veld_record__flatten(const json_t *fields)
-{
-	json_t *out;
-	if (!json_is_object(fields))
-		return NULL;
-	out = json_object();
-	if (out && rec_flatten_into(out, NULL, fields, 0)) {
-		json_decref(out);
-		out = NULL;
-	}
-	return out;
-}
-
-/* ---- parsing -------------------------------------------------------------------- */
-
-typedef struct rec_sorted {
-	veld_stamp s;
-	json_t *v;
-} rec_sorted;
-
-static int rec_sorted_cmp(const void *a, const void *b)
-{
-	return veld_stamp__cmp(&((const rec_sorted *)a)->s, &((const rec_sorted *)b)->s);
-}
-
-/* An object has exactly the keys listed (NULL-terminated), `opt` optional. */
-static int rec_has_keys(const json_t *o, const char *const *keys, const char *opt)
-{
-	size_t n = 0;
-	if (!json_is_object(o))
-		return 0;
-	for (; *keys; keys++, n++) {
-		if (!json_object_get(o, *keys))
-			return 0;
-	}
-	if (opt && json_object_get(o, opt))
-		n++;
-	return json_object_size(o) == n;
-}
-
-/* A context: {"<device>":[wall,counter]}.  `within` (if not NULL) must
-** cover every entry. */
-static int rec_check_ctx(const json_t *ctx, const json_t *within, const char *what,
-                         const char *path, veld_err *err)
-{
-	const char *dev;
-	json_t *e;
-	if (!json_is_object(ctx))
-		return veld_err__set(err, VELD_EINTEGRITY, "record state: %s of '%.80s' is not an object", what,
-		                     path);
-	json_object_foreach((json_t *)ctx, dev, e)
-	{
-		json_t *full;
-		veld_stamp s;
-		int rc;
-		if (!json_is_array(e) || json_array_size(e) != 2)
-			return veld_err__set(err, VELD_EINTEGRITY,
-			                     "record state: %s of '%.80s' has an entry that is not [wall, counter]",
-			                     what, path);
-		full = json_pack("[OOs]", json_array_get(e, 0), json_array_get(e, 1), dev);
-		if (!full)
-			return veld_err__set(err, VELD_EINTEGRITY,
-			                     "record state: %s of '%.80s' has a malformed entry", what, path);
-		rc = veld_stamp__from_json(&s, full);
-		json_decref(full);
-		if (rc)
-			return veld_err__set(err, VELD_EINTEGRITY,
-			                     "record state: %s of '%.80s' has a malformed entry (device id of 32 "
-			                     "lowercase hex digits, wall 0..2^53-1, counter 0..2^32-1)",
-			                     what, path);
-		if (within && !rec_covers(within, &s))
-			return veld_err__set(err, VELD_EINTEGRITY,
-			                     "record state: %s of '%.80s' is ahead of the record's context", what,
-			                     path);
-	}
-	return 0;
-}
-
-/* Validate the version list of `path` and return it sorted in `*out`. */
-static int rec_parse_versions(json_t **out, const char *path, const json_t *list, const json_t *ctx,
-                              veld_err *err)
-{
-	static const char *const keys[] = {"s", "v", NULL};
-	size_t n = json_array_size(list), i;
-	rec_sorted *vs = NULL;
-	json_t *sorted = NULL;
-	int is_del = !strcmp(path, REC_DELETED), rc = 0;
-	if (!rec_path_ok(path)) {
-		rc = veld_err__set(err, VELD_EINTEGRITY, "record state: field path '%.80s' is not allowed", path);
-		goto done;
-	}
-	if (!json_is_array(list) || n == 0) {
-		rc = veld_err__set(err, VELD_EINTEGRITY,
-		                   "record state: field '%.80s' is not a non-empty list of versions", path);
-		goto done;
-	}
-	vs = calloc(n, sizeof *vs);
-	if (!vs) {
-		rc = veld_err__set(err, VELD_ERROR, "out of memory");
-		goto done;
-	}
-	for (i = 0; i < n; i++) {
-		json_t *v = json_array_get(list, i), *val, *k;
-		if (!rec_has_keys(v, keys, is_del ? "k" : NULL)) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s' must be an object with exactly "
-			                   "\"s\" and \"v\"%s",
-			                   i, path, is_del ? " (and \"k\" when deleting)" : "");
-			goto done;
-		}
-		if (veld_stamp__from_json(&vs[i].s, json_object_get(v, "s"))) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s' has a malformed stamp (want "
-			                   "[wall, counter, \"32 lowercase hex digits\"])",
-			                   i, path);
-			goto done;
-		}
-		if (!rec_covers(ctx, &vs[i].s)) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s' is not covered by the record's context",
-			                   i, path);
-			goto done;
-		}
-		val = json_object_get(v, "v");
-		if (!rec_value_ok(val) || (is_del && !json_is_boolean(val))) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s' has a value of the wrong type", i, path);
-			goto done;
-		}
-		k = json_object_get(v, "k");
-		if (is_del && json_is_true(val) != (k != NULL)) {
-			rc = veld_err__set(err, VELD_EINTEGRITY,
-			                   "record state: version %zu of '%.80s': \"k\" must be present exactly "
-			                   "when the value is true",
-			                   i, path);
-			goto done;
-		}
-		if (k) {
-			if ((rc = rec_check_ctx(k, ctx, "the delete's knowledge", path, err)))
-				goto done;
-			if (!rec_covers(k, &vs[i].s)) {
-				rc = veld_err__set(err, VELD_EINTEGRITY,
-				                   "record state: version %zu of '%.80s': \"k\" does not cover its stamp", i,
-				                   path);
-				goto done;
-			}
-		}
-		vs[i].v = v;
-	}
-	/* One live version per device: a device's own write supersedes its
-	** earlier ones everywhere (this also rules out a repeated stamp). */
-	for (i = 0; i < n; i++) {
-		size_t j;
-		for (j = i + 1; j < n; j++) {
-			if (!memcmp(vs[i].s.device, vs[j].s.device, VELD_DEVICE_ID_LEN)) {
-				rc = veld_err__set(err, VELD_EINTEGRITY,
-				                   "record state: field '%.80s' holds two live versions from one device",
-				                   path);
-				goto done;
-			}
-		}
-	}
-	qsort(vs, n, sizeof *vs, rec_sorted_cmp);
-	sorted = json_array();
-	if (!sorted) {
-		rc = veld_err__set(err, VELD_ERROR, "out of memory");
-		goto done;
-	}
-	for (i = 0; i < n; i++) {
-		if (json_array_append(sorted, vs[i].v)) {
-			rc = veld_err__set(err, VELD_ERROR, "out of memory");
-			goto done;
-		}
-	}
-	*out = sorted;
-	sorted = NULL;
-done:
-	free(vs);
-	json_decref(sorted);
-	return rc;
-}
-
-/* jansson's message without the part that quotes the input (which may hold
-** personal data). */
-static void rec_json_error(char *buf, size_t n, const json_error_t *e)
-{
-	char *near;
-	snprintf(buf, n, "%s", e->text);
-	near = strstr(buf, " near ");
-	if (near)
-		*near = '\0';
-}
-
-int veld_record__parse(veld_record **out, const char *json, size_t len, veld_err *err)
-{
-	static const char *const top_keys[] = {"id", "case", "form", "ctx", "fields", NULL};
-	json_error_t jerr;
-	json_t *j = NULL, *fields = NULL, *list, *sorted = NULL, *ctx;
-	veld_record *r = NULL;
-	const char *path;
-	char msg[JSON_ERROR_TEXT_LENGTH];
-	int rc = 0;
-	*out = NULL;
-	if (!json) {
-		rc = veld_err__set(err, VELD_EINTEGRITY, "record state is missing");
-		goto done;
-	}
-	j = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!j) {
-		rec_json_error(msg, sizeof msg, &jerr);
-		rc = veld_err__set(err, VELD_EINTEGRITY, "record state is not valid JSON: %s (line %d, column %d)",
-		                   msg, jerr.line, jerr.column);
-		goto done;
-	}
-	if (!rec_has_keys(j, top_keys, NULL)) {
-		rc = veld_err__set(err, VELD_EINTEGRITY,
-		                   "record state must be an object with exactly id, case, form, ctx and fields");
-		goto done;
-	}
-	if (!veld_id__is(json_string_value(json_object_get(j, "id"))) ||
-	    !veld_id__is(json_string_value(json_object_get(j, "case")))) {
-		rc = veld_err__set(err, VELD_EINTEGRITY,
-		                   "record state: id and case must be 32 lowercase hex digits");
-		goto done;
-	}
-	if (!rec_is_form(json_string_value(json_object_get(j, "form")))) {
-		rc = veld_err__set(err, VELD_EINTEGRITY, "record state: form must be a form name ([a-z0-9_]{1,64}) or " VELD_CASE_FORM);
-		goto done;
-	}
-	ctx = json_object_get(j, "ctx");
-	if ((rc = rec_check_ctx(ctx, NULL, "the context", "(record)", err)))
-		goto done;
-	if (!json_is_object(json_object_get(j, "fields"))) {
-		rc = veld_err__set(err, VELD_EINTEGRITY, "record state: fields is not an object");
-		goto done;
-	}
-	fields = json_object();
-	if (!fields) {
-		rc = veld_err__set(err, VELD_ERROR, "out of memory");
-		goto done;
-	}
-	json_object_foreach(json_object_get(j, "fields"), path, list)
-	{
-		if ((rc = rec_parse_versions(&sorted, path, list, ctx, err)))
-			goto done;
-		if (json_object_set_new(fields, path, sorted)) {
-			rc = veld_err__set(err, VELD_ERROR, "out of memory");
-			goto done;
-		}
-	}
-	r = calloc(1, sizeof *r);
-	if (!r || json_object_set_new(j, "fields", fields)) {
-		fields = NULL;
-		rc = veld_err__set(err, VELD_ERROR, "out of memory");
-		goto done;
-	}
-	fields = NULL;
-	r->state = j;
-	j = NULL;
-	*out = r;
-	r = NULL;
-done:
-	json_decref(j);
-	json_decref(fields);
-	veld_record__free(r);
-	return rc;
 }
