@@ -21,12 +21,21 @@
 ** Conventions: functions return 0 on success and a negative errno-style
 ** value (-EIO, -ENOENT, ...) on failure; read/write return the byte count.
 ** A file is an `int` handle owned by the table that made it.
+**
+** For apps.  This header is installed beside veld.h, and the functions at
+** its end are exported from libveld (VELD_API, from veld.h): the default
+** table, to copy and wrap, and the fault-injecting table, so an app's own
+** tests can make veld's writes fail or lose power the way veld's tests do.
+** A table handed to veld_store_open/create must stay valid, unchanged,
+** until veld_store_close; veld calls it from the thread that calls veld.
 */
 #ifndef VELD_PLATFORM_H
 #define VELD_PLATFORM_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "veld.h" /* VELD_API */
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,8 +123,14 @@ struct veld_os {
 	int (*xMtime)(void *ctx, const char *path, int64_t *mtime_ms);
 };
 
-/* The default table for this OS.  Static storage: never freed, never changed. */
-const veld_os *veld_os_default(void);
+/*
+** The default table for this OS (POSIX: platform/posix.c).  Static storage:
+** never freed, never changed, safe to use from any thread.  Its ctx is NULL
+** and its entries ignore ctx, so an app that brings its own table copies
+** this one (`veld_os mine = *veld_os_default();`), sets its own ctx,
+** replaces the entries it wants and calls the originals from them.
+*/
+VELD_API const veld_os *veld_os_default(void);
 
 /*
 ** Fault injection, for tests.  `veld_os_faulty_new` returns a table that
@@ -124,7 +139,8 @@ const veld_os *veld_os_default(void);
 ** writes are buffered per file until that file is fsynced; at "power loss"
 ** every unsynced write is dropped, kept, or torn (a prefix of each write
 ** kept), chosen by a seeded random generator; after that every call fails
-** with -EIO until the table is freed.
+** with -EIO until the table is freed.  Exported for apps' tests as well;
+** not meant for production use.
 */
 typedef struct veld_os_faulty veld_os_faulty;
 
@@ -141,16 +157,25 @@ typedef struct veld_os_fault_plan {
 	long fail_remove_at;   /* fail the N-th removal (xUnlink or xRmdir) with -EIO */
 } veld_os_fault_plan;
 
-int veld_os_faulty_new(veld_os_faulty **out, const veld_os *base);
-void veld_os_faulty_free(veld_os_faulty *f);       /* accepts NULL */
-const veld_os *veld_os_faulty_table(veld_os_faulty *f);
-void veld_os_faulty_set(veld_os_faulty *f, const veld_os_fault_plan *plan);
-/* Counters since creation, to plan the next run. */
-/* 'w' writes, 's' fsyncs, 'r' reads, 'l' listings, 'd' removals (unlink, rmdir). */
-long veld_os_faulty_count(const veld_os_faulty *f, int which);
-int veld_os_faulty_crashed(const veld_os_faulty *f);
+/* A new faulty object forwarding to `base` (NULL: veld_os_default(); it must
+** outlive the object), with an empty plan: nothing fails until
+** veld_os_faulty_set.  Returns 0, or -ENOMEM with *out NULL. */
+VELD_API int veld_os_faulty_new(veld_os_faulty **out, const veld_os *base);
+/* Free the object (and its table).  Files it still has open are not closed:
+** close the store that uses the table first.  Accepts NULL. */
+VELD_API void veld_os_faulty_free(veld_os_faulty *f);
+/* The table to pass in veld_store_options.os; lives as long as `f`. */
+VELD_API const veld_os *veld_os_faulty_table(veld_os_faulty *f);
+/* Replace the plan (copied).  Counters keep running from creation. */
+VELD_API void veld_os_faulty_set(veld_os_faulty *f, const veld_os_fault_plan *plan);
+/* Counters since creation, to plan the next run: 'w' writes, 's' fsyncs,
+** 'r' reads, 'l' listings, 'd' removals (unlink, rmdir); -1 for anything
+** else. */
+VELD_API long veld_os_faulty_count(const veld_os_faulty *f, int which);
+/* Non-zero once the power loss happened. */
+VELD_API int veld_os_faulty_crashed(const veld_os_faulty *f);
 /* Apply the power loss now (if not already) and write what survives to disk. */
-void veld_os_faulty_crash(veld_os_faulty *f);
+VELD_API void veld_os_faulty_crash(veld_os_faulty *f);
 
 #ifdef __cplusplus
 }

@@ -2,22 +2,56 @@
 ** veld.h — the public API of libveld, an offline-first, encrypted case store
 ** for social work that syncs through git.
 **
-** Shape of the API (the SQLite / libgit2 way):
-**  - Opaque handles with paired constructors and destructors; every
-**    destructor accepts NULL.
-**  - Functions return VELD_OK (0) or a negative VELD_E* code.  The message
-**    for the last failure lives on the handle: veld_errmsg(store).  A handle
-**    is returned even when opening fails (unless memory ran out), so the
-**    message can be read; close it afterwards.
-**  - Output parameters come first, then the handle, then the inputs.
-**  - Strings in and out are UTF-8.  Structured data crosses the boundary as
-**    JSON text; every `char **out` result is allocated by the library and is
-**    freed by the caller with veld_free().
-**  - A handle is used by one thread at a time.  Different handles are
-**    independent; a store directory is open in at most one handle at a time
-**    (the second waits up to `busy_timeout_ms` and then gets VELD_EBUSY).
-**  - Passphrases are passed as (pointer, length); the library copies them
-**    into guarded memory only for as long as it needs them.
+** Every function is described where it is declared: what it does, what each
+** output holds on success and on failure, the codes it returns and when,
+** and who frees what.  The rules below hold for every function unless its
+** own comment says otherwise.
+**
+** Handles.  A `veld_store` is opaque, made by veld_store_create,
+** veld_store_open or veld_org_init and freed by veld_store_close, which
+** accepts NULL.  A handle is returned even when opening fails (unless memory
+** ran out), so the message can be read: such a handle is good for
+** veld_errmsg, veld_errcode and veld_store_close only.
+**
+** Errors.  Functions return VELD_OK (0) or a negative VELD_E* code.  The
+** message of the last failure lives on the handle: veld_errmsg(store), one
+** line naming ids, fields and files, never personal data.  Read it after a
+** call failed; each call starts by clearing it.  A NULL handle gives
+** VELD_ERROR and no message (veld_report and veld_report_file:
+** VELD_EINVALID).  Besides the codes a function lists, every call that
+** reads or writes the store can return VELD_ERROR (I/O error, out of
+** memory), VELD_EINTEGRITY (a page of the database failed to authenticate:
+** tampered or damaged, nothing of it was used) and VELD_EBUSY (the store's
+** lock could not be taken).  A call that fails leaves the records as they
+** were: each change runs in one transaction (veld_sync and veld_org_init
+** say what they keep of a failed run).
+**
+** Arguments and results.  Output parameters come first, then the handle,
+** then the inputs.  Strings in and out are UTF-8 and NUL-terminated;
+** structured data crosses the boundary as JSON text.  An id is 32 lowercase
+** hex digits; an `id_out` buffer holds VELD_IDSIZE bytes (the NUL included),
+** is written only on success and may be NULL when the id is not wanted.  A
+** `char **out` result is set to NULL first and, on success, to a string the
+** library allocated, which the caller frees with veld_free() — also when the
+** function's comment says *out holds something on failure.  Input strings
+** and option structs are read during the call only, unless said otherwise.
+** Passphrases are passed as (pointer, length), need no NUL and may hold any
+** bytes; the library copies them into guarded memory only for as long as
+** it needs them.
+**
+** Threads.  A handle is used by one thread at a time; calls on different
+** handles may run at the same time on different threads (the library
+** keeps no global state of its own).  A store directory is open in at most one handle at a
+** time, in any process: the second open waits up to `busy_timeout_ms` and
+** then gets VELD_EBUSY.  Callbacks (progress, credentials) run on the
+** calling thread, inside the call, and must not call the library on the
+** same handle.
+**
+** The OS.  The store's files, its lock, the clock and randomness go
+** through a table of functions, veld_platform.h's `veld_os` (the git
+** repository under repo/ is read and written by libgit2); an app may pass
+** its own in veld_store_options.os: copy veld_os_default() and replace
+** entries.
 */
 #ifndef VELD_H
 #define VELD_H
@@ -29,6 +63,9 @@
 extern "C" {
 #endif
 
+/* VELD_API marks what libveld exports.  Define VELD_STATIC before including
+** this header when linking libveld.a on Windows; elsewhere it changes
+** nothing. */
 #if defined(VELD_STATIC)
 #define VELD_API
 #elif defined(_WIN32)
@@ -48,14 +85,15 @@ extern "C" {
 #endif
 
 /* The version this header belongs to; veld_version_number() tells the
-** library's (MAJOR * 1000000 + MINOR * 1000 + PATCH, the SQLite way). */
+** library's (MAJOR * 1000000 + MINOR * 1000 + PATCH, the SQLite way).  An
+** app that wants the library it was built against compares the two. */
 #define VELD_VERSION_MAJOR  0
 #define VELD_VERSION_MINOR  1
 #define VELD_VERSION_PATCH  0
 #define VELD_VERSION_STRING "0.1.0"
 #define VELD_VERSION_NUMBER (VELD_VERSION_MAJOR * 1000000 + VELD_VERSION_MINOR * 1000 + VELD_VERSION_PATCH)
 
-/* Return codes. */
+/* Return codes.  veld_errmsg() says which thing and why. */
 #define VELD_OK          0
 #define VELD_ERROR      -1  /* anything not listed below (I/O, out of memory) */
 #define VELD_ENOTFOUND  -2  /* no such store, case, record or field */
@@ -65,6 +103,9 @@ extern "C" {
 #define VELD_EBUSY      -6  /* the store is open elsewhere (locked) */
 #define VELD_EEXISTS    -7  /* the thing to create is already there */
 #define VELD_EDENIED    -8  /* not allowed for this device or role */
+/* A progress callback returned non-zero (veld_import, veld_sync, veld_join):
+** the call stopped without changing a record (veld_export_json gives the
+** same bytes as before); calling again without canceling does the work. */
 #define VELD_ECANCELED  -9  /* a progress callback asked to stop: nothing was changed */
 
 /* Sizes. */
@@ -80,256 +121,561 @@ struct veld_os; /* veld_platform.h: the OS table, for apps that bring their own 
 
 typedef struct veld_store veld_store;
 
+/* ---- The store ---------------------------------------------------------- */
+
 /*
 ** Options for creating and opening a store.  Versioned: set `version` to
 ** VELD_STORE_OPTIONS_VERSION (or start from veld_store_options_init) and
-** leave unknown fields zero.
+** leave unknown fields zero.  The struct itself is read during the call
+** only; the `os` table it points to is kept by the handle and must stay
+** valid and unchanged until veld_store_close.
 */
 #define VELD_STORE_OPTIONS_VERSION 1
 typedef struct veld_store_options {
 	unsigned version;
 	const struct veld_os *os;      /* NULL: the default OS table */
 	int cipher;                    /* VELD_CIPHER_*, used on create */
-	/* Argon2id cost for the passphrase, used on create and passwd; 0 picks
+	/* Argon2id cost for the passphrase, used on create and by
+	** veld_store_passwd on a handle opened with these options; 0 picks
 	** libsodium's "interactive" limits.  Stored in the key file. */
 	unsigned long long pwhash_opslimit;
 	size_t pwhash_memlimit;
 	int busy_timeout_ms;           /* wait for a store open elsewhere; 0: 5000 */
 	/* Device identity, used on create. */
-	const char *device_name;       /* shown in logs; not personal data */
+	const char *device_name;       /* shown in logs; not personal data; NULL: "device" */
 	const char *device_role;       /* "office", "assistant" or "volunteer" */
 } veld_store_options;
 
+/* Zero `opts` (not NULL) and set its version. */
 VELD_API void veld_store_options_init(veld_store_options *opts);
 
 /*
-** Create a new store in directory `dir` (created if missing; must not
-** already hold a store: VELD_EEXISTS).  Generates the master key, the key
-** file, the encrypted database and the device's signing keys.
+** veld_store_create — make a new store in directory `dir` (created, mode
+** 0700, if missing): the master key, the key file sealed under the
+** passphrase, the encrypted database and the device's signing and box
+** keys.  `opts` NULL: the defaults, which name no role, so a store needs
+** opts with `device_role`.
+**
+** *out: a new handle, open, on VELD_OK; on failure a handle holding the
+** message (close it), or NULL with VELD_ERROR when memory ran out.  A
+** failure after the key file was written removes the files it made (a
+** directory it created stays).
+**
+** VELD_EINVALID  `dir` NULL or empty, not a directory, no valid role, an
+**                unknown cipher or Argon2id limits out of range
+** VELD_EEXISTS   `dir` already holds a store
+** VELD_ERROR     `dir` cannot be made; I/O error; out of memory
 */
 VELD_API int veld_store_create(veld_store **out, const char *dir,
                                const char *pass, size_t pass_len,
                                const veld_store_options *opts);
 
-/* Open an existing store.  Wrong passphrase: VELD_EAUTH, nothing touched. */
+/*
+** veld_store_open — open an existing store and take its lock (held until
+** veld_store_close).  An older store layout is migrated in place, in one
+** transaction.  `opts` NULL: the defaults (cipher, role and name are read
+** from the store).
+**
+** *out: as for veld_store_create.
+**
+** VELD_EINVALID   `dir` NULL or empty
+** VELD_ENOTFOUND  no directory `dir`, or no key file in it
+** VELD_EAUTH      wrong passphrase; nothing was touched
+** VELD_EINTEGRITY the key file is damaged, veld.db is missing, a page does
+**                 not authenticate, or the store's layout is unknown
+** VELD_EBUSY      the store is open in another handle for longer than
+**                 `busy_timeout_ms`
+** VELD_ERROR      the key file needs AES-256-GCM and this CPU lacks it;
+**                 I/O error; out of memory
+*/
 VELD_API int veld_store_open(veld_store **out, const char *dir,
                              const char *pass, size_t pass_len,
                              const veld_store_options *opts);
 
-/* Close and wipe every key.  Accepts NULL. */
+/* Close the store, release its lock and wipe every key.  Accepts NULL and
+** a handle whose open failed.  The handle and veld_errmsg's string are gone
+** afterwards; `char **out` results stay valid until veld_free. */
 VELD_API void veld_store_close(veld_store *store);
 
-/* Message and code of the last failure on this handle ("" and 0 if none).
-** The string lives until the next call on the handle. */
+/* Message and code of the last failure on this handle; read them after a
+** call failed (after a success they are usually "" and 0, but not always).
+** The string belongs to the handle and lives until the next call on it or
+** veld_store_close.  With NULL (an open that ran out of memory): "out of
+** memory" and VELD_ERROR. */
 VELD_API const char *veld_errmsg(const veld_store *store);
 VELD_API int veld_errcode(const veld_store *store);
 
-/* Rewrap the master key under a new passphrase.  Re-encrypts nothing. */
+/*
+** veld_store_passwd — seal the master key under a new passphrase and
+** replace the key file atomically (the Argon2id cost comes from the options
+** the handle was opened with).  Re-encrypts nothing: the old passphrase
+** stops working, the data stays as it is.
+**
+** VELD_EINVALID  the Argon2id limits are out of range
+** VELD_ERROR     I/O error: the key file is then the old one or the new
+**                one, never a mix
+*/
 VELD_API int veld_store_passwd(veld_store *store, const char *new_pass, size_t new_len);
 
-/* Full check: every page authenticates, SQLite's integrity check passes,
-** every record parses in canonical form.  VELD_EINTEGRITY names what failed. */
+/*
+** veld_store_verify — full check: every page authenticates (SQLite's
+** integrity check reads them all), the database is consistent, every record
+** parses and is stored in canonical form.  Changes nothing.
+**
+** VELD_EINTEGRITY  the message names the page, table or record that failed
+*/
 VELD_API int veld_store_verify(veld_store *store);
 
-/* Checkpoint the WAL into the database and VACUUM (in memory, through the
-** encrypting VFS), giving freed space back.  Takes the write lock. */
+/*
+** veld_store_compact — checkpoint the WAL into the database and VACUUM (in
+** memory, through the encrypting VFS), giving freed space back to the file
+** system.  Takes the write lock; the records are unchanged.
+*/
 VELD_API int veld_store_compact(veld_store *store);
 
-/* This device: {"id":..,"name":..,"role":..,"sign_pk":..,"box_pk":..} */
+/*
+** veld_store_device_json — this device, for enrolment and display:
+** {"id","name","role","sign_pk","box_pk"} (the public keys in hex).
+** *out: the JSON on VELD_OK, NULL on failure.
+**
+** VELD_EINTEGRITY  the device identity in the store is missing or malformed
+*/
 VELD_API int veld_store_device_json(char **out, veld_store *store);
 
 /* ---- Cases and records ------------------------------------------------- */
 
 /*
-** Create a case.  `header_json` is an object with at least "name" and
-** "postcode"; optional "birth", "address", "phone", "ref" (an external
-** dossier number).  Writes the new case id (VELD_IDSIZE bytes) to `id_out`.
+** veld_case_new — create a case.  `header_json` is an object with "name"
+** (non-empty) and "postcode" (a Belgian postcode, "1000"-"9999"), and
+** optionally "birth" (YYYY-MM-DD), "address", "phone", "ref" (an external
+** dossier number), "toestemming.<scope>" (a date).  The case header merges
+** like any record.
+**
+** id_out: the new case id (VELD_IDSIZE bytes), written on VELD_OK only.
+**
+** VELD_EINVALID  not a JSON object, an unknown key, a missing or malformed
+**                field (the message names it)
 */
 VELD_API int veld_case_new(char *id_out, veld_store *store, const char *header_json);
 
-/* Update fields of a case header (same keys as veld_case_new, plus
-** "toestemming.<scope>" dates); null clears an optional field. */
+/*
+** veld_case_update — change fields of a case header: the keys of
+** veld_case_new and "toestemming.<scope>" dates.  A key set to null clears
+** an optional field; "name" and "postcode" cannot be cleared.  Keys not
+** named keep their values.
+**
+** VELD_EINVALID   as for veld_case_new, or clearing "name" or "postcode"
+** VELD_ENOTFOUND  no case `case_id` in this store (or the store holds only
+**                 some of its records, not its header)
+*/
 VELD_API int veld_case_update(veld_store *store, const char *case_id, const char *header_json);
 
-/* All readable cases: [{"id":..,"name":..,"postcode":..,"records":n,"conflicts":n}];
-** a case this store holds records of without its header (a volunteer's
-** Huiswijs cases) is listed as {"id","records","conflicts","header":false}. */
+/*
+** veld_case_list_json — every case this store can read, ordered by id:
+** [{"id","name","postcode",... the header's shown fields,"records":n,
+** "conflicts":n}].  A case this store holds records of without its header
+** (a volunteer's Huiswijs cases) is listed as
+** {"id","records","conflicts","header":false}.  Deleted cases are left out;
+** "records" counts the live records.  *out: the JSON on VELD_OK, NULL on
+** failure.
+*/
 VELD_API int veld_case_list_json(char **out, veld_store *store);
 
-/* One case: {"id", "header": {...}, "records": [...], "conflicts": [...]};
-** "header" is null when this store does not hold the case's header. */
+/*
+** veld_case_show_json — one case: {"id","header":{shown fields},
+** "header_conflicts":{field:[values]},"records":[record as
+** veld_record_show_json, deleted ones left out],"conflicts":[{"record",
+** "field","values"}]}.  "header" is null when this store does not hold the
+** case's header.  The opening is written to the audit log.  *out: the JSON
+** on VELD_OK, NULL on failure.
+**
+** VELD_ENOTFOUND  `case_id` is not an id, or this store knows no such case
+*/
 VELD_API int veld_case_show_json(char **out, veld_store *store, const char *case_id);
 
 /*
-** Create or update a record of form `form` in case `case_id`, checked by
-** the form's rules (VELD_EINVALID lists every failing field).  `record_id`
-** NULL creates a new record; otherwise it names the record to update (it
-** must belong to the case).  `fields_json` is an object of field path ->
-** value (null clears a field).  Repeating groups are objects keyed by item
-** id: {"acties": {"a1": {"status": "lopend"}}} sets the field
-** "acties.a1.status".  Writes the record id to `id_out`.
+** veld_record_put — create or update a record of form `form` (a name, not
+** NULL) in case `case_id`, checked by the form's rules first: the record
+** as it will be, with the form's computed values stored beside the fields.
+** `record_id` NULL creates a new record; otherwise it names the record to
+** update, which must be of this case and form and not deleted.
+** `fields_json` is an object of field path -> value (null clears a field;
+** NULL: {}).  Repeating groups are objects keyed by item id:
+** {"acties": {"a1": {"status": "lopend"}}} sets the field
+** "acties.a1.status".  Fields not named keep their values.
+**
+** id_out: the record id (the new one, or `record_id`), written on VELD_OK
+** only.
+**
+** VELD_EINVALID   `form` unknown, `fields_json` not an object, a reserved
+**                 ("_...") or malformed field name, the record belongs to
+**                 another case or form or is deleted, the case is deleted,
+**                 or the form's rules reject fields: the message lists
+**                 every failing field ("2 field(s) rejected: datum: ...")
+** VELD_ENOTFOUND  no case `case_id`, or no record `record_id`
 */
 VELD_API int veld_record_put(char *id_out, veld_store *store, const char *case_id,
                              const char *form, const char *record_id,
                              const char *fields_json);
 
 /*
-** Check a put without storing it: *errors_json receives every failing
-** field as [{"field","message"}] (messages in Dutch, for the app to show)
-** with VELD_EINVALID, or "[]" with VELD_OK.
+** veld_record_validate_json — check a put without storing anything: the
+** arguments of veld_record_put; the case, the form, the fields and the
+** form's rules are checked, not `record_id` (an unknown one validates as a
+** new record).  `errors_json` must not be NULL.
+**
+** *errors_json: "[]" with VELD_OK; with VELD_EINVALID from the form's
+** rules, every failing field as [{"field","message"}] (messages in Dutch,
+** for the app to show); NULL for any other failure (the message is on the
+** handle: a malformed `fields_json`, an unknown form, no such case).
 */
 VELD_API int veld_record_validate_json(char **errors_json, veld_store *store, const char *case_id,
                                        const char *form, const char *record_id, const char *fields_json);
 
 /*
-** Bulk import (JSON Lines, docs/cli.md): one record per line,
-** {"case": CASE_ID | {"ref","name","postcode",...}, "form": NAME, "fields": {...}}.
-** Lines with the same ref share one case.  All or nothing: a bad line is
-** reported by its number and nothing is stored.  `progress` (may be NULL)
-** is called every 1000 lines.  *count receives the number of lines stored.
+** veld_import — bulk import of JSON Lines (docs/cli.md): one record per
+** line, {"case": CASE_ID | {"ref","name","postcode",...}, "form": NAME,
+** "fields": {...}}.  Lines with the same "ref" share one case, made at its
+** first line (which must carry "name" and "postcode").  Empty lines are
+** skipped.  `jsonl` holds `len` bytes and need not end with a newline.
+** Every line goes through the form's rules as in veld_record_put.
+**
+** All or nothing, in one transaction: a bad line is reported by its number
+** ("line 4: ...") and nothing is stored.
+**
+** `progress` (may be NULL) is called every 1000 records and after the last,
+** with the records done and the number of lines (empty ones included); a
+** non-zero return cancels the import: VELD_ECANCELED, nothing stored.
+**
+** *count (may be NULL): the number of records stored on VELD_OK, 0 on
+** failure.
+**
+** VELD_EINVALID   a line is not an object, lacks "form" or "fields", or its
+**                 record is rejected as by veld_record_put
+** VELD_ENOTFOUND  a line names a case id this store does not know
+** VELD_ECANCELED  the progress callback asked to stop
 */
 VELD_API int veld_import(long *count, veld_store *store, const char *jsonl, size_t len,
                          int (*progress)(long done, long total, void *payload), void *payload);
 
 /* ---- Forms -------------------------------------------------------------- */
 
-/* [{"name","label","compartment","version"}] of the forms this store knows. */
+/*
+** veld_form_list_json — the forms this library ships:
+** [{"name","label","compartment","version"}].  *out: the JSON on VELD_OK,
+** NULL on failure.
+*/
 VELD_API int veld_form_list_json(char **out, veld_store *store);
-/* The schema of a form as JSON: what a tablet app renders. */
+
+/*
+** veld_form_schema_json — the schema of form `form` as JSON: what a tablet
+** app renders (docs/forms.md).  *out: the JSON on VELD_OK, NULL on failure.
+**
+** VELD_ENOTFOUND  no form `form`
+*/
 VELD_API int veld_form_schema_json(char **out, veld_store *store, const char *form);
-/* For form authors: load FILE.lua; VELD_OK with the schema in *out, or an
-** error with the message ("name.lua:LINE: ...") in *out.  Free *out. */
+
+/*
+** veld_form_check — for form authors: load the form script at `path`
+** (NAME.lua, at most 1 MiB) in the sandbox, without a store.
+**
+** *out: the schema on VELD_OK; on failure the message ("name.lua:LINE:
+** ...", or NULL if memory ran out).  Free it in both cases.
+**
+** VELD_ENOTFOUND  no file `path`
+** VELD_EINVALID   the file is not named NAME.lua or is too large, or the
+**                 script or its declarations fail
+*/
 VELD_API int veld_form_check(char **out, const char *path);
 
-/* {"id","case","form","form_version","deleted","fields":{path: value},
-**  "conflicts":{path:[values...]}} with the shown (winning) values. */
+/*
+** veld_record_show_json — one record: {"id","case","form","form_version",
+** "deleted","fields":{path: shown value},"conflicts":{path:[values...]}},
+** the shown (winning) value of every field.  A deleted record is shown with
+** "deleted":true.  The opening is written to the audit log.  *out: the JSON
+** on VELD_OK, NULL on failure.
+**
+** VELD_ENOTFOUND  `record_id` is not an id, no such record, or it names a
+**                 case (see veld_case_show_json)
+*/
 VELD_API int veld_record_show_json(char **out, veld_store *store, const char *record_id);
 
-/* Delete a record (a versioned tombstone; concurrent edits make a conflict). */
+/*
+** veld_record_delete — delete a record: a versioned tombstone that syncs
+** like an edit; a concurrent edit elsewhere makes a delete-against-edit
+** conflict (veld_resolve with "_deleted").
+**
+** VELD_ENOTFOUND  no record `record_id`
+** VELD_EINVALID   `record_id` names a case (cases are erased:
+**                 veld_case_erase), or the record is already deleted
+*/
 VELD_API int veld_record_delete(veld_store *store, const char *record_id);
 
-/* Every readable case and record in canonical form, sync metadata left out:
-** two converged stores give the same bytes. */
+/*
+** veld_export_json — every readable case and record, deleted ones
+** included, in canonical form with sync metadata left out:
+** {"format":1,"cases":[{"id","deleted","header","header_conflicts",
+** "records":[...]}]}.  Two converged stores give the same bytes.  The
+** export is written to the audit log.  *out: the JSON on VELD_OK, NULL on
+** failure.
+*/
 VELD_API int veld_export_json(char **out, veld_store *store);
 
-/* Audit log, oldest first: [{"seq","at","device","action","case","record"}].
-** `case_id` NULL for all cases. */
+/*
+** veld_audit_json — the audit log, oldest first:
+** [{"seq","at" (ms since the epoch),"device","action","case","record"}]
+** ("case" and "record" only where the entry has them).  `case_id` NULL for
+** every entry, else the entries of that case.  *out: the JSON on VELD_OK,
+** NULL on failure.
+*/
 VELD_API int veld_audit_json(char **out, veld_store *store, const char *case_id);
 
 /* ---- Organisation, enrolment and sync (sync/, docs/sync.md) ------------ */
 
 /*
-** Create the office store in `dir` (role office) with the organisation's
-** signing key, and the hub: a path gets a new bare repository; a URL must
-** name an existing empty repository.  The registry (organisation and the
-** office device) is committed to `main` and, for a hub on a path, pushed;
-** for a URL hub the first veld_sync (with credentials) publishes it.
+** veld_org_init — create the office store in `dir` (as veld_store_create,
+** role "office", device name "office" unless `opts` names one) with the
+** organisation's signing key, and the hub: a path gets a new bare
+** repository; a URL must name an existing empty repository.  The registry
+** (organisation and the office device) is committed to `main` and, for a
+** hub on a path, pushed at once; for a URL hub the first veld_sync (with
+** credentials) publishes it.
+**
+** *out: as for veld_store_create.  The store is made first: when a later
+** step fails, it stays in `dir` with the handle open on it (remove the
+** directory before trying again).
+**
+** VELD_EINVALID  `org_name` or `hub` NULL or empty, or as veld_store_create
+** VELD_EEXISTS   `dir` already holds a store, or the hub's path is a
+**                directory that is not empty
+** other codes    as veld_sync, for the first push to a hub on a path
 */
 VELD_API int veld_org_init(veld_store **out, const char *dir, const char *pass, size_t pass_len,
                            const char *org_name, const char *hub, const veld_store_options *opts);
 
-/* Office: accept an enrolment request (the JSON `veld device init` wrote)
-** for postcode ranges `region` ("1500-1999,3000-3499"; NULL for none).
-** Writes the device id to id_out.  Published at the next sync. */
+/*
+** veld_enroll — office: accept an enrolment request (the JSON of
+** veld_store_device_json on the new device, which `veld device init`
+** writes) for postcode ranges `region` ("1500-1999,3000-3499"; NULL or ""
+** for none).  An assistant is given the keys of the existing cases in its
+** region.  Published at the next sync.
+**
+** id_out: the device id (VELD_IDSIZE bytes), written on VELD_OK only.
+**
+** VELD_EDENIED    this store is not the office
+** VELD_EINVALID   the request is malformed, its role is not "assistant" or
+**                 "volunteer", or `region` is malformed
+** VELD_EINTEGRITY the request's device id does not match its signing key
+** VELD_EEXISTS    the device is already enrolled
+*/
 VELD_API int veld_enroll(char *id_out, veld_store *office, const char *request_json, const char *region);
 
-/* Office: revoke a device.  Its commits after the last merged one are
-** rejected from the next sync on. */
+/*
+** veld_device_revoke — office: revoke a device.  Its commits after the last
+** one merged are rejected from the next sync on.
+**
+** VELD_EDENIED    this store is not the office
+** VELD_EINVALID   `device_id` NULL or the office itself
+** VELD_ENOTFOUND  no enrolled, unrevoked device `device_id`
+*/
 VELD_API int veld_device_revoke(veld_store *office, const char *device_id);
 
-/* Options of the calls that talk to the hub. */
+/*
+** Options of the calls that talk to the hub (veld_sync, veld_join).
+** Versioned like veld_store_options: start from veld_sync_options_init.
+** Read during the call only; NULL everywhere means no callbacks, no flags.
+*/
 typedef struct veld_sync_options {
 	unsigned version; /* VELD_SYNC_OPTIONS_VERSION */
-	/* Progress: stage ("commit", "fetch", "verify", "merge", "push"), done,
-	** total.  A non-zero return cancels the call: VELD_ECANCELED. */
+	/* Progress (may be NULL): `stage` is "commit", "fetch", "verify",
+	** "merge" or "push" (also "repack" and "prune" during maintenance, and
+	** "receiving objects", "indexing objects", "sending objects" during a
+	** transfer), with `done` of `total` in the stage's own unit.  The
+	** string lives during the callback only.  A non-zero return cancels the
+	** call: VELD_ECANCELED. */
 	int (*progress)(const char *stage, size_t done, size_t total, void *payload);
-	/* Credentials for HTTP hubs: fill user and password (NUL-terminated). */
+	/* Credentials for HTTP hubs (may be NULL: none, and a hub that asks for
+	** a login gives VELD_EAUTH).  Called at most once per transfer, when
+	** the transfer needs a login: `user` holds the user name from the URL
+	** or "", `pass` is ""; fill both (NUL-terminated, within `user_cap` and
+	** `pass_cap`) and return 0, or return non-zero to give up: VELD_EAUTH.
+	** `url` is the hub's. */
 	int (*credentials)(char *user, size_t user_cap, char *pass, size_t pass_cap,
 	                   const char *url, void *payload);
-	void *payload;
+	void *payload; /* handed to both callbacks */
 	unsigned flags; /* VELD_SYNC_* */
 } veld_sync_options;
 #define VELD_SYNC_OPTIONS_VERSION 1
-/* Zero `opts` and set its version. */
+/* Zero `opts` and set its version.  Accepts NULL (does nothing). */
 VELD_API void veld_sync_options_init(veld_sync_options *opts);
 /* Prune unreachable objects after this sync (here, and on a hub on a path
 ** when run by the office): what makes an erasure final.  It also happens
 ** by itself after an erasure and every 50 syncs. */
 #define VELD_SYNC_PRUNE 0x1
 
-/* Device: fetch the registry from `hub`, find this device's enrolment and
-** keep `hub` as the remote.  VELD_ENOTFOUND if not enrolled (yet). */
+/*
+** veld_join — device: fetch the registry from `hub`, trust the
+** organisation key found there (trust on first use: from now on only
+** `main` commits it signs are accepted), find this device's enrolment and
+** keep `hub` as the remote.  The records of `main` merge at the first
+** veld_sync.  `opts` may be NULL.
+**
+** VELD_ENOTFOUND  no hub at `hub` (a path), the hub has no organisation
+**                 yet, or this device is not enrolled (yet): the office
+**                 runs veld_enroll and syncs
+** VELD_EINTEGRITY the hub's organisation entry or `main` does not verify,
+**                 or the registry enrols this device with another role
+** VELD_EAUTH      the hub refused the credentials (or none were given)
+** VELD_ECANCELED  the progress callback asked to stop
+** VELD_ERROR      the hub cannot be reached
+*/
 VELD_API int veld_join(veld_store *store, const char *hub, const veld_sync_options *opts);
 
 /*
-** Commit local changes, fetch, verify, merge, push.  `summary_json`:
-** {"pushed":n,"fetched":n,"merged":n,"conflicts":n,"rejected":[{"ref","commit","reason"}]}.
-** Returns VELD_EINTEGRITY when something fetched was rejected (the summary
-** is still written; everything else was merged), VELD_EDENIED when the hub
-** refused a push.
+** veld_sync — commit local changes (sealed, signed), fetch, verify, merge,
+** push (docs/sync.md, "one sync in order").  `opts` may be NULL.  A sync
+** that fails part way keeps the steps it finished (its local commit, the
+** objects fetched, a merge): the next sync goes on from there.
+**
+** *summary_json (may be NULL):
+** {"pushed":n,"fetched":n,"merged":n,"conflicts":n,"rejected":[{"ref",
+** "commit","reason"}]}.  It is written on VELD_OK and on VELD_EINTEGRITY,
+** and may be written with what was done so far on other failures; it is
+** NULL otherwise.  Free it in every case.
+**
+** VELD_EINTEGRITY something fetched was rejected (a bad signature, a path
+**                 a device may not write, a revoked device...): the
+**                 summary lists it; everything else was merged and pushed
+** VELD_ENOTFOUND  this store has no hub yet (veld_join)
+** VELD_EDENIED    the hub refused a push
+** VELD_EAUTH      the hub refused the credentials (or none were given)
+** VELD_ECANCELED  the progress callback asked to stop
+** VELD_ERROR      the hub cannot be reached; I/O error
 */
 VELD_API int veld_sync(char **summary_json, veld_store *store, const veld_sync_options *opts);
 
-/* Record the client's consent for `scope` ("huiswijs", ...) on the case:
-** the case field "toestemming.<scope>" is set to today's date. */
+/*
+** veld_case_consent — record the client's consent for `scope` ("social" or
+** "huiswijs") on the case: the case field "toestemming.<scope>" is set to
+** today's date (UTC, from the OS table's clock).
+**
+** VELD_EINVALID   `scope` is neither
+** VELD_ENOTFOUND  no case `case_id` (header) in this store
+*/
 VELD_API int veld_case_consent(veld_store *store, const char *case_id, const char *scope);
 
-/* Give device `device_id` the key of compartment `scope` of the case:
-** sealed to it at the next sync.  VELD_EDENIED without recorded consent,
-** or when the device's role may not hold that compartment (volunteers hold
-** only "huiswijs"). */
+/*
+** veld_case_share — give device `device_id` the key of compartment `scope`
+** ("social" or "huiswijs") of the case: sealed to it at the next sync.
+**
+** VELD_EINVALID   `scope` is neither
+** VELD_ENOTFOUND  no case `case_id` (header) here, or no enrolled device
+**                 `device_id`
+** VELD_EDENIED    no recorded consent for `scope` (veld_case_consent), or
+**                 the device's role may not hold that compartment
+**                 (volunteers hold only "huiswijs")
+*/
 VELD_API int veld_case_share(veld_store *store, const char *case_id, const char *device_id,
                              const char *scope);
 
-/* Office: crypto-shred a case everywhere.  Its records and keys leave this
-** store now; the next sync publishes the erasure, every device deletes its
-** copy and its sealed keys, and unreachable objects are pruned.  The
-** records' history stays in git, sealed with keys that no longer exist. */
+/*
+** veld_case_erase — office: crypto-shred a case everywhere.  Its records
+** and keys leave this store now; the next sync publishes the erasure, every
+** device deletes its copy and its sealed keys, and unreachable objects are
+** pruned.  The records' history stays in git, sealed with keys that no
+** longer exist.  Cannot be undone.
+**
+** VELD_EDENIED    this store is not the office
+** VELD_ENOTFOUND  no case `case_id` (header) in this store
+*/
 VELD_API int veld_case_erase(veld_store *store, const char *case_id);
 
-/* Every field with more than one live value:
-** [{"case","record","form","field","values":[shown first, ...]}] */
+/*
+** veld_conflicts_json — every field with more than one live value, case
+** headers included, ordered by case and record:
+** [{"case","record","form","field","values":[shown first, ...]}].
+** *out: the JSON on VELD_OK, NULL on failure.
+*/
 VELD_API int veld_conflicts_json(char **out, veld_store *store);
 
-/* Resolve a conflict by writing `value_json` to `field` of `record_id`; the
-** write supersedes every value this store holds.  Field "_deleted" with
-** true or false settles a delete-against-edit conflict. */
+/*
+** veld_resolve — resolve a conflict by writing `value_json` (any JSON value
+** but an object) to `field` of `record_id` (a record or a case id, for a
+** header's conflicts); the write supersedes every value this store holds.
+** Field "_deleted" with true or false settles a delete-against-edit
+** conflict.
+**
+** VELD_EINVALID   `field` empty or reserved ("_..." other than "_deleted"),
+**                 `value_json` not JSON or an object, "_deleted" with a
+**                 value that is not true or false
+** VELD_ENOTFOUND  no record `record_id`, or it has no field `field`
+*/
 VELD_API int veld_resolve(veld_store *store, const char *record_id, const char *field,
                           const char *value_json);
 
-/* Who changed what, when, from the signed history of main and this
-** device: [{"commit","signer","name","at","records":[{"case","record"}]}],
-** newest first; `case_id` NULL for all. */
+/*
+** veld_log_json — who changed what, when: the signed history of this
+** store's ref (`main` at the office, its device ref elsewhere, which holds
+** the commits it merged), merges left out, newest first:
+** [{"commit","signer" (a device id, or "org"),"at" (ms since the epoch),
+** "records":[{"case","record"}]}].  `case_id` NULL for every commit, else
+** the commits that touched that case.  "[]" for a store that never synced.
+** *out: the JSON on VELD_OK, NULL on failure.
+*/
 VELD_API int veld_log_json(char **out, veld_store *store, const char *case_id);
 
-/* Check the store's git repository: every object reads back with its hash,
-** every commit of this store's ref carries a valid signature, every record
-** blob on it opens.  VELD_EINTEGRITY names what failed.  A store that never
-** synced passes. */
+/*
+** veld_repository_verify — check the store's git repository: every object
+** reads back with its hash, every commit of this store's ref signed by this
+** store carries a valid signature, every record blob on it opens.  Changes
+** nothing.  A store that never synced passes.
+**
+** VELD_EINTEGRITY  the message names the object or commit that failed
+*/
 VELD_API int veld_repository_verify(veld_store *store);
 
 /* ---- Reports (scripts/reports/, docs/reports.md) ---------------------- */
 
 /*
-** Run report `name` over the store, read-only, and render it in `format`
-** ("text", "csv", "json" or "html"; NULL: "text") into *out.  `name` is
-** the name of a report the store knows ("jaarcijfers", "evolutie"), never
-** a path.  `params_json`: {"year": 2017}, {"case": "<case id>"}, ... (NULL: {}).
-** VELD_ENOTFOUND for an unknown report; VELD_EINVALID for a bad format or
-** parameters and for a failing script ("jaarcijfers.lua:LINE: ...").
+** veld_report — run the report named `name` ("jaarcijfers", "evolutie":
+** a report this library ships, never a path) over the store and render it
+** in `format` ("text", "csv", "json" or "html"; NULL: "text") into *out.
+** `params_json` is an object handed to the script as `params`:
+** {"year": 2017}, {"case": "<case id>"}, ... (NULL: {}).
+**
+** Read-only: the script sees one snapshot of the store and cannot write.
+** It runs in the Lua sandbox with a budget (256 MiB, 10^9 instructions,
+** 60 s, 50 million records read); a script over its budget fails.
+**
+** *out: the rendered report on VELD_OK, NULL on failure.
+**
+** VELD_ENOTFOUND  no report `name`
+** VELD_EINVALID   `out` NULL, `name` NULL or empty, a bad format or
+**                 parameters, or a failing script (the message says where:
+**                 "jaarcijfers.lua:LINE: ...")
 */
 VELD_API int veld_report(char **out, veld_store *store, const char *name, const char *params_json,
                          const char *format);
 
-/* The same for the report script at `path` (for report authors). */
+/*
+** veld_report_file — the same for the report script at `path` (for report
+** authors; at most 1 MiB, read through the store's OS table).  Messages
+** name the script by its file name.
+**
+** VELD_ENOTFOUND  no file `path`
+** VELD_EINVALID   as veld_report, or the file is too large
+*/
 VELD_API int veld_report_file(char **out, veld_store *store, const char *path, const char *params_json,
                               const char *format);
 
-/* Free memory returned by the library.  Accepts NULL. */
+/* ---- Memory and version ------------------------------------------------- */
+
+/* Free memory returned by the library (every `char **out` result).
+** Accepts NULL. */
 VELD_API void veld_free(void *p);
 
-/* Library version, e.g. "0.1.0", and as a number (VELD_VERSION_NUMBER of
-** the library's own header). */
+/* Library version, e.g. "0.1.0" (a static string, never freed), and as a
+** number: VELD_VERSION_NUMBER of the header the library was built with. */
 VELD_API const char *veld_version(void);
 VELD_API int veld_version_number(void);
 
