@@ -17,8 +17,7 @@
 ** message of the last failure lives on the handle: veld_errmsg(store), one
 ** line naming ids, fields and files, never personal data.  Read it after a
 ** call failed; each call starts by clearing it.  A NULL handle gives
-** VELD_ERROR and no message (veld_report and veld_report_file:
-** VELD_EINVALID).  Besides the codes a function lists, every call that
+** VELD_ERROR and no message.  Besides the codes a function lists, every call that
 ** reads or writes the store can return VELD_ERROR (I/O error, out of
 ** memory), VELD_EINTEGRITY (a page of the database failed to authenticate:
 ** tampered or damaged, nothing of it was used) and VELD_EBUSY (the store's
@@ -320,14 +319,16 @@ VELD_API int veld_record_put(char *id_out, veld_store *store, const char *case_i
 
 /*
 ** veld_record_validate_json — check a put without storing anything: the
-** arguments of veld_record_put; the case, the form, the fields and the
-** form's rules are checked, not `record_id` (an unknown one validates as a
-** new record).  `errors_json` must not be NULL.
+** arguments of veld_record_put, checked exactly as a put checks them (the
+** case, the record being updated, the form, the fields and the form's
+** rules).  `errors_json` must not be NULL.
 **
 ** *errors_json: "[]" with VELD_OK; with VELD_EINVALID from the form's
 ** rules, every failing field as [{"field","message"}] (messages in Dutch,
 ** for the app to show); NULL for any other failure (the message is on the
-** handle: a malformed `fields_json`, an unknown form, no such case).
+** handle: a malformed `fields_json`, an unknown form, no such case or
+** record (VELD_ENOTFOUND), a deleted case or record, or a record of
+** another case or form (VELD_EINVALID)).
 */
 VELD_API int veld_record_validate_json(char **errors_json, veld_store *store, const char *case_id,
                                        const char *form, const char *record_id, const char *fields_json);
