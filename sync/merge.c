@@ -17,11 +17,8 @@
 */
 #include "sync.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <sodium.h>
 
 /* ---- sync_refs as git ids ---------------------------------------------------- */
 
