@@ -5,7 +5,9 @@
 **   envelope.c  the record blob: sealed, deterministic, bound to its path
 **   keyring.c   sealed case-key entries for the keys refs
 **   registry.c  org-signed registry entries (org, devices, revocations)
-**   sync.c      one sync: commit, fetch, verify, merge, push
+**   context.c, state.c and one file per stage (commit.c, verify.c,
+**               merge.c, keys.c, erase.c, run.c, org.c, ...): one sync,
+**               commit, fetch, verify, merge, push, and the calls around it
 **   git/        the git layer, which knows git and not veld (git/git.h):
 **               the repository handle, the object batch, trees, diffs,
 **               signed commits, refs, fetch and push (a hub on a path, a
@@ -116,6 +118,259 @@ typedef struct veld_range {
 } veld_range;
 int veld_region__parse(veld_range *ranges, int max, int *n, const char *text, veld_err *err);
 int veld_region__contains(const veld_range *ranges, int n, int postcode);
+
+/* ---- the sync stages (context.c, state.c, and a file per stage) ---------- */
+
+/*
+** One sync is a run of stages over one context (docs/sync.md):
+**   context.c     the context: keys, the open repository, progress and
+**                 cancellation, signing, paths of records in a tree
+**   state.c       the sync state: every SQL statement on the sync tables
+**   commit.c      seal dirty records into a commit; the keys ref
+**   verify.c      verify a fetched ref: signatures, paths, blobs
+**   merge.c       merge records and the registry of verified refs
+**   keys.c        case keys: made, shared by region, taken from keys refs
+**   erase.c       erasure, local and published
+**   run.c         veld_sync: commit, fetch, verify and merge, push, upkeep
+**   org.c share.c log.c repoverify.c   the other public calls
+** Every function returns 0 or a negative VELD_E* code with the message on
+** the store's error (c->err).  The context holds no store transaction:
+** the callers open them (run.c says where).
+*/
+#include <git2.h>
+
+struct veld_remote_opts; /* the git plumbing's, below */
+
+#define VELD_REF_MAIN       "refs/heads/main"
+#define VELD_REF_DEV_PREFIX "refs/veld/devices/"
+#define VELD_REF_KEY_PREFIX "refs/veld-keys/"
+#define VELD_HUB_PREFIX     "refs/veld-hub/"
+#define VELD_ORG_SIGNER     "org"
+#define VELD_MAX_RANGES     32
+/* Parents a merge commit may have: this store's head and at most
+** VELD_MAX_PARENTS - 1 merged heads (the rest are recorded in sync_refs all
+** the same); verification accepts that many. */
+#define VELD_MAX_PARENTS    32
+/* A case's directory in a tree: "cases/<c0c1>/<c2>/<case>" (docs/sync.md,
+** "Trees"). */
+#define VELD_CASE_DIR_LEN   (6 + 3 + 2 + 32)
+
+/* Refs a commit step moves (this store's ref, its keys ref): held here
+** until the store's transaction is sure to commit (commit.c). */
+#define VELD_STAGED_REFS 2
+typedef struct veld_staged_ref {
+	char name[128];
+	git_oid id;
+} veld_staged_ref;
+
+typedef struct veld_syncctx {
+	veld_store *s;
+	veld_err *err;
+	struct veld_repo *repo;  /* owned by the store's sync slot */
+	const veld_sync_options *opts;
+	const char *me;
+	int office;
+	unsigned char *dev_sk;   /* this device's signing key */
+	unsigned char *org_sk;   /* the organisation's (office only) */
+	unsigned char *box_sk;
+	unsigned char *blob_key; /* a case key being read, wiped after each use */
+	unsigned char box_pk[32];
+	unsigned char org_pk[32];
+	int have_org;
+	char hub[1024];
+	int canceled;            /* the progress callback asked to stop */
+	char cancel_stage[32];
+	veld_staged_ref staged[VELD_STAGED_REFS];
+	size_t n_staged;
+	/* results */
+	json_t *rejected;
+	size_t pushed, fetched, merged;
+	json_t *new_key_cases;   /* case ids whose keys arrived in this sync */
+	git_oid *merged_heads;   /* heads merged this sync: extra parents */
+	size_t n_merged_heads;
+	int prune_due;           /* an erasure left this store's tree */
+} veld_syncctx;
+
+/* context.c.  ctx_open: open (or create) the store's repository and load
+** the keys; `need_hub` makes a store without a hub VELD_ENOTFOUND.  *c is
+** always initialised: ctx_free it whatever ctx_open returned. */
+int veld_sync__ctx_open(veld_syncctx *c, veld_store *s, const veld_sync_options *opts, int need_hub);
+void veld_sync__ctx_free(veld_syncctx *c);
+/* Tell the caller; a non-zero answer cancels: VELD_ECANCELED (and every
+** later call says so again without asking). */
+int veld_sync__progress(veld_syncctx *c, const char *stage, size_t done, size_t total);
+/* `rc` of a transfer, or VELD_ECANCELED if progress canceled it. */
+int veld_sync__transfer_rc(veld_syncctx *c, int rc);
+/* Options of a transfer: credentials and progress through the context. */
+void veld_sync__remote_opts(veld_syncctx *c, struct veld_remote_opts *ro);
+void veld_sync__oid_hex(char *out, const git_oid *id);
+void veld_sync__case_dir(char *out, size_t cap, const char *case_id);
+void veld_sync__record_path(char *out, size_t cap, const char *case_id, const char *record_id);
+/* "<case dir>/<record>" -> the two ids; 0 if well formed. */
+int veld_sync__parse_record_path(const char *path, char *case_id, char *record_id);
+/* Add {"ref","commit","reason"} to c->rejected. */
+void veld_sync__reject(veld_syncctx *c, const char *ref, const git_oid *commit, const char *reason);
+/* A 32-byte public key from 64 hex digits: 0, or -1 (NULL or malformed). */
+int veld_sync__key_from_hex(unsigned char *out32, const char *hex);
+/* This store's ref: main on the office, its device ref elsewhere. */
+const char *veld_sync__own_ref(veld_syncctx *c, char *buf, size_t cap);
+/* The head of this store's ref: 0 with *have 1, or 0 with *have 0 if the
+** ref has no commit yet; negative on error. */
+int veld_sync__own_head(git_oid *out, int *have, veld_syncctx *c);
+/* veld_sign_cb over an Ed25519 secret key (payload). */
+int veld_sync__sign(unsigned char *sig64, const unsigned char *msg, size_t len, void *payload);
+/* veld_pubkey_cb: "org" or an enrolled, unrevoked device (payload: c). */
+int veld_sync__pubkey(unsigned char *pk32, const char *signer, void *payload);
+/* The signer a commit names in its veldsig header (not verified). */
+int veld_sync__header_signer(char *out, size_t cap, veld_syncctx *c, const git_oid *id);
+
+/* commit.c: seal dirty records (and the office's unpublished registry
+** entries, every store's unpublished erasures) into a commit on this
+** store's ref with the heads merged in this sync as extra parents; rebuild
+** the keys ref when keys_dirty.  The refs are staged, not moved: refs_apply
+** moves them, inside the caller's transaction, when it is sure to commit;
+** refs_tip reads a ref as it will be. */
+int veld_sync__commit_local(veld_syncctx *c);
+int veld_sync__refs_apply(veld_syncctx *c);
+int veld_sync__refs_tip(git_oid *out, veld_syncctx *c, const char *name);
+/* The changes one commit makes to a tree (commit.c keeps the layout). */
+typedef struct veld_changeset veld_changeset;
+/* Set `path` to blob `id` (NULL: remove the path). */
+int veld_sync__changeset_put(veld_syncctx *c, veld_changeset *cs, const char *path, const git_oid *id);
+/* Sign `body` (a new reference, consumed) with the organisation key and
+** set `path` to the signed entry. */
+int veld_sync__changeset_add_signed(veld_syncctx *c, veld_changeset *cs, const char *path, json_t *body);
+
+/* verify.c.  verify_ref: every new commit of `head` (fetched as `ref`, owned
+** by `owner`: a device id or VELD_ORG_SIGNER).  0 if all pass; 1 when the
+** ref is rejected (recorded in c->rejected); negative on error.
+** open_blob: open blob `id` at record path (case_id, record_id) if a key is
+** held; NULL with *rec set (NULL when unreadable here), or the reason to
+** reject it (in `why` or static). */
+int veld_sync__verify_ref(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head);
+const char *veld_sync__open_blob(veld_syncctx *c, const git_oid *id, const char *case_id,
+                                 const char *record_id, veld_record **rec, char *compartment, size_t ccap,
+                                 char *why, size_t wcap);
+
+/* merge.c.  merge_ref: merge what `head` changed since the last merged head
+** of `ref` (records, and with `registry` the registry and erasures of
+** main), then record `head` in sync_refs.  merge_blob: one record blob.
+** read_signed: the org-signed entry in blob `id` (*body a new reference). */
+int veld_sync__merge_ref(veld_syncctx *c, const char *ref, const git_oid *head, int registry, int records);
+int veld_sync__merge_blob(veld_syncctx *c, const char *case_id, const char *record_id, const git_oid *id);
+int veld_sync__read_signed(json_t **body, veld_syncctx *c, const char *path, const git_oid *id);
+/* sync_refs as git ids: get is VELD_ENOTFOUND for a ref never merged. */
+int veld_sync__synced_get(git_oid *out, veld_syncctx *c, const char *ref);
+int veld_sync__synced_set(veld_syncctx *c, const char *ref, const git_oid *id);
+
+/* keys.c.  ensure_key: the key of (case, compartment), made now (both
+** compartments, shared by region) if this store has none.  add_share: seal
+** `key_hex` to `recipient` at the next commit.  share_by_region: with the
+** office and the assistants whose region holds the case's postcode.
+** take_keys: the entries of a keys ref sealed to this device.
+** rescan_new_keys: cases whose keys arrived in this sync. */
+int veld_sync__ensure_key(veld_syncctx *c, const char *case_id, const char *compartment, unsigned char *key,
+                          unsigned char *key_id);
+int veld_sync__add_share(veld_syncctx *c, const char *key_hex, const char *recipient);
+int veld_sync__case_postcode(veld_store *s, const char *case_id);
+int veld_sync__share_by_region(veld_syncctx *c, const char *key_hex, const char *case_id);
+int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head);
+int veld_sync__rescan_new_keys(veld_syncctx *c);
+
+/* erase.c.  erase_local: crypto-shred a case in this store.
+** erasure_changes: the tree changes of erasures not yet published.
+** apply_erasure: an org-signed erasure marker of main. */
+int veld_sync__erase_local(veld_syncctx *c, const char *case_id);
+int veld_sync__erasure_changes(veld_syncctx *c, veld_changeset *cs);
+int veld_sync__apply_erasure(veld_syncctx *c, const char *path, const git_oid *id);
+
+/* ---- the sync state (state.c) ------------------------------------------- */
+
+/*
+** The tables of sync/ (created by core/store.c; state.c documents them):
+** every SQL statement on them is a function here.  Errors are set on the
+** store's error; an iteration stops at a callback's non-zero return and
+** returns it.  Row pointers live for the callback only.
+*/
+/* An iteration over one text column (a case id, an oid). */
+typedef int (*veld_text_cb)(const char *text, void *payload);
+
+typedef struct veld_device_row {
+	const char *id, *name, *role, *region;
+	const unsigned char *sign_pk, *box_pk; /* 32 bytes each */
+	int revoked;
+} veld_device_row;
+typedef int (*veld_device_cb)(const veld_device_row *d, void *payload);
+
+/* Enrol a device.  VELD_STATE_LOCAL: a new row, unpublished (VELD_EEXISTS
+** if enrolled); VELD_STATE_REGISTRY: from main's registry, published,
+** replacing the row's fields (not its revocation). */
+#define VELD_STATE_LOCAL    0
+#define VELD_STATE_REGISTRY 1
+int veld_state__device_put(veld_store *s, const veld_device_row *d, int origin);
+/* Revoke; VELD_STATE_LOCAL also unpublishes the row (the office's
+** revocation goes to main).  *changed: 0 if no unrevoked device `id`. */
+int veld_state__device_revoke(int *changed, veld_store *s, const char *id, int origin);
+/* Of an enrolled, unrevoked device (VELD_ENOTFOUND otherwise): its signing
+** key; its role and region (ranges NULL: not wanted). */
+int veld_state__device_sign_pk(unsigned char *pk32, veld_store *s, const char *id);
+int veld_state__device_role(char *role, size_t cap, veld_range *ranges, int *n_ranges, veld_store *s,
+                            const char *id);
+/* Unrevoked devices (VELD_STATE_ACTIVE) or rows not yet in main. */
+#define VELD_STATE_ACTIVE      0
+#define VELD_STATE_UNPUBLISHED 1
+int veld_state__devices_each(veld_store *s, int which, veld_device_cb cb, void *payload);
+
+/* Case keys.  get: of (case, compartment), VELD_ENOTFOUND if none.
+** find: the key `key_id` of `case_id` and its compartment; VELD_ENOTFOUND
+** with *elsewhere 1 if another case holds that key id.  add: a key for a
+** (case, compartment) that has one is ignored (*added 0).  each: every key
+** (case_id NULL) or one case's. */
+int veld_state__case_key_get(unsigned char *key, unsigned char *key_id, veld_store *s, const char *case_id,
+                             const char *compartment);
+int veld_state__case_key_find(unsigned char *key, char *compartment, size_t ccap, int *elsewhere, veld_store *s,
+                              const char *case_id, const unsigned char *key_id);
+int veld_state__case_key_add(int *added, veld_store *s, const veld_case_key *k);
+typedef int (*veld_case_key_cb)(const char *key_hex, const char *case_id, const char *compartment, void *payload);
+int veld_state__case_keys_each(veld_store *s, const char *case_id, veld_case_key_cb cb, void *payload);
+
+/* Key shares: add one (keys_dirty set when it is new); each share to an
+** unrevoked device with its key and the device's box key, by recipient. */
+typedef struct veld_share_row {
+	const char *key_hex, *case_id, *compartment, *recipient;
+	const unsigned char *key, *box_pk;
+	int key_len, box_pk_len;
+} veld_share_row;
+typedef int (*veld_share_cb)(const veld_share_row *r, void *payload);
+int veld_state__share_add(veld_store *s, const char *key_hex, const char *recipient);
+int veld_state__shares_each(veld_store *s, veld_share_cb cb, void *payload);
+/* meta "keys_dirty": the keys ref must be rebuilt.  get: 1 or 0.  touch:
+** set it only if this store has the flag (has ever shared a key). */
+int veld_state__keys_dirty(veld_store *s);
+int veld_state__keys_dirty_set(veld_store *s, int dirty);
+int veld_state__keys_dirty_touch(veld_store *s);
+
+/* sync_refs: the last verified and merged head of a ref, as 40 hex digits
+** (hex: GIT_OID_HEXSZ + 1 bytes). */
+int veld_state__synced_get(char *hex, veld_store *s, const char *ref);
+int veld_state__synced_set(veld_store *s, const char *ref, const char *hex);
+int veld_state__synced_each(veld_store *s, veld_text_cb cb, void *payload);
+int veld_state__synced_clear(veld_store *s);
+
+/* Erasure: 1 if `case_id` is erased here; erase its records, keys and
+** shares and mark it erased, unpublished; each case not yet published. */
+int veld_state__erased_has(veld_store *s, const char *case_id);
+int veld_state__erase(veld_store *s, const char *case_id);
+int veld_state__erased_each(veld_store *s, veld_text_cb cb, void *payload);
+
+/* Records' sync flags: each dirty record (by id), then everything marked
+** committed (records clean, devices and erasures published); the sum of
+** conflicts. */
+typedef int (*veld_dirty_cb)(const char *id, const char *case_id, const char *compartment,
+                             const unsigned char *state, size_t len, void *payload);
+int veld_state__dirty_each(veld_store *s, veld_dirty_cb cb, void *payload);
+int veld_state__mark_committed(veld_store *s);
+int veld_state__conflicts(veld_store *s);
 
 /* ---- the git layer (sync/git/) ------------------------------------------ */
 

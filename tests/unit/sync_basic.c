@@ -1,7 +1,12 @@
 /*
 ** sync_basic.c — sync through a hub on a path: enrolment, a case made on a
 ** tablet reaching the office and a second tablet of the region, a conflict
-** kept everywhere and resolved everywhere, delete against edit.
+** kept everywhere and resolved everywhere, delete against edit.  And
+** cancellation: a progress callback that returns non-zero stops veld_sync
+** at any of its stages ("commit", "fetch", "verify", "merge", "push") and
+** veld_join at any of its ("fetch", "verify", "merge") with VELD_ECANCELED,
+** the store as it was (export byte-identical, nothing merged, the hub's
+** refs untouched); the next call runs through and the stores converge.
 */
 #include "testutil.h"
 
@@ -236,6 +241,142 @@ static void test_sync__merge_of_many_devices_is_accepted(void **state)
 	free(hub);
 }
 
+/* ---- cancellation: a progress callback that returns non-zero ------------------ */
+
+/* Every ref of the hub and its commit, as one line (a digest). */
+static char *hub_refs(const net *n)
+{
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "git --git-dir='%s' for-each-ref | sha256sum", n->hub);
+	return veld_test_sh_line(cmd);
+}
+
+typedef struct canceler {
+	const char *stage; /* cancel at the first report of this stage */
+	int asked;         /* reports of it seen */
+	int after;         /* reports of anything after the cancel */
+} canceler;
+
+static int cancel_at(const char *stage, size_t done, size_t total, void *payload)
+{
+	canceler *k = payload;
+	(void)done;
+	(void)total;
+	if (k->asked) {
+		k->after++;
+		return 1;
+	}
+	if (strcmp(stage, k->stage))
+		return 0;
+	k->asked++;
+	return 1;
+}
+
+static void options_for(veld_sync_options *o, canceler *k, const char *stage)
+{
+	memset(k, 0, sizeof *k);
+	k->stage = stage;
+	veld_sync_options_init(o);
+	o->progress = cancel_at;
+	o->payload = k;
+}
+
+static void test_sync__cancel_at_each_stage_leaves_the_store_as_it_was(void **state)
+{
+	static const char *const stages[] = {"commit", "fetch", "verify", "merge", "push"};
+	net n;
+	size_t i;
+	char cid[VELD_IDSIZE];
+	(void)state;
+	net_up(&n);
+	assert_int_equal(veld_case_new(cid, n.b, "{\"name\":\"Mia\",\"postcode\":\"3010\"}"), VELD_OK);
+	sync_all(&n);
+	for (i = 0; i < sizeof stages / sizeof stages[0]; i++) {
+		veld_sync_options o;
+		canceler k;
+		char rid[VELD_IDSIZE], *before, *after, *refs_before, *refs_after, *sum = NULL;
+		/* Something for A to fetch, verify and merge (from B), and to
+		** commit and push (its own). */
+		assert_int_equal(veld_record_put(rid, n.b, cid, "contactregistratie", NULL, VALID_CONTACT), VELD_OK);
+		json_decref(veld_test_sync(n.b, VELD_OK));
+		assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, VALID_CONTACT), VELD_OK);
+		before = export_of(n.a);
+		refs_before = hub_refs(&n);
+		options_for(&o, &k, stages[i]);
+		assert_int_equal(veld_sync(&sum, n.a, &o), VELD_ECANCELED);
+		assert_int_equal(k.asked, 1);
+		assert_int_equal(k.after, 0);
+		assert_non_null(strstr(veld_errmsg(n.a), stages[i]));
+		after = export_of(n.a);
+		refs_after = hub_refs(&n);
+		assert_string_equal(before, after);
+		assert_string_equal(refs_before, refs_after);
+		veld_free(sum);
+		veld_free(before);
+		veld_free(after);
+		free(refs_before);
+		free(refs_after);
+		/* The next sync runs through, and everyone converges. */
+		json_decref(veld_test_sync(n.a, VELD_OK));
+		sync_all(&n);
+		assert_converged(&n);
+	}
+	net_down(&n);
+}
+
+static void test_sync__cancel_of_join_at_each_stage_changes_nothing(void **state)
+{
+	static const char *const stages[] = {"fetch", "verify", "merge"};
+	net n;
+	veld_store_options so;
+	veld_store *c = NULL;
+	char *dir, *req = NULL, *before, *after, *sum = NULL;
+	size_t i;
+	char cid[VELD_IDSIZE];
+	(void)state;
+	net_up(&n);
+	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Ivo\",\"postcode\":\"3020\"}"), VELD_OK);
+	sync_all(&n);
+	dir = veld_test_path(n.root, "c");
+	veld_test_fast_options(&so);
+	so.device_role = "assistant";
+	so.device_name = "c";
+	assert_int_equal(veld_store_create(&c, dir, VELD_TEST_PASS, strlen(VELD_TEST_PASS), &so), VELD_OK);
+	assert_int_equal(veld_store_device_json(&req, c), VELD_OK);
+	assert_int_equal(veld_enroll(NULL, n.office, req, "3000-3499"), VELD_OK);
+	json_decref(veld_test_sync(n.office, VELD_OK));
+	before = export_of(c);
+	for (i = 0; i < sizeof stages / sizeof stages[0]; i++) {
+		veld_sync_options o;
+		canceler k;
+		options_for(&o, &k, stages[i]);
+		assert_int_equal(veld_join(c, n.hub, &o), VELD_ECANCELED);
+		assert_int_equal(k.asked, 1);
+		assert_non_null(strstr(veld_errmsg(c), stages[i]));
+		after = export_of(c);
+		assert_string_equal(before, after);
+		veld_free(after);
+		/* Not joined: no hub kept. */
+		assert_int_equal(veld_sync(&sum, c, NULL), VELD_ENOTFOUND);
+		veld_free(sum);
+		sum = NULL;
+	}
+	assert_int_equal(veld_join(c, n.hub, NULL), VELD_OK);
+	json_decref(veld_test_sync(c, VELD_OK));
+	after = export_of(c);
+	{
+		char *ea = export_of(n.a);
+		assert_string_equal(after, ea);
+		veld_free(ea);
+	}
+	veld_free(after);
+	veld_free(before);
+	veld_free(req);
+	veld_store_close(c);
+	free(dir);
+	net_down(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -243,6 +384,8 @@ int main(void)
 		cmocka_unit_test(test_sync__conflict_kept_and_resolved_everywhere),
 		cmocka_unit_test(test_sync__delete_against_edit_is_a_conflict),
 		cmocka_unit_test(test_sync__merge_of_many_devices_is_accepted),
+		cmocka_unit_test(test_sync__cancel_at_each_stage_leaves_the_store_as_it_was),
+		cmocka_unit_test(test_sync__cancel_of_join_at_each_stage_changes_nothing),
 	};
 	return cmocka_run_group_tests_name("sync_basic", tests, NULL, NULL);
 }

@@ -1,0 +1,486 @@
+/*
+** state.c — the sync state: every SQL statement sync/ runs on the store.
+**
+** core/store.c creates these tables (and stays the place that does); sync/
+** reads and writes them only through the functions below, so what the sync
+** keeps in the store is read in one file:
+**
+**   devices(id, name, role, region, sign_pk, box_pk, revoked, published)
+**       the registry as this store knows it: every enrolled device with
+**       its role ("office", "assistant", "volunteer"), its region
+**       ("3000-3499,..." or ""), its Ed25519 and X25519 public keys (32
+**       bytes each), revoked 1 once revoked.  published 0: the office has
+**       not yet committed the row's registry entry to main.  Written by
+**       org.c (org init: the office itself; enroll; revoke) and by merge.c
+**       from main's verified registry (published 1).
+**   case_keys(case_id, compartment, key_id, key)
+**       the keys this store holds: one per (case, compartment), key_id 32
+**       hex digits (unique), key 32 bytes.  Made by keys.c (ensure_key)
+**       for a case this store seals first; taken from keys refs sealed to
+**       this device (keys.c); deleted by an erasure.
+**   key_shares(key_id, recipient)
+**       which key this store seals to which device in its keys ref;
+**       deleted with the key (ON DELETE CASCADE, and explicitly by an
+**       erasure).  Written by keys.c (by region, and veld_case_share).
+**   sync_refs(ref, oid)
+**       per ref ("refs/heads/main", "refs/veld/devices/<id>",
+**       "refs/veld-keys/<id>"): the last head verified and merged, as 40
+**       hex digits.  A ref never goes back behind it; verification stops
+**       at these heads.  Written by merge.c and keys.c; cleared by join.
+**   erased(case_id, published)
+**       cases crypto-shredded here; published 0 until this store's tree
+**       has dropped the case (commit.c).  Written by erase.c.
+**   records: dirty (1: the next commit seals the record) and conflicts
+**       (the number of fields in conflict) are read and cleared here; an
+**       erasure deletes a case's rows.  Everything else of a record goes
+**       through core's veld_store__record_* functions.
+**   meta "keys_dirty" ("1": the keys ref must be rebuilt).
+**
+** What this file must not do: decide anything.  No roles, no git, no
+** crypto: the stage files do that and call these.  Every function runs
+** inside the caller's transaction (or none); none opens one.
+*/
+#include "sync.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#define KEY_HEX_LEN (2 * VELD_KEYIDBYTES)
+
+/* ---- statements ------------------------------------------------------------ */
+
+static int prepare(veld_store *s, sqlite3_stmt **st, const char *sql)
+{
+	int rc = sqlite3_prepare_v2(veld_store__db(s), sql, -1, st, NULL);
+	return rc == SQLITE_OK ? 0 : veld_store__db_fail(s, rc, "sync");
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	return t ? t : "";
+}
+
+/* Run a statement whose parameters are bound: 0, or the failure as
+** `what`.  Finalizes it. */
+static int run(veld_store *s, sqlite3_stmt *st, const char *what)
+{
+	int rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : veld_store__db_fail(s, rc, what);
+}
+
+/* Prepare `sql`, bind text parameters 1..n and run it. */
+static int exec_text(veld_store *s, const char *sql, const char *what, int n, const char *a, const char *b)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if ((rc = prepare(s, &st, sql)))
+		return rc;
+	sqlite3_bind_text(st, 1, a, -1, SQLITE_TRANSIENT);
+	if (n > 1)
+		sqlite3_bind_text(st, 2, b, -1, SQLITE_TRANSIENT);
+	return run(s, st, what);
+}
+
+/* The callback an iteration calls, and its payload. */
+typedef struct rowctx {
+	union {
+		veld_device_cb device;
+		veld_case_key_cb key;
+		veld_share_cb share;
+		veld_text_cb text;
+		veld_dirty_cb dirty;
+	} cb;
+	void *payload;
+} rowctx;
+
+/* Run `sql` (its ?1 bound to `arg` unless NULL) and call `row` for each
+** row; a non-zero return stops and is returned. */
+static int query(veld_store *s, const char *sql, const char *arg, int (*row)(sqlite3_stmt *st, rowctx *x),
+                 rowctx *x, const char *what)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if ((rc = prepare(s, &st, sql)))
+		return rc;
+	if (arg)
+		sqlite3_bind_text(st, 1, arg, -1, SQLITE_TRANSIENT);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int r2 = row(st, x);
+		if (r2) {
+			sqlite3_finalize(st);
+			return r2;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : veld_store__db_fail(s, rc, what);
+}
+
+/* ---- devices ----------------------------------------------------------------- */
+
+int veld_state__device_put(veld_store *s, const veld_device_row *d, int origin)
+{
+	static const char local_sql[] = "INSERT INTO devices(id, name, role, region, sign_pk, box_pk, published)"
+	                                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 0)";
+	static const char registry_sql[] = "INSERT INTO devices(id, name, role, region, sign_pk, box_pk, published)"
+	                                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, 1)"
+	                                   " ON CONFLICT(id) DO UPDATE SET name = ?2, role = ?3, region = ?4,"
+	                                   " sign_pk = ?5, box_pk = ?6";
+	sqlite3_stmt *st = NULL;
+	int rc;
+	if ((rc = prepare(s, &st, origin == VELD_STATE_REGISTRY ? registry_sql : local_sql)))
+		return rc;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, d->name, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, d->role, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, d->region, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, 5, d->sign_pk, 32, SQLITE_TRANSIENT);
+	sqlite3_bind_blob(st, 6, d->box_pk, 32, SQLITE_TRANSIENT);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc == SQLITE_CONSTRAINT && origin == VELD_STATE_LOCAL)
+		return veld_err__set(veld_store__err(s), VELD_EEXISTS, "device %s is already enrolled", d->id);
+	return veld_store__db_fail(s, rc, origin == VELD_STATE_REGISTRY ? "registry" : "enrol");
+}
+
+int veld_state__device_revoke(int *changed, veld_store *s, const char *id, int origin)
+{
+	int rc = exec_text(s,
+	                   origin == VELD_STATE_LOCAL
+	                       ? "UPDATE devices SET revoked = 1, published = 0 WHERE id = ?1 AND NOT revoked"
+	                       : "UPDATE devices SET revoked = 1 WHERE id = ?1",
+	                   "revoke", 1, id, NULL);
+	*changed = rc ? 0 : sqlite3_changes(veld_store__db(s)) > 0;
+	return rc;
+}
+
+int veld_state__device_sign_pk(unsigned char *pk32, veld_store *s, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = VELD_ENOTFOUND;
+	if (prepare(s, &st, "SELECT sign_pk FROM devices WHERE id = ?1 AND NOT revoked"))
+		return VELD_ERROR;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
+		memcpy(pk32, sqlite3_column_blob(st, 0), 32);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int veld_state__device_role(char *role, size_t cap, veld_range *ranges, int *n_ranges, veld_store *s,
+                            const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = VELD_ENOTFOUND;
+	if (prepare(s, &st, "SELECT role, region FROM devices WHERE id = ?1 AND NOT revoked"))
+		return VELD_ERROR;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(role, cap, "%s", col_text(st, 0));
+		*n_ranges = 0;
+		if (ranges && sqlite3_column_bytes(st, 1) > 0)
+			veld_region__parse(ranges, VELD_MAX_RANGES, n_ranges, col_text(st, 1), NULL);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int device_row(sqlite3_stmt *st, rowctx *x)
+{
+	veld_device_row d;
+	d.id = col_text(st, 0);
+	d.name = col_text(st, 1);
+	d.role = col_text(st, 2);
+	d.region = col_text(st, 3);
+	d.sign_pk = sqlite3_column_blob(st, 4);
+	d.box_pk = sqlite3_column_blob(st, 5);
+	d.revoked = sqlite3_column_int(st, 6);
+	return x->cb.device(&d, x->payload);
+}
+
+int veld_state__devices_each(veld_store *s, int which, veld_device_cb cb, void *payload)
+{
+	rowctx x;
+	x.cb.device = cb;
+	x.payload = payload;
+	if (which == VELD_STATE_UNPUBLISHED)
+		return query(s, "SELECT id, name, role, region, sign_pk, box_pk, revoked FROM devices WHERE published = 0",
+		             NULL, device_row, &x, "registry");
+	return query(s, "SELECT id, name, role, region, sign_pk, box_pk, revoked FROM devices WHERE NOT revoked", NULL,
+	             device_row, &x, "share keys");
+}
+
+/* ---- case keys ------------------------------------------------------------- */
+
+int veld_state__case_key_get(unsigned char *key, unsigned char *key_id, veld_store *s, const char *case_id,
+                             const char *compartment)
+{
+	sqlite3_stmt *st = NULL;
+	size_t bin_len = 0;
+	int rc = VELD_ENOTFOUND;
+	if ((rc = prepare(s, &st, "SELECT key_id, key FROM case_keys WHERE case_id = ?1 AND compartment = ?2")))
+		return rc;
+	rc = VELD_ENOTFOUND;
+	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, compartment, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == VELD_KEYBYTES) {
+		memcpy(key, sqlite3_column_blob(st, 1), VELD_KEYBYTES);
+		sodium_hex2bin(key_id, VELD_KEYIDBYTES, col_text(st, 0), KEY_HEX_LEN, NULL, &bin_len, NULL);
+		rc = bin_len == VELD_KEYIDBYTES ? 0 : veld_err__set(veld_store__err(s), VELD_EINTEGRITY, "malformed key id");
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Looked up by case: case_keys is keyed by (case_id, compartment), so a
+** case's keys sit in one leaf, the one ensure_key reads again when the
+** merged record is sealed (a lookup by key id would read the key_id index
+** as well). */
+int veld_state__case_key_find(unsigned char *key, char *compartment, size_t ccap, int *elsewhere, veld_store *s,
+                              const char *case_id, const unsigned char *key_id)
+{
+	sqlite3_stmt *st = NULL;
+	char hex[KEY_HEX_LEN + 1];
+	int rc = VELD_ENOTFOUND;
+	*elsewhere = 0;
+	sodium_bin2hex(hex, sizeof hex, key_id, VELD_KEYIDBYTES);
+	if (prepare(s, &st, "SELECT key_id, compartment, key FROM case_keys WHERE case_id = ?1"))
+		return VELD_ERROR;
+	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+	while (rc && sqlite3_step(st) == SQLITE_ROW)
+		if (!strcmp(col_text(st, 0), hex) && sqlite3_column_bytes(st, 2) == VELD_KEYBYTES) {
+			memcpy(key, sqlite3_column_blob(st, 2), VELD_KEYBYTES);
+			snprintf(compartment, ccap, "%s", col_text(st, 1));
+			rc = 0;
+		}
+	sqlite3_finalize(st);
+	if (rc && !prepare(s, &st, "SELECT 1 FROM case_keys WHERE key_id = ?1 AND case_id <> ?2")) {
+		sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, case_id, -1, SQLITE_STATIC);
+		*elsewhere = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	return rc;
+}
+
+int veld_state__case_key_add(int *added, veld_store *s, const veld_case_key *k)
+{
+	sqlite3_stmt *st = NULL;
+	char hex[KEY_HEX_LEN + 1];
+	int rc;
+	*added = 0;
+	sodium_bin2hex(hex, sizeof hex, k->key_id, VELD_KEYIDBYTES);
+	if ((rc = prepare(s, &st,
+	                  "INSERT OR IGNORE INTO case_keys(key_id, case_id, compartment, key) VALUES(?1, ?2, ?3, ?4)")))
+		return rc;
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, k->case_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, k->compartment, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 4, k->key, VELD_KEYBYTES, SQLITE_STATIC);
+	if ((rc = run(s, st, "store case key")))
+		return rc;
+	*added = sqlite3_changes(veld_store__db(s)) > 0;
+	return 0;
+}
+
+static int case_key_row(sqlite3_stmt *st, rowctx *x)
+{
+	return x->cb.key(col_text(st, 0), col_text(st, 1), col_text(st, 2), x->payload);
+}
+
+int veld_state__case_keys_each(veld_store *s, const char *case_id, veld_case_key_cb cb, void *payload)
+{
+	rowctx x;
+	x.cb.key = cb;
+	x.payload = payload;
+	return query(s,
+	             case_id ? "SELECT key_id, case_id, compartment FROM case_keys WHERE case_id = ?1"
+	                     : "SELECT key_id, case_id, compartment FROM case_keys",
+	             case_id, case_key_row, &x, "case keys");
+}
+
+/* ---- key shares ------------------------------------------------------------ */
+
+int veld_state__share_add(veld_store *s, const char *key_hex, const char *recipient)
+{
+	int rc = exec_text(s, "INSERT OR IGNORE INTO key_shares(key_id, recipient) VALUES(?1, ?2)", "share key", 2,
+	                   key_hex, recipient);
+	if (!rc && sqlite3_changes(veld_store__db(s)) > 0)
+		rc = veld_state__keys_dirty_set(s, 1);
+	return rc;
+}
+
+static int share_row(sqlite3_stmt *st, rowctx *x)
+{
+	veld_share_row r;
+	r.key_hex = col_text(st, 0);
+	r.case_id = col_text(st, 1);
+	r.compartment = col_text(st, 2);
+	r.key = sqlite3_column_blob(st, 3);
+	r.key_len = sqlite3_column_bytes(st, 3);
+	r.recipient = col_text(st, 4);
+	r.box_pk = sqlite3_column_blob(st, 5);
+	r.box_pk_len = sqlite3_column_bytes(st, 5);
+	return x->cb.share(&r, x->payload);
+}
+
+int veld_state__shares_each(veld_store *s, veld_share_cb cb, void *payload)
+{
+	rowctx x;
+	x.cb.share = cb;
+	x.payload = payload;
+	return query(s,
+	             "SELECT k.key_id, k.case_id, k.compartment, k.key, s.recipient, d.box_pk"
+	             " FROM key_shares s JOIN case_keys k USING (key_id) JOIN devices d ON d.id = s.recipient"
+	             " WHERE NOT d.revoked ORDER BY s.recipient, k.key_id",
+	             NULL, share_row, &x, "key shares");
+}
+
+int veld_state__keys_dirty(veld_store *s)
+{
+	char flag[4] = "";
+	int n = veld_store__meta_get(s, "keys_dirty", flag, 3);
+	if (n <= 0) {
+		veld_err__clear(veld_store__err(s));
+		return 0;
+	}
+	return flag[0] == '1';
+}
+
+int veld_state__keys_dirty_set(veld_store *s, int dirty)
+{
+	return veld_store__meta_put(s, "keys_dirty", dirty ? "1" : "0", 1);
+}
+
+int veld_state__keys_dirty_touch(veld_store *s)
+{
+	int rc = sqlite3_exec(veld_store__db(s), "UPDATE meta SET value = '1' WHERE key = 'keys_dirty'", NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : veld_store__db_fail(s, rc, "revoke");
+}
+
+/* ---- sync_refs ------------------------------------------------------------- */
+
+int veld_state__synced_get(char *hex, veld_store *s, const char *ref)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = VELD_ENOTFOUND;
+	if (prepare(s, &st, "SELECT oid FROM sync_refs WHERE ref = ?1"))
+		return VELD_ERROR;
+	sqlite3_bind_text(st, 1, ref, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == GIT_OID_HEXSZ) {
+		memcpy(hex, sqlite3_column_text(st, 0), GIT_OID_HEXSZ + 1);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int veld_state__synced_set(veld_store *s, const char *ref, const char *hex)
+{
+	return exec_text(s, "INSERT OR REPLACE INTO sync_refs(ref, oid) VALUES(?1, ?2)", "record sync state", 2, ref,
+	                 hex);
+}
+
+/* A row of one text column. */
+static int text_row(sqlite3_stmt *st, rowctx *x)
+{
+	return x->cb.text(col_text(st, 0), x->payload);
+}
+
+int veld_state__synced_each(veld_store *s, veld_text_cb cb, void *payload)
+{
+	rowctx x;
+	x.cb.text = cb;
+	x.payload = payload;
+	return query(s, "SELECT oid FROM sync_refs", NULL, text_row, &x, "sync state");
+}
+
+int veld_state__synced_clear(veld_store *s)
+{
+	return sqlite3_exec(veld_store__db(s), "DELETE FROM sync_refs", NULL, NULL, NULL) == SQLITE_OK
+	           ? 0
+	           : veld_store__db_fail(s, SQLITE_ERROR, "join");
+}
+
+/* ---- erased ---------------------------------------------------------------- */
+
+int veld_state__erased_has(veld_store *s, const char *case_id)
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+	if (prepare(s, &st, "SELECT 1 FROM erased WHERE case_id = ?1"))
+		return 0;
+	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+int veld_state__erase(veld_store *s, const char *case_id)
+{
+	static const char *const sql[] = {
+		"DELETE FROM key_shares WHERE key_id IN (SELECT key_id FROM case_keys WHERE case_id = ?1)",
+		"DELETE FROM case_keys WHERE case_id = ?1",
+		"DELETE FROM records WHERE case_id = ?1",
+		"INSERT OR IGNORE INTO erased(case_id, published) VALUES(?1, 0)",
+	};
+	size_t i;
+	int rc = 0;
+	for (i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++)
+		rc = exec_text(s, sql[i], "erase", 1, case_id, NULL);
+	return rc;
+}
+
+int veld_state__erased_each(veld_store *s, veld_text_cb cb, void *payload)
+{
+	rowctx x;
+	x.cb.text = cb;
+	x.payload = payload;
+	return query(s, "SELECT case_id FROM erased WHERE published = 0", NULL, text_row, &x, "erasure");
+}
+
+/* ---- records' sync flags --------------------------------------------------- */
+
+static int dirty_row(sqlite3_stmt *st, rowctx *x)
+{
+	return x->cb.dirty(col_text(st, 0), col_text(st, 1), col_text(st, 2), sqlite3_column_text(st, 3),
+	             (size_t)sqlite3_column_bytes(st, 3), x->payload);
+}
+
+int veld_state__dirty_each(veld_store *s, veld_dirty_cb cb, void *payload)
+{
+	rowctx x;
+	x.cb.dirty = cb;
+	x.payload = payload;
+	return query(s, "SELECT id, case_id, compartment, state FROM records WHERE dirty ORDER BY id", NULL, dirty_row,
+	             &x, "read dirty records");
+}
+
+int veld_state__mark_committed(veld_store *s)
+{
+	int rc = sqlite3_exec(veld_store__db(s),
+	                      "UPDATE records SET dirty = 0 WHERE dirty; UPDATE devices SET published = 1;"
+	                      " UPDATE erased SET published = 1",
+	                      NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : veld_store__db_fail(s, rc, "clear dirty flags");
+}
+
+int veld_state__conflicts(veld_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int n = 0;
+	if (prepare(s, &st, "SELECT coalesce(sum(conflicts), 0) FROM records WHERE conflicts > 0"))
+		return 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}

@@ -1,0 +1,280 @@
+/*
+** verify.c — the verify stage: may a fetched ref be merged?
+**
+** Every commit a ref brought (reachable from its new head, not from a head
+** already trusted) must be signed by an enrolled, unrevoked device or the
+** organisation; a device may write only the paths its role allows (record
+** paths; a volunteer the huiswijs compartment and no case header; an
+** assistant creates cases in its region only), and every blob it writes
+** must open with the key it claims, at its own path.  A ref never goes
+** back: its new head must descend from the last one verified.  The head
+** itself must be signed by the ref's owner.  A ref that fails is rejected
+** whole (recorded in the context's `rejected`, with the reason); nothing
+** of it is merged.
+**
+** Also open_blob, which merge.c and repoverify.c use too: a record blob
+** opened with the key this store holds for it.
+**
+** Must not: change the store.  Verification only reads (state.c's lookups
+** of devices and keys).
+*/
+#include "sync.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+/* ---- blobs ------------------------------------------------------------------------ */
+
+const char *veld_sync__open_blob(veld_syncctx *c, const git_oid *id, const char *case_id,
+                                 const char *record_id, veld_record **rec, char *compartment, size_t ccap,
+                                 char *why, size_t wcap)
+{
+	unsigned char *blob = NULL, *pt = NULL, key_id[VELD_KEYIDBYTES];
+	unsigned char *key = c->blob_key;
+	size_t len = 0, ptlen = 0;
+	int elsewhere = 0;
+	veld_err e;
+	const char *reason = NULL;
+	*rec = NULL;
+	compartment[0] = '\0';
+	memset(&e, 0, sizeof e);
+	if (veld_repo__blob_read(&blob, &len, c->repo, id, &e)) {
+		reason = "a blob is missing or unreadable";
+		goto done;
+	}
+	if (veld_env__key_id(key_id, blob, len)) {
+		snprintf(why, wcap, "record %s is not a veld envelope", record_id);
+		reason = why;
+		goto done;
+	}
+	if (veld_state__case_key_find(key, compartment, ccap, &elsewhere, c->s, case_id, key_id)) {
+		if (elsewhere) {
+			snprintf(why, wcap, "record %s claims the key of another case", record_id);
+			reason = why;
+		} else if (c->office) {
+			snprintf(why, wcap, "record %s is sealed with a key the office does not know", record_id);
+			reason = why;
+		}
+		goto done; /* unreadable here: someone who holds the key checks it */
+	}
+	if (veld_env__open(&pt, &ptlen, blob, len, key, case_id, record_id, &e)) {
+		snprintf(why, wcap, "record %s does not open with its key (tampered or moved)", record_id);
+		reason = why;
+		goto done;
+	}
+	if (veld_record__parse(rec, (const char *)pt, ptlen, &e) || strcmp(veld_record__id(*rec), record_id) ||
+	    strcmp(veld_record__case(*rec), case_id)) {
+		veld_record__free(*rec);
+		*rec = NULL;
+		snprintf(why, wcap, "record %s holds another record's state", record_id);
+		reason = why;
+	}
+done:
+	if (pt)
+		sodium_memzero(pt, ptlen);
+	free(pt);
+	free(blob);
+	sodium_memzero(key, VELD_KEYBYTES);
+	return reason;
+}
+
+/* ---- paths a signer may write ---------------------------------------------------- */
+
+typedef struct checkctx {
+	veld_syncctx *c;
+	const char *signer;
+	char role[32];
+	veld_range ranges[VELD_MAX_RANGES];
+	int n_ranges;
+	const char *why; /* first reason to reject */
+	char whybuf[256];
+} checkctx;
+
+/* What the role of the signer of a readable record `rec` may not do with
+** it; NULL if allowed (a volunteer's compartment was checked already). */
+static const char *role_forbids(checkctx *ck, const veld_record *rec, const git_oid *old_id, const char *case_id,
+                                const char *record_id)
+{
+	if (rec && !old_id && !strcmp(record_id, case_id) && !strcmp(ck->role, "assistant")) {
+		size_t n;
+		const json_t *pc = veld_record__value(rec, "postcode", &n);
+		if (!json_is_string(pc) || !veld_region__contains(ck->ranges, ck->n_ranges, atoi(json_string_value(pc)))) {
+			snprintf(ck->whybuf, sizeof ck->whybuf, "creates case %s outside its region", case_id);
+			return ck->whybuf;
+		}
+	} else if (!strcmp(ck->role, "volunteer") && !strcmp(record_id, case_id)) {
+		snprintf(ck->whybuf, sizeof ck->whybuf, "volunteer writes the header of case %s", case_id);
+		return ck->whybuf;
+	}
+	return NULL;
+}
+
+/* One changed path of a commit by ck->signer: may that signer write it? */
+static int check_path(const char *path, const git_oid *old_id, const git_oid *new_id, void *payload)
+{
+	checkctx *ck = payload;
+	veld_syncctx *c = ck->c;
+	char case_id[VELD_IDSIZE], record_id[VELD_IDSIZE], comp[32];
+	veld_record *rec = NULL;
+	const char *why;
+	if (!strcmp(ck->signer, VELD_ORG_SIGNER))
+		return 0; /* the office writes the registry, erasures and merges */
+	if (veld_sync__parse_record_path(path, case_id, record_id)) {
+		snprintf(ck->whybuf, sizeof ck->whybuf, "writes %.80s, outside the cases it may write", path);
+		ck->why = ck->whybuf;
+		return 1;
+	}
+	if (!new_id && veld_state__erased_has(c->s, case_id))
+		return 0; /* the case was erased by the office: its paths go */
+	if (!new_id) {
+		snprintf(ck->whybuf, sizeof ck->whybuf, "removes record %s (records are deleted with a tombstone)", record_id);
+		ck->why = ck->whybuf;
+		return 1;
+	}
+	why = veld_sync__open_blob(c, new_id, case_id, record_id, &rec, comp, sizeof comp, ck->whybuf, sizeof ck->whybuf);
+	if (why) {
+		ck->why = why;
+		return 1;
+	}
+	if (!strcmp(ck->role, "volunteer") && comp[0] && strcmp(comp, "huiswijs")) {
+		snprintf(ck->whybuf, sizeof ck->whybuf, "volunteer writes record %s outside the huiswijs compartment", record_id);
+		ck->why = ck->whybuf;
+	} else {
+		ck->why = role_forbids(ck, rec, old_id, case_id, record_id);
+	}
+	veld_record__free(rec);
+	return ck->why ? 1 : 0;
+}
+
+/* ---- a ref --------------------------------------------------------------------------- */
+
+typedef struct headsctx {
+	veld_err *err;
+	git_oid *v;
+	size_t n, cap; /* cap >= n + 1 after every call: room for one more */
+} headsctx;
+
+static int add_head(const char *hex, void *payload)
+{
+	headsctx *h = payload;
+	if (h->n + 2 > h->cap) {
+		void *p = realloc(h->v, (h->cap = h->cap ? 2 * h->cap : 16) * sizeof *h->v);
+		if (!p)
+			return veld_err__set(h->err, VELD_ERROR, "out of memory");
+		h->v = p;
+	}
+	if (git_oid_fromstr(&h->v[h->n], hex) == 0)
+		h->n++;
+	return 0;
+}
+
+/* Every head already trusted (sync_refs, this store's own): stops for the
+** walk over new commits.  *out malloc'd. */
+static int trusted_heads(veld_syncctx *c, git_oid **out, size_t *n)
+{
+	headsctx h;
+	git_oid own;
+	char ref[128];
+	int rc;
+	memset(&h, 0, sizeof h);
+	h.err = c->err;
+	*out = NULL;
+	*n = 0;
+	/* "" adds no head but makes room for one, as every call does. */
+	if ((rc = add_head("", &h)) || (rc = veld_state__synced_each(c->s, add_head, &h))) {
+		free(h.v);
+		return rc;
+	}
+	if (veld_repo__ref_get(&own, c->repo, veld_sync__own_ref(c, ref, sizeof ref), c->err) == 0)
+		h.v[h.n++] = own;
+	veld_err__clear(c->err);
+	*out = h.v;
+	*n = h.n;
+	return 0;
+}
+
+/* A ref never goes back: its new head must descend from the one verified
+** last time (a hub replaying old history is refused).  1 if rewound. */
+static int rewound(veld_syncctx *c, const char *ref, const git_oid *head)
+{
+	char hex[GIT_OID_HEXSZ + 1];
+	git_oid last;
+	return veld_state__synced_get(hex, c->s, ref) == 0 && git_oid_fromstr(&last, hex) == 0 &&
+	       !git_oid_equal(&last, head) && git_graph_descendant_of(veld_repo__git(c->repo), head, &last) != 1;
+}
+
+/* One new commit of a ref: signature, signer, paths.  NULL if it passes,
+** else the reason (in `msg` or the context's error). */
+static const char *check_commit(veld_syncctx *c, const git_oid *id, char *msg, size_t cap)
+{
+	checkctx ck;
+	char signer[72];
+	git_oid parents[VELD_MAX_PARENTS], tree, ptree;
+	size_t np = 0;
+	memset(&ck, 0, sizeof ck);
+	ck.c = c;
+	if (veld_repo__commit_verify(signer, sizeof signer, c->repo, id, veld_sync__pubkey, c, c->err))
+		return c->err->msg;
+	ck.signer = signer;
+	if (strcmp(signer, VELD_ORG_SIGNER) &&
+	    veld_state__device_role(ck.role, sizeof ck.role, ck.ranges, &ck.n_ranges, c->s, signer))
+		return "signed by a device that is not enrolled";
+	if (veld_repo__commit_tree(&tree, c->repo, id, c->err) ||
+	    veld_repo__commit_parents(parents, VELD_MAX_PARENTS, &np, c->repo, id, c->err) ||
+	    (np > 0 && veld_repo__commit_tree(&ptree, c->repo, &parents[0], c->err)))
+		return c->err->msg;
+	if (veld_repo__diff(c->repo, np > 0 ? &ptree : NULL, &tree, check_path, &ck, c->err) || ck.why) {
+		snprintf(msg, cap, "commit by %.72s %.600s", signer, ck.why ? ck.why : c->err->msg);
+		return msg;
+	}
+	return NULL;
+}
+
+int veld_sync__verify_ref(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head)
+{
+	git_oid *stops = NULL, *commits = NULL;
+	size_t n_stops = 0, n = 0, i;
+	int bad = 0;
+	if (rewound(c, ref, head)) {
+		veld_sync__reject(c, ref, head, "the ref was rewound: its new head does not descend from the last one verified");
+		return 1;
+	}
+	if (trusted_heads(c, &stops, &n_stops))
+		return -1;
+	if (veld_repo__new_commits(&commits, &n, c->repo, head, stops, n_stops, c->err)) {
+		free(stops);
+		veld_sync__reject(c, ref, head, c->err->msg);
+		veld_err__clear(c->err);
+		return 1;
+	}
+	c->fetched += n;
+	for (i = 0; i < n && !bad; i++) {
+		char signer[72], msg[700];
+		const char *why;
+		/* Device commits inside main's history were verified by the office
+		** before it merged them; the organisation's signatures on main's own
+		** commits cover them through the parent hashes. */
+		if (!strcmp(owner, VELD_ORG_SIGNER) && veld_sync__header_signer(signer, sizeof signer, c, &commits[i]) == 0 &&
+		    strcmp(signer, VELD_ORG_SIGNER))
+			continue;
+		if ((why = check_commit(c, &commits[i], msg, sizeof msg))) {
+			veld_sync__reject(c, ref, &commits[i], why);
+			bad = 1;
+		}
+	}
+	if (!bad) {
+		char signer[72];
+		if (veld_repo__commit_verify(signer, sizeof signer, c->repo, head, veld_sync__pubkey, c, c->err) ||
+		    strcmp(signer, owner)) {
+			veld_sync__reject(c, ref, head, "the head of the ref is not signed by the ref's owner");
+			bad = 1;
+		}
+	}
+	veld_err__clear(c->err);
+	free(stops);
+	free(commits);
+	return bad;
+}
