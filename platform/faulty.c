@@ -286,6 +286,38 @@ static int64_t last_sector(const fundo *u)
 }
 
 /*
+** Draw the fate of each unsynced change of `file`: kept[i] sectors of
+** change i (from its first) reached the disk: none (dropped), all (kept) or
+** a proper prefix (torn).  *n_sectors gets the sectors the changes touch.
+** Returns the newest change with a kept part (1-based; 0: none).
+*/
+static size_t choose_kept(veld_os_faulty *f, const ffile *file, int64_t *kept, size_t *n_sectors)
+{
+	size_t i, newest_kept = 0;
+	*n_sectors = 0;
+	for (i = 0; i < file->n_undo; i++) {
+		const fundo *u = &file->undo[i];
+		int64_t n = u->len ? last_sector(u) - first_sector(u) + 1 : 0;
+		uint64_t r = rng_next(f);
+		switch (r % 3) {
+		case 0: kept[i] = 0; break;            /* dropped */
+		case 1: kept[i] = n; break;            /* kept */
+		default:                               /* torn: a proper prefix */
+			kept[i] = n > 1 ? 1 + (int64_t)((r >> 8) % (uint64_t)(n - 1)) : (int64_t)((r >> 8) & 1);
+			break;
+		}
+		/* A change that touches no bytes (a growing truncate) is kept or
+		** dropped as a whole by its size alone. */
+		if (n == 0)
+			kept[i] = (int64_t)((r >> 8) & 1);
+		if (kept[i] > 0)
+			newest_kept = i + 1;
+		*n_sectors += (size_t)n;
+	}
+	return newest_kept;
+}
+
+/*
 ** Decide what of `file`'s unsynced changes survives and write that state to
 ** disk.  keep[i] is the number of sectors of change i (from its first) that
 ** reached the disk; keeper[k] the newest change whose kept part holds sector
@@ -310,25 +342,7 @@ static int crash_file(veld_os_faulty *f, ffile *file)
 		rc = -ENOMEM;
 		goto done;
 	}
-	for (i = 0; i < file->n_undo; i++) {
-		const fundo *u = &file->undo[i];
-		int64_t n = u->len ? last_sector(u) - first_sector(u) + 1 : 0;
-		uint64_t r = rng_next(f);
-		switch (r % 3) {
-		case 0: kept[i] = 0; break;            /* dropped */
-		case 1: kept[i] = n; break;            /* kept */
-		default:                               /* torn: a proper prefix */
-			kept[i] = n > 1 ? 1 + (int64_t)((r >> 8) % (uint64_t)(n - 1)) : (int64_t)((r >> 8) & 1);
-			break;
-		}
-		/* A change that touches no bytes (a growing truncate) is kept or
-		** dropped as a whole by its size alone. */
-		if (n == 0)
-			kept[i] = (int64_t)((r >> 8) & 1);
-		if (kept[i] > 0)
-			newest_kept = i + 1;
-		cap += (size_t)n;
-	}
+	newest_kept = choose_kept(f, file, kept, &cap);
 
 	if (cap > 0) {
 		sec = malloc(cap * sizeof *sec);
