@@ -7,10 +7,12 @@
 ** the OS, cannot exhaust memory or CPU, and its failure is a message with
 ** file and line, never a crash.
 **
-**   sandbox.c  Lua states with an allowlist of libraries, a memory-capped
-**              allocator, an instruction budget that sticks once spent, a
-**              wall-clock backstop, a recursion limit, and guards around the
-**              C library functions where no count hook fires
+**   sandbox.c  Lua states: a memory-capped allocator, an instruction
+**              budget that sticks once spent, a wall-clock backstop, a
+**              recursion limit, protected calls, JSON <-> Lua
+**   sandbox_lib.c  the allowlist of libraries a state opens, and guards
+**              around the C library functions where no count hook fires
+**              (their work is charged to the budget before they start)
 **   form.c     the form engine: loads a form script in a sandbox, exports its
 **              schema as JSON, validates records and computes values
 **   prelude.lua  the Lua half of the form engine (the DSL), embedded
@@ -145,6 +147,24 @@ void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth)
 void veld_sandbox__push_json_with(struct lua_State *L, const json_t *v, int depth, unsigned flags);
 json_t *veld_sandbox__to_json(struct lua_State *L, int idx);
 void veld_sandbox__mark_array(struct lua_State *L, int idx);
+
+/* ---- inside the sandbox (sandbox.c <-> sandbox_lib.c only) ---- */
+
+/* Open the allowlisted libraries, guarded, into a fresh state (sandbox_lib.c;
+** `flags`: VELD_SANDBOX_*).  Runs inside the protected setup call. */
+void veld_sandbox__open_libs(struct lua_State *L, unsigned flags);
+/* Charge `units` of work done in C to the running call's budget (checking
+** the clock too) before doing it; raises the sticky stop when it does not fit. */
+void veld_sandbox__charge(struct lua_State *L, double units);
+/* Set the count hook on a new thread: every `count` instructions, or every
+** instruction when the state is stopped already. */
+void veld_sandbox__hook_thread(struct lua_State *co, int count);
+/* The limits of the handle that owns L (valid while the handle lives). */
+const veld_sandbox_limits *veld_sandbox__limits(struct lua_State *L);
+/* Remember where, `level` up, error() raised a non-string value. */
+void veld_sandbox__error_at(struct lua_State *L, int level);
+/* 1 if Lua source `s` names _ENV as a word: refused (see sandbox.c). */
+int veld_sandbox__names_env(const char *s, size_t n);
 
 /* ---- forms (form.c) -------------------------------------------------------- */
 
