@@ -15,6 +15,10 @@
 **              (their work is charged to the budget before they start)
 **   form.c     the form engine: loads a form script in a sandbox, exports its
 **              schema as JSON, validates records and computes values
+**   engine.c   the form's declarations read into C (veld_decls)
+**   engine_read.c  a record read against them: typed, visible, required
+**   engine_input.c  a record as plain JSON: its paths folded into groups,
+**              the paths the form does not declare, one value checked
 **   prelude.lua  the Lua half of the form engine (the DSL), embedded
 **   forms/NAME.lua  the shipped forms, embedded at build time (embed.cmake)
 **   report.c   reports: a run over the store, read-only, in a sandbox with
@@ -294,6 +298,107 @@ json_t *veld_engine__unknown(const veld_decls *d, const json_t *raw);
 
 /* Append an "unknown field" failure to the list at `errors` for each path. */
 void veld_engine__push_unknown(struct lua_State *L, const veld_decls *d, const json_t *unknown, int errors);
+
+/* ---- inside the form engine (engine.c, engine_read.c, engine_input.c only) ---- */
+
+/* Integers below are lua_Integer (long long in Lua 5.4's default build; a
+** build where they differ fails to compile, as pointers to them are passed). */
+
+#define VELD_ENGINE_PATH_DEPTH   16   /* segments of a field path */
+#define VELD_ENGINE_PATH_BYTES   512  /* bytes of a field path */
+#define VELD_ENGINE_SEGMENT_MAX  255  /* bytes of one segment */
+
+/* veld_decl.kind: prelude.lua's kinds, in the order of engine.c's names. */
+enum { VELD_FIELD_TEXT, VELD_FIELD_INT, VELD_FIELD_DECIMAL, VELD_FIELD_DATE, VELD_FIELD_BOOL,
+       VELD_FIELD_CHOICE, VELD_FIELD_MULTI, VELD_FIELD_GROUP };
+enum { VELD_COND_TRUE, VELD_COND_FALSE, VELD_COND_FUNC, VELD_COND_WHEN };
+enum { VELD_WHEN_EQ, VELD_WHEN_NE, VELD_WHEN_HAS, VELD_WHEN_IN };
+
+/* `required` or `visible`: a constant, a function, or when(field, op, value). */
+typedef struct veld_decl_cond {
+	int kind;
+	int op;            /* VELD_COND_WHEN */
+	int ref;           /* VELD_COND_FUNC: the function; VELD_COND_WHEN: the when(...) table */
+	int key;           /* VELD_COND_WHEN: the field of the same group it reads (names[key]) */
+} veld_decl_cond;
+
+typedef struct veld_option {
+	int is_int;
+	long long i;       /* a lua_Integer */
+	char *s;
+	size_t n;
+} veld_option;
+
+typedef struct veld_decl veld_decl;
+
+/* The fields of the form, or of a group, in form order. */
+typedef struct veld_scope {
+	veld_decl *f;
+	size_t n;
+} veld_scope;
+
+/* One field as declared; strings are the engine's copies (malloc'd). */
+struct veld_decl {
+	char *name;
+	size_t nlen;
+	char *label;
+	int kind;
+	int repeating;
+	int ref;           /* the declaration table (messages) */
+	int key;           /* its name in the names table */
+	veld_decl_cond required, visible;
+	int has_min, has_max;
+	long long min, max; /* int, decimal (scaled); lua_Integer */
+	char dmin[11], dmax[11];
+	int scale;
+	long long max_length; /* 0: none */
+	veld_option *opts;
+	size_t nopts;
+	veld_scope sub;
+};
+
+struct veld_decls {
+	veld_scope top;
+	int engine;        /* registry reference to the engine table */
+	int names;         /* registry reference to the names table */
+	int nnames;
+};
+
+/* The field of `sc` named k[0..n), looked for from *at on (the next field
+** usually comes next); *at moves past it.  NULL if there is none (engine.c). */
+const veld_decl *veld_engine__find(const veld_scope *sc, const char *k, size_t n, size_t *at);
+
+/* Members of an object, or elements of an array keyed "1", "2", ... (what a
+** Lua table of the array has), nulls left out (engine_input.c). */
+typedef struct veld_members {
+	const json_t *v;
+	void *it;
+	size_t i;
+	char key[24];
+} veld_members;
+
+void veld_engine__members_init(veld_members *m, const json_t *v);
+/* The next member: 1 with *k (valid until the next call) and *val; 0 at the end. */
+int veld_engine__members_next(veld_members *m, const char **k, json_t **val);
+
+/* What the objects nested in `v` (which sits at path depth `level`) hold:
+** VELD_NESTED_VOID when nothing but nulls and such objects (the value folds
+** to nothing), VELD_NESTED_DEEP when one sits deeper than a path may be
+** (engine_input.c).  0 for a value that is not an object. */
+#define VELD_NESTED_VOID 0x1
+#define VELD_NESTED_DEEP 0x2
+int veld_engine__nested(const json_t *v, int level);
+
+/* One value checked the way prelude.lua does (engine_input.c): an option of
+** the choice `f`; an integer (JSON integers, and reals with an integral
+** value); a decimal (a number or "25630,67") in units of 10^-scale; a date
+** "YYYY-MM-DD" of the calendar, year >= 1000.  1 if it is one, with *out. */
+int veld_engine__is_option(const veld_decl *f, const json_t *v);
+int veld_engine__int_of(const json_t *v, long long *out);
+int veld_engine__decimal_of(const json_t *v, int scale, long long *out);
+int veld_engine__date_ok(const json_t *v);
+/* Characters of a UTF-8 string (jansson holds valid UTF-8 only). */
+size_t veld_engine__utf8_chars(const char *s, size_t n);
 
 /* ---- embedded scripts (embedded.c, generated by embed.cmake) ------------- */
 
