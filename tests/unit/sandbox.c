@@ -257,6 +257,32 @@ static void test_sandbox__coroutines_share_the_budget(void **state)
 	            "local ok, err = coroutine.close(nest(1))\n"
 	            "error(err, 0)\n",
 	            "nested too deep");
+	/* the limit counts nesting, not calls: closes one after another work,
+	** also after a nested chain was cut short in the same state */
+	expect_result(sb,
+	              "local function nest(n)\n"
+	              "  local co = coroutine.create(function()\n"
+	              "    local x <close> = setmetatable({}, {__close = function()\n"
+	              "      local ok, err = coroutine.close(nest(n + 1))\n"
+	              "      if not ok then error(err, 0) end\n"
+	              "    end})\n"
+	              "    coroutine.yield()\n"
+	              "  end)\n"
+	              "  coroutine.resume(co)\n"
+	              "  return co\n"
+	              "end\n"
+	              "local cut = coroutine.close(nest(1))\n"
+	              "local n = 0\n"
+	              "for i = 1, 20 do\n"
+	              "  local co = coroutine.create(function()\n"
+	              "    local x <close> = setmetatable({}, {__close = function() n = n + 1 end})\n"
+	              "    coroutine.yield()\n"
+	              "  end)\n"
+	              "  coroutine.resume(co)\n"
+	              "  assert(coroutine.close(co))\n"
+	              "end\n"
+	              "return {cut, n}",
+	              "[false,20]");
 	expect_result(sb, "local co = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end)\n"
 	                  "return {co(1), co(21)}", "[2,42]");
 	veld_sandbox__free(sb);
