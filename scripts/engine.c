@@ -169,11 +169,69 @@ static int compile_options(lua_State *L, veld_decl *f, veld_err *err)
 
 static const char *const KIND_NAMES[] = {"text", "int", "decimal", "date", "bool", "choice", "multi", "group"};
 
+static int compile_scope(lua_State *L, veld_decls *d, int names, veld_scope *sc, veld_err *err, int depth);
+
+/* The declaration table on top of the stack (left there) into f; its name
+** goes to the names table and the field names of its when(...) conditions
+** to *reqf and *visf, for compile_scope to resolve. */
+static int compile_field(lua_State *L, veld_decls *d, int names, veld_decl *f, const char **reqf,
+                         const char **visf, veld_err *err, int depth)
+{
+	const char *s;
+	size_t len, k;
+	lua_Integer v;
+	int rc;
+	s = get_str(L, "kind", NULL);
+	for (k = 0; s && k < sizeof KIND_NAMES / sizeof *KIND_NAMES; k++)
+		if (!strcmp(s, KIND_NAMES[k]))
+			break;
+	if (!s || k == sizeof KIND_NAMES / sizeof *KIND_NAMES)
+		return veld_err__set(err, VELD_ERROR, "form engine: a field of unknown kind");
+	f->kind = (int)k;
+	s = get_str(L, "name", &len);
+	f->name = s ? strndup(s, len) : NULL;
+	f->nlen = len;
+	s = get_str(L, "label", &len);
+	f->label = s ? strndup(s, len) : NULL;
+	if (!f->name || !f->label)
+		return veld_err__set(err, VELD_ERROR, "out of memory");
+	lua_pushlstring(L, f->name, f->nlen);
+	f->key = ++d->nnames;
+	lua_rawseti(L, names, f->key);
+	if ((rc = compile_cond(L, &f->required, "required", reqf, err)) ||
+	    (rc = compile_cond(L, &f->visible, "visible", visf, err)))
+		return rc;
+	if (f->kind == VELD_FIELD_DATE) {
+		if ((s = get_str(L, "min", &len)) && len < sizeof f->dmin)
+			f->has_min = 1, memcpy(f->dmin, s, len + 1);
+		if ((s = get_str(L, "max", &len)) && len < sizeof f->dmax)
+			f->has_max = 1, memcpy(f->dmax, s, len + 1);
+	} else {
+		f->has_min = get_int(L, "min", &f->min);
+		f->has_max = get_int(L, "max", &f->max);
+	}
+	if (get_int(L, "scale", &v))
+		f->scale = (int)v;
+	if (get_int(L, "max_length", &v))
+		f->max_length = v;
+	lua_getfield(L, -1, "repeating");
+	f->repeating = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	if ((f->kind == VELD_FIELD_CHOICE || f->kind == VELD_FIELD_MULTI) && (rc = compile_options(L, f, err)))
+		return rc;
+	if (f->kind == VELD_FIELD_GROUP) {
+		lua_getfield(L, -1, "scope");
+		rc = compile_scope(L, d, names, &f->sub, err, depth + 1);
+		lua_pop(L, 1);
+	}
+	return rc;
+}
+
 /* The scope table ({list = ..., byname = ...}) on top of the stack. */
 static int compile_scope(lua_State *L, veld_decls *d, int names, veld_scope *sc, veld_err *err, int depth)
 {
 	lua_Integer i, n;
-	size_t j, k2;
+	size_t j, k;
 	int rc = VELD_OK;
 	const char **reqf, **visf; /* when(...) fields, resolved once the scope is read */
 	if (depth > VELD_ENGINE_PATH_DEPTH)
@@ -191,77 +249,26 @@ static int compile_scope(lua_State *L, veld_decls *d, int names, veld_scope *sc,
 		lua_pop(L, 2);
 		return veld_err__set(err, VELD_ERROR, "out of memory");
 	}
-	for (i = 1; i <= n && rc == VELD_OK; i++) {
+	for (i = 1; i <= n; i++) {
 		veld_decl *f = &sc->f[sc->n++];
-		const char *s;
-		size_t len, k;
-		lua_Integer v;
 		f->ref = LUA_NOREF;
 		f->required.ref = f->visible.ref = LUA_NOREF;
 		lua_rawgeti(L, -1, i);
-		s = get_str(L, "kind", NULL);
-		for (k = 0; s && k < sizeof KIND_NAMES / sizeof *KIND_NAMES; k++)
-			if (!strcmp(s, KIND_NAMES[k]))
-				break;
-		if (!s || k == sizeof KIND_NAMES / sizeof *KIND_NAMES) {
-			lua_pop(L, 1);
-			rc = veld_err__set(err, VELD_ERROR, "form engine: a field of unknown kind");
-			break;
-		}
-		f->kind = (int)k;
-		s = get_str(L, "name", &len);
-		f->name = s ? strndup(s, len) : NULL;
-		f->nlen = len;
-		s = get_str(L, "label", &len);
-		f->label = s ? strndup(s, len) : NULL;
-		if (!f->name || !f->label) {
-			lua_pop(L, 1);
-			rc = veld_err__set(err, VELD_ERROR, "out of memory");
-			break;
-		}
-		lua_pushlstring(L, f->name, f->nlen);
-		f->key = ++d->nnames;
-		lua_rawseti(L, names, f->key);
-		if ((rc = compile_cond(L, &f->required, "required", &reqf[sc->n - 1], err)) ||
-		    (rc = compile_cond(L, &f->visible, "visible", &visf[sc->n - 1], err))) {
+		rc = compile_field(L, d, names, f, &reqf[sc->n - 1], &visf[sc->n - 1], err, depth);
+		if (rc != VELD_OK) {
 			lua_pop(L, 1);
 			break;
-		}
-		if (f->kind == VELD_FIELD_DATE) {
-			if ((s = get_str(L, "min", &len)) && len < sizeof f->dmin)
-				f->has_min = 1, memcpy(f->dmin, s, len + 1);
-			if ((s = get_str(L, "max", &len)) && len < sizeof f->dmax)
-				f->has_max = 1, memcpy(f->dmax, s, len + 1);
-		} else {
-			f->has_min = get_int(L, "min", &f->min);
-			f->has_max = get_int(L, "max", &f->max);
-		}
-		if (get_int(L, "scale", &v))
-			f->scale = (int)v;
-		if (get_int(L, "max_length", &v))
-			f->max_length = v;
-		lua_getfield(L, -1, "repeating");
-		f->repeating = lua_toboolean(L, -1);
-		lua_pop(L, 1);
-		if ((f->kind == VELD_FIELD_CHOICE || f->kind == VELD_FIELD_MULTI) && (rc = compile_options(L, f, err))) {
-			lua_pop(L, 1);
-			break;
-		}
-		if (f->kind == VELD_FIELD_GROUP) {
-			lua_getfield(L, -1, "scope");
-			rc = compile_scope(L, d, names, &f->sub, err, depth + 1);
-			lua_pop(L, 1);
 		}
 		f->ref = luaL_ref(L, LUA_REGISTRYINDEX); /* pops the declaration */
 	}
 	lua_pop(L, 1); /* the list */
 	/* when(field, ...) names a field of the same group (prelude.lua checked) */
 	for (j = 0; j < sc->n && rc == VELD_OK; j++)
-		for (k2 = 0; k2 < sc->n; k2++) {
-			if (reqf[j] && !strcmp(reqf[j], sc->f[k2].name))
-				sc->f[j].required.key = sc->f[k2].key;
-			if (visf[j] && !strcmp(visf[j], sc->f[k2].name))
-				sc->f[j].visible.key = sc->f[k2].key;
+		for (k = 0; k < sc->n; k++) {
+			if (reqf[j] && !strcmp(reqf[j], sc->f[k].name))
+				sc->f[j].required.key = sc->f[k].key;
+			if (visf[j] && !strcmp(visf[j], sc->f[k].name))
+				sc->f[j].visible.key = sc->f[k].key;
 		}
 	lua_pop(L, 1); /* the userdata */
 	return rc;
