@@ -34,8 +34,10 @@
 **   reports/NAME.lua  the shipped reports, embedded like the forms
 **
 ** scripts/ depends on core/ (core.h, veld.h); core/ never includes this file.
-** Names: veld_sandbox__*, veld_form__*, veld_report__*, veld_query__* and
-** veld_scan__* for functions shared across files.
+** Names: veld_sandbox__*, veld_form__*, veld_engine__*, veld_report__*,
+** veld_query__* and veld_scan__* for functions shared across files; the
+** sections marked "inside the sandbox" and "inside the form engine" are for
+** the files they name, no others.
 ** JSON crosses this interface as text; every `char **out` result is
 ** malloc'd and freed by the caller with free() (or veld_free()).
 */
