@@ -13,12 +13,13 @@
 ** Records cross this boundary as parsed JSON objects: field paths the way
 ** the store keeps them ("huisvesting.score", "acties.<item id>.status"),
 ** nested objects, or both; "_form_version" is the record's version, other
-** top-level "_" members are not fields.  engine.c reads a record into the
-** typed table `r` (types, visibility, required fields, unknown paths) and
-** the prelude runs the computed values and the rules on it.  Every
-** operation runs in one budgeted, protected call into the sandbox; a script
-** that hits a limit leaves a spent state, and the next operation loads the
-** form afresh from its source (which the handle keeps).
+** top-level "_" members are not fields.  engine_read.c reads a record into
+** the typed table `r` (types, visibility, required fields; unknown paths
+** and folding are engine_input.c's) and the prelude runs the computed
+** values and the rules on it.  Every operation runs in one budgeted,
+** protected call into the sandbox; a script that hits a limit leaves a
+** spent state, and the next operation loads the form afresh from its
+** source (which the handle keeps).
 **
 ** What the engine returns is data produced by guest code: it is converted
 ** with veld_sandbox__to_json, which accepts plain JSON values only.
@@ -189,6 +190,14 @@ static int form_open(veld_form *f)
 	}
 done:
 	return rc;
+}
+
+/* A state a limit stopped (or none yet) is replaced before it is used again. */
+static int form_ready(veld_form *f)
+{
+	if (veld_sandbox__spent(f->sb) || !veld_sandbox__state(f->sb))
+		return form_open(f);
+	return VELD_OK;
 }
 
 void veld_form__free(veld_form *f)
@@ -477,9 +486,7 @@ static int form_op_json(op_ctx *oc, veld_form *f, const char *what, json_t *fiel
 			goto done;
 		}
 	}
-	/* A state a limit stopped is replaced before it is used again. */
-	if (veld_sandbox__spent(f->sb) || !veld_sandbox__state(f->sb))
-		rc = form_open(f);
+	rc = form_ready(f);
 	if (rc == VELD_OK) {
 		rc = veld_sandbox__ccall(f->sb, run_op, oc);
 		if (rc != VELD_OK)
@@ -621,29 +628,29 @@ int veld_form__check(char **errors_json, char **values_json, veld_form *f,
 	return rc;
 }
 
-int veld_form__compute(char **values_json, veld_form *f, const char *fields_json,
-                       const char *context_json)
+/* form_op, and its result as compact JSON text in *out. */
+static int form_op_text(char **out, veld_form *f, const char *what, const char *fields_json,
+                        const char *context_json, int with_context)
 {
 	op_ctx oc;
 	int rc;
-	*values_json = NULL;
-	rc = form_op(&oc, f, "compute", fields_json, context_json, 1);
+	*out = NULL;
+	rc = form_op(&oc, f, what, fields_json, context_json, with_context);
 	if (rc == VELD_OK)
-		rc = dump(values_json, f, oc.result, JSON_COMPACT);
+		rc = dump(out, f, oc.result, JSON_COMPACT);
 	json_decref(oc.result);
 	return rc;
 }
 
+int veld_form__compute(char **values_json, veld_form *f, const char *fields_json,
+                       const char *context_json)
+{
+	return form_op_text(values_json, f, "compute", fields_json, context_json, 1);
+}
+
 int veld_form__unknown_json(char **paths_json, veld_form *f, const char *fields_json)
 {
-	op_ctx oc;
-	int rc;
-	*paths_json = NULL;
-	rc = form_op(&oc, f, "unknown", fields_json, NULL, 0);
-	if (rc == VELD_OK)
-		rc = dump(paths_json, f, oc.result, JSON_COMPACT);
-	json_decref(oc.result);
-	return rc;
+	return form_op_text(paths_json, f, "unknown", fields_json, NULL, 0);
 }
 
 static int run_schema(lua_State *L)
@@ -664,8 +671,7 @@ int veld_form__schema_json(char **out, veld_form *f)
 	memset(&oc, 0, sizeof oc);
 	oc.f = f;
 	veld_err__clear(&f->err);
-	if (veld_sandbox__spent(f->sb) || !veld_sandbox__state(f->sb))
-		rc = form_open(f);
+	rc = form_ready(f);
 	if (rc == VELD_OK && veld_sandbox__ccall(f->sb, run_schema, &oc) != VELD_OK)
 		rc = veld_err__set(&f->err, VELD_ERROR, "%s", veld_sandbox__errmsg(f->sb));
 	if (rc == VELD_OK)

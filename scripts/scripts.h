@@ -7,12 +7,18 @@
 ** the OS, cannot exhaust memory or CPU, and its failure is a message with
 ** file and line, never a crash.
 **
-**   sandbox.c  Lua states with an allowlist of libraries, a memory-capped
-**              allocator, an instruction budget that sticks once spent, a
-**              wall-clock backstop, a recursion limit, and guards around the
-**              C library functions where no count hook fires
+**   sandbox.c  Lua states: a memory-capped allocator, an instruction
+**              budget that sticks once spent, a wall-clock backstop, a
+**              recursion limit, protected calls, JSON <-> Lua
+**   sandbox_lib.c  the allowlist of libraries a state opens, and guards
+**              around the C library functions where no count hook fires
+**              (their work is charged to the budget before they start)
 **   form.c     the form engine: loads a form script in a sandbox, exports its
 **              schema as JSON, validates records and computes values
+**   engine.c   the form's declarations read into C (veld_decls)
+**   engine_read.c  a record read against them: typed, visible, required
+**   engine_input.c  a record as plain JSON: its paths folded into groups,
+**              the paths the form does not declare, one value checked
 **   prelude.lua  the Lua half of the form engine (the DSL), embedded
 **   forms/NAME.lua  the shipped forms, embedded at build time (embed.cmake)
 **   report.c   reports: a run over the store, read-only, in a sandbox with
@@ -28,8 +34,10 @@
 **   reports/NAME.lua  the shipped reports, embedded like the forms
 **
 ** scripts/ depends on core/ (core.h, veld.h); core/ never includes this file.
-** Names: veld_sandbox__*, veld_form__*, veld_report__*, veld_query__* and
-** veld_scan__* for functions shared across files.
+** Names: veld_sandbox__*, veld_form__*, veld_engine__*, veld_report__*,
+** veld_query__* and veld_scan__* for functions shared across files; the
+** sections marked "inside the sandbox" and "inside the form engine" are for
+** the files they name, no others.
 ** JSON crosses this interface as text; every `char **out` result is
 ** malloc'd and freed by the caller with free() (or veld_free()).
 */
@@ -145,6 +153,24 @@ void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth)
 void veld_sandbox__push_json_with(struct lua_State *L, const json_t *v, int depth, unsigned flags);
 json_t *veld_sandbox__to_json(struct lua_State *L, int idx);
 void veld_sandbox__mark_array(struct lua_State *L, int idx);
+
+/* ---- inside the sandbox (sandbox.c <-> sandbox_lib.c only) ---- */
+
+/* Open the allowlisted libraries, guarded, into a fresh state (sandbox_lib.c;
+** `flags`: VELD_SANDBOX_*).  Runs inside the protected setup call. */
+void veld_sandbox__open_libs(struct lua_State *L, unsigned flags);
+/* Charge `units` of work done in C to the running call's budget (checking
+** the clock too) before doing it; raises the sticky stop when it does not fit. */
+void veld_sandbox__charge(struct lua_State *L, double units);
+/* Set the count hook on a new thread: every `count` instructions, or every
+** instruction when the state is stopped already. */
+void veld_sandbox__hook_thread(struct lua_State *co, int count);
+/* The limits of the handle that owns L (valid while the handle lives). */
+const veld_sandbox_limits *veld_sandbox__limits(struct lua_State *L);
+/* Remember where, `level` up, error() raised a non-string value. */
+void veld_sandbox__error_at(struct lua_State *L, int level);
+/* 1 if Lua source `s` names _ENV as a word: refused (see sandbox.c). */
+int veld_sandbox__names_env(const char *s, size_t n);
 
 /* ---- forms (form.c) -------------------------------------------------------- */
 
@@ -274,6 +300,107 @@ json_t *veld_engine__unknown(const veld_decls *d, const json_t *raw);
 
 /* Append an "unknown field" failure to the list at `errors` for each path. */
 void veld_engine__push_unknown(struct lua_State *L, const veld_decls *d, const json_t *unknown, int errors);
+
+/* ---- inside the form engine (engine.c, engine_read.c, engine_input.c only) ---- */
+
+/* Integers below are lua_Integer (long long in Lua 5.4's default build; a
+** build where they differ fails to compile, as pointers to them are passed). */
+
+#define VELD_ENGINE_PATH_DEPTH   16   /* segments of a field path */
+#define VELD_ENGINE_PATH_BYTES   512  /* bytes of a field path */
+#define VELD_ENGINE_SEGMENT_MAX  255  /* bytes of one segment */
+
+/* veld_decl.kind: prelude.lua's kinds, in the order of engine.c's names. */
+enum { VELD_FIELD_TEXT, VELD_FIELD_INT, VELD_FIELD_DECIMAL, VELD_FIELD_DATE, VELD_FIELD_BOOL,
+       VELD_FIELD_CHOICE, VELD_FIELD_MULTI, VELD_FIELD_GROUP };
+enum { VELD_COND_TRUE, VELD_COND_FALSE, VELD_COND_FUNC, VELD_COND_WHEN };
+enum { VELD_WHEN_EQ, VELD_WHEN_NE, VELD_WHEN_HAS, VELD_WHEN_IN };
+
+/* `required` or `visible`: a constant, a function, or when(field, op, value). */
+typedef struct veld_decl_cond {
+	int kind;
+	int op;            /* VELD_COND_WHEN */
+	int ref;           /* VELD_COND_FUNC: the function; VELD_COND_WHEN: the when(...) table */
+	int key;           /* VELD_COND_WHEN: the field of the same group it reads (names[key]) */
+} veld_decl_cond;
+
+typedef struct veld_option {
+	int is_int;
+	long long i;       /* a lua_Integer */
+	char *s;
+	size_t n;
+} veld_option;
+
+typedef struct veld_decl veld_decl;
+
+/* The fields of the form, or of a group, in form order. */
+typedef struct veld_scope {
+	veld_decl *f;
+	size_t n;
+} veld_scope;
+
+/* One field as declared; strings are the engine's copies (malloc'd). */
+struct veld_decl {
+	char *name;
+	size_t nlen;
+	char *label;
+	int kind;
+	int repeating;
+	int ref;           /* the declaration table (messages) */
+	int key;           /* its name in the names table */
+	veld_decl_cond required, visible;
+	int has_min, has_max;
+	long long min, max; /* int, decimal (scaled); lua_Integer */
+	char dmin[11], dmax[11];
+	int scale;
+	long long max_length; /* 0: none */
+	veld_option *opts;
+	size_t nopts;
+	veld_scope sub;
+};
+
+struct veld_decls {
+	veld_scope top;
+	int engine;        /* registry reference to the engine table */
+	int names;         /* registry reference to the names table */
+	int nnames;
+};
+
+/* The field of `sc` named k[0..n), looked for from *at on (the next field
+** usually comes next); *at moves past it.  NULL if there is none (engine.c). */
+const veld_decl *veld_engine__find(const veld_scope *sc, const char *k, size_t n, size_t *at);
+
+/* Members of an object, or elements of an array keyed "1", "2", ... (what a
+** Lua table of the array has), nulls left out (engine_input.c). */
+typedef struct veld_members {
+	const json_t *v;
+	void *it;
+	size_t i;
+	char key[24];
+} veld_members;
+
+void veld_engine__members_init(veld_members *m, const json_t *v);
+/* The next member: 1 with *k (valid until the next call) and *val; 0 at the end. */
+int veld_engine__members_next(veld_members *m, const char **k, json_t **val);
+
+/* What the objects nested in `v` (which sits at path depth `level`) hold:
+** VELD_NESTED_VOID when nothing but nulls and such objects (the value folds
+** to nothing), VELD_NESTED_DEEP when one sits deeper than a path may be
+** (engine_input.c).  0 for a value that is not an object. */
+#define VELD_NESTED_VOID 0x1
+#define VELD_NESTED_DEEP 0x2
+int veld_engine__nested(const json_t *v, int level);
+
+/* One value checked the way prelude.lua does (engine_input.c): an option of
+** the choice `f`; an integer (JSON integers, and reals with an integral
+** value); a decimal (a number or "25630,67") in units of 10^-scale; a date
+** "YYYY-MM-DD" of the calendar, year >= 1000.  1 if it is one, with *out. */
+int veld_engine__is_option(const veld_decl *f, const json_t *v);
+int veld_engine__int_of(const json_t *v, long long *out);
+int veld_engine__decimal_of(const json_t *v, int scale, long long *out);
+int veld_engine__date_ok(const json_t *v);
+/* Characters of a UTF-8 string (jansson holds valid UTF-8 only). */
+size_t veld_engine__utf8_chars(const char *s, size_t n);
 
 /* ---- embedded scripts (embedded.c, generated by embed.cmake) ------------- */
 

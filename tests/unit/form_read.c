@@ -1,6 +1,6 @@
 /*
-** form_read.c — the form engine's reading of records (scripts/engine.c),
-** randomised.
+** form_read.c — the form engine's reading of records (scripts/engine_read.c
+** and engine_input.c), randomised.
 **
 ** A record reaches the engine nested (what an app sends), flat (what the
 ** store keeps: "groep.veld", "acties.<id>.status") or mixed.  Nested input
@@ -413,6 +413,92 @@ static void test_form_read__conditions_that_change_r(void **state)
 	veld_form__free(f);
 }
 
+/* {"key":{"n":{"n": ... inner}}} with `levels` objects "n" (malloc'd). */
+static char *nest(const char *key, int levels, const char *inner)
+{
+	size_t n = strlen(key) + strlen(inner) + (size_t)levels * 8 + 16;
+	char *out = malloc(n), *p = out;
+	int i;
+	assert_non_null(out);
+	p += sprintf(p, "{\"%s\":", key);
+	for (i = 0; i < levels; i++)
+		p += sprintf(p, "{\"n\":");
+	p += sprintf(p, "%s", inner);
+	for (i = 0; i <= levels; i++)
+		*p++ = '}';
+	*p = '\0';
+	return out;
+}
+
+static int validate_nest(char **errors, veld_form *f, const char *key, int levels, const char *inner)
+{
+	char *rec = nest(key, levels, inner);
+	int rc;
+	*errors = NULL;
+	rc = veld_form__validate(errors, f, rec, NULL);
+	free(rec);
+	return rc;
+}
+
+/* A verdict: valid with no failure, or (`empty` 0) refused as input for
+** its depth.  Frees `errors`. */
+static void expect_empty_or_too_deep(veld_form *f, int rc, char *errors, int empty)
+{
+	if (empty) {
+		assert_int_equal(rc, VELD_OK);
+		assert_string_equal(errors, "[]");
+	} else {
+		assert_int_equal(rc, VELD_EINVALID);
+		assert_null(errors);
+		assert_non_null(strstr(veld_form__errmsg(f), "is nested too deep"));
+	}
+	free(errors);
+}
+
+/* Objects that hold nothing (nulls, empty objects) are no fields, however
+** deep; objects nested deeper than a field path may be are refused as
+** input, whether the form knows the outer member or not. */
+static void test_form_read__empty_and_deep_objects(void **state)
+{
+	static const char src[] =
+		"form { name = 'klein', version = 1, compartment = 'social', label = 'Klein',\n"
+		"  fields = {\n"
+		"    field.text { 'naam', label = 'Naam' },\n"
+		"    field.group { 'g', label = 'G', fields = { field.text { 't', label = 'T' } } },\n"
+		"  },\n"
+		"}\n";
+	veld_form *f = NULL;
+	veld_err err = {0, ""};
+	int levels, i;
+	(void)state;
+	assert_int_equal(veld_form__load(&f, "klein", src, sizeof src - 1, NULL, &err), VELD_OK);
+	for (levels = 0; levels < 24; levels++) {
+		char *e, want[256];
+		int rc, n;
+		/* nothing but a null at the bottom: no field, until the fold refuses the depth */
+		rc = validate_nest(&e, f, "leeg", levels, "{\"x\":null}");
+		expect_empty_or_too_deep(f, rc, e, levels < 16);
+		/* empty objects inside a group the form declares */
+		rc = validate_nest(&e, f, "g", levels, "{}");
+		expect_empty_or_too_deep(f, rc, e, levels < 17);
+		/* a value at the bottom: an unknown field, as deep as a path may go */
+		rc = validate_nest(&e, f, "vol", levels, "1");
+		if (levels >= 17) {
+			expect_empty_or_too_deep(f, rc, e, 0);
+			continue;
+		}
+		assert_int_equal(rc, VELD_EINVALID);
+		n = snprintf(want, sizeof want, "[{\"field\":\"vol");
+		for (i = 0; i < levels; i++)
+			n += snprintf(want + n, sizeof want - (size_t)n, ".n");
+		snprintf(want + n, sizeof want - (size_t)n,
+		         "\",\"message\":\"Onbekend veld in versie 1 van dit formulier.\"}]");
+		assert_string_equal(e, want);
+		free(e);
+	}
+	veld_form__free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +506,7 @@ int main(void)
 		cmocka_unit_test(test_form_read__typed_record),
 		cmocka_unit_test(test_form_read__failures_in_form_order),
 		cmocka_unit_test(test_form_read__conditions_that_change_r),
+		cmocka_unit_test(test_form_read__empty_and_deep_objects),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
