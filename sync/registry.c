@@ -13,7 +13,7 @@
 ** The prefix keeps a registry signature from ever being valid as a commit
 ** signature or any other signed message, and the other way round.
 **
-** Canonical form is the one of core/record.c: jansson with JSON_SORT_KEYS |
+** Canonical form is the one of core/record_json.c: jansson with JSON_SORT_KEYS |
 ** JSON_COMPACT | JSON_REAL_PRECISION(17) — keys sorted bytewise, no
 ** whitespace, UTF-8 written as is, integers as integers, reals with 17
 ** significant digits.  veld_registry__sign writes the whole entry in that
