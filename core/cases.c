@@ -121,14 +121,103 @@ static int apply_fields(veld_store *s, veld_record *r, json_t *fields, int form_
 	return 0;
 }
 
-/* Write a changed record with its audit entry, in one transaction. */
+/* ---- the write rule --------------------------------------------------------- */
+
+/* This device as a writer: its role and region as the registry has them
+** (its own entry, once a sync brought it), else the role it was created
+** with and no region yet. */
+typedef struct own_writer {
+	veld_writer w;
+	veld_range ranges[VELD_MAX_RANGES];
+	char role[16], region[256];
+} own_writer;
+
+static int load_writer(own_writer *o, veld_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int rc, n;
+	memset(o, 0, sizeof *o);
+	o->w.n_ranges = -1;
+	o->w.who = "this device";
+	rc = sqlite3_prepare_v2(veld_store__db(s), "SELECT role, region FROM devices WHERE id = ?1", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return veld_store__db_fail(s, rc, "read this device's enrolment");
+	sqlite3_bind_text(st, 1, veld_store__device_id(s), -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		snprintf(o->role, sizeof o->role, "%s", (const char *)sqlite3_column_text(st, 0));
+		snprintf(o->region, sizeof o->region, "%s", (const char *)sqlite3_column_text(st, 1));
+		if (veld_region__parse(o->ranges, VELD_MAX_RANGES, &n, o->region, NULL) == 0)
+			o->w.n_ranges = n;
+		rc = SQLITE_DONE;
+	} else if (rc == SQLITE_DONE && (n = veld_store__meta_get(s, "device_role", o->role, sizeof o->role - 1)) >= 0) {
+		o->role[n] = '\0';
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return veld_store__db_fail(s, rc, "read this device's enrolment");
+	o->w.role = o->role[0] ? o->role : NULL;
+	o->w.ranges = o->ranges;
+	o->w.region = o->region;
+	return 0;
+}
+
+/* The compartment a stored record was written in ("" if none is stored). */
+static int stored_compartment(char *out, size_t cap, veld_store *s, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(veld_store__db(s), "SELECT compartment FROM records WHERE id = ?1", -1, &st, NULL);
+	out[0] = '\0';
+	if (rc != SQLITE_OK)
+		return veld_store__db_fail(s, rc, "read a record's compartment");
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		snprintf(out, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : veld_store__db_fail(s, rc, "read a record's compartment");
+}
+
+/* May this device make the write `fields` did to `r` (rules.c, the rule
+** the office's verification applies too)?  VELD_EDENIED with the reason. */
+static int check_rule(veld_store *s, const veld_record *r, const json_t *fields, const char *compartment,
+                      int creates)
+{
+	own_writer o;
+	veld_change c;
+	char comp[32], why[256];
+	size_t n;
+	const json_t *pc = veld_record__value(r, "postcode", &n);
+	int rc;
+	memset(&c, 0, sizeof c);
+	if ((rc = load_writer(&o, s)))
+		return rc;
+	c.case_id = veld_record__case(r);
+	c.record_id = veld_record__id(r);
+	c.form = veld_record__form(r);
+	if (!compartment && (rc = stored_compartment(comp, sizeof comp, s, c.record_id)))
+		return rc;
+	c.compartment = compartment ? compartment : comp;
+	c.postcode = json_string_value(pc);
+	c.creates = creates;
+	c.sets_postcode = json_object_get(fields, "postcode") != NULL;
+	c.readable = 1;
+	if (veld_rules__check(why, sizeof why, &o.w, &c))
+		return veld_err__set(veld_store__err(s), VELD_EDENIED, "%s", why);
+	return 0;
+}
+
+/* Write a changed record with its audit entry, in one transaction, if the
+** write rule lets this device make it. */
 static int write_record(veld_store *s, veld_record *r, json_t *fields, int form_version, const char *compartment,
                         const char *action, const char *case_id, const char *record_id)
 {
+	veld_stamp last;
+	int creates = veld_record__max_stamp(r, &last) != 0;
 	int rc = veld_store__begin(s);
 	if (rc)
 		return rc;
 	rc = apply_fields(s, r, fields, form_version);
+	if (!rc)
+		rc = check_rule(s, r, fields, compartment, creates);
 	if (!rc)
 		rc = veld_store__record_save(s, r, 1, compartment);
 	if (!rc)

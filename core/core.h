@@ -9,6 +9,8 @@
 **              vfs_log.c the WAL frames and journal records
 **   ext.c      the same VFS as a loadable extension for the sqlite3 shell
 **   id.c       what an id and a form name look like (one definition)
+**   region.c   postcode regions ("1500-1999,3000-3499")
+**   rules.c    who may write what: the one rule of writer and verifier
 **   hlc.c      hybrid logical clock stamps
 **   record.c   the record model: multi-value registers, local writes, the
 **              view; record_merge.c merges two states, record_json.c holds
@@ -73,6 +75,46 @@ int veld_hex__is(const char *s, size_t n);
 int veld_id__is(const char *s);
 /* 1 if `s` is a form name: [a-z0-9_]{1,64}, not starting with '_'. */
 int veld_name__is_form(const char *s);
+
+/* ---- regions and the write rule (region.c, rules.c) -------------------- */
+
+/* Region strings: "1500-1999,3000-3499".  Parse into at most `max` ranges;
+** VELD_EINVALID on malformed input.  And membership of a postcode. */
+#define VELD_MAX_RANGES 32
+typedef struct veld_range {
+	int lo, hi;
+} veld_range;
+int veld_region__parse(veld_range *ranges, int max, int *n, const char *text, veld_err *err);
+int veld_region__contains(const veld_range *ranges, int n, int postcode);
+
+/* Who writes: a role ("office", "assistant", "volunteer"; NULL: the
+** office's own store before its registry) and, for an assistant, its
+** region (n_ranges -1: not known yet).  `who` names the writer in
+** messages ("this device", "device <id>"). */
+typedef struct veld_writer {
+	const char *role;
+	const veld_range *ranges;
+	int n_ranges;
+	const char *region; /* the region as text, for messages */
+	const char *who;
+} veld_writer;
+
+/* What is written: a record of a case (the header when record_id ==
+** case_id), its form and compartment ("" or NULL: not known), and for a
+** header the postcode it holds after the write.  `readable`: the writer's
+** content was read (postcode and form are meaningful). */
+typedef struct veld_change {
+	const char *case_id, *record_id;
+	const char *form, *compartment;
+	const char *postcode;
+	int creates;       /* no earlier version of the record */
+	int sets_postcode; /* the write sets the header's postcode */
+	int readable;
+} veld_change;
+
+/* The one rule of who may write what (rules.c), for the writer and for
+** the verifier.  0 if allowed; VELD_EDENIED with the reason in `why`. */
+int veld_rules__check(char *why, size_t cap, const veld_writer *w, const veld_change *c);
 
 /* ---- key file (keyfile.c) ---------------------------------------------- */
 

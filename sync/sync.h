@@ -111,13 +111,6 @@ char *veld_registry__sign(const json_t *body, const unsigned char *sign_sk);
 int veld_registry__verify(json_t **body, const char *text, size_t len,
                           const unsigned char *sign_pk, veld_err *err) VELD_WARN_UNUSED;
 
-/* Region strings: "1500-1999,3000-3499".  Parse into at most `max` ranges;
-** VELD_EINVALID on malformed input.  And membership of a postcode. */
-typedef struct veld_range {
-	int lo, hi;
-} veld_range;
-int veld_region__parse(veld_range *ranges, int max, int *n, const char *text, veld_err *err);
-int veld_region__contains(const veld_range *ranges, int n, int postcode);
 
 /* ---- the sync stages (context.c, state.c, and a file per stage) ---------- */
 
@@ -146,7 +139,6 @@ struct veld_remote_opts; /* the git plumbing's, below */
 #define VELD_REF_KEY_PREFIX "refs/veld-keys/"
 #define VELD_HUB_PREFIX     "refs/veld-hub/"
 #define VELD_ORG_SIGNER     "org"
-#define VELD_MAX_RANGES     32
 /* Parents a merge commit may have: this store's head and at most
 ** VELD_MAX_PARENTS - 1 merged heads (the rest are recorded in sync_refs all
 ** the same); verification accepts that many. */

@@ -4,8 +4,8 @@
 ** Every commit a ref brought (reachable from its new head, not from a head
 ** already trusted) must be signed by an enrolled, unrevoked device or the
 ** organisation; a device may write only the paths its role allows (record
-** paths; a volunteer the huiswijs compartment and no case header; an
-** assistant creates cases in its region only), and every blob it writes
+** paths, and of those what the write rule of core's rules.c allows: the
+** rule the writer applied when it made the change), and every blob it writes
 ** must open with the key it claims, at its own path.  A ref never goes
 ** back: its new head must descend from the last one verified.  The head
 ** itself must be signed by the ref's owner.  A ref that fails is rejected
@@ -93,23 +93,30 @@ typedef struct checkctx {
 	char whybuf[256];
 } checkctx;
 
-/* What the role of the signer of a readable record `rec` may not do with
-** it; NULL if allowed (a volunteer's compartment was checked already). */
-static const char *role_forbids(checkctx *ck, const veld_record *rec, const git_oid *old_id, const char *case_id,
-                                const char *record_id)
+/* The write rule (core's rules.c, which the writer applied too) for one
+** record the signer wrote; `rec` NULL when this store cannot read it. */
+static const char *rule_forbids(checkctx *ck, const veld_record *rec, const char *comp, const git_oid *old_id,
+                                const char *case_id, const char *record_id)
 {
-	if (rec && !old_id && !strcmp(record_id, case_id) && !strcmp(ck->role, "assistant")) {
-		size_t n;
-		const json_t *pc = veld_record__value(rec, "postcode", &n);
-		if (!json_is_string(pc) || !veld_region__contains(ck->ranges, ck->n_ranges, atoi(json_string_value(pc)))) {
-			snprintf(ck->whybuf, sizeof ck->whybuf, "creates case %s outside its region", case_id);
-			return ck->whybuf;
-		}
-	} else if (!strcmp(ck->role, "volunteer") && !strcmp(record_id, case_id)) {
-		snprintf(ck->whybuf, sizeof ck->whybuf, "volunteer writes the header of case %s", case_id);
-		return ck->whybuf;
-	}
-	return NULL;
+	veld_writer w;
+	veld_change ch;
+	char who[64];
+	size_t n;
+	memset(&w, 0, sizeof w);
+	memset(&ch, 0, sizeof ch);
+	snprintf(who, sizeof who, "device %s", ck->signer);
+	w.role = ck->role;
+	w.ranges = ck->ranges;
+	w.n_ranges = ck->n_ranges;
+	w.who = who;
+	ch.case_id = case_id;
+	ch.record_id = record_id;
+	ch.form = rec ? veld_record__form(rec) : NULL;
+	ch.compartment = comp;
+	ch.postcode = rec ? json_string_value(veld_record__value(rec, "postcode", &n)) : NULL;
+	ch.creates = !old_id;
+	ch.readable = rec != NULL;
+	return veld_rules__check(ck->whybuf, sizeof ck->whybuf, &w, &ch) ? ck->whybuf : NULL;
 }
 
 /* One changed path of a commit by ck->signer: may that signer write it? */
@@ -139,12 +146,7 @@ static int check_path(const char *path, const git_oid *old_id, const git_oid *ne
 		ck->why = why;
 		return 1;
 	}
-	if (!strcmp(ck->role, "volunteer") && comp[0] && strcmp(comp, "huiswijs")) {
-		snprintf(ck->whybuf, sizeof ck->whybuf, "volunteer writes record %s outside the huiswijs compartment", record_id);
-		ck->why = ck->whybuf;
-	} else {
-		ck->why = role_forbids(ck, rec, old_id, case_id, record_id);
-	}
+	ck->why = rule_forbids(ck, rec, comp, old_id, case_id, record_id);
 	veld_record__free(rec);
 	return ck->why ? 1 : 0;
 }

@@ -117,6 +117,15 @@ scenario() {
     sync_ok "$d" "$kind: first sync"
   done
 
+  # A write the office would refuse is refused on the device at once: exit 4,
+  # one line with the reason, nothing stored.
+  expect_exit 4 "$kind: case new outside the region" -- V "$A" case new --name "Jan Janssens" --postcode 3500
+  expect_one_error_line "$kind: case new outside the region"
+  expect_match 'postcode 3500 is outside the region 3000-3499 of this device' "$T/err" \
+    "$kind: the refusal says why"
+  expect_exit 0 "$kind: case list after the refusal" -- V "$A" --json case list
+  expect_match '^\[\]$' "$T/out" "$kind: the refused case was not stored"
+
   # A case on A, seen by B and the office.
   expect_exit 0 "$kind: case new" -- V "$A" case new --name "Jan Janssens" --postcode 3000
   local X REC

@@ -206,6 +206,41 @@ veld_store *veld_test_device(char *id_out, veld_store *office, const char *dir, 
 	return s;
 }
 
+char *veld_test_export(veld_store *s)
+{
+	char *out = NULL;
+	assert_int_equal(veld_export_json(&out, s), VELD_OK);
+	return out;
+}
+
+void veld_test_net_up(veld_test_net *n, const char *tag, const char *a_role, const char *a_region,
+                      const char *b_role, const char *b_region)
+{
+	char *d;
+	memset(n, 0, sizeof *n);
+	n->root = veld_test_tmpdir(tag);
+	n->hub = veld_test_path(n->root, "hub.git");
+	d = veld_test_path(n->root, "office");
+	n->office = veld_test_office(d, n->hub);
+	free(d);
+	d = veld_test_path(n->root, "a");
+	n->a = veld_test_device(n->a_id, n->office, d, a_role, a_region, n->hub);
+	free(d);
+	d = veld_test_path(n->root, "b");
+	n->b = veld_test_device(n->b_id, n->office, d, b_role, b_region, n->hub);
+	free(d);
+}
+
+void veld_test_net_down(veld_test_net *n)
+{
+	veld_store_close(n->office);
+	veld_store_close(n->a);
+	veld_store_close(n->b);
+	veld_test_rmtree(n->root);
+	free(n->root);
+	free(n->hub);
+}
+
 /* ---- hubs: a path, or the smart-HTTP hub of tools/hub ------------------------- */
 
 #include <signal.h>

@@ -64,6 +64,23 @@ veld_store *veld_test_office(const char *dir, const char *hub);
 veld_store *veld_test_device(char *id_out, veld_store *office, const char *dir, const char *role,
                              const char *region, const char *hub);
 
+/* A small organisation on a new hub on a path, under a new temporary
+** directory named by `tag`: the office and two enrolled, joined devices
+** `a` and `b` of the given roles and regions (NULL: none).  _down closes
+** the stores and removes the directory. */
+typedef struct veld_test_net {
+	char *root, *hub;
+	veld_store *office, *a, *b;
+	char a_id[VELD_IDSIZE], b_id[VELD_IDSIZE];
+} veld_test_net;
+void veld_test_net_up(veld_test_net *n, const char *tag, const char *a_role, const char *a_region,
+                      const char *b_role, const char *b_region);
+void veld_test_net_down(veld_test_net *n);
+
+/* The store's export (veld_export_json), failing the test on error;
+** veld_free() it. */
+char *veld_test_export(veld_store *s);
+
 /* Sync and fail the test unless it returns `want`; returns the summary
 ** (json_t, caller decrefs). */
 json_t *veld_test_sync(veld_store *s, int want);

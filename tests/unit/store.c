@@ -585,13 +585,6 @@ static void test_store__schema_1_is_migrated(void **state)
 /* ---- import -------------------------------------------------------------------- */
 
 /* The store's export (what an import must leave as it was when it fails). */
-static char *export_of(veld_store *s)
-{
-	char *out = NULL;
-	assert_int_equal(veld_export_json(&out, s), VELD_OK);
-	return out;
-}
-
 #define CONTACT_FIELDS "{\"datum\":\"2018-01-01\",\"plaats\":\"zitdag\",\"problematiek\":[\"financieel\"]}"
 
 /* A bad line is reported once by its number, with the message of what
@@ -613,7 +606,7 @@ static void test_store__import_bad_line_message(void **state)
 	veld_store *s = create_store(dir);
 	long count = -1;
 	(void)state;
-	before = export_of(s);
+	before = veld_test_export(s);
 
 	assert_int_equal(veld_import(&count, s, bad_form, strlen(bad_form), NULL, NULL), VELD_EINVALID);
 	assert_string_equal(veld_errmsg(s), "line 3: unknown form 'nope' (see `veld form list`)");
@@ -622,7 +615,7 @@ static void test_store__import_bad_line_message(void **state)
 	assert_string_equal(veld_errmsg(s),
 	                    "line 2: case field 'postcode' must be a Belgian postcode (4 digits, 1000-9999)");
 
-	after = export_of(s);
+	after = veld_test_export(s);
 	assert_string_equal(before, after);
 	veld_free(after);
 	veld_free(before);
@@ -662,7 +655,7 @@ static void test_store__import_canceled_from_progress(void **state)
 		                 cid, CONTACT_FIELDS);
 		assert_int_equal(veld_buf__add(&jsonl, line, (size_t)n), 0);
 	}
-	before = export_of(s);
+	before = veld_test_export(s);
 
 	assert_int_equal(veld_import(&count, s, (const char *)jsonl.p, jsonl.n, import_progress, &log), VELD_ECANCELED);
 	assert_int_equal(veld_errcode(s), VELD_ECANCELED);
@@ -671,7 +664,7 @@ static void test_store__import_canceled_from_progress(void **state)
 	assert_int_equal(log.calls, 2);
 	assert_int_equal(log.last_done, 2000);
 	assert_int_equal(log.total, 2500);
-	after = export_of(s);
+	after = veld_test_export(s);
 	assert_string_equal(before, after);
 	veld_free(after);
 
@@ -680,7 +673,7 @@ static void test_store__import_canceled_from_progress(void **state)
 	assert_int_equal(count, 2500);
 	assert_int_equal(log.calls, 3); /* lines 1000, 2000 and the last */
 	assert_int_equal(log.last_done, 2500);
-	after = export_of(s);
+	after = veld_test_export(s);
 	j = json_loads(after, 0, NULL);
 	assert_non_null(j);
 	assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(j, "cases"), 0), "records")), 2500);

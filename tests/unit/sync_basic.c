@@ -15,44 +15,18 @@
 
 #define VALID_CONTACT "{\"datum\":\"2018-02-03\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"administratief\"]}"
 
-typedef struct net {
-	char *root, *hub;
-	veld_store *office, *a, *b;
-} net;
+typedef veld_test_net net;
 
 static void net_up(net *n)
 {
-	char *d;
-	n->root = veld_test_tmpdir("sync-basic");
-	n->hub = veld_test_path(n->root, "hub.git");
-	d = veld_test_path(n->root, "office");
-	n->office = veld_test_office(d, n->hub);
-	free(d);
-	d = veld_test_path(n->root, "a");
-	n->a = veld_test_device(NULL, n->office, d, "assistant", "3000-3499", n->hub);
-	free(d);
-	d = veld_test_path(n->root, "b");
-	n->b = veld_test_device(NULL, n->office, d, "assistant", "3000-3499", n->hub);
-	free(d);
+	veld_test_net_up(n, "sync-basic", "assistant", "3000-3499", "assistant", "3000-3499");
 	json_decref(veld_test_sync(n->a, VELD_OK));
 	json_decref(veld_test_sync(n->b, VELD_OK));
 }
 
 static void net_down(net *n)
 {
-	veld_store_close(n->office);
-	veld_store_close(n->a);
-	veld_store_close(n->b);
-	veld_test_rmtree(n->root);
-	free(n->root);
-	free(n->hub);
-}
-
-static char *export_of(veld_store *s)
-{
-	char *out = NULL;
-	assert_int_equal(veld_export_json(&out, s), VELD_OK);
-	return out;
+	veld_test_net_down(n);
 }
 
 static void sync_all(net *n)
@@ -66,7 +40,7 @@ static void sync_all(net *n)
 
 static void assert_converged(net *n)
 {
-	char *eo = export_of(n->office), *ea = export_of(n->a), *eb = export_of(n->b);
+	char *eo = veld_test_export(n->office), *ea = veld_test_export(n->a), *eb = veld_test_export(n->b);
 	assert_string_equal(eo, ea);
 	assert_string_equal(eo, eb);
 	veld_free(eo);
@@ -300,14 +274,14 @@ static void test_sync__cancel_at_each_stage_leaves_the_store_as_it_was(void **st
 		assert_int_equal(veld_record_put(rid, n.b, cid, "contactregistratie", NULL, VALID_CONTACT), VELD_OK);
 		json_decref(veld_test_sync(n.b, VELD_OK));
 		assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, VALID_CONTACT), VELD_OK);
-		before = export_of(n.a);
+		before = veld_test_export(n.a);
 		refs_before = hub_refs(&n);
 		options_for(&o, &k, stages[i]);
 		assert_int_equal(veld_sync(&sum, n.a, &o), VELD_ECANCELED);
 		assert_int_equal(k.asked, 1);
 		assert_int_equal(k.after, 0);
 		assert_non_null(strstr(veld_errmsg(n.a), stages[i]));
-		after = export_of(n.a);
+		after = veld_test_export(n.a);
 		refs_after = hub_refs(&n);
 		assert_string_equal(before, after);
 		assert_string_equal(refs_before, refs_after);
@@ -345,7 +319,7 @@ static void test_sync__cancel_of_join_at_each_stage_changes_nothing(void **state
 	assert_int_equal(veld_store_device_json(&req, c), VELD_OK);
 	assert_int_equal(veld_enroll(NULL, n.office, req, "3000-3499"), VELD_OK);
 	json_decref(veld_test_sync(n.office, VELD_OK));
-	before = export_of(c);
+	before = veld_test_export(c);
 	for (i = 0; i < sizeof stages / sizeof stages[0]; i++) {
 		veld_sync_options o;
 		canceler k;
@@ -353,7 +327,7 @@ static void test_sync__cancel_of_join_at_each_stage_changes_nothing(void **state
 		assert_int_equal(veld_join(c, n.hub, &o), VELD_ECANCELED);
 		assert_int_equal(k.asked, 1);
 		assert_non_null(strstr(veld_errmsg(c), stages[i]));
-		after = export_of(c);
+		after = veld_test_export(c);
 		assert_string_equal(before, after);
 		veld_free(after);
 		/* Not joined: no hub kept. */
@@ -363,9 +337,9 @@ static void test_sync__cancel_of_join_at_each_stage_changes_nothing(void **state
 	}
 	assert_int_equal(veld_join(c, n.hub, NULL), VELD_OK);
 	json_decref(veld_test_sync(c, VELD_OK));
-	after = export_of(c);
+	after = veld_test_export(c);
 	{
-		char *ea = export_of(n.a);
+		char *ea = veld_test_export(n.a);
 		assert_string_equal(after, ea);
 		veld_free(ea);
 	}

@@ -15,36 +15,17 @@
 #define CONTACT "{\"datum\":\"2018-04-05\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"materieel\"],\"detail\":[\"huisvesting\"]}"
 #define WOONZOEK "{\"datum\":\"2018-04-06\",\"activiteit\":\"online_zoeken\",\"duur_min\":45}"
 
-typedef struct net {
-	char *root, *hub;
-	veld_store *office, *a, *v;
-	char a_id[VELD_IDSIZE], v_id[VELD_IDSIZE];
-} net;
+typedef veld_test_net net;
 
 static void net_up(net *n)
 {
-	char *d;
-	n->root = veld_test_tmpdir("sync-privacy");
-	n->hub = veld_test_path(n->root, "hub.git");
-	d = veld_test_path(n->root, "office");
-	n->office = veld_test_office(d, n->hub);
-	free(d);
-	d = veld_test_path(n->root, "a");
-	n->a = veld_test_device(n->a_id, n->office, d, "assistant", "3000-3499", n->hub);
-	free(d);
-	d = veld_test_path(n->root, "v");
-	n->v = veld_test_device(n->v_id, n->office, d, "volunteer", NULL, n->hub);
-	free(d);
+	/* a: an assistant of 3000-3499; b: a volunteer */
+	veld_test_net_up(n, "sync-privacy", "assistant", "3000-3499", "volunteer", NULL);
 }
 
 static void net_down(net *n)
 {
-	veld_store_close(n->office);
-	veld_store_close(n->a);
-	veld_store_close(n->v);
-	veld_test_rmtree(n->root);
-	free(n->root);
-	free(n->hub);
+	veld_test_net_down(n);
 }
 
 static void sync_all(net *n)
@@ -52,7 +33,7 @@ static void sync_all(net *n)
 	json_decref(veld_test_sync(n->a, VELD_OK));
 	json_decref(veld_test_sync(n->office, VELD_OK));
 	json_decref(veld_test_sync(n->a, VELD_OK));
-	json_decref(veld_test_sync(n->v, VELD_OK));
+	json_decref(veld_test_sync(n->b, VELD_OK));
 }
 
 static int can_show(veld_store *s, const char *rid)
@@ -74,20 +55,20 @@ static void test_sync__volunteer_sees_only_huiswijs_after_consent(void **state)
 	assert_int_equal(veld_record_put(zoek, n.a, cid, "woonzoek", NULL, WOONZOEK), VELD_OK);
 
 	/* No consent yet: refused, and nothing was shared. */
-	assert_int_equal(veld_case_share(n.a, cid, n.v_id, "huiswijs"), VELD_EDENIED);
+	assert_int_equal(veld_case_share(n.a, cid, n.b_id, "huiswijs"), VELD_EDENIED);
 	assert_non_null(strstr(veld_errmsg(n.a), "consent"));
 	sync_all(&n);
-	assert_false(can_show(n.v, zoek));
+	assert_false(can_show(n.b, zoek));
 
 	/* Consent; a volunteer still cannot get the social compartment. */
 	assert_int_equal(veld_case_consent(n.a, cid, "huiswijs"), VELD_OK);
-	assert_int_equal(veld_case_share(n.a, cid, n.v_id, "social"), VELD_EDENIED);
-	assert_int_equal(veld_case_share(n.a, cid, n.v_id, "huiswijs"), VELD_OK);
+	assert_int_equal(veld_case_share(n.a, cid, n.b_id, "social"), VELD_EDENIED);
+	assert_int_equal(veld_case_share(n.a, cid, n.b_id, "huiswijs"), VELD_OK);
 	sync_all(&n);
-	assert_true(can_show(n.v, zoek));
-	assert_false(can_show(n.v, contact));
+	assert_true(can_show(n.b, zoek));
+	assert_false(can_show(n.b, contact));
 	/* The volunteer finds the case by id, without its header or social records. */
-	assert_int_equal(veld_case_show_json(&out, n.v, cid), VELD_OK);
+	assert_int_equal(veld_case_show_json(&out, n.b, cid), VELD_OK);
 	{
 		json_t *j = json_loads(out, 0, NULL);
 		assert_true(json_is_null(json_object_get(j, "header")));
@@ -98,7 +79,7 @@ static void test_sync__volunteer_sees_only_huiswijs_after_consent(void **state)
 	assert_null(strstr(out, "Els Wouters"));
 	veld_free(out);
 	out = NULL;
-	assert_int_equal(veld_case_list_json(&out, n.v), VELD_OK);
+	assert_int_equal(veld_case_list_json(&out, n.b), VELD_OK);
 	assert_non_null(strstr(out, cid));
 	assert_non_null(strstr(out, "\"header\":false"));
 	assert_null(strstr(out, "Els Wouters"));
@@ -106,8 +87,8 @@ static void test_sync__volunteer_sees_only_huiswijs_after_consent(void **state)
 	out = NULL;
 
 	/* The volunteer's own log entry reaches the social worker. */
-	assert_int_equal(veld_record_put(NULL, n.v, cid, "woonzoek", zoek, "{\"resultaat\":\"geen_reactie\"}"), VELD_OK);
-	json_decref(veld_test_sync(n.v, VELD_OK));
+	assert_int_equal(veld_record_put(NULL, n.b, cid, "woonzoek", zoek, "{\"resultaat\":\"geen_reactie\"}"), VELD_OK);
+	json_decref(veld_test_sync(n.b, VELD_OK));
 	json_decref(veld_test_sync(n.office, VELD_OK));
 	json_decref(veld_test_sync(n.a, VELD_OK));
 	assert_int_equal(veld_record_show_json(&out, n.a, zoek), VELD_OK);

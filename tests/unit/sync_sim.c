@@ -1411,27 +1411,13 @@ static int strict(void)
 	return getenv("VELD_TEST_STRICT") && strcmp(getenv("VELD_TEST_STRICT"), "0");
 }
 
-typedef struct mini {
-	char *root, *hub;
-	veld_store *office, *a, *b;
-} mini;
+typedef veld_test_net mini;
 
 /* An office and two assistants of 3000-3499; `peers_know_each_other`: both
 ** sync after both were enrolled (else A last synced before B's enrolment). */
 static void mini_up(mini *n, int peers_know_each_other)
 {
-	char *d;
-	n->root = veld_test_tmpdir("sync-sim-bug");
-	n->hub = veld_test_path(n->root, "hub.git");
-	d = veld_test_path(n->root, "office");
-	n->office = veld_test_office(d, n->hub);
-	free(d);
-	d = veld_test_path(n->root, "a");
-	n->a = veld_test_device(NULL, n->office, d, "assistant", "3000-3499", n->hub);
-	free(d);
-	d = veld_test_path(n->root, "b");
-	n->b = veld_test_device(NULL, n->office, d, "assistant", "3000-3499", n->hub);
-	free(d);
+	veld_test_net_up(n, "sync-sim-bug", "assistant", "3000-3499", "assistant", "3000-3499");
 	if (peers_know_each_other) {
 		json_decref(veld_test_sync(n->a, VELD_OK));
 		json_decref(veld_test_sync(n->b, VELD_OK));
@@ -1440,12 +1426,7 @@ static void mini_up(mini *n, int peers_know_each_other)
 
 static void mini_down(mini *n)
 {
-	veld_store_close(n->office);
-	veld_store_close(n->a);
-	veld_store_close(n->b);
-	veld_test_rmtree(n->root);
-	free(n->root);
-	free(n->hub);
+	veld_test_net_down(n);
 }
 
 static void known_bug(mini *n, const char *bug, const char *detail)

@@ -273,13 +273,6 @@ static void random_id(char *out)
 
 /* ---- what the victim must show ------------------------------------------------- */
 
-static char *export_of(veld_store *s)
-{
-	char *out = NULL;
-	assert_int_equal(veld_export_json(&out, s), VELD_OK);
-	return out;
-}
-
 /* The sync state of `ref`: the head last verified and merged ("" if none). */
 static char *sync_ref_of(veld_store *s, const char *ref)
 {
@@ -325,13 +318,13 @@ static void outcome_free(outcome *o)
 static outcome sync_victim(veld_store *victim, const char *ref)
 {
 	outcome o;
-	char *before = export_of(victim), *refs_before = sync_ref_of(victim, ref), *after, *refs_after;
+	char *before = veld_test_export(victim), *refs_before = sync_ref_of(victim, ref), *after, *refs_after;
 	json_t *e;
 	size_t i;
 	memset(&o, 0, sizeof o);
 	o.rc = veld_sync(&o.summary, victim, NULL);
 	o.errmsg = strdup(veld_errmsg(victim));
-	after = export_of(victim);
+	after = veld_test_export(victim);
 	refs_after = sync_ref_of(victim, ref);
 	o.store_unchanged = !strcmp(before, after);
 	o.sync_state_unchanged = !strcmp(refs_before, refs_after);
@@ -809,6 +802,30 @@ static char *state_of(veld_store *s, const char *record_id)
 	return text;
 }
 
+/* The device refuses the write itself (the rule the office applies too):
+** `rc` and a message holding `why`, and its export as before. */
+static void refused_locally(veld_store *s, int rc, const char *why, const char *export_before)
+{
+	char *after;
+	assert_int_equal(rc, VELD_EDENIED);
+	if (!strstr(veld_errmsg(s), why))
+		fail_msg("refused with \"%s\", expected \"%s\"", veld_errmsg(s), why);
+	after = veld_test_export(s);
+	assert_string_equal(after, export_before);
+	veld_free(after);
+}
+
+/* `s` as an older client, or one whose registry is out of date, would be:
+** its own registry entry says `role` with a region covering every
+** postcode, so the library lets it write what the office refuses. */
+static void stale_own_entry(veld_store *s, const char *id, const char *role)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql, "UPDATE devices SET role = '%s', region = '1000-9999' WHERE id = '%s'", role, id);
+	assert_int_equal(sqlite3_exec(veld_store__db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(veld_store__db(s)), 1);
+}
+
 /* A blob sealed with `k` at (case_id, record_id) holding `state`. */
 static git_oid seal_blob(veld_repo *r, const veld_case_key *k, const char *case_id, const char *record_id,
                          const char *state)
@@ -906,7 +923,7 @@ static void test_sync__key_for_a_case_of_another_region_is_not_taken_from_a_devi
 	memcpy(m_key_id, k.key_id, VELD_KEYIDBYTES);
 	veld_case_key__clear(&k);
 	hub_ref_set(&n, ref, &evil);
-	expect_rejected(&n, n.office, ref, "sealed with a key the office does not know|outside its region",
+	expect_rejected(&n, n.office, ref, "sealed with a key the office does not know|outside the region",
 	                BUG_FOREIGN_KEY);
 	/* The office keeps sealing X with X's own key: M cannot read what A writes next. */
 	hub_ref_set(&n, ref, &head);
@@ -933,23 +950,30 @@ static void test_sync__key_for_a_case_of_another_region_is_not_taken_from_a_devi
 	sodium_memzero(sk, sizeof sk);
 }
 
-/* An assistant creates a case whose postcode lies outside its region, with
-** the library's own calls (its key is shared with the office as usual). */
+/* An assistant creates a case whose postcode lies outside its region: the
+** library refuses it at once; a client that still writes it (its registry
+** out of date) has it refused by the office, with the library's own calls
+** (its key is shared with the office as usual). */
 static void test_sync__case_created_outside_the_region_is_rejected(void **state)
 {
 	net n;
-	char ref[128], cid[VELD_IDSIZE], rid[VELD_IDSIZE];
+	char ref[128], cid[VELD_IDSIZE], rid[VELD_IDSIZE], *before;
 	git_oid head;
 	(void)state;
 	net_up(&n, "assistant", FAR_REGION);
 	ref_name(ref, sizeof ref, DEV_REF, n.m_id);
 	head = hub_ref(&n, ref);
+	before = veld_test_export(n.m);
+	refused_locally(n.m, veld_case_new(cid, n.m, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"),
+	                "postcode 3200 is outside the region " FAR_REGION " of this device", before);
+	veld_free(before);
+	stale_own_entry(n.m, n.m_id, "assistant");
 	assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"), VELD_OK);
 	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	sync_ok(n.m);
-	expect_rejected(&n, n.office, ref, "outside its region", NULL);
+	expect_rejected(&n, n.office, ref, "postcode 3200 of case", NULL);
 	/* The assistants of the region got the key too (M sealed it to them): they check it as well. */
-	expect_rejected(&n, n.b, ref, "outside its region", NULL);
+	expect_rejected(&n, n.b, ref, "is outside the region of device", NULL);
 	hub_ref_set(&n, ref, &head);
 	honest_change_arrives(&n, n.office, NULL);
 	honest_change_arrives(&n, n.b, NULL);
@@ -971,12 +995,21 @@ static void test_sync__volunteer_writes_outside_the_huiswijs_compartment(void **
 	secret_of(sk, n.m);
 	ref_name(ref, sizeof ref, DEV_REF, n.m_id);
 	head = hub_ref(&n, ref);
-	/* 1. With the library: a case and a contact (social compartment). */
+	/* 0. The library refuses both writes at once. */
+	{
+		char *before = veld_test_export(n.m);
+		refused_locally(n.m, veld_case_new(cid, n.m, "{\"name\":\"Wout\",\"postcode\":\"3000\"}"),
+		                "a volunteer cannot write the header of case", before);
+		veld_free(before);
+	}
+	/* 1. A client that writes them all the same (its registry entry says
+	**    assistant): a case and a contact (social compartment). */
+	stale_own_entry(n.m, n.m_id, "assistant");
 	assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"Wout\",\"postcode\":\"3000\"}"), VELD_OK);
 	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	header = state_of(n.m, cid);
 	sync_ok(n.m);
-	expect_rejected(&n, n.office, ref, "outside the huiswijs compartment", NULL);
+	expect_rejected(&n, n.office, ref, "a volunteer cannot write", NULL);
 	/* 2. Forged: only a case header, sealed with a huiswijs key M made and
 	**    sealed to the office (so the office can read it). */
 	hub_ref_set(&n, ref, &head);
@@ -999,7 +1032,7 @@ static void test_sync__volunteer_writes_outside_the_huiswijs_compartment(void **
 		veld_repo__free(r);
 	}
 	hub_ref_set(&n, ref, &evil);
-	expect_rejected(&n, n.office, ref, "volunteer writes the header", NULL);
+	expect_rejected(&n, n.office, ref, "a volunteer cannot write the header of case", NULL);
 	hub_ref_set(&n, ref, &head);
 	{
 		char keys_ref[128];
@@ -1059,6 +1092,7 @@ static void test_sync__key_arriving_after_the_records_does_not_bypass_verificati
 	net_up(&n, "assistant", FAR_REGION);
 	ref_name(ref, sizeof ref, DEV_REF, n.m_id);
 	ref_name(keys_ref, sizeof keys_ref, KEYS_REF, n.m_id);
+	stale_own_entry(n.m, n.m_id, "assistant"); /* else the library refuses the case */
 	assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"), VELD_OK);
 	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	sync_ok(n.m);
@@ -1073,7 +1107,7 @@ static void test_sync__key_arriving_after_the_records_does_not_bypass_verificati
 	** could not check only through main, and the office refuses M's ref, so
 	** the case never reaches B. */
 	hub_ref_set(&n, keys_ref, &keys);
-	expect_rejected(&n, n.office, ref, "outside its region", BUG_RESCAN);
+	expect_rejected(&n, n.office, ref, "outside the region", BUG_RESCAN);
 	sync_ok(n.b);
 	sync_ok(n.b);
 	/* B may now hold M's key (M sealed it to the case's region), but none of

@@ -5,7 +5,7 @@
 ** a device's enrolment carries the ranges it serves.  Belgian postcodes are
 ** four digits, 1000–9999.
 */
-#include "sync.h"
+#include "core.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,0 +1,94 @@
+/*
+** rules.c — who may write what: the one rule, applied twice.
+**
+** A device applies it when it makes a change (every local write goes
+** through cases.c's write_record), and every verifier applies it again
+** when the change arrives through sync (sync/verify.c).  Both call
+** veld_rules__check, so a device never stores a change the office would
+** refuse, and the two sides cannot drift apart.
+**
+** The rule, by the writer's role:
+**   office     writes anything.
+**   assistant  writes every compartment it holds keys for; a case header
+**              it creates, or whose postcode it sets, must have a postcode
+**              inside the assistant's region.
+**   volunteer  writes records of the huiswijs compartment only, and never
+**              a case header.
+** What the rule cannot see it does not judge: a verifier that cannot open
+** a blob (it lacks the key) leaves it to those who can, and a device that
+** has not received its own enrolment yet does not know its region.
+**
+** Must not: read the store.  The callers gather the facts (the writer's
+** role and region from the registry, the record's form, compartment and
+** postcode); this file only decides, and says why in words that name
+** forms, compartments, ids and postcodes, never a client's data.
+*/
+#include "core.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int is_header(const veld_change *c)
+{
+	return c->case_id && c->record_id && !strcmp(c->case_id, c->record_id);
+}
+
+/* A postcode as a number: four digits, else 0. */
+static int postcode_value(const char *pc)
+{
+	if (!pc || strlen(pc) != 4 || strspn(pc, "0123456789") != 4)
+		return 0;
+	return atoi(pc);
+}
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 3, 4)))
+#endif
+static int refuse(char *why, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, cap, fmt, ap);
+	va_end(ap);
+	return VELD_EDENIED;
+}
+
+static int check_volunteer(char *why, size_t cap, const veld_change *c)
+{
+	if (is_header(c))
+		return refuse(why, cap, "a volunteer cannot write the header of case %s", c->case_id);
+	if (c->compartment && *c->compartment && strcmp(c->compartment, "huiswijs"))
+		return refuse(why, cap, "a volunteer cannot write %s (compartment %s)",
+		              c->form && *c->form ? c->form : c->record_id, c->compartment);
+	return 0;
+}
+
+static int check_assistant(char *why, size_t cap, const veld_writer *w, const veld_change *c)
+{
+	int pc;
+	if (!is_header(c) || !(c->creates || c->sets_postcode) || !c->readable || w->n_ranges < 0)
+		return 0;
+	pc = postcode_value(c->postcode);
+	if (pc && veld_region__contains(w->ranges, w->n_ranges, pc))
+		return 0;
+	if (!pc)
+		return refuse(why, cap, "case %s has no valid postcode", c->case_id);
+	if (w->region && *w->region)
+		return refuse(why, cap, "postcode %s is outside the region %s of %s", c->postcode, w->region,
+		              w->who ? w->who : "this device");
+	return refuse(why, cap, "postcode %s of case %s is outside the region of %s", c->postcode, c->case_id,
+	              w->who ? w->who : "this device");
+}
+
+int veld_rules__check(char *why, size_t cap, const veld_writer *w, const veld_change *c)
+{
+	if (!w->role || !strcmp(w->role, "office"))
+		return 0;
+	if (!strcmp(w->role, "volunteer"))
+		return check_volunteer(why, cap, c);
+	if (!strcmp(w->role, "assistant"))
+		return check_assistant(why, cap, w, c);
+	return refuse(why, cap, "role %.20s may not write", w->role);
+}
