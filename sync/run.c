@@ -247,10 +247,14 @@ static void push_plan(pushplan *p, veld_syncctx *c)
 static int push_own(veld_syncctx *c, const pushplan *p)
 {
 	veld_remote_opts ro;
+	int rc;
 	if (p->n == 0)
 		return 0;
 	veld_sync__remote_opts(c, &ro);
-	return veld_sync__transfer_rc(c, veld_repo__push(c->repo, c->hub, p->specs, p->n, &ro, c->err));
+	rc = veld_sync__transfer_rc(c, veld_repo__push(c->repo, c->hub, p->specs, p->n, &ro, c->err));
+	if (rc)
+		c->pushed = 0; /* the summary never claims a push that did not happen */
+	return rc;
 }
 
 /* ---- the stages that change the store ----------------------------------------- */

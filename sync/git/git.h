@@ -307,6 +307,10 @@ void veld_strlist__free(veld_strlist *l);              /* zeroes *l */
 
 typedef struct veld_git_batch veld_git_batch;
 
+/* A ref lock file in a hub on a path older than this is a killed
+** process's (pathhub.c): git holds a ref's lock only while it updates it. */
+#define VELD_GIT_STALE_LOCK_S 10
+
 struct veld_repo {
 	git_repository *git;
 	char *path;             /* as given to init/open */

@@ -8,8 +8,11 @@
 ** repository), and refs move after their objects: a push updates each hub
 ** ref with a compare-and-swap against the value it read, a fetch updates
 ** and prunes its copies as git fetch would.  No hooks run on the other
-** side: a refusal comes from its refdb (a locked ref, a ref that moved
-** meanwhile).
+** side: a refusal comes from its refdb (a ref that moved meanwhile).  A
+** ref locked in the hub is locked by another process's update or left by a
+** killed one: a lock older than VELD_GIT_STALE_LOCK_S is removed and the
+** update tried once more; a younger one fails the push with VELD_ERROR and
+** a message naming the ref, never as a refusal.
 **
 ** What it owns: the hub handle kept in the veld_repo between syncs
 ** (hub_get) and the list of its packs then.  What it must not do: call the
@@ -219,6 +222,20 @@ done:
 	return rc;
 }
 
+/* A ref's lock file in the hub older than VELD_GIT_STALE_LOCK_S is left by
+** a killed process (git holds a ref's lock for the moment of one update):
+** remove it.  1 if one was removed, so the update may be tried again. */
+static int stale_lock_removed(veld_repo *r, git_repository *hub, const char *refname)
+{
+	char path[4096];
+	int n = snprintf(path, sizeof path, "%s%s.lock", git_repository_path(hub), refname);
+	if (n < 0 || (size_t)n >= sizeof path)
+		return 0;
+	if (!veld_git__old_enough(r->os, path, VELD_GIT_STALE_LOCK_S, r->os->xClockMs(r->os->ctx)))
+		return 0;
+	return veld_git__unlink(r->os, path) == 0;
+}
+
 /* Push to a hub on a path: for each refspec the hub's ref is read, the
 ** update checked (a fast-forward unless forced), the new objects written
 ** as one pack, and only then every ref moved with a compare-and-swap
@@ -284,15 +301,22 @@ int veld_git__push_path(veld_repo *r, const char *url, const char *const *refspe
 		rc = veld_git__pack_store(hub, m.pack, err);
 	for (i = 0; i < nups && rc == 0; i++) {
 		git_reference *ref = NULL;
-		grc = had[i] ? git_reference_create_matching(&ref, hub, ups[i].name, &ups[i].id, 1, &olds[i], "push")
-		             : git_reference_create(&ref, hub, ups[i].name, &ups[i].id, 0, "push");
+		int tries = 0;
+		do {
+			grc = had[i] ? git_reference_create_matching(&ref, hub, ups[i].name, &ups[i].id, 1, &olds[i], "push")
+			             : git_reference_create(&ref, hub, ups[i].name, &ups[i].id, 0, "push");
+		} while (grc == GIT_ELOCKED && tries++ == 0 && stale_lock_removed(r, hub, ups[i].name));
 		if (grc == GIT_EMODIFIED || grc == GIT_EEXISTS)
 			rc = veld_git__fail(err, grc, VELD_EDENIED, "push of %s to %s refused: the ref moved meanwhile", ups[i].name,
 			              url);
 		else if (grc == GIT_ELOCKED)
-			rc = veld_git__fail(err, grc, VELD_EDENIED, "push of %s to %s refused by the server", ups[i].name, url);
+			rc = veld_err__set(err, VELD_ERROR,
+			                   "push of %s to %s: the ref is locked (%s.lock): another process is writing it, or one "
+			                   "was killed; a lock older than %d s is removed as stale: sync again later",
+			                   ups[i].name, url, ups[i].name, VELD_GIT_STALE_LOCK_S);
 		else if (grc < 0)
 			rc = veld_git__fail(err, grc, 0, "push of %s to %s", ups[i].name, url);
+		git_error_clear();
 		git_reference_free(ref);
 	}
 	veld_git__move_close(&m);

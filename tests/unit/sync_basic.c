@@ -12,6 +12,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <utime.h>
 
 #define VALID_CONTACT "{\"datum\":\"2018-02-03\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"administratief\"]}"
 
@@ -351,6 +354,45 @@ static void test_sync__cancel_of_join_at_each_stage_changes_nothing(void **state
 	net_down(&n);
 }
 
+/* A lock left on the hub by a killed push: a fresh one (another process
+** may be writing the ref) fails the sync with VELD_ERROR naming the ref,
+** never as a refusal, and the summary claims no push; once older than a
+** ref update can take, it is removed and the push goes through. */
+static void test_sync__stale_lock_on_the_hub_is_removed(void **state)
+{
+	net n;
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], lock[4096], ref[128], *summary = NULL;
+	struct utimbuf old;
+	(void)state;
+	net_up(&n);
+	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Jan Janssens\",\"postcode\":\"3000\"}"), VELD_OK);
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	snprintf(ref, sizeof ref, "refs/veld/devices/%s", n.a_id);
+	snprintf(lock, sizeof lock, "%s/%s.lock", n.hub, ref);
+	assert_int_equal(veld_test_write_file(lock, "0000000000000000000000000000000000000000\n", 41), 0);
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, VALID_CONTACT), VELD_OK);
+
+	assert_int_equal(veld_sync(&summary, n.a, NULL), VELD_ERROR);
+	assert_non_null(strstr(veld_errmsg(n.a), ref));
+	assert_non_null(strstr(veld_errmsg(n.a), "is locked"));
+	assert_non_null(strstr(veld_errmsg(n.a), "sync again later"));
+	assert_non_null(strstr(summary, "\"pushed\":0"));
+	veld_free(summary);
+	assert_int_equal(access(lock, F_OK), 0); /* a young lock is left alone */
+
+	old.actime = old.modtime = time(NULL) - 60;
+	assert_int_equal(utime(lock, &old), 0);
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	assert_int_equal(access(lock, F_OK), -1);
+	json_decref(veld_test_sync(n.office, VELD_OK));
+	{
+		char *out = NULL;
+		assert_int_equal(veld_record_show_json(&out, n.office, rid), VELD_OK);
+		veld_free(out);
+	}
+	net_down(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -360,6 +402,7 @@ int main(void)
 		cmocka_unit_test(test_sync__merge_of_many_devices_is_accepted),
 		cmocka_unit_test(test_sync__cancel_at_each_stage_leaves_the_store_as_it_was),
 		cmocka_unit_test(test_sync__cancel_of_join_at_each_stage_changes_nothing),
+		cmocka_unit_test(test_sync__stale_lock_on_the_hub_is_removed),
 	};
 	return cmocka_run_group_tests_name("sync_basic", tests, NULL, NULL);
 }
