@@ -124,6 +124,31 @@ int veld_sync__ensure_key(veld_syncctx *c, const char *case_id, const char *comp
 	return rc;
 }
 
+/* ---- keys before the records they seal ---------------------------------------- */
+
+static int key_for_dirty(const char *case_id, const char *compartment, void *payload)
+{
+	veld_syncctx *c = payload;
+	unsigned char key_id[VELD_KEYIDBYTES];
+	return veld_sync__ensure_key(c, case_id, compartment, c->blob_key, key_id);
+}
+
+/* Git and SQLite at every kill point: the commit stage moves this store's
+** refs before its transaction commits, so git may keep a commit whose
+** transaction was lost.  Its records are sealed again, identically, by the
+** next sync, as long as the keys are the same: so every key the dirty
+** records need is made and stored here first, in a transaction of its own
+** that commits before anything is sealed with it. */
+int veld_sync__keys_stage(veld_syncctx *c)
+{
+	int rc = veld_store__begin(c->s);
+	if (rc)
+		return rc;
+	rc = veld_state__dirty_keys_each(c->s, key_for_dirty, c);
+	sodium_memzero(c->blob_key, VELD_KEYBYTES);
+	return veld_store__finish(c->s, rc);
+}
+
 /* ---- keys refs ------------------------------------------------------------------ */
 
 /* Keys ref of `owner`: a signed root commit; open entries addressed to us. */

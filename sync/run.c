@@ -263,7 +263,8 @@ static int push_own(veld_syncctx *c, const pushplan *p)
 static int commit_stage(veld_syncctx *c)
 {
 	int rc;
-	if ((rc = veld_sync__progress(c, "commit", 0, 1)) || (rc = veld_store__begin(c->s)))
+	if ((rc = veld_sync__progress(c, "commit", 0, 1)) || (rc = veld_sync__keys_stage(c)) ||
+	    (rc = veld_store__begin(c->s)))
 		return rc;
 	rc = veld_sync__commit_local(c);
 	if (!rc)

@@ -93,6 +93,7 @@ typedef struct rowctx {
 		veld_share_cb share;
 		veld_text_cb text;
 		veld_dirty_cb dirty;
+		veld_dirty_key_cb dirty_key;
 	} cb;
 	void *payload;
 } rowctx;
@@ -462,6 +463,20 @@ int veld_state__dirty_each(veld_store *s, veld_dirty_cb cb, void *payload)
 	x.payload = payload;
 	return query(s, "SELECT id, case_id, compartment, state FROM records WHERE dirty ORDER BY id", NULL, dirty_row,
 	             &x, "read dirty records");
+}
+
+static int dirty_key_row(sqlite3_stmt *st, rowctx *x)
+{
+	return x->cb.dirty_key(col_text(st, 0), col_text(st, 1), x->payload);
+}
+
+int veld_state__dirty_keys_each(veld_store *s, veld_dirty_key_cb cb, void *payload)
+{
+	rowctx x;
+	x.cb.dirty_key = cb;
+	x.payload = payload;
+	return query(s, "SELECT DISTINCT case_id, compartment FROM records WHERE dirty ORDER BY case_id, compartment",
+	             NULL, dirty_key_row, &x, "read dirty records");
 }
 
 int veld_state__mark_committed(veld_store *s)

@@ -260,7 +260,10 @@ int veld_sync__synced_set(veld_syncctx *c, const char *ref, const git_oid *id);
 ** `key_hex` to `recipient` at the next commit.  share_by_region: with the
 ** office and the assistants whose region holds the case's postcode.
 ** take_keys: the entries of a keys ref sealed to this device.
-** rescan_new_keys: cases whose keys arrived in this sync. */
+** rescan_new_keys: cases whose keys arrived in this sync.  keys_stage:
+** every key the dirty records need, made and committed in a transaction of
+** its own before the commit stage seals with them. */
+int veld_sync__keys_stage(veld_syncctx *c);
 int veld_sync__ensure_key(veld_syncctx *c, const char *case_id, const char *compartment, unsigned char *key,
                           unsigned char *key_id);
 int veld_sync__add_share(veld_syncctx *c, const char *key_hex, const char *recipient);
@@ -361,6 +364,9 @@ int veld_state__erased_each(veld_store *s, veld_text_cb cb, void *payload);
 typedef int (*veld_dirty_cb)(const char *id, const char *case_id, const char *compartment,
                              const unsigned char *state, size_t len, void *payload);
 int veld_state__dirty_each(veld_store *s, veld_dirty_cb cb, void *payload);
+/* Each (case, compartment) that dirty records are sealed in, once. */
+typedef int (*veld_dirty_key_cb)(const char *case_id, const char *compartment, void *payload);
+int veld_state__dirty_keys_each(veld_store *s, veld_dirty_key_cb cb, void *payload);
 int veld_state__mark_committed(veld_store *s);
 int veld_state__conflicts(veld_store *s);
 
