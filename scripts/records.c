@@ -466,7 +466,11 @@ static int import_case(char *case_id, veld_store *s, json_t *c, json_t *refs, lo
 	char *txt;
 	int rc;
 	if (json_is_string(c)) {
-		snprintf(case_id, VELD_IDSIZE, "%s", json_string_value(c));
+		/* Checked whole: a longer id cut to 32 digits would name another case. */
+		if (!veld_id__is(json_string_value(c)))
+			return veld_err__set(err, VELD_EINVALID, "line %ld: \"case\" is not a case id (32 lowercase hex digits)",
+			                     line);
+		memcpy(case_id, json_string_value(c), VELD_IDSIZE);
 		return 0;
 	}
 	if (!json_is_object(c) || !(ref = json_string_value(json_object_get(c, "ref"))))
@@ -508,7 +512,9 @@ static int import_line(formcache *fc, veld_store *s, json_t *refs, const char *p
 		rc = veld_err__set(err, VELD_EINVALID, "line %ld: needs \"form\" and a \"fields\" object", line);
 	else if (!(rc = import_case(case_id, s, json_object_get(obj, "case"), refs, line)) &&
 	         (rc = put_one(NULL, fc, s, case_id, form, NULL, fields)))
-		rc = at_line(err, rc, line);
+		/* A line naming a case or record the store does not hold is bad
+		** input, like any other bad line (exit 5, not 1). */
+		rc = at_line(err, rc == VELD_ENOTFOUND ? VELD_EINVALID : rc, line);
 done:
 	json_decref(obj);
 	return rc;

@@ -624,6 +624,52 @@ static void test_store__import_bad_line_message(void **state)
 	free(dir);
 }
 
+/* A line's case id is a case this store holds, given whole: a longer id is
+** not cut to 32 digits (that would be another case), and an unknown one is
+** bad input (VELD_EINVALID, exit 5), both reported by line and without
+** echoing the id. */
+static void test_store__import_case_ids_checked_whole(void **state)
+{
+	char *dir = veld_test_tmpdir("store-import-ids");
+	veld_store *s = create_store(dir);
+	char cid[VELD_IDSIZE], line[1024], *before, *after, *big;
+	long count = -1;
+	(void)state;
+	assert_int_equal(veld_case_new(cid, s, "{\"name\":\"Import Tester\",\"postcode\":\"1500\"}"), VELD_OK);
+	before = veld_test_export(s);
+	snprintf(line, sizeof line, "{\"case\":\"%s0\",\"form\":\"contactregistratie\",\"fields\":%s}\n", cid,
+	         CONTACT_FIELDS);
+	assert_int_equal(veld_import(&count, s, line, strlen(line), NULL, NULL), VELD_EINVALID);
+	assert_string_equal(veld_errmsg(s), "line 1: \"case\" is not a case id (32 lowercase hex digits)");
+	snprintf(line, sizeof line, "{\"case\":\"%.31s0\",\"form\":\"contactregistratie\",\"fields\":%s}\n",
+	         cid[0] == '0' ? "1111111111111111111111111111111" : "0000000000000000000000000000000", CONTACT_FIELDS);
+	assert_int_equal(veld_import(&count, s, line, strlen(line), NULL, NULL), VELD_EINVALID);
+	assert_non_null(strstr(veld_errmsg(s), "line 1: no case "));
+	/* A 100 kB id is refused without being echoed. */
+	big = malloc(100010);
+	assert_non_null(big);
+	memset(big, 'a', 100000);
+	big[100000] = '\0';
+	{
+		size_t n = strlen(big) + 200;
+		char *l = malloc(n);
+		assert_non_null(l);
+		snprintf(l, n, "{\"case\":\"%s\",\"form\":\"contactregistratie\",\"fields\":{}}\n", big);
+		assert_int_equal(veld_import(&count, s, l, strlen(l), NULL, NULL), VELD_EINVALID);
+		assert_true(strlen(veld_errmsg(s)) < 100);
+		free(l);
+	}
+	free(big);
+	assert_int_equal(count, 0);
+	after = veld_test_export(s);
+	assert_string_equal(before, after);
+	veld_free(after);
+	veld_free(before);
+	veld_store_close(s);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
 typedef struct progress_log {
 	long calls, last_done, total, cancel_at; /* cancel_at 0: never */
 } progress_log;
@@ -700,6 +746,7 @@ int main(void)
 		cmocka_unit_test(test_store__no_plaintext_on_disk),
 		cmocka_unit_test(test_store__schema_1_is_migrated),
 		cmocka_unit_test(test_store__import_bad_line_message),
+		cmocka_unit_test(test_store__import_case_ids_checked_whole),
 		cmocka_unit_test(test_store__import_canceled_from_progress),
 	};
 	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
