@@ -118,6 +118,24 @@ expect_exit 4 "tampered page" -- V verify
 expect_match 'page [0-9]+' "$T/err" "error names the page"
 expect_one_error_line "tampered page"
 
+# Text typed on another device reaches the terminal without its control
+# characters; a name that is not UTF-8 is refused as input, by its option.
+S_MAIN=$S S=$T/names
+expect_exit 0 "device init (names)" -- V device init --name names --role assistant --out "$T/names.json"
+expect_exit 0 "case new with an escape sequence" -- V case new --name $'Jan\e]0;pwned\aJanssens' --postcode 1500
+NCASE=$(cat "$T/out")
+for cmd in "case list" "case show $NCASE"; do
+  expect_exit 0 "$cmd (escapes)" -- V $cmd
+  if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$T/out"; then bad "$cmd prints a control character"; else ok; fi
+  expect_match 'Jan\\x1b\]0;pwned\\x07Janssens' "$T/out" "$cmd shows the escapes as \\xNN"
+done
+expect_exit 0 "case show --json (escapes)" -- V case show "$NCASE" --json
+expect_match 'Jan\\u001[bB]\]0;pwned\\u0007Janssens' "$T/out" "--json keeps the name, escaped as JSON"
+expect_exit 5 "case new with a name that is not UTF-8" -- V case new --name $'Jan\xff' --postcode 1500
+expect_one_error_line "name not UTF-8"
+expect_match '--name is not valid UTF-8' "$T/err" "the refusal names the option"
+S=$S_MAIN
+
 # Nothing readable on disk.
 if grep -rqa "An Peeters" "$S"; then bad "name found in the store"; else ok; fi
 if grep -rqa "huisbezoek" "$S"; then bad "field text found in the store"; else ok; fi

@@ -29,6 +29,11 @@ typedef struct cli {
 	char **argv;
 } cli;
 
+/* Text that came from a store (names, postcodes: typed on other devices)
+** fit for a terminal: control characters (C0, DEL, C1) written as \xNN, so
+** no escape sequence reaches the terminal.  malloc'd; NULL in: "". */
+char *cli_visible(const char *text);
+
 /* Print "veld: what: why" on stderr. */
 void cli_error(const char *what, const char *fmt, ...)
 #if defined(__GNUC__)

@@ -30,8 +30,14 @@ static int case_new(cli *c)
 	h = json_object();
 	for (i = 0; keys[i]; i++) {
 		const char *v = cli_opt(c, valued[i]);
-		if (v)
-			json_object_set_new(h, keys[i], json_string(v));
+		json_t *js = v ? json_string(v) : NULL;
+		if (v && !js) {
+			json_decref(h);
+			cli_error("case new", "%s is not valid UTF-8", valued[i]);
+			return EXIT_INPUT;
+		}
+		if (js)
+			json_object_set_new(h, keys[i], js);
 	}
 	txt = json_dumps(h, JSON_COMPACT);
 	json_decref(h);
@@ -57,13 +63,16 @@ static void print_case_list(const char *txt)
 	printf("%-32s  %-8s  %7s  %9s  %s\n", "CASE", "POSTCODE", "RECORDS", "CONFLICTS", "NAME");
 	json_array_foreach(arr, i, e)
 	{
-		printf("%-32s  %-8s  %7lld  %9lld  %s\n", json_string_value(json_object_get(e, "id")),
-		       json_string_value(json_object_get(e, "postcode")) ? json_string_value(json_object_get(e, "postcode")) : "",
+		const char *name = json_string_value(json_object_get(e, "name"));
+		char *pc = cli_visible(json_string_value(json_object_get(e, "postcode"))), *nm = cli_visible(name);
+		printf("%-32s  %-8s  %7lld  %9lld  %s\n", json_string_value(json_object_get(e, "id")), pc ? pc : "?",
 		       (long long)json_integer_value(json_object_get(e, "records")),
 		       (long long)json_integer_value(json_object_get(e, "conflicts")),
-		       json_string_value(json_object_get(e, "name"))   ? json_string_value(json_object_get(e, "name"))
+		       name ? (nm ? nm : "?")
 		       : json_is_false(json_object_get(e, "header")) ? "(header not shared with this device)"
 		                                                      : "");
+		free(pc);
+		free(nm);
 	}
 	json_decref(arr);
 }
@@ -99,7 +108,9 @@ static void print_case(const char *txt)
 	printf("case %s\n", json_string_value(json_object_get(j, "id")));
 	json_object_foreach(json_object_get(j, "header"), k, v)
 	{
-		printf("  %s: %s\n", k, json_is_string(v) ? json_string_value(v) : "");
+		char *vis = cli_visible(json_string_value(v));
+		printf("  %s: %s\n", k, vis ? vis : "?");
+		free(vis);
 	}
 	printf("  %zu record(s), %zu conflict(s)\n", json_array_size(json_object_get(j, "records")),
 	       json_array_size(json_object_get(j, "conflicts")));

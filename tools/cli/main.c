@@ -56,6 +56,26 @@ static const char usage_text[] =
 	"Exit codes: 0 ok, 1 error, 2 usage, 3 wrong passphrase or locked,\n"
 	"4 integrity or authorisation failure, 5 input rejected.\n";
 
+char *cli_visible(const char *text)
+{
+	const unsigned char *p = (const unsigned char *)(text ? text : "");
+	char *out = malloc(4 * strlen((const char *)p) + 1), *o = out;
+	if (!out)
+		return NULL;
+	for (; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f) {
+			o += sprintf(o, "\\x%02x", *p);
+		} else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f) { /* U+0080..U+009F */
+			o += sprintf(o, "\\x%02x", p[1]);
+			p++;
+		} else {
+			*o++ = (char)*p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
 void cli_error(const char *what, const char *fmt, ...)
 {
 	va_list ap;
