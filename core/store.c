@@ -624,6 +624,27 @@ int veld_audit_json(char **out, veld_store *s, const char *case_id)
 	                             "t", case_id);
 }
 
+/* What integrity_check found, in one line: a page that failed to
+** authenticate as the VFS names it ("page 15 of veld.db fails
+** authentication"), else the first line of SQLite's report. */
+static int integrity_failed(veld_store *s, const char *report)
+{
+	static const char head[] = "*** in database main ***\n";
+	const char *vmsg = s->vfs ? veld_vfs__last_error(s->vfs) : "";
+	size_t n;
+	int rc;
+	if (vmsg && *vmsg) {
+		rc = veld_err__set(&s->err, VELD_EINTEGRITY, "%s", vmsg);
+		veld_vfs__clear_error(s->vfs);
+		return rc;
+	}
+	if (!strncmp(report, head, sizeof head - 1))
+		report += sizeof head - 1;
+	n = strcspn(report, "\n");
+	return veld_err__set(&s->err, VELD_EINTEGRITY, "database integrity check failed: %.*s", (int)(n < 200 ? n : 200),
+	                     report);
+}
+
 int veld_store_verify(veld_store *s)
 {
 	sqlite3_stmt *st = NULL;
@@ -642,8 +663,7 @@ int veld_store_verify(veld_store *s)
 		return rc;
 	}
 	if (strcmp((const char *)sqlite3_column_text(st, 0), "ok")) {
-		rc = veld_err__set(&s->err, VELD_EINTEGRITY, "database integrity check failed: %.200s",
-		                   (const char *)sqlite3_column_text(st, 0));
+		rc = integrity_failed(s, (const char *)sqlite3_column_text(st, 0));
 		sqlite3_finalize(st);
 		return rc;
 	}

@@ -582,6 +582,47 @@ static void test_store__schema_1_is_migrated(void **state)
 	free(dir);
 }
 
+/* A flipped byte in any page: verify fails with VELD_EINTEGRITY and one
+** line naming that page, never SQLite's own report. */
+static void test_store__verify_names_a_damaged_page(void **state)
+{
+	char *dir = veld_test_tmpdir("store-verify-page");
+	char *db = veld_test_path(dir, "veld.db"), id[VELD_IDSIZE], name[32], want[80];
+	unsigned char *good;
+	size_t len = 0, pages, pg, named = 0;
+	veld_store *s = create_store(dir);
+	int i;
+	(void)state;
+	for (i = 0; i < 40; i++) {
+		snprintf(name, sizeof name, "Case %d", i);
+		new_case(s, id, name);
+	}
+	veld_store_close(s);
+	good = veld_test_read_file(db, &len);
+	assert_non_null(good);
+	pages = len / 4096;
+	assert_true(pages > 4);
+	for (pg = 2; pg <= pages; pg++) { /* page 1 is read at open */
+		assert_int_equal(veld_test_write_file(db, good, len), 0);
+		veld_test_flip_byte(db, (long)((pg - 1) * 4096 + 300));
+		s = NULL;
+		if (veld_store_open(&s, dir, PASS, strlen(PASS), NULL) == VELD_OK) {
+			assert_int_equal(veld_store_verify(s), VELD_EINTEGRITY);
+			named++;
+		}
+		snprintf(want, sizeof want, "page %zu of veld.db fails authentication", pg);
+		if (!strstr(veld_errmsg(s), want) || strchr(veld_errmsg(s), '\n'))
+			fail_msg("page %zu flipped: \"%s\"", pg, veld_errmsg(s));
+		veld_store_close(s);
+	}
+	assert_true(named > 0);
+	assert_int_equal(veld_test_write_file(db, good, len), 0);
+	free(good);
+	free(db);
+	veld_test_rmtree(dir);
+	free(dir);
+}
+
 /* ---- import -------------------------------------------------------------------- */
 
 /* The store's export (what an import must leave as it was when it fails). */
@@ -745,6 +786,7 @@ int main(void)
 		cmocka_unit_test(test_store__second_open_is_busy),
 		cmocka_unit_test(test_store__no_plaintext_on_disk),
 		cmocka_unit_test(test_store__schema_1_is_migrated),
+		cmocka_unit_test(test_store__verify_names_a_damaged_page),
 		cmocka_unit_test(test_store__import_bad_line_message),
 		cmocka_unit_test(test_store__import_case_ids_checked_whole),
 		cmocka_unit_test(test_store__import_canceled_from_progress),
