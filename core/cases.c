@@ -336,6 +336,27 @@ static int load_case(veld_record **out, veld_store *s, const char *case_id)
 	return rc;
 }
 
+/* A case this store does not hold (`rc` VELD_ENOTFOUND) because the office
+** erased it: a write to it is refused, as the office's verification
+** refuses it, rather than answered "no case".  Other codes pass through. */
+static int refuse_if_erased(veld_store *s, const char *case_id, int rc)
+{
+	sqlite3_stmt *st = NULL;
+	int erased = 0, src;
+	if (rc != VELD_ENOTFOUND || !veld_id__is(case_id))
+		return rc;
+	src = sqlite3_prepare_v2(veld_store__db(s), "SELECT 1 FROM erased WHERE case_id = ?1", -1, &st, NULL);
+	if (src != SQLITE_OK)
+		return veld_store__db_fail(s, src, "look up an erasure");
+	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+	src = sqlite3_step(st);
+	erased = src == SQLITE_ROW;
+	sqlite3_finalize(st);
+	if (src != SQLITE_ROW && src != SQLITE_DONE)
+		return veld_store__db_fail(s, src, "look up an erasure");
+	return erased ? veld_err__set(veld_store__err(s), VELD_EDENIED, "case %s was erased by the office", case_id) : rc;
+}
+
 int veld_case_update(veld_store *s, const char *case_id, const char *header_json)
 {
 	json_t *h = NULL;
@@ -345,7 +366,7 @@ int veld_case_update(veld_store *s, const char *case_id, const char *header_json
 		return rc;
 	if (json_is_null(json_object_get(h, "name")) || json_is_null(json_object_get(h, "postcode")))
 		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "case fields 'name' and 'postcode' cannot be cleared");
-	else if (!(rc = load_case(&c, s, case_id)))
+	else if (!(rc = refuse_if_erased(s, case_id, load_case(&c, s, case_id))))
 		rc = write_record(s, c, h, 0, NULL, "update-case", case_id, NULL);
 	json_decref(h);
 	veld_record__free(c);
@@ -556,7 +577,7 @@ static int check_put_case(veld_store *s, const char *case_id)
 	veld_record *c = NULL;
 	int rc = load_case(&c, s, case_id);
 	if (rc == VELD_ENOTFOUND)
-		rc = veld_store__case_known(s, case_id); /* records or a key of it, no header */
+		rc = refuse_if_erased(s, case_id, veld_store__case_known(s, case_id)); /* records or a key, no header */
 	else if (!rc && veld_record__is_deleted(c))
 		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "case %s is deleted", case_id);
 	veld_record__free(c);

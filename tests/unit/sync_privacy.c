@@ -176,6 +176,17 @@ static void test_sync__erased_case_is_gone_everywhere(void **state)
 	assert_int_equal(veld_case_show_json(&out, n.a, cid), VELD_ENOTFOUND);
 	veld_free(out);
 	out = NULL;
+	/* A write to it is refused as the office would refuse it, not "no case". */
+	{
+		char *exported = veld_test_export(n.a), *now;
+		assert_int_equal(veld_record_put(NULL, n.a, cid, "contactregistratie", NULL, CONTACT), VELD_EDENIED);
+		assert_non_null(strstr(veld_errmsg(n.a), "was erased by the office"));
+		assert_int_equal(veld_case_update(n.a, cid, "{\"phone\":\"016 00 00 00\"}"), VELD_EDENIED);
+		now = veld_test_export(n.a);
+		assert_string_equal(now, exported);
+		veld_free(now);
+		veld_free(exported);
+	}
 	assert_int_equal(veld_case_show_json(&out, n.a, keep), VELD_OK);
 	veld_free(out);
 	/* The device rewrote its keys ref without the erased case's keys (the
