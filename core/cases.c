@@ -373,7 +373,9 @@ int veld_case_update(veld_store *s, const char *case_id, const char *header_json
 	return rc;
 }
 
-int veld_store__case_known(veld_store *s, const char *case_id)
+/* 0 if this store knows case `case_id` (its header, a record of it or a
+** key of it), else VELD_ENOTFOUND with a message. */
+static int case_known(veld_store *s, const char *case_id)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -532,7 +534,7 @@ int veld_case_show_json(char **out, veld_store *s, const char *case_id)
 	/* Without the header (a volunteer holds only the Huiswijs part of a
 	** case) the case shows the records this store can read, header null. */
 	rc = load_case(&c, s, case_id);
-	if (rc == VELD_ENOTFOUND && veld_store__case_known(s, case_id) == 0)
+	if (rc == VELD_ENOTFOUND && case_known(s, case_id) == 0)
 		rc = 0;
 	if (rc || (rc = case_records(&recs, s, case_id, 0)))
 		goto done;
@@ -577,7 +579,7 @@ static int check_put_case(veld_store *s, const char *case_id)
 	veld_record *c = NULL;
 	int rc = load_case(&c, s, case_id);
 	if (rc == VELD_ENOTFOUND)
-		rc = refuse_if_erased(s, case_id, veld_store__case_known(s, case_id)); /* records or a key, no header */
+		rc = refuse_if_erased(s, case_id, case_known(s, case_id)); /* records or a key, no header */
 	else if (!rc && veld_record__is_deleted(c))
 		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "case %s is deleted", case_id);
 	veld_record__free(c);

@@ -536,9 +536,6 @@ int veld_store__put_target(veld_record **out, veld_store *s, const char *case_id
                            const char *record_id);
 int veld_store__record_put(char *id_out, veld_store *s, veld_record *stored, const char *case_id, const char *form,
                            json_t *flat, const char *compartment, int form_version);
-/* 0 if this store knows case `case_id` (its header, a record of it or a
-** key of it), else VELD_ENOTFOUND with a message. */
-int veld_store__case_known(veld_store *s, const char *case_id);
 /* Fold a stamp seen in merged data into the clock. */
 void veld_store__observe(veld_store *s, const veld_stamp *stamp);
 /* The next local stamp (persisted with the transaction). */

@@ -169,7 +169,8 @@ done:
 
 /* ---- shipped reports, files, the public call ------------------------------------------------ */
 
-int veld_report__shipped(size_t i, const char **name, const char **source, size_t *len)
+/* The shipped reports: name and source of the i-th (0-based); 0 past the end. */
+static int report_shipped(size_t i, const char **name, const char **source, size_t *len)
 {
 	size_t n;
 	for (n = 0; veld_embedded__reports[n].name; n++)
@@ -218,10 +219,10 @@ int veld_report(char **out, veld_store *store, const char *name, const char *par
 	int rc;
 	if ((rc = report_enter(out, store, name, format)))
 		return rc;
-	for (i = 0; veld_report__shipped(i, &n, &src, &len); i++)
+	for (i = 0; report_shipped(i, &n, &src, &len); i++)
 		if (!strcmp(n, name))
 			break;
-	if (!veld_report__shipped(i, &n, &src, &len))
+	if (!report_shipped(i, &n, &src, &len))
 		return veld_err__set(veld_store__err(store), VELD_ENOTFOUND, "no report '%.60s'", name);
 	snprintf(chunk, sizeof chunk, "%s.lua", n);
 	return report_render(out, store, chunk, src, len, params_json, format);

@@ -335,7 +335,8 @@ static int loop_slot(veld_scan *sc)
 	return -1;
 }
 
-void veld_scan__close(veld_scan *sc, int slot)
+/* Finish the statement of `slot` (a new scan may take it). */
+static void scan_close(veld_scan *sc, int slot)
 {
 	if (slot >= 0 && slot < VELD_SCAN_LOOPS) {
 		memo_free(sc->memos[slot]);
@@ -471,7 +472,7 @@ int veld_scan__next(lua_State *L, veld_scan *sc, const veld_query *sp, int slot,
 		if (pass)
 			return 1;
 	}
-	veld_scan__close(sc, slot);
+	scan_close(sc, slot);
 	if (rc != SQLITE_DONE)
 		luaL_error(L, "cannot read records: %s", sqlite3_errmsg(sc->db));
 	return 0;
@@ -493,14 +494,14 @@ int veld_scan__case(lua_State *L, veld_scan *sc, const char *id, veld_scan_row *
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
 	charge_row(L, sc);
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		veld_scan__close(sc, slot);
+		scan_close(sc, slot);
 		return 0;
 	}
 	memset(r, 0, sizeof *r);
 	r->id = id;
 	r->case_id = id;
 	load_record(L, sc, st, 0, "case", r);
-	veld_scan__close(sc, slot);
+	scan_close(sc, slot);
 	return 1;
 }
 
@@ -508,7 +509,7 @@ void veld_scan__release(veld_scan *sc)
 {
 	int i;
 	for (i = 0; i < VELD_SCAN_LOOPS; i++)
-		veld_scan__close(sc, i);
+		scan_close(sc, i);
 	sqlite3_finalize(sc->case_st);
 	sc->case_st = NULL;
 	free(sc->cases);

@@ -549,7 +549,6 @@ int veld_scan__open(struct lua_State *L, veld_scan *sc, const veld_query *q);
 /* Step to the next row that passes the query's conditions: 1 a row, 0 the
 ** end (the slot is then closed). */
 int veld_scan__next(struct lua_State *L, veld_scan *sc, const veld_query *q, int slot, veld_scan_row *r);
-void veld_scan__close(veld_scan *sc, int slot);
 /* The header of case `id` as a full-mode row: 1, or 0 when the case is
 ** not readable here (absent or deleted). */
 int veld_scan__case(struct lua_State *L, veld_scan *sc, const char *id, veld_scan_row *r);
@@ -624,8 +623,6 @@ int veld_report__render(char **out, const json_t *report, const char *format, co
 /* 0..3 for the formats above, -1 for anything else. */
 int veld_report__format(const char *format);
 
-/* The shipped reports: name and source of the i-th (0-based); 0 past the end. */
-int veld_report__shipped(size_t i, const char **name, const char **source, size_t *len);
 
 /* Dutch number and date formats, shared by the renderers and the scripts'
 ** nl.* helpers: 2329 -> "2.329"; 7.43 -> "7,4" (comma) or "7.4";

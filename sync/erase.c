@@ -19,7 +19,8 @@
 #include <stdio.h>
 #include <string.h>
 
-int veld_sync__erase_local(veld_syncctx *c, const char *case_id)
+/* Crypto-shred a case in this store: its records and keys go. */
+static int erase_local(veld_syncctx *c, const char *case_id)
 {
 	int rc = veld_state__erase(c->s, case_id);
 	if (!rc)
@@ -68,7 +69,7 @@ int veld_sync__apply_erasure(veld_syncctx *c, const char *path, const git_oid *i
 	if (!cid || strcmp(cid, path + 7) || !veld_id__is(cid))
 		rc = veld_err__set(c->err, VELD_EINTEGRITY, "erasure marker %s is malformed", path + 7);
 	else if (!veld_state__erased_has(c->s, cid))
-		rc = veld_sync__erase_local(c, cid);
+		rc = erase_local(c, cid);
 	json_decref(body);
 	return rc;
 }
@@ -92,7 +93,7 @@ int veld_case_erase(veld_store *s, const char *case_id)
 	}
 	if ((rc = veld_store__begin(s)))
 		goto done;
-	rc = veld_store__finish(s, veld_sync__erase_local(&c, case_id));
+	rc = veld_store__finish(s, erase_local(&c, case_id));
 done:
 	veld_record__free(h);
 	veld_sync__ctx_free(&c);

@@ -68,7 +68,9 @@ static int share_with(const veld_device_row *d, void *payload)
 	return share ? veld_sync__add_share(r->c, r->key_hex, d->id) : 0;
 }
 
-int veld_sync__share_by_region(veld_syncctx *c, const char *key_hex, const char *case_id)
+/* Share `key_hex` with the office and the assistants whose region holds
+** the case's postcode. */
+static int share_by_region(veld_syncctx *c, const char *key_hex, const char *case_id)
 {
 	regionctx r;
 	r.c = c;
@@ -94,7 +96,7 @@ static int make_key(veld_syncctx *c, const char *case_id, const char *compartmen
 	if (!rc && !added)
 		rc = veld_store__db_fail(c->s, SQLITE_CONSTRAINT, "store case key");
 	if (!rc)
-		rc = veld_sync__share_by_region(c, hex, case_id);
+		rc = share_by_region(c, hex, case_id);
 	if (!rc) {
 		memcpy(key, k.key, VELD_KEYBYTES);
 		memcpy(key_id, k.key_id, VELD_KEYIDBYTES);
@@ -251,7 +253,7 @@ static int rescan_blob(const char *path, const git_oid *old_id, const git_oid *n
 static int reshare(const char *key_hex, const char *case_id, const char *compartment, void *payload)
 {
 	(void)compartment;
-	return veld_sync__share_by_region(payload, key_hex, case_id);
+	return share_by_region(payload, key_hex, case_id);
 }
 
 /* Merge every blob main holds of case `cid` (tree: main's). */

@@ -257,8 +257,7 @@ int veld_sync__synced_set(veld_syncctx *c, const char *ref, const git_oid *id);
 
 /* keys.c.  ensure_key: the key of (case, compartment), made now (both
 ** compartments, shared by region) if this store has none.  add_share: seal
-** `key_hex` to `recipient` at the next commit.  share_by_region: with the
-** office and the assistants whose region holds the case's postcode.
+** `key_hex` to `recipient` at the next commit.
 ** take_keys: the entries of a keys ref sealed to this device.
 ** rescan_new_keys: cases whose keys arrived in this sync.  keys_stage:
 ** every key the dirty records need, made and committed in a transaction of
@@ -268,14 +267,11 @@ int veld_sync__ensure_key(veld_syncctx *c, const char *case_id, const char *comp
                           unsigned char *key_id);
 int veld_sync__add_share(veld_syncctx *c, const char *key_hex, const char *recipient);
 int veld_sync__case_postcode(veld_store *s, const char *case_id);
-int veld_sync__share_by_region(veld_syncctx *c, const char *key_hex, const char *case_id);
 int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head);
 int veld_sync__rescan_new_keys(veld_syncctx *c);
 
-/* erase.c.  erase_local: crypto-shred a case in this store.
-** erasure_changes: the tree changes of erasures not yet published.
+/* erase.c.  erasure_changes: the tree changes of erasures not yet published.
 ** apply_erasure: an org-signed erasure marker of main. */
-int veld_sync__erase_local(veld_syncctx *c, const char *case_id);
 int veld_sync__erasure_changes(veld_syncctx *c, veld_changeset *cs);
 int veld_sync__apply_erasure(veld_syncctx *c, const char *path, const git_oid *id);
 
