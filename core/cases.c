@@ -200,7 +200,7 @@ static int check_rule(veld_store *s, const veld_record *r, const json_t *fields,
 	c.creates = creates;
 	c.sets_postcode = json_object_get(fields, "postcode") != NULL;
 	c.readable = 1;
-	if (veld_rules__check(why, sizeof why, &o.w, &c))
+	if (veld_rules__check(NULL, why, sizeof why, &o.w, &c))
 		return veld_err__set(veld_store__err(s), VELD_EDENIED, "%s", why);
 	return 0;
 }

@@ -113,8 +113,16 @@ typedef struct veld_change {
 } veld_change;
 
 /* The one rule of who may write what (rules.c), for the writer and for
-** the verifier.  0 if allowed; VELD_EDENIED with the reason in `why`. */
-int veld_rules__check(char *why, size_t cap, const veld_writer *w, const veld_change *c);
+** the verifier.  0 if allowed; VELD_EDENIED with the reason in `why` and
+** its code in *code (one of the VELD_RULE_* strings; `code` may be NULL).
+** The codes travel in the office's published refusals (docs/sync.md,
+** "Refusals"), which carry no client data: a code names the rule, the
+** text in `why` may name a postcode. */
+#define VELD_RULE_ROLE     "role"     /* the role may not write this compartment */
+#define VELD_RULE_HEADER   "header"   /* a volunteer wrote a case header */
+#define VELD_RULE_REGION   "region"   /* the case's postcode is outside the writer's region */
+#define VELD_RULE_POSTCODE "postcode" /* the case header has no valid postcode */
+int veld_rules__check(const char **code, char *why, size_t cap, const veld_writer *w, const veld_change *c);
 
 /* ---- key file (keyfile.c) ---------------------------------------------- */
 

@@ -44,28 +44,30 @@ static int postcode_value(const char *pc)
 }
 
 #if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
+__attribute__((format(printf, 5, 6)))
 #endif
-static int refuse(char *why, size_t cap, const char *fmt, ...)
+static int refuse(const char **code, const char *what, char *why, size_t cap, const char *fmt, ...)
 {
 	va_list ap;
+	if (code)
+		*code = what;
 	va_start(ap, fmt);
 	vsnprintf(why, cap, fmt, ap);
 	va_end(ap);
 	return VELD_EDENIED;
 }
 
-static int check_volunteer(char *why, size_t cap, const veld_change *c)
+static int check_volunteer(const char **code, char *why, size_t cap, const veld_change *c)
 {
 	if (is_header(c))
-		return refuse(why, cap, "a volunteer cannot write the header of case %s", c->case_id);
+		return refuse(code, VELD_RULE_HEADER, why, cap, "a volunteer cannot write the header of case %s", c->case_id);
 	if (c->compartment && *c->compartment && strcmp(c->compartment, "huiswijs"))
-		return refuse(why, cap, "a volunteer cannot write %s (compartment %s)",
+		return refuse(code, VELD_RULE_ROLE, why, cap, "a volunteer cannot write %s (compartment %s)",
 		              c->form && *c->form ? c->form : c->record_id, c->compartment);
 	return 0;
 }
 
-static int check_assistant(char *why, size_t cap, const veld_writer *w, const veld_change *c)
+static int check_assistant(const char **code, char *why, size_t cap, const veld_writer *w, const veld_change *c)
 {
 	int pc;
 	if (!is_header(c) || !(c->creates || c->sets_postcode) || !c->readable || w->n_ranges < 0)
@@ -74,21 +76,23 @@ static int check_assistant(char *why, size_t cap, const veld_writer *w, const ve
 	if (pc && veld_region__contains(w->ranges, w->n_ranges, pc))
 		return 0;
 	if (!pc)
-		return refuse(why, cap, "case %s has no valid postcode", c->case_id);
+		return refuse(code, VELD_RULE_POSTCODE, why, cap, "case %s has no valid postcode", c->case_id);
 	if (w->region && *w->region)
-		return refuse(why, cap, "postcode %s is outside the region %s of %s", c->postcode, w->region,
+		return refuse(code, VELD_RULE_REGION, why, cap, "postcode %s is outside the region %s of %s", c->postcode, w->region,
 		              w->who ? w->who : "this device");
-	return refuse(why, cap, "postcode %s of case %s is outside the region of %s", c->postcode, c->case_id,
+	return refuse(code, VELD_RULE_REGION, why, cap, "postcode %s of case %s is outside the region of %s", c->postcode, c->case_id,
 	              w->who ? w->who : "this device");
 }
 
-int veld_rules__check(char *why, size_t cap, const veld_writer *w, const veld_change *c)
+int veld_rules__check(const char **code, char *why, size_t cap, const veld_writer *w, const veld_change *c)
 {
+	if (code)
+		*code = NULL;
 	if (!w->role || !strcmp(w->role, "office"))
 		return 0;
 	if (!strcmp(w->role, "volunteer"))
-		return check_volunteer(why, cap, c);
+		return check_volunteer(code, why, cap, c);
 	if (!strcmp(w->role, "assistant"))
-		return check_assistant(why, cap, w, c);
-	return refuse(why, cap, "role %.20s may not write", w->role);
+		return check_assistant(code, why, cap, w, c);
+	return refuse(code, VELD_RULE_ROLE, why, cap, "role %.20s may not write", w->role);
 }

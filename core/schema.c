@@ -27,8 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* 2: case_keys keyed by (case_id, compartment), WITHOUT ROWID (migrate_1_2). */
-#define SCHEMA_VERSION 2
+/* 2: case_keys keyed by (case_id, compartment), WITHOUT ROWID (migrate_1_2).
+** 3: refusals (migrate_2_3). */
+#define SCHEMA_VERSION 3
 
 /* A case's keys sit together in the table itself: the lookups of a sync
 ** (by case, and by case and compartment) read one leaf, not an index leaf
@@ -40,6 +41,23 @@
 	"  key_id TEXT NOT NULL UNIQUE,"                                                                               \
 	"  key BLOB NOT NULL,"                                                                                         \
 	"  PRIMARY KEY(case_id, compartment)) WITHOUT ROWID;"
+
+/* Changes verification refused, one row per (path, blob, writer): see
+** sync/state.c.  Looked up by (path, blob) when a merge meets a path. */
+#define REFUSALS_SQL                                                                                                   \
+	"CREATE TABLE refusals("                                                                                       \
+	"  path TEXT NOT NULL,"                                                                                        \
+	"  blob TEXT NOT NULL,"                                                                                        \
+	"  device TEXT NOT NULL,"                                                                                      \
+	"  case_id TEXT NOT NULL,"                                                                                     \
+	"  record_id TEXT NOT NULL,"                                                                                   \
+	"  code TEXT NOT NULL,"                                                                                        \
+	"  reason TEXT NOT NULL,"                                                                                      \
+	"  commit_id TEXT NOT NULL,"                                                                                   \
+	"  at INTEGER NOT NULL,"                                                                                       \
+	"  published INTEGER NOT NULL DEFAULT 0,"                                                                      \
+	"  PRIMARY KEY(path, blob, device)) WITHOUT ROWID;"                                                            \
+	"CREATE INDEX refusals_device ON refusals(device, at);"
 
 static const char *const schema_sql =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
@@ -80,7 +98,8 @@ static const char *const schema_sql =
 	"  revoked INTEGER NOT NULL DEFAULT 0,"
 	"  published INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE sync_refs(ref TEXT PRIMARY KEY, oid TEXT NOT NULL) WITHOUT ROWID;"
-	"CREATE TABLE erased(case_id TEXT PRIMARY KEY, published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;";
+	"CREATE TABLE erased(case_id TEXT PRIMARY KEY, published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
+	REFUSALS_SQL;
 
 int veld_schema__create(veld_store *s)
 {
@@ -158,11 +177,24 @@ static int migrate_1_2(veld_store *s)
 	return rc ? rc : on;
 }
 
+/* Schema 2 to 3: the refusals table, new and empty. */
+static int migrate_2_3(veld_store *s)
+{
+	int rc = veld_store__begin(s);
+	if (!rc)
+		rc = veld_store__exec(s, REFUSALS_SQL, "migrate the store to schema 3");
+	if (!rc)
+		rc = veld_store__meta_put(s, "schema_version", "3", 1);
+	return veld_store__finish(s, rc);
+}
+
 int veld_schema__migrate(veld_store *s)
 {
 	char buf[16];
 	int ver = 0, rc = schema_version(s, &ver, buf, (int)sizeof buf);
 	if (rc < 0)
 		return rc;
-	return ver == 1 ? migrate_1_2(s) : 0;
+	if (ver == 1 && (rc = migrate_1_2(s)))
+		return rc;
+	return ver == 1 || ver == 2 ? migrate_2_3(s) : 0;
 }

@@ -184,6 +184,64 @@ static int registry_changes(veld_syncctx *c, veld_changeset *cs)
 	return veld_state__devices_each(c->s, VELD_STATE_UNPUBLISHED, registry_entry, &x);
 }
 
+/* ---- refusals (office) ------------------------------------------------------------ */
+
+/* What a published refusal says in words: by its code only, so main
+** carries no client data (the office's own row may name a postcode). */
+static const char *refusal_phrase(const char *code)
+{
+	static const char *const phrases[][2] = {
+		{VELD_RULE_ROLE, "the writer's role may not write this compartment"},
+		{VELD_RULE_HEADER, "a volunteer may not write a case header"},
+		{VELD_RULE_REGION, "the case's postcode is outside the writer's region"},
+		{VELD_RULE_POSTCODE, "the case header has no valid postcode"},
+		{VELD_REFUSED_PATH, "a path outside the cases a device may write"},
+		{VELD_REFUSED_REMOVE, "a record removed instead of deleted with a tombstone"},
+		{VELD_REFUSED_ERASED, "the case was erased by the office"},
+		{VELD_REFUSED_KEY, "sealed with a key the office does not hold for the case"},
+		{VELD_REFUSED_OPEN, "the record does not open with its key"},
+		{VELD_REFUSED_REVOKED, "written by a revoked device"},
+	};
+	size_t i;
+	for (i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
+		if (!strcmp(code, phrases[i][0]))
+			return phrases[i][1];
+	return "refused by the office";
+}
+
+/* One refusal the office made: refused/<device>/<hash of path and blob>,
+** signed like a registry entry. */
+static int refusal_entry(const veld_refusal_row *r, void *payload)
+{
+	commitctx *x = payload;
+	unsigned char h[16];
+	char name[33], path[160];
+	json_t *body;
+	crypto_generichash_state st;
+	if (!veld_hex__is(r->device, 32))
+		return 0; /* not a device id: nothing a device could learn from */
+	crypto_generichash_init(&st, NULL, 0, sizeof h);
+	crypto_generichash_update(&st, (const unsigned char *)r->path, strlen(r->path) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)r->blob, strlen(r->blob));
+	crypto_generichash_final(&st, h, sizeof h);
+	sodium_bin2hex(name, sizeof name, h, sizeof h);
+	snprintf(path, sizeof path, VELD_REFUSED_DIR "%s/%s", r->device, name);
+	body = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I}", "path", r->path, "blob", r->blob, "device",
+	                 r->device, "case", r->case_id, "record", r->record_id, "code", r->code, "reason",
+	                 refusal_phrase(r->code), "commit", r->commit, "at", (json_int_t)r->at);
+	return veld_sync__changeset_add_signed(x->c, x->cs, path, body);
+}
+
+/* Office: refusals not yet in main become tree changes. */
+static int refusal_changes(veld_syncctx *c, veld_changeset *cs)
+{
+	commitctx x;
+	x.c = c;
+	x.cs = cs;
+	x.key = NULL;
+	return veld_state__refusals_each(c->s, VELD_STATE_UNPUBLISHED, NULL, refusal_entry, &x);
+}
+
 /* ---- the keys ref ----------------------------------------------------------------- */
 
 static int seal_share(const veld_share_row *r, void *payload)
@@ -312,7 +370,7 @@ int veld_sync__commit_local(veld_syncctx *c)
 		goto done;
 	if ((rc = veld_state__dirty_each(c->s, seal_record, &x)))
 		goto done;
-	if (c->office && (rc = registry_changes(c, &cs)))
+	if (c->office && ((rc = registry_changes(c, &cs)) || (rc = refusal_changes(c, &cs))))
 		goto done;
 	if ((rc = veld_sync__erasure_changes(c, &cs)))
 		goto done;

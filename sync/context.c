@@ -120,6 +120,18 @@ void veld_sync__reject(veld_syncctx *c, const char *ref, const git_oid *commit, 
 	if (commit)
 		veld_sync__oid_hex(hex, commit);
 	json_array_append_new(c->rejected, json_pack("{s:s, s:s, s:s}", "ref", ref, "commit", hex, "reason", reason));
+	c->forged++;
+}
+
+int veld_sync__refusal_note(veld_syncctx *c, const veld_refusal_row *r, const char *ref, int report)
+{
+	int is_new = 0, rc = veld_state__refusal_add(&is_new, c->s, r);
+	if (rc || !is_new || !report)
+		return rc;
+	json_array_append_new(c->rejected, json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "ref", ref, "device",
+	                                             r->device, "case", r->case_id, "record", r->record_id, "commit",
+	                                             r->commit, "code", r->code, "reason", r->reason));
+	return 0;
 }
 
 const char *veld_sync__own_ref(veld_syncctx *c, char *buf, size_t cap)
@@ -167,7 +179,15 @@ int veld_sync__pubkey(unsigned char *pk32, const char *signer, void *payload)
 		memcpy(pk32, c->org_pk, 32);
 		return 0;
 	}
-	return veld_state__device_sign_pk(pk32, c->s, signer);
+	return veld_state__device_sign_pk(pk32, c->s, signer, 0);
+}
+
+int veld_sync__pubkey_revoked(unsigned char *pk32, const char *signer, void *payload)
+{
+	veld_syncctx *c = payload;
+	if (!strcmp(signer, VELD_ORG_SIGNER))
+		return veld_sync__pubkey(pk32, signer, payload);
+	return veld_state__device_sign_pk(pk32, c->s, signer, 1);
 }
 
 int veld_sync__header_signer(char *out, size_t cap, veld_syncctx *c, const git_oid *id)

@@ -206,6 +206,8 @@ int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, co
 	keyctx k;
 	if (veld_sync__synced_get(&last, c, ref) == 0 && git_oid_equal(&last, head))
 		return 0;
+	if (veld_state__device_revoked(c->s, owner))
+		return 0; /* a revoked device's keys are not taken (its device ref is reported) */
 	memset(&k, 0, sizeof k);
 	k.c = c;
 	if (veld_repo__commit_verify(signer, sizeof signer, c->repo, head, veld_sync__pubkey, c, c->err) ||

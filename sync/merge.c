@@ -6,9 +6,10 @@
 ** (a ref seen for the first time against main as merged here) and merges
 ** each changed record blob this store can read through the record CRDT
 ** (core's veld_record__merge), marking the merged record dirty so the next
-** commit seals the merged state; on main it also applies the registry
-** (devices enrolled and revoked, signed by the organisation) and erasure
-** markers.  Then the head goes into sync_refs: a later sync starts there.
+** commit seals the merged state, but never a blob verification refused
+** (the refusals table, verify.c); on main it also applies the registry
+** (devices enrolled and revoked, signed by the organisation), erasure
+** markers and the office's published refusals.  Then the head goes into sync_refs: a later sync starts there.
 ** Merges are idempotent; an erased case stays erased whatever old copies
 ** arrive; an id collision across forms is refused, not merged.
 **
@@ -76,9 +77,11 @@ int veld_sync__merge_blob(veld_syncctx *c, const char *case_id, const char *reco
 {
 	veld_record *remote = NULL;
 	char comp[32], why[256];
+	const char *code;
 	if (veld_state__erased_has(c->s, case_id))
 		return 0; /* older copies of an erased case stay erased */
-	if (veld_sync__open_blob(c, id, case_id, record_id, &remote, comp, sizeof comp, why, sizeof why) || !remote)
+	if (veld_sync__open_blob(c, id, case_id, record_id, &remote, comp, sizeof comp, &code, why, sizeof why) ||
+	    !remote)
 		return 0; /* unreadable or already rejected by verification */
 	return merge_record(c, remote, record_id, comp);
 }
@@ -137,6 +140,37 @@ static int apply_registry(veld_syncctx *c, const char *path, const git_oid *id)
 	return rc;
 }
 
+/* ---- refusals the office published ---------------------------------------------- */
+
+/* A refused/<device>/<name> entry of main, verified with the org key: into
+** the refusals table, so this store never merges that blob from any ref;
+** the writer itself reports it once (its `veld refused` lists it). */
+static int apply_refusal(veld_syncctx *c, const char *path, const git_oid *id)
+{
+	json_t *body = NULL;
+	veld_refusal_row r;
+	int rc;
+	if ((rc = veld_sync__read_signed(&body, c, path, id)))
+		return rc;
+	memset(&r, 0, sizeof r);
+	r.path = json_string_value(json_object_get(body, "path"));
+	r.blob = json_string_value(json_object_get(body, "blob"));
+	r.device = json_string_value(json_object_get(body, "device"));
+	r.case_id = json_string_value(json_object_get(body, "case"));
+	r.record_id = json_string_value(json_object_get(body, "record"));
+	r.code = json_string_value(json_object_get(body, "code"));
+	r.reason = json_string_value(json_object_get(body, "reason"));
+	r.commit = json_string_value(json_object_get(body, "commit"));
+	r.at = json_integer_value(json_object_get(body, "at"));
+	r.published = 1;
+	if (!r.path || !r.blob || !r.device || !r.case_id || !r.record_id || !r.code || !r.reason || !r.commit)
+		rc = veld_err__set(c->err, VELD_EINTEGRITY, "refusal entry %.80s is malformed", path);
+	else
+		rc = veld_sync__refusal_note(c, &r, VELD_REF_MAIN, !strcmp(r.device, c->me));
+	json_decref(body);
+	return rc;
+}
+
 /* ---- a ref ---------------------------------------------------------------------- */
 
 typedef struct mergectx {
@@ -157,8 +191,14 @@ static int merge_path(const char *path, const git_oid *old_id, const git_oid *ne
 		m->rc = apply_registry(m->c, path, new_id);
 	else if (m->registry && !strncmp(path, "erased/", 7))
 		m->rc = veld_sync__apply_erasure(m->c, path, new_id);
-	else if (m->records && veld_sync__parse_record_path(path, case_id, record_id) == 0)
-		m->rc = veld_sync__merge_blob(m->c, case_id, record_id, new_id);
+	else if (m->registry && !strncmp(path, VELD_REFUSED_DIR, strlen(VELD_REFUSED_DIR)))
+		m->rc = apply_refusal(m->c, path, new_id);
+	else if (m->records && veld_sync__parse_record_path(path, case_id, record_id) == 0) {
+		char hex[GIT_OID_HEXSZ + 1];
+		veld_sync__oid_hex(hex, new_id);
+		if (!veld_state__refused_has(m->c->s, path, hex)) /* refused changes are never merged */
+			m->rc = veld_sync__merge_blob(m->c, case_id, record_id, new_id);
+	}
 	return m->rc ? 1 : 0;
 }
 

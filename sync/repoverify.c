@@ -63,10 +63,11 @@ static int check_blob(const char *path, const git_oid *old_id, const git_oid *ne
 	blobcheck *b = payload;
 	char case_id[VELD_IDSIZE], record_id[VELD_IDSIZE], comp[32];
 	veld_record *rec = NULL;
+	const char *code;
 	(void)old_id;
 	if (!new_id || veld_sync__parse_record_path(path, case_id, record_id))
 		return 0;
-	b->why = veld_sync__open_blob(b->c, new_id, case_id, record_id, &rec, comp, sizeof comp, b->whybuf,
+	b->why = veld_sync__open_blob(b->c, new_id, case_id, record_id, &rec, comp, sizeof comp, &code, b->whybuf,
 	                              sizeof b->whybuf);
 	veld_record__free(rec);
 	return b->why ? 1 : 0;

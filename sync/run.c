@@ -365,6 +365,20 @@ void veld_sync_options_init(veld_sync_options *opts)
 	opts->version = VELD_SYNC_OPTIONS_VERSION;
 }
 
+/* The reason of the first ref refused whole (entries without a "code":
+** changes refused alone carry one). */
+static const char *first_forged(veld_syncctx *c)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(c->rejected, i, e)
+	{
+		if (!json_object_get(e, "code"))
+			return json_string_value(json_object_get(e, "reason"));
+	}
+	return "";
+}
+
 static char *summary(veld_syncctx *c)
 {
 	char *text;
@@ -394,9 +408,8 @@ int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)
 	rc = maybe_maintain(&c);
 	if (!rc && c.prune_due)
 		rc = prune_erased(&c);
-	if (!rc && json_array_size(c.rejected) > 0)
-		rc = veld_err__set(c.err, VELD_EINTEGRITY, "%zu ref(s) rejected: %s", json_array_size(c.rejected),
-		                   json_string_value(json_object_get(json_array_get(c.rejected, 0), "reason")));
+	if (!rc && c.forged > 0)
+		rc = veld_err__set(c.err, VELD_EINTEGRITY, "%zu ref(s) rejected: %s", c.forged, first_forged(&c));
 done:
 	if (summary_json && c.rejected)
 		*summary_json = summary(&c);

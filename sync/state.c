@@ -34,6 +34,17 @@
 **       (the number of fields in conflict) are read and cleared here; an
 **       erasure deletes a case's rows.  Everything else of a record goes
 **       through core's veld_store__record_* functions.
+**   refusals(path, blob, device, case_id, record_id, code, reason,
+**            commit_id, at, published)
+**       changes verification refused (docs/sync.md, "Refusals"): the tree
+**       path and the refused blob (40 hex; "" for a removal, and path ""
+**       for a revoked device's whole ref), the writer, the ids the path
+**       names, a code (core's VELD_RULE_* or sync's VELD_REFUSED_*), the
+**       reason in words, the commit, when it was recorded (ms), and on
+**       the office published 0 until main carries it.  Written by
+**       verify.c (what this store refused) and merge.c (what main
+**       publishes); read by merge.c (a refused blob is never merged) and
+**       veld_refused_json.
 **   meta "keys_dirty" ("1": the keys ref must be rebuilt).
 **
 ** What this file must not do: decide anything.  No roles, no git, no
@@ -94,6 +105,7 @@ typedef struct rowctx {
 		veld_text_cb text;
 		veld_dirty_cb dirty;
 		veld_dirty_key_cb dirty_key;
+		veld_refusal_cb refusal;
 	} cb;
 	void *payload;
 } rowctx;
@@ -160,19 +172,32 @@ int veld_state__device_revoke(int *changed, veld_store *s, const char *id, int o
 	return rc;
 }
 
-int veld_state__device_sign_pk(unsigned char *pk32, veld_store *s, const char *id)
+int veld_state__device_sign_pk(unsigned char *pk32, veld_store *s, const char *id, int revoked_too)
 {
 	sqlite3_stmt *st = NULL;
 	int rc = VELD_ENOTFOUND;
-	if (prepare(s, &st, "SELECT sign_pk FROM devices WHERE id = ?1 AND NOT revoked"))
+	if (prepare(s, &st, "SELECT sign_pk FROM devices WHERE id = ?1 AND (NOT revoked OR ?2)"))
 		return VELD_ERROR;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, revoked_too);
 	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
 		memcpy(pk32, sqlite3_column_blob(st, 0), 32);
 		rc = 0;
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+int veld_state__device_revoked(veld_store *s, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+	if (prepare(s, &st, "SELECT 1 FROM devices WHERE id = ?1 AND revoked"))
+		return 0;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
 }
 
 int veld_state__device_role(char *role, size_t cap, veld_range *ranges, int *n_ranges, veld_store *s,
@@ -448,6 +473,80 @@ int veld_state__erased_each(veld_store *s, veld_text_cb cb, void *payload)
 	return query(s, "SELECT case_id FROM erased WHERE published = 0", NULL, text_row, &x, "erasure");
 }
 
+/* ---- refusals ----------------------------------------------------------------- */
+
+/* 1 if `sql` (?1, ?2 bound to a, b) returns a row; 0 also on error. */
+static int exists2(veld_store *s, const char *sql, const char *a, const char *b)
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+	if (prepare(s, &st, sql))
+		return 0;
+	sqlite3_bind_text(st, 1, a, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, b, -1, SQLITE_STATIC);
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
+int veld_state__refusal_add(int *is_new, veld_store *s, const veld_refusal_row *r)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	*is_new = !exists2(s, "SELECT 1 FROM refusals WHERE path = ?1 AND device = ?2", r->path, r->device);
+	if ((rc = prepare(s, &st,
+	                  "INSERT OR IGNORE INTO refusals(path, blob, device, case_id, record_id, code, reason, commit_id,"
+	                  " at, published) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)")))
+		return rc;
+	sqlite3_bind_text(st, 1, r->path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, r->blob, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, r->device, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, r->case_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 5, r->record_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 6, r->code, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 7, r->reason, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 8, r->commit, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(st, 9, r->at);
+	sqlite3_bind_int(st, 10, r->published);
+	return run(s, st, "record a refusal");
+}
+
+int veld_state__refused_has(veld_store *s, const char *path, const char *blob)
+{
+	return exists2(s, "SELECT 1 FROM refusals WHERE path = ?1 AND blob = ?2", path, blob);
+}
+
+static int refusal_row(sqlite3_stmt *st, rowctx *x)
+{
+	veld_refusal_row r;
+	r.path = col_text(st, 0);
+	r.blob = col_text(st, 1);
+	r.device = col_text(st, 2);
+	r.case_id = col_text(st, 3);
+	r.record_id = col_text(st, 4);
+	r.code = col_text(st, 5);
+	r.reason = col_text(st, 6);
+	r.commit = col_text(st, 7);
+	r.at = sqlite3_column_int64(st, 8);
+	r.published = sqlite3_column_int(st, 9);
+	return x->cb.refusal(&r, x->payload);
+}
+
+int veld_state__refusals_each(veld_store *s, int which, const char *device, veld_refusal_cb cb, void *payload)
+{
+	static const char cols[] = "SELECT path, blob, device, case_id, record_id, code, reason, commit_id, at, published"
+	                           " FROM refusals";
+	char sql[256];
+	rowctx x;
+	x.cb.refusal = cb;
+	x.payload = payload;
+	snprintf(sql, sizeof sql, "%s%s ORDER BY at, device, path, blob", cols,
+	         which == VELD_STATE_UNPUBLISHED ? " WHERE NOT published"
+	         : device                        ? " WHERE device = ?1"
+	                                         : "");
+	return query(s, sql, which == VELD_STATE_UNPUBLISHED ? NULL : device, refusal_row, &x, "read refusals");
+}
+
 /* ---- records' sync flags --------------------------------------------------- */
 
 static int dirty_row(sqlite3_stmt *st, rowctx *x)
@@ -487,7 +586,7 @@ int veld_state__mark_committed(veld_store *s)
 {
 	int rc = sqlite3_exec(veld_store__db(s),
 	                      "UPDATE records SET dirty = 0 WHERE dirty; UPDATE devices SET published = 1;"
-	                      " UPDATE erased SET published = 1",
+	                      " UPDATE erased SET published = 1; UPDATE refusals SET published = 1 WHERE NOT published",
 	                      NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : veld_store__db_fail(s, rc, "clear dirty flags");
 }

@@ -176,6 +176,7 @@ typedef struct veld_syncctx {
 	size_t n_staged;
 	/* results */
 	json_t *rejected;
+	size_t forged;           /* refs of c->rejected refused whole */
 	size_t pushed, fetched, merged;
 	json_t *new_key_cases;   /* case ids whose keys arrived in this sync */
 	git_oid *merged_heads;   /* heads merged this sync: extra parents */
@@ -200,8 +201,24 @@ void veld_sync__case_dir(char *out, size_t cap, const char *case_id);
 void veld_sync__record_path(char *out, size_t cap, const char *case_id, const char *record_id);
 /* "<case dir>/<record>" -> the two ids; 0 if well formed. */
 int veld_sync__parse_record_path(const char *path, char *case_id, char *record_id);
-/* Add {"ref","commit","reason"} to c->rejected. */
+typedef struct veld_refusal_row veld_refusal_row; /* state.c's, below */
+/* A ref refused whole (forged, tampered, rewound, damaged): add
+** {"ref","commit","reason"} to c->rejected and count it in c->forged. */
 void veld_sync__reject(veld_syncctx *c, const char *ref, const git_oid *commit, const char *reason);
+/* One change refused alone (docs/sync.md, "Refusals"): record `r` in the
+** store (state.c) and, with `report`, the first time this store records a
+** refusal of r->device at r->path, list it under "rejected" as
+** {"ref","device","case","record","commit","code","reason"}. */
+int veld_sync__refusal_note(veld_syncctx *c, const veld_refusal_row *r, const char *ref, int report);
+/* Codes of refusals sync itself makes (core's VELD_RULE_* are the others). */
+#define VELD_REFUSED_PATH    "path"    /* a path outside the cases a device may write */
+#define VELD_REFUSED_REMOVE  "remove"  /* a record removed instead of tombstoned */
+#define VELD_REFUSED_ERASED  "erased"  /* a change to a case the office erased */
+#define VELD_REFUSED_KEY     "key"     /* sealed with a key the verifier does not know for the case */
+#define VELD_REFUSED_OPEN    "open"    /* a blob that does not open, or holds another record */
+#define VELD_REFUSED_REVOKED "revoked" /* written by a revoked device */
+/* Where main carries the office's refusals: refused/<device>/<entry>. */
+#define VELD_REFUSED_DIR     "refused/"
 /* A 32-byte public key from 64 hex digits: 0, or -1 (NULL or malformed). */
 int veld_sync__key_from_hex(unsigned char *out32, const char *hex);
 /* This store's ref: main on the office, its device ref elsewhere. */
@@ -213,6 +230,9 @@ int veld_sync__own_head(git_oid *out, int *have, veld_syncctx *c);
 int veld_sync__sign(unsigned char *sig64, const unsigned char *msg, size_t len, void *payload);
 /* veld_pubkey_cb: "org" or an enrolled, unrevoked device (payload: c). */
 int veld_sync__pubkey(unsigned char *pk32, const char *signer, void *payload);
+/* The same, revoked devices included: their signatures still verify, and
+** their changes are then refused as revoked rather than forged. */
+int veld_sync__pubkey_revoked(unsigned char *pk32, const char *signer, void *payload);
 /* The signer a commit names in its veldsig header (not verified). */
 int veld_sync__header_signer(char *out, size_t cap, veld_syncctx *c, const git_oid *id);
 
@@ -238,11 +258,12 @@ int veld_sync__changeset_add_signed(veld_syncctx *c, veld_changeset *cs, const c
 ** ref is rejected (recorded in c->rejected); negative on error.
 ** open_blob: open blob `id` at record path (case_id, record_id) if a key is
 ** held; NULL with *rec set (NULL when unreadable here), or the reason to
-** reject it (in `why` or static). */
+** refuse it (in `why` or static) with its code in *code (VELD_REFUSED_KEY
+** or VELD_REFUSED_OPEN). */
 int veld_sync__verify_ref(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head);
 const char *veld_sync__open_blob(veld_syncctx *c, const git_oid *id, const char *case_id,
                                  const char *record_id, veld_record **rec, char *compartment, size_t ccap,
-                                 char *why, size_t wcap);
+                                 const char **code, char *why, size_t wcap);
 
 /* merge.c.  merge_ref: merge what `head` changed since the last merged head
 ** of `ref` (records, and with `registry` the registry and erasures of
@@ -304,7 +325,9 @@ int veld_state__device_put(veld_store *s, const veld_device_row *d, int origin);
 int veld_state__device_revoke(int *changed, veld_store *s, const char *id, int origin);
 /* Of an enrolled, unrevoked device (VELD_ENOTFOUND otherwise): its signing
 ** key; its role and region (ranges NULL: not wanted). */
-int veld_state__device_sign_pk(unsigned char *pk32, veld_store *s, const char *id);
+int veld_state__device_sign_pk(unsigned char *pk32, veld_store *s, const char *id, int revoked_too);
+/* 1 if `id` is enrolled and revoked. */
+int veld_state__device_revoked(veld_store *s, const char *id);
 int veld_state__device_role(char *role, size_t cap, veld_range *ranges, int *n_ranges, veld_store *s,
                             const char *id);
 /* Unrevoked devices (VELD_STATE_ACTIVE) or rows not yet in main. */
@@ -364,6 +387,22 @@ int veld_state__dirty_each(veld_store *s, veld_dirty_cb cb, void *payload);
 typedef int (*veld_dirty_key_cb)(const char *case_id, const char *compartment, void *payload);
 int veld_state__dirty_keys_each(veld_store *s, veld_dirty_key_cb cb, void *payload);
 int veld_state__mark_committed(veld_store *s);
+
+/* Refusals.  add: record one (a row for the same path, blob and device is
+** kept as it was); *is_new 1 when this store had no refusal of that
+** device at that path yet: the first of its kind, to be reported.
+** refused_has: 1 if blob `blob` at `path` was refused here.  each:
+** VELD_STATE_UNPUBLISHED the rows main does not carry yet (office), else
+** every row, or one device's (`device` non-NULL), oldest first. */
+struct veld_refusal_row {
+	const char *path, *blob, *device, *case_id, *record_id, *code, *reason, *commit;
+	int64_t at;
+	int published;
+};
+typedef int (*veld_refusal_cb)(const veld_refusal_row *r, void *payload);
+int veld_state__refusal_add(int *is_new, veld_store *s, const veld_refusal_row *r);
+int veld_state__refused_has(veld_store *s, const char *path, const char *blob);
+int veld_state__refusals_each(veld_store *s, int which, const char *device, veld_refusal_cb cb, void *payload);
 int veld_state__conflicts(veld_store *s);
 
 /* ---- the git layer (sync/git/) ------------------------------------------ */

@@ -8,15 +8,19 @@
 ** rule the writer applied when it made the change), and every blob it writes
 ** must open with the key it claims, at its own path.  A ref never goes
 ** back: its new head must descend from the last one verified.  The head
-** itself must be signed by the ref's owner.  A ref that fails is rejected
-** whole (recorded in the context's `rejected`, with the reason); nothing
-** of it is merged.
+** itself must be signed by the ref's owner.  A ref that fails one of
+** these (forgery: a bad or unknown signature, a rewound ref) is rejected
+** whole (the context's `rejected`, with the reason); nothing of it is
+** merged.  A change that fails the write rule, or does not open, or
+** touches an erased case, or was written by a revoked device, is refused
+** alone (docs/sync.md, "Refusals"): recorded in the refusals table, which
+** merge.c consults, and reported the first time; the ref's other changes
+** merge as usual.  The ref of a revoked device is not read at all.
 **
 ** Also open_blob, which merge.c and repoverify.c use too: a record blob
 ** opened with the key this store holds for it.
 **
-** Must not: change the store.  Verification only reads (state.c's lookups
-** of devices and keys).
+** Must not: change the store beyond the refusals it records (state.c).
 */
 #include "sync.h"
 
@@ -30,7 +34,7 @@
 
 const char *veld_sync__open_blob(veld_syncctx *c, const git_oid *id, const char *case_id,
                                  const char *record_id, veld_record **rec, char *compartment, size_t ccap,
-                                 char *why, size_t wcap)
+                                 const char **code, char *why, size_t wcap)
 {
 	unsigned char *blob = NULL, *pt = NULL, key_id[VELD_KEYIDBYTES];
 	unsigned char *key = c->blob_key;
@@ -39,6 +43,7 @@ const char *veld_sync__open_blob(veld_syncctx *c, const git_oid *id, const char 
 	veld_err e;
 	const char *reason = NULL;
 	*rec = NULL;
+	*code = VELD_REFUSED_OPEN;
 	compartment[0] = '\0';
 	memset(&e, 0, sizeof e);
 	if (veld_repo__blob_read(&blob, &len, c->repo, id, &e)) {
@@ -51,6 +56,7 @@ const char *veld_sync__open_blob(veld_syncctx *c, const git_oid *id, const char 
 		goto done;
 	}
 	if (veld_state__case_key_find(key, compartment, ccap, &elsewhere, c->s, case_id, key_id)) {
+		*code = VELD_REFUSED_KEY;
 		if (elsewhere) {
 			snprintf(why, wcap, "record %s claims the key of another case", record_id);
 			reason = why;
@@ -85,18 +91,21 @@ done:
 
 typedef struct checkctx {
 	veld_syncctx *c;
+	const char *ref;
 	const char *signer;
+	char commit[GIT_OID_HEXSZ + 1];
+	int revoked; /* the signer is revoked: each of its changes is refused */
 	char role[32];
 	veld_range ranges[VELD_MAX_RANGES];
 	int n_ranges;
-	const char *why; /* first reason to reject */
+	int rc; /* an error, not a refusal */
 	char whybuf[256];
 } checkctx;
 
 /* The write rule (core's rules.c, which the writer applied too) for one
 ** record the signer wrote; `rec` NULL when this store cannot read it. */
-static const char *rule_forbids(checkctx *ck, const veld_record *rec, const char *comp, const git_oid *old_id,
-                                const char *case_id, const char *record_id)
+static const char *rule_forbids(checkctx *ck, const char **code, const veld_record *rec, const char *comp,
+                                const git_oid *old_id, const char *case_id, const char *record_id)
 {
 	veld_writer w;
 	veld_change ch;
@@ -116,7 +125,31 @@ static const char *rule_forbids(checkctx *ck, const veld_record *rec, const char
 	ch.postcode = rec ? json_string_value(veld_record__value(rec, "postcode", &n)) : NULL;
 	ch.creates = !old_id;
 	ch.readable = rec != NULL;
-	return veld_rules__check(ck->whybuf, sizeof ck->whybuf, &w, &ch) ? ck->whybuf : NULL;
+	return veld_rules__check(code, ck->whybuf, sizeof ck->whybuf, &w, &ch) ? ck->whybuf : NULL;
+}
+
+/* Refuse one change alone: recorded, reported the first time, never
+** merged (merge.c looks the blob up); the diff goes on. */
+static int refuse(checkctx *ck, const char *path, const git_oid *blob, const char *case_id, const char *record_id,
+                  const char *code, const char *reason)
+{
+	veld_refusal_row r;
+	char hex[GIT_OID_HEXSZ + 1] = "";
+	if (blob)
+		veld_sync__oid_hex(hex, blob);
+	memset(&r, 0, sizeof r);
+	r.path = path;
+	r.blob = hex;
+	r.device = ck->signer;
+	r.case_id = case_id ? case_id : "";
+	r.record_id = record_id ? record_id : "";
+	r.code = code;
+	r.reason = reason;
+	r.commit = ck->commit;
+	r.at = veld_store__os(ck->c->s)->xClockMs(veld_store__os(ck->c->s)->ctx);
+	r.published = !ck->c->office; /* only the office publishes */
+	ck->rc = veld_sync__refusal_note(ck->c, &r, ck->ref, 1);
+	return ck->rc ? 1 : 0;
 }
 
 /* One changed path of a commit by ck->signer: may that signer write it? */
@@ -126,29 +159,37 @@ static int check_path(const char *path, const git_oid *old_id, const git_oid *ne
 	veld_syncctx *c = ck->c;
 	char case_id[VELD_IDSIZE], record_id[VELD_IDSIZE], comp[32];
 	veld_record *rec = NULL;
-	const char *why;
+	const char *why, *code = NULL;
+	int rc;
 	if (!strcmp(ck->signer, VELD_ORG_SIGNER))
-		return 0; /* the office writes the registry, erasures and merges */
+		return 0; /* the office writes the registry, erasures, refusals and merges */
 	if (veld_sync__parse_record_path(path, case_id, record_id)) {
 		snprintf(ck->whybuf, sizeof ck->whybuf, "writes %.80s, outside the cases it may write", path);
-		ck->why = ck->whybuf;
-		return 1;
+		return refuse(ck, path, new_id, NULL, NULL, VELD_REFUSED_PATH, ck->whybuf);
 	}
-	if (!new_id && veld_state__erased_has(c->s, case_id))
-		return 0; /* the case was erased by the office: its paths go */
+	if (veld_state__erased_has(c->s, case_id)) {
+		if (!new_id)
+			return 0; /* the case was erased by the office: its paths go */
+		snprintf(ck->whybuf, sizeof ck->whybuf, "record %s: case %s was erased by the office", record_id, case_id);
+		return refuse(ck, path, new_id, case_id, record_id, VELD_REFUSED_ERASED, ck->whybuf);
+	}
+	if (ck->revoked) {
+		snprintf(ck->whybuf, sizeof ck->whybuf, "record %s was written by device %s, which is revoked", record_id,
+		         ck->signer);
+		return refuse(ck, path, new_id, case_id, record_id, VELD_REFUSED_REVOKED, ck->whybuf);
+	}
 	if (!new_id) {
-		snprintf(ck->whybuf, sizeof ck->whybuf, "removes record %s (records are deleted with a tombstone)", record_id);
-		ck->why = ck->whybuf;
-		return 1;
+		snprintf(ck->whybuf, sizeof ck->whybuf, "removes record %s (records are deleted with a tombstone)",
+		         record_id);
+		return refuse(ck, path, new_id, case_id, record_id, VELD_REFUSED_REMOVE, ck->whybuf);
 	}
-	why = veld_sync__open_blob(c, new_id, case_id, record_id, &rec, comp, sizeof comp, ck->whybuf, sizeof ck->whybuf);
-	if (why) {
-		ck->why = why;
-		return 1;
-	}
-	ck->why = rule_forbids(ck, rec, comp, old_id, case_id, record_id);
+	why = veld_sync__open_blob(c, new_id, case_id, record_id, &rec, comp, sizeof comp, &code, ck->whybuf,
+	                           sizeof ck->whybuf);
+	if (!why)
+		why = rule_forbids(ck, &code, rec, comp, old_id, case_id, record_id);
 	veld_record__free(rec);
-	return ck->why ? 1 : 0;
+	rc = why ? refuse(ck, path, new_id, case_id, record_id, code, why) : 0;
+	return rc;
 }
 
 /* ---- a ref --------------------------------------------------------------------------- */
@@ -208,38 +249,62 @@ static int rewound(veld_syncctx *c, const char *ref, const git_oid *head)
 	       !git_oid_equal(&last, head) && git_graph_descendant_of(veld_repo__git(c->repo), head, &last) != 1;
 }
 
-/* One new commit of a ref: signature, signer, paths.  NULL if it passes,
-** else the reason (in `msg` or the context's error). */
-static const char *check_commit(veld_syncctx *c, const git_oid *id, char *msg, size_t cap)
+/* One new commit of a ref: its signature and signer (a failure refuses
+** the ref whole: NULL, or the reason in `msg` or the context's error),
+** then its paths (each refused alone, in the refusals).  ck->rc: an error. */
+static const char *check_commit(checkctx *ck, const git_oid *id, char *msg, size_t cap)
 {
-	checkctx ck;
+	veld_syncctx *c = ck->c;
 	char signer[72];
 	git_oid parents[VELD_MAX_PARENTS], tree, ptree;
 	size_t np = 0;
-	memset(&ck, 0, sizeof ck);
-	ck.c = c;
-	if (veld_repo__commit_verify(signer, sizeof signer, c->repo, id, veld_sync__pubkey, c, c->err))
+	if (veld_repo__commit_verify(signer, sizeof signer, c->repo, id, veld_sync__pubkey_revoked, c, c->err))
 		return c->err->msg;
-	ck.signer = signer;
-	if (strcmp(signer, VELD_ORG_SIGNER) &&
-	    veld_state__device_role(ck.role, sizeof ck.role, ck.ranges, &ck.n_ranges, c->s, signer))
+	ck->signer = signer;
+	veld_sync__oid_hex(ck->commit, id);
+	ck->revoked = strcmp(signer, VELD_ORG_SIGNER) && veld_state__device_revoked(c->s, signer);
+	if (strcmp(signer, VELD_ORG_SIGNER) && !ck->revoked &&
+	    veld_state__device_role(ck->role, sizeof ck->role, ck->ranges, &ck->n_ranges, c->s, signer))
 		return "signed by a device that is not enrolled";
 	if (veld_repo__commit_tree(&tree, c->repo, id, c->err) ||
 	    veld_repo__commit_parents(parents, VELD_MAX_PARENTS, &np, c->repo, id, c->err) ||
 	    (np > 0 && veld_repo__commit_tree(&ptree, c->repo, &parents[0], c->err)))
 		return c->err->msg;
-	if (veld_repo__diff(c->repo, np > 0 ? &ptree : NULL, &tree, check_path, &ck, c->err) || ck.why) {
-		snprintf(msg, cap, "commit by %.72s %.600s", signer, ck.why ? ck.why : c->err->msg);
+	if (veld_repo__diff(c->repo, np > 0 ? &ptree : NULL, &tree, check_path, ck, c->err) && !ck->rc) {
+		snprintf(msg, cap, "commit by %.72s: %.600s", signer, c->err->msg);
 		return msg;
 	}
+	ck->signer = NULL;
 	return NULL;
+}
+
+/* The owner of a device ref is revoked: the ref is not read any more;
+** noted (and reported) once. */
+static int ignore_revoked(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head)
+{
+	veld_refusal_row r;
+	char hex[GIT_OID_HEXSZ + 1], why[160];
+	veld_sync__oid_hex(hex, head);
+	snprintf(why, sizeof why, "device %s is revoked: its commits are ignored", owner);
+	memset(&r, 0, sizeof r);
+	r.path = r.blob = r.case_id = r.record_id = "";
+	r.device = owner;
+	r.code = VELD_REFUSED_REVOKED;
+	r.reason = why;
+	r.commit = hex;
+	r.at = veld_store__os(c->s)->xClockMs(veld_store__os(c->s)->ctx);
+	r.published = 1; /* every verifier sees the revocation in main itself */
+	return veld_sync__refusal_note(c, &r, ref, 1);
 }
 
 int veld_sync__verify_ref(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head)
 {
 	git_oid *stops = NULL, *commits = NULL;
 	size_t n_stops = 0, n = 0, i;
+	checkctx ck;
 	int bad = 0;
+	if (strcmp(owner, VELD_ORG_SIGNER) && veld_state__device_revoked(c->s, owner))
+		return ignore_revoked(c, ref, owner, head) ? -1 : 2;
 	if (rewound(c, ref, head)) {
 		veld_sync__reject(c, ref, head, "the ref was rewound: its new head does not descend from the last one verified");
 		return 1;
@@ -253,7 +318,10 @@ int veld_sync__verify_ref(veld_syncctx *c, const char *ref, const char *owner, c
 		return 1;
 	}
 	c->fetched += n;
-	for (i = 0; i < n && !bad; i++) {
+	memset(&ck, 0, sizeof ck);
+	ck.c = c;
+	ck.ref = ref;
+	for (i = 0; i < n && !bad && !ck.rc; i++) {
 		char signer[72], msg[700];
 		const char *why;
 		/* Device commits inside main's history were verified by the office
@@ -262,12 +330,12 @@ int veld_sync__verify_ref(veld_syncctx *c, const char *ref, const char *owner, c
 		if (!strcmp(owner, VELD_ORG_SIGNER) && veld_sync__header_signer(signer, sizeof signer, c, &commits[i]) == 0 &&
 		    strcmp(signer, VELD_ORG_SIGNER))
 			continue;
-		if ((why = check_commit(c, &commits[i], msg, sizeof msg))) {
+		if ((why = check_commit(&ck, &commits[i], msg, sizeof msg)) && !ck.rc) {
 			veld_sync__reject(c, ref, &commits[i], why);
 			bad = 1;
 		}
 	}
-	if (!bad) {
+	if (!bad && !ck.rc) {
 		char signer[72];
 		if (veld_repo__commit_verify(signer, sizeof signer, c->repo, head, veld_sync__pubkey, c, c->err) ||
 		    strcmp(signer, owner)) {
@@ -275,8 +343,9 @@ int veld_sync__verify_ref(veld_syncctx *c, const char *ref, const char *owner, c
 			bad = 1;
 		}
 	}
-	veld_err__clear(c->err);
+	if (!ck.rc)
+		veld_err__clear(c->err);
 	free(stops);
 	free(commits);
-	return bad;
+	return ck.rc ? ck.rc : bad;
 }

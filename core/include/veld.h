@@ -626,6 +626,22 @@ VELD_API int veld_resolve(veld_store *store, const char *record_id, const char *
 VELD_API int veld_log_json(char **out, veld_store *store, const char *case_id);
 
 /*
+** veld_refused_json — the changes verification did not accept
+** (docs/sync.md, "Refusals"), oldest first: on a device its own (as the
+** office published them, or as this store found them), on the office
+** every device's: [{"device","case","record","form" (when the record is
+** held here),"code","reason","commit","at" (ms since the epoch),"held"}].
+** "code" names the rule ("role", "header", "region", "postcode", "path",
+** "remove", "erased", "key", "open", "revoked"); "reason" says it in
+** words, without client data.  "held": the refused record is still in
+** this store, readable, until someone re-enters it where it belongs or
+** deletes it.  A device's revoked ref is listed with empty "case" and
+** "record".  *out: the JSON on VELD_OK (free with veld_free), NULL on
+** failure.
+*/
+VELD_API int veld_refused_json(char **out, veld_store *store);
+
+/*
 ** veld_repository_verify — check the store's git repository: every object
 ** reads back with its hash, every commit of this store's ref signed by this
 ** store carries a valid signature, every record blob on it opens.  Changes

@@ -37,7 +37,7 @@ static int check(char *why, const char *role, const char *region, const veld_cha
 	w.region = region;
 	w.who = "device x";
 	why[0] = '\0';
-	return veld_rules__check(why, 256, &w, c);
+	return veld_rules__check(NULL, why, 256, &w, c);
 }
 
 static veld_change header(const char *postcode, int creates, int sets_postcode)

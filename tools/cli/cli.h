@@ -88,6 +88,7 @@ int cmd_sync(cli *c);
 int cmd_conflicts(cli *c);
 int cmd_resolve(cli *c);
 int cmd_log(cli *c);
+int cmd_refused(cli *c);
 int cmd_revoke(cli *c);
 int cmd_form(cli *c);
 int cmd_import(cli *c);

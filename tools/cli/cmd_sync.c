@@ -190,8 +190,16 @@ static void print_summary(const cli *c, const char *summary)
 		json_t *r;
 		json_array_foreach(json_object_get(j, "rejected"), i, r)
 		{
-			printf("rejected %s %.12s: %s\n", json_string_value(json_object_get(r, "ref")),
-			       json_string_value(json_object_get(r, "commit")), json_string_value(json_object_get(r, "reason")));
+			const char *rec = json_string_value(json_object_get(r, "record"));
+			if (json_object_get(r, "code")) /* a change refused alone */
+				printf("refused %s %s of device %s: %s\n", rec && *rec ? "record" : "ref",
+				       rec && *rec ? rec : json_string_value(json_object_get(r, "ref")),
+				       json_string_value(json_object_get(r, "device")),
+				       json_string_value(json_object_get(r, "reason")));
+			else
+				printf("rejected %s %.12s: %s\n", json_string_value(json_object_get(r, "ref")),
+				       json_string_value(json_object_get(r, "commit")),
+				       json_string_value(json_object_get(r, "reason")));
 		}
 	}
 	json_decref(j);
@@ -253,17 +261,23 @@ int cmd_sync(cli *c)
 	return EXIT_OK;
 }
 
-int cmd_conflicts(cli *c)
+/* A listing command without arguments: the API's JSON as is with --json,
+** else each element of its array through `print`, or `empty`. */
+static int list_command(cli *c, const char *what, int (*list)(char **, veld_store *), void (*print)(json_t *e),
+                        const char *empty)
 {
 	veld_store *s;
 	char *out = NULL;
 	int rc, code;
-	if (c->argc != 1)
-		return cli_usage("conflicts");
+	if (c->argc != 1) {
+		char usage[64];
+		snprintf(usage, sizeof usage, "%s [--json]", what);
+		return cli_usage(usage);
+	}
 	if ((code = cli_open(&s, c)))
 		return code;
-	rc = veld_conflicts_json(&out, s);
-	code = rc ? cli_fail(s, rc, "conflicts") : EXIT_OK;
+	rc = list(&out, s);
+	code = rc ? cli_fail(s, rc, what) : EXIT_OK;
 	if (!rc && c->json) {
 		printf("%s\n", out);
 	} else if (!rc) {
@@ -271,19 +285,48 @@ int cmd_conflicts(cli *c)
 		size_t i;
 		json_array_foreach(arr, i, e)
 		{
-			char *vals = json_dumps(json_object_get(e, "values"), JSON_COMPACT | JSON_ENCODE_ANY);
-			printf("%s %s %-20s %s\n", json_string_value(json_object_get(e, "record")),
-			       json_string_value(json_object_get(e, "form")), json_string_value(json_object_get(e, "field")),
-			       vals ? vals : "");
-			free(vals);
+			print(e);
 		}
 		if (json_array_size(arr) == 0)
-			printf("no conflicts\n");
+			printf("%s\n", empty);
 		json_decref(arr);
 	}
 	veld_free(out);
 	veld_store_close(s);
 	return code;
+}
+
+static void print_conflict(json_t *e)
+{
+	char *vals = json_dumps(json_object_get(e, "values"), JSON_COMPACT | JSON_ENCODE_ANY);
+	printf("%s %s %-20s %s\n", json_string_value(json_object_get(e, "record")),
+	       json_string_value(json_object_get(e, "form")), json_string_value(json_object_get(e, "field")),
+	       vals ? vals : "");
+	free(vals);
+}
+
+int cmd_conflicts(cli *c)
+{
+	return list_command(c, "conflicts", veld_conflicts_json, print_conflict, "no conflicts");
+}
+
+static void print_refusal(json_t *e)
+{
+	const char *rec = json_string_value(json_object_get(e, "record"));
+	char *why = cli_visible(json_string_value(json_object_get(e, "reason")));
+	if (rec && *rec)
+		printf("record %s of case %s, %s: %s%s\n", rec, json_string_value(json_object_get(e, "case")),
+		       json_string_value(json_object_get(e, "code")), why ? why : "",
+		       json_is_true(json_object_get(e, "held")) ? " (held here)" : "");
+	else
+		printf("device %s, %s: %s\n", json_string_value(json_object_get(e, "device")),
+		       json_string_value(json_object_get(e, "code")), why ? why : "");
+	free(why);
+}
+
+int cmd_refused(cli *c)
+{
+	return list_command(c, "refused", veld_refused_json, print_refusal, "no refused changes");
 }
 
 int cmd_resolve(cli *c)

@@ -368,6 +368,8 @@ int main(int argc, char **argv)
 		i = cmd_resolve(&c);
 	else if (!strcmp(cmd, "log"))
 		i = cmd_log(&c);
+	else if (!strcmp(cmd, "refused"))
+		i = cmd_refused(&c);
 	else
 		i = cli_usage("unknown command '%s'", cmd);
 	free(words);
