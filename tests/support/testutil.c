@@ -231,6 +231,25 @@ void veld_test_net_up(veld_test_net *n, const char *tag, const char *a_role, con
 	free(d);
 }
 
+void veld_test_stale_own_entry(veld_store *s, const char *id, const char *role)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql, "UPDATE devices SET role = '%s', region = '1000-9999' WHERE id = '%s'", role, id);
+	assert_int_equal(sqlite3_exec(veld_store__db(s), sql, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_changes(veld_store__db(s)), 1);
+}
+
+void veld_test_refused_at_once(veld_store *s, int rc, const char *why, const char *export_before)
+{
+	char *after;
+	assert_int_equal(rc, VELD_EDENIED);
+	if (!strstr(veld_errmsg(s), why))
+		fail_msg("refused with \"%s\", expected \"%s\"", veld_errmsg(s), why);
+	after = veld_test_export(s);
+	assert_string_equal(after, export_before);
+	veld_free(after);
+}
+
 void veld_test_net_down(veld_test_net *n)
 {
 	veld_store_close(n->office);

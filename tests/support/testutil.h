@@ -77,6 +77,16 @@ void veld_test_net_up(veld_test_net *n, const char *tag, const char *a_role, con
                       const char *b_role, const char *b_region);
 void veld_test_net_down(veld_test_net *n);
 
+/* Make store `s` (device `id`) an older client, or one whose registry is
+** out of date: its own registry row says `role` with a region covering
+** every postcode, so the library lets it write what the office refuses. */
+void veld_test_stale_own_entry(veld_store *s, const char *id, const char *role);
+
+/* The device refused a write itself (the rule the office applies too):
+** `rc` is VELD_EDENIED with a message holding `why`, and the store's
+** export is still `export_before`. */
+void veld_test_refused_at_once(veld_store *s, int rc, const char *why, const char *export_before);
+
 /* The store's export (veld_export_json), failing the test on error;
 ** veld_free() it. */
 char *veld_test_export(veld_store *s);

@@ -861,30 +861,6 @@ static char *state_of(veld_store *s, const char *record_id)
 	return text;
 }
 
-/* The device refuses the write itself (the rule the office applies too):
-** `rc` and a message holding `why`, and its export as before. */
-static void refused_locally(veld_store *s, int rc, const char *why, const char *export_before)
-{
-	char *after;
-	assert_int_equal(rc, VELD_EDENIED);
-	if (!strstr(veld_errmsg(s), why))
-		fail_msg("refused with \"%s\", expected \"%s\"", veld_errmsg(s), why);
-	after = veld_test_export(s);
-	assert_string_equal(after, export_before);
-	veld_free(after);
-}
-
-/* `s` as an older client, or one whose registry is out of date, would be:
-** its own registry entry says `role` with a region covering every
-** postcode, so the library lets it write what the office refuses. */
-static void stale_own_entry(veld_store *s, const char *id, const char *role)
-{
-	char sql[256];
-	snprintf(sql, sizeof sql, "UPDATE devices SET role = '%s', region = '1000-9999' WHERE id = '%s'", role, id);
-	assert_int_equal(sqlite3_exec(veld_store__db(s), sql, NULL, NULL, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_changes(veld_store__db(s)), 1);
-}
-
 /* A blob sealed with `k` at (case_id, record_id) holding `state`. */
 static git_oid seal_blob(veld_repo *r, const veld_case_key *k, const char *case_id, const char *record_id,
                          const char *state)
@@ -1019,10 +995,10 @@ static void test_sync__case_created_outside_the_region_is_rejected(void **state)
 	net_up(&n, "assistant", FAR_REGION);
 	ref_name(ref, sizeof ref, DEV_REF, n.m_id);
 	before = veld_test_export(n.m);
-	refused_locally(n.m, veld_case_new(cid, n.m, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"),
+	veld_test_refused_at_once(n.m, veld_case_new(cid, n.m, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"),
 	                "postcode 3200 is outside the region " FAR_REGION " of this device", before);
 	veld_free(before);
-	stale_own_entry(n.m, n.m_id, "assistant");
+	veld_test_stale_own_entry(n.m, n.m_id, "assistant");
 	assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"), VELD_OK);
 	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	sync_ok(n.m);
@@ -1062,13 +1038,13 @@ static void test_sync__volunteer_writes_outside_the_huiswijs_compartment(void **
 	/* 0. The library refuses both writes at once. */
 	{
 		char *before = veld_test_export(n.m);
-		refused_locally(n.m, veld_case_new(cid, n.m, "{\"name\":\"Wout\",\"postcode\":\"3000\"}"),
+		veld_test_refused_at_once(n.m, veld_case_new(cid, n.m, "{\"name\":\"Wout\",\"postcode\":\"3000\"}"),
 		                "a volunteer cannot write the header of case", before);
 		veld_free(before);
 	}
 	/* 1. A client that writes them all the same (its registry entry says
 	**    assistant): a case and a contact (social compartment). */
-	stale_own_entry(n.m, n.m_id, "assistant");
+	veld_test_stale_own_entry(n.m, n.m_id, "assistant");
 	assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"Wout\",\"postcode\":\"3000\"}"), VELD_OK);
 	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	header = state_of(n.m, cid);
@@ -1156,7 +1132,7 @@ static void test_sync__key_arriving_after_the_records_does_not_bypass_verificati
 	net_up(&n, "assistant", FAR_REGION);
 	ref_name(ref, sizeof ref, DEV_REF, n.m_id);
 	ref_name(keys_ref, sizeof keys_ref, KEYS_REF, n.m_id);
-	stale_own_entry(n.m, n.m_id, "assistant"); /* else the library refuses the case */
+	veld_test_stale_own_entry(n.m, n.m_id, "assistant"); /* else the library refuses the case */
 	assert_int_equal(veld_case_new(cid, n.m, "{\"name\":\"Zeno\",\"postcode\":\"3200\"}"), VELD_OK);
 	assert_int_equal(veld_record_put(rid, n.m, cid, "contactregistratie", NULL, CONTACT("zitdag")), VELD_OK);
 	sync_ok(n.m);
