@@ -50,6 +50,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -749,7 +750,8 @@ int veld_sandbox__read_file(char **out, size_t *len, const veld_os *os, const ch
 		os = veld_os_default();
 	fd = os->xOpen(os->ctx, path, VELD_OS_READ, 0);
 	if (fd < 0)
-		return veld_err__set(err, VELD_ENOTFOUND, "no %s file %s", what, path);
+		return veld_err__set(err, VELD_ENOTFOUND, "%s %s file %s: %s", fd == -ENOENT ? "no" : "cannot open",
+		                     what, path, strerror(-fd));
 	if (os->xFileSize(os->ctx, fd, &size) != 0 || size < 0 || size > max)
 		rc = veld_err__set(err, VELD_EINVALID, "%s file %s is unreadable or over %lld bytes", what, path,
 		                   (long long)max);

@@ -123,8 +123,9 @@ int veld_sandbox__spent(const veld_sandbox *sb);
 int veld_sandbox__load(veld_sandbox *sb, const char *name, const char *src, size_t len);
 
 /* A script file (a form or a report an author is writing) read whole, NUL
-** added: VELD_ENOTFOUND "no <what> file <path>", VELD_EINVALID when it is
-** unreadable or larger than `max` bytes. */
+** added: VELD_ENOTFOUND when it cannot be opened ("no <what> file <path>:
+** <the OS's reason>"), VELD_EINVALID when it is unreadable or larger than
+** `max` bytes. */
 int veld_sandbox__read_file(char **out, size_t *len, const veld_os *os, const char *path, int64_t max,
                             const char *what, veld_err *err);
 
