@@ -653,6 +653,13 @@ int veld_form__unknown_json(char **paths_json, veld_form *f, const char *fields_
 	return form_op_text(paths_json, f, "unknown", fields_json, NULL, 0);
 }
 
+int veld_form__canonical(veld_form *f, json_t *flat)
+{
+	if (veld_engine__canonical(f->decls, flat) != VELD_OK)
+		return veld_err__set(&f->err, VELD_ERROR, "out of memory");
+	return VELD_OK;
+}
+
 static int run_schema(lua_State *L)
 {
 	op_ctx *oc = lua_touserdata(L, 1);

@@ -316,6 +316,11 @@ static int check_put(put *p, char **errors, formcache *fc, veld_store *s, const 
 		rc = veld_form__validate_json(&errs, p->form, merged, ctx);
 	if ((rc = verdict(errors, s, p->form, form_name, rc, errs)) || errors)
 		goto done;
+	/* One encoding per value: an int field's 45.0 is stored as 45. */
+	if (veld_form__canonical(p->form, p->flat)) {
+		rc = veld_err__oom(veld_store__err(s));
+		goto done;
+	}
 	/* Computed values are stored with the record, as fields. */
 	if (!computed) {
 		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form_name, veld_form__errmsg(p->form));
