@@ -55,9 +55,10 @@ static int fold_path(json_t *root, char *path, size_t plen, json_t *value, veld_
 {
 	json_t *g = root;
 	const char *p = path;
+	char q[VELD_ECHO_BUF];
 	int nseg = 0;
 	if (depth > VELD_ENGINE_PATH_DEPTH)
-		return veld_err__set(err, VELD_EINVALID, "field '%s' is nested too deep", path);
+		return veld_err__set(err, VELD_EINVALID, "field '%s' is nested too deep", veld_sandbox__echo(q, path));
 	if (json_is_null(value))
 		return VELD_OK; /* a cleared field is absent */
 	if (json_is_object(value))
@@ -67,11 +68,12 @@ static int fold_path(json_t *root, char *path, size_t plen, json_t *value, veld_
 		size_t n = dot ? (size_t)(dot - p) : strlen(p);
 		json_t *next;
 		if (n == 0 || n > VELD_ENGINE_SEGMENT_MAX || ++nseg > VELD_ENGINE_PATH_DEPTH)
-			return veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", path);
+			return veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", veld_sandbox__echo(q, path));
 		next = json_object_getn(g, p, n);
 		if (!dot) {
 			if (next)
-				return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group", path);
+				return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group",
+				                     veld_sandbox__echo(q, path));
 			if (json_object_setn(g, p, n, value))
 				return veld_err__set(err, VELD_ERROR, "out of memory");
 			return VELD_OK;
@@ -81,7 +83,8 @@ static int fold_path(json_t *root, char *path, size_t plen, json_t *value, veld_
 			if (!next || json_object_setn_new(g, p, n, next))
 				return veld_err__set(err, VELD_ERROR, "out of memory");
 		} else if (!json_is_object(next)) {
-			return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group", path);
+			return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group",
+			                     veld_sandbox__echo(q, path));
 		}
 		g = next;
 		p = dot + 1;

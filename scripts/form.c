@@ -86,11 +86,15 @@ static int open_prelude(lua_State *L)
 	const veld_embedded *p = &veld_embedded__prelude;
 	if (luaL_loadbufferx(L, (const char *)p->src, p->len, "=prelude.lua", "t") != LUA_OK)
 		return lua_error(L);
-	lua_createtable(L, 0, 2);
+	lua_createtable(L, 0, 4);
 	lua_pushcfunction(L, host_array);
 	lua_setfield(L, -2, "array");
 	lua_pushcfunction(L, host_where);
 	lua_setfield(L, -2, "where");
+	lua_pushinteger(L, VELD_FORM_MESSAGE_MAX);
+	lua_setfield(L, -2, "message_max");
+	lua_pushinteger(L, VELD_ENGINE_PATH_BYTES);
+	lua_setfield(L, -2, "path_max");
 	lua_call(L, 1, 1);
 	luaL_checktype(L, -1, LUA_TTABLE);
 	oc->ref = luaL_ref(L, LUA_REGISTRYINDEX);

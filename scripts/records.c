@@ -209,14 +209,15 @@ static int parse_fields(json_t **out, veld_store *s, const char *fields_json)
 static int rejected(veld_store *s, const json_t *arr)
 {
 	json_t *e;
-	char msg[sizeof veld_store__err(s)->msg];
+	char msg[sizeof veld_store__err(s)->msg], q[VELD_ECHO_BUF];
 	size_t i, used;
 	used = (size_t)snprintf(msg, sizeof msg, "%zu field(s) rejected:", json_array_size(arr));
 	json_array_foreach(arr, i, e)
 	{
+		/* the path may be one the form does not know: quoted, cut */
 		if (used < sizeof msg)
 			used += (size_t)snprintf(msg + used, sizeof msg - used, "%s %s: %s", i ? ";" : "",
-			                         json_string_value(json_object_get(e, "field")),
+			                         veld_sandbox__echo(q, json_string_value(json_object_get(e, "field"))),
 			                         json_string_value(json_object_get(e, "message")));
 	}
 	return veld_err__set(veld_store__err(s), VELD_EINVALID, "%s", msg);

@@ -117,6 +117,20 @@ static void where_of(char *buf, size_t n, lua_State *L, int level)
 		snprintf(buf, n, "%s:%d", ar.short_src, ar.currentline);
 }
 
+const char *veld_sandbox__echo(char buf[VELD_ECHO_BUF], const char *s)
+{
+	size_t n = strlen(s ? s : (s = ""));
+	if (n <= VELD_ECHO_MAX) {
+		memcpy(buf, s, n + 1);
+		return buf;
+	}
+	for (n = VELD_ECHO_MAX - 3; n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80; n--)
+		;
+	memcpy(buf, s, n);
+	memcpy(buf + n, "\xe2\x80\xa6", 4); /* "…" and the NUL */
+	return buf;
+}
+
 /* ---- the allocator ------------------------------------------------------------ */
 
 static void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize)

@@ -51,13 +51,39 @@
 
 struct lua_State;
 
-/* ---- the sandbox (sandbox.c) --------------------------------------------- */
+/* ---- limits (docs/forms.md, "Limits", lists them all) ---------------------- */
 
-/* Defaults for zero fields of veld_sandbox_limits. */
+/* Defaults for zero fields of veld_sandbox_limits: a form's state. */
 #define VELD_SANDBOX_MEMORY       ((size_t)16 << 20) /* bytes held by one state */
 #define VELD_SANDBOX_INSTRUCTIONS 10000000ull        /* per call into the state */
 #define VELD_SANDBOX_WALL_MS      2000u              /* per call: the backstop */
 #define VELD_SANDBOX_DEPTH        200u               /* Lua call levels */
+
+/* Defaults of veld_report_limits: a report scans many records, so its
+** sandbox is larger than a form's, but still bounded. */
+#define VELD_REPORT_MEMORY       ((size_t)256 << 20) /* bytes held by the state */
+#define VELD_REPORT_INSTRUCTIONS 1000000000ull       /* per run */
+#define VELD_REPORT_WALL_MS      60000u              /* per run */
+#define VELD_REPORT_ROWS         50000000ull         /* records read by the API, per run */
+
+/* What C builds from a script's values is bounded as it grows, outside the
+** state's memory cap: a string a script holds once may be referenced many
+** times.  Past a bound the call fails (VELD_EINVALID, naming the limit). */
+#define VELD_FORM_RESULT_MAX   ((size_t)1 << 20)  /* JSON of a form call's result: its failures,
+                                                  ** its computed values (each conversion) */
+#define VELD_FORM_MESSAGE_MAX  2048               /* bytes of a failure's message from a rule
+                                                  ** (longer ones are cut, "…" marking the cut) */
+#define VELD_REPORT_OUTPUT_MAX ((size_t)64 << 20) /* a report's result as JSON, and each
+                                                  ** rendering of it (text, CSV, JSON, HTML) */
+#define VELD_ECHO_MAX          40                 /* bytes of a path or name a message quotes
+                                                  ** (cut, "…"); values are never quoted */
+
+/* `s` as a message quotes it (sandbox.c): at most VELD_ECHO_MAX bytes, cut
+** on a character boundary with "…" after the cut; returns `buf`. */
+#define VELD_ECHO_BUF (VELD_ECHO_MAX + 4)
+const char *veld_sandbox__echo(char buf[VELD_ECHO_BUF], const char *s);
+
+/* ---- the sandbox (sandbox.c) --------------------------------------------- */
 
 /* Flags. */
 #define VELD_SANDBOX_COROUTINES 0x1 /* also open `coroutine` (off by default:
@@ -430,13 +456,6 @@ extern const veld_embedded veld_embedded__forms[]; /* ends with a NULL name */
 
 /* floor() without libm (the library links no libm of its own); render.c. */
 double veld_render__floor(double x);
-
-/* Defaults of veld_report_limits: a report scans many records, so its
-** sandbox is larger than a form's, but still bounded. */
-#define VELD_REPORT_MEMORY       ((size_t)256 << 20) /* bytes held by the state */
-#define VELD_REPORT_INSTRUCTIONS 1000000000ull       /* per run */
-#define VELD_REPORT_WALL_MS      60000u              /* per run */
-#define VELD_REPORT_ROWS         50000000ull         /* records read by the API, per run */
 
 typedef struct veld_report_limits {
 	veld_sandbox_limits sandbox; /* zero fields: the VELD_REPORT_* defaults */
