@@ -394,7 +394,7 @@ static int push_context(lua_State *L, op_ctx *oc)
 static int convert_computed(lua_State *L)
 {
 	op_ctx *oc = lua_touserdata(L, 1);
-	oc->computed = veld_sandbox__to_json(L, 2);
+	oc->computed = veld_sandbox__to_json(L, 2, VELD_FORM_RESULT_MAX);
 	return 0;
 }
 
@@ -462,7 +462,7 @@ static int run_op(lua_State *L)
 		nargs++;
 	}
 	lua_call(L, nargs, 1);
-	oc->result = veld_sandbox__to_json(L, -1);
+	oc->result = veld_sandbox__to_json(L, -1, VELD_FORM_RESULT_MAX);
 	return 0;
 }
 
@@ -670,7 +670,7 @@ static int run_schema(lua_State *L)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, oc->f->engine);
 	lua_getfield(L, -1, "schema");
 	lua_call(L, 0, 1);
-	oc->result = veld_sandbox__to_json(L, -1);
+	oc->result = veld_sandbox__to_json(L, -1, VELD_FORM_RESULT_MAX);
 	return 0;
 }
 

@@ -494,7 +494,7 @@ int veld_report__call(lua_State *L)
 	lua_call(L, 0, 1);
 	if (!lua_istable(L, -1))
 		return luaL_error(L, "a report returns a table ({title = ..., sections = {...}})");
-	c->result = veld_sandbox__to_json(L, -1);
+	c->result = veld_sandbox__to_json(L, -1, c->result_max);
 	return 0;
 }
 

@@ -9,10 +9,12 @@
 **
 **   sandbox.c  Lua states: a memory-capped allocator, an instruction
 **              budget that sticks once spent, a wall-clock backstop, a
-**              recursion limit, protected calls, JSON <-> Lua
+**              recursion limit, protected calls
 **   sandbox_lib.c  the allowlist of libraries a state opens, and guards
 **              around the C library functions where no count hook fires
 **              (their work is charged to the budget before they start)
+**   sandbox_json.c  JSON <-> Lua, the way out bounded in bytes as it is
+**              built; names C reads from a script; what messages quote
 **   form.c     the form engine: loads a form script in a sandbox, exports its
 **              schema as JSON, validates records and computes values
 **   engine.c   the form's declarations read into C (veld_decls)
@@ -78,10 +80,12 @@ struct lua_State;
 #define VELD_ECHO_MAX          40                 /* bytes of a path or name a message quotes
                                                   ** (cut, "…"); values are never quoted */
 
-/* `s` as a message quotes it (sandbox.c): at most VELD_ECHO_MAX bytes, cut
+/* `s` as a message quotes it (sandbox_json.c): at most VELD_ECHO_MAX bytes, cut
 ** on a character boundary with "…" after the cut; returns `buf`. */
 #define VELD_ECHO_BUF (VELD_ECHO_MAX + 4)
 const char *veld_sandbox__echo(char buf[VELD_ECHO_BUF], const char *s);
+/* A size as a limit's message gives it: "64 MiB", "512 KiB", "100 bytes". */
+const char *veld_sandbox__size(char buf[32], size_t bytes);
 
 /* ---- the sandbox (sandbox.c) --------------------------------------------- */
 
@@ -167,8 +171,11 @@ int veld_sandbox__ccall(veld_sandbox *sb, int (*fn)(struct lua_State *), void *u
 /* JSON <-> Lua, only inside veld_sandbox__ccall (they raise Lua errors).
 ** Objects become tables, arrays sequences, null nil.  Lua -> JSON: string
 ** keys make an object, keys 1..n an array, an empty table an object unless
-** marked with veld_sandbox__mark_array; cycles, functions and non-UTF-8
-** strings raise an error.  The result is a new reference. */
+** marked with veld_sandbox__mark_array; cycles, functions, strings that
+** are not UTF-8 or hold a NUL byte raise an error, and so does a value
+** whose compact JSON text would pass `max` bytes (counted as the value is
+** converted: "result exceeds 1 MiB as JSON").  The result is a new
+** reference. */
 void veld_sandbox__push_json(struct lua_State *L, const json_t *v);
 /* The same for a value that sits `depth` levels down in what is being
 ** built, so the nesting limit counts from the top. */
@@ -178,14 +185,16 @@ void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth)
 ** shortest text), as a report's field scans see numbers. */
 #define VELD_SANDBOX_WHOLE_REALS 0x1
 void veld_sandbox__push_json_with(struct lua_State *L, const json_t *v, int depth, unsigned flags);
-json_t *veld_sandbox__to_json(struct lua_State *L, int idx);
+json_t *veld_sandbox__to_json(struct lua_State *L, int idx, size_t max);
 void veld_sandbox__mark_array(struct lua_State *L, int idx);
 
-/* ---- inside the sandbox (sandbox.c <-> sandbox_lib.c only) ---- */
+/* ---- inside the sandbox (sandbox.c <-> sandbox_lib.c, sandbox_json.c only) ---- */
 
 /* Open the allowlisted libraries, guarded, into a fresh state (sandbox_lib.c;
 ** `flags`: VELD_SANDBOX_*).  Runs inside the protected setup call. */
 void veld_sandbox__open_libs(struct lua_State *L, unsigned flags);
+/* Register the JSON array marker in a fresh state (sandbox_json.c). */
+void veld_sandbox__open_json(struct lua_State *L);
 /* Charge `units` of work done in C to the running call's budget (checking
 ** the clock too) before doing it; raises the sticky stop when it does not fit. */
 void veld_sandbox__charge(struct lua_State *L, double units);
@@ -460,6 +469,7 @@ double veld_render__floor(double x);
 typedef struct veld_report_limits {
 	veld_sandbox_limits sandbox; /* zero fields: the VELD_REPORT_* defaults */
 	uint64_t rows;               /* 0: VELD_REPORT_ROWS */
+	size_t output;               /* 0: VELD_REPORT_OUTPUT_MAX */
 } veld_report_limits;
 
 void veld_report_limits_init(veld_report_limits *lim);
@@ -597,6 +607,7 @@ typedef struct veld_report_ctx {
 	json_t *params;              /* the global `params` */
 	json_t *schemas;             /* name -> schema, loaded on demand */
 	json_t *result;              /* what the script returned */
+	size_t result_max;           /* bytes of it as JSON (veld_report_limits.output) */
 	struct veld_report_tally *tally; /* the tally being computed, if any */
 } veld_report_ctx;
 
@@ -611,12 +622,15 @@ void veld_report__release(veld_report_ctx *c);
 
 /* -- rendering (render.c, render_html.c) -- */
 
-/* A renderer's output: text that grows, NUL-terminated.  Running out of
-** memory sticks (later writes are dropped); the caller looks at `oom` at
+/* A renderer's output: text that grows, NUL-terminated, up to `max` bytes.
+** Running out of memory or past `max` sticks (later writes are dropped,
+** nothing is allocated for them); the caller looks at `oom` and `over` at
 ** the end and frees b.p. */
 typedef struct veld_render_out {
 	veld_buf b;
+	size_t max;  /* set: bytes the output may hold */
 	int oom;
+	int over;    /* a write would have passed `max` */
 } veld_render_out;
 void veld_render__add(veld_render_out *o, const char *s, size_t n);
 void veld_render__str(veld_render_out *o, const char *s);
@@ -648,10 +662,12 @@ double veld_render__series_max(const json_t *series);
 /* The result (its shape checked) as one HTML page (render_html.c). */
 void veld_render__html(veld_render_out *o, const json_t *report);
 
-/* Render a result as "text", "csv", "json" or "html" into *out (malloc'd).
-** A result of the wrong shape is VELD_EINVALID, "chunk: result: ...". */
+/* Render a result as "text", "csv", "json" or "html" into *out (malloc'd),
+** at most `max` bytes (0: VELD_REPORT_OUTPUT_MAX).  A result of the wrong
+** shape is VELD_EINVALID, "chunk: result: ..."; so is a longer output,
+** "chunk: output exceeds 64 MiB", found as it grows. */
 int veld_report__render(char **out, const json_t *report, const char *format, const char *chunk,
-                        veld_err *err);
+                        size_t max, veld_err *err);
 /* 0..3 for the formats above, -1 for anything else. */
 int veld_report__format(const char *format);
 

@@ -709,6 +709,24 @@ static void test_hostile_reports_bounded(void **state)
 	fixture_free(f);
 }
 
+/* What C builds from a report's values is bounded as it grows. */
+static void test_hostile_reports_bounded_output(void **state)
+{
+	fixture *f = fixture_new("rep-bound");
+	veld_report_limits lim;
+	(void)state;
+	veld_report_limits_init(&lim);
+	lim.sandbox.memory = 16 << 20;
+	/* 100 references to one 4 MB string: 400 MB of JSON, refused at 64 MiB */
+	hostile(f->s, "amp.lua", "local s = ('x'):rep(4 << 20) local p = {} for i = 1, 100 do p[i] = s end\n"
+	        "return {title = 'x', sections = {{paragraphs = p}}}", &lim, "amp.lua: result exceeds 64 MiB as JSON");
+	lim.output = 1 << 20;
+	hostile(f->s, "amp2.lua", "local s = ('x'):rep(100000) local p = {} for i = 1, 100 do p[i] = s end\n"
+	        "return {title = 'x', sections = {{paragraphs = p}}}", &lim, "amp2.lua: result exceeds 1 MiB as JSON");
+	hostile(f->s, "nul8.lua", "return {title = 'x\\0y', sections = {}}", &lim, "a string holds a NUL byte");
+	fixture_free(f);
+}
+
 /* Formatting shared by the renderers and the scripts' nl.* helpers. */
 static void test_dutch_numbers(void **state)
 {
@@ -738,6 +756,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dutch_numbers),
+		cmocka_unit_test(test_hostile_reports_bounded_output),
 		cmocka_unit_test(test_api_and_author_mistakes),
 		cmocka_unit_test(test_report_by_name_or_path),
 		cmocka_unit_test(test_hostile_reports_bounded),

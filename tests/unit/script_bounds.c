@@ -116,11 +116,111 @@ static void test_script_bounds__rule_messages_are_cut(void **state)
 	veld_form__free(f);
 }
 
+/* ---- what C converts and renders grows within a bound ------------------------------------ */
+
+static const char amp_src[] =
+	"form { name = 'amp', version = 1, compartment = 'social', label = 'Amp',\n"
+	"  fields = { field.text { 'modus', label = 'Modus' } },\n"
+	"  computed = { groot = function(r)\n"
+	"    if r.modus ~= 'groot' then return nil end\n"
+	"    local s, t = ('x'):rep(200000), {} for i = 1, 100 do t[i] = s end return t end,\n"
+	"    nul = function(r) if r.modus == 'nul' then return 'a\\0b' end end },\n"
+	"  rules = { function(r, err)\n"
+	"    if r.modus == 'veel' then local m = ('y'):rep(3000) for i = 1, 1000 do err('modus', m) end end\n"
+	"    if r.modus == 'lus' then while true do end end\n"
+	"  end } }\n";
+
+static void test_script_bounds__form_results_bounded(void **state)
+{
+	/* the wall clock long: the bound, not the clock, must end each call */
+	veld_sandbox_limits lim = {0, 0, 60000, 0, 0, NULL};
+	veld_form *f = NULL;
+	veld_err err = {0, ""};
+	char *out = NULL, *vals = NULL;
+	(void)state;
+	assert_int_equal(veld_form__load(&f, "amp", amp_src, strlen(amp_src), &lim, &err), VELD_OK);
+	/* a computed value of 100 references to one string: 20 MB of JSON */
+	assert_int_equal(veld_form__compute(&out, f, "{\"modus\":\"groot\"}", NULL), VELD_ERROR);
+	assert_null(out);
+	assert_non_null(strstr(veld_form__errmsg(f), "amp.lua: result exceeds 1 MiB as JSON"));
+	/* a check is valid, its computed values are not there (see scripts.h) */
+	assert_int_equal(veld_form__check(&out, &vals, f, "{\"modus\":\"groot\"}", NULL), VELD_OK);
+	assert_null(vals);
+	assert_non_null(strstr(veld_form__errmsg(f), "amp.lua: result exceeds 1 MiB as JSON"));
+	free(out);
+	/* a thousand failures of a long message: each cut, the list bounded */
+	assert_int_equal(veld_form__validate(&out, f, "{\"modus\":\"veel\"}", NULL), VELD_ERROR);
+	assert_null(out);
+	if (!strstr(veld_form__errmsg(f), "result exceeds 1 MiB as JSON"))
+		fail_msg("%s", veld_form__errmsg(f));
+	/* a NUL in a value C would read as a C string */
+	assert_int_equal(veld_form__compute(&out, f, "{\"modus\":\"nul\"}", NULL), VELD_ERROR);
+	assert_non_null(strstr(veld_form__errmsg(f), "a string holds a NUL byte"));
+	/* and the form works on */
+	assert_int_equal(veld_form__compute(&out, f, "{\"modus\":\"klein\"}", NULL), VELD_OK);
+	assert_string_equal(out, "{}");
+	free(out);
+	veld_form__free(f);
+}
+
+/* Render `result` (JSON text) as `format` within `max` bytes. */
+static int render(char **out, const char *result, const char *format, size_t max, veld_err *err)
+{
+	json_t *r = json_loads(result, 0, NULL);
+	int rc;
+	assert_non_null(r);
+	rc = veld_report__render(out, r, format, "amp.lua", max, err);
+	json_decref(r);
+	return rc;
+}
+
+static void test_script_bounds__rendering_bounded(void **state)
+{
+	veld_err err = {0, ""};
+	char *wide = filled(50000, 'w'), *lt = filled(300000, '<'), *q = filled(600000, '"'), *doc, *out = NULL;
+	size_t i, n = 0, cap = 2 * 1000000;
+	json_t *r;
+	(void)state;
+	doc = malloc(cap);
+	assert_non_null(doc);
+	/* one wide cell pads every row of a text table: 51 kB of JSON, 5 MB of text */
+	n += (size_t)snprintf(doc + n, cap - n, "{\"title\":\"t\",\"sections\":[{\"table\":{\"columns\":[\"a\",\"b\"],"
+	                                       "\"rows\":[[\"%s\",1]", wide);
+	for (i = 0; i < 100; i++)
+		n += (size_t)snprintf(doc + n, cap - n, ",[\"k\",%zu]", i);
+	snprintf(doc + n, cap - n, "]}}]}");
+	assert_int_equal(render(&out, doc, "text", 1 << 20, &err), VELD_EINVALID);
+	assert_null(out);
+	assert_string_equal(err.msg, "amp.lua: output exceeds 1 MiB");
+	assert_int_equal(render(&out, doc, "json", 1 << 20, &err), VELD_OK);
+	assert_true(strlen(out) < 1 << 20);
+	free(out);
+	assert_int_equal(render(&out, doc, "text", 0, &err), VELD_OK); /* the default bound: 64 MiB */
+	free(out);
+	/* escaping grows HTML four times, CSV twice */
+	snprintf(doc, cap, "{\"title\":\"%s\",\"sections\":[]}", lt);
+	assert_int_equal(render(&out, doc, "html", 1 << 20, &err), VELD_EINVALID);
+	assert_string_equal(err.msg, "amp.lua: output exceeds 1 MiB");
+	r = json_pack("{s:s, s:[{s:{s:[s], s:[[s]]}}]}", "title", "t", "sections", "table", "columns", "a", "rows", q);
+	assert_non_null(r);
+	assert_int_equal(veld_report__render(&out, r, "csv", "amp.lua", 1 << 20, &err), VELD_EINVALID);
+	assert_string_equal(err.msg, "amp.lua: output exceeds 1 MiB");
+	assert_int_equal(veld_report__render(&out, r, "csv", "amp.lua", 2 << 20, &err), VELD_OK);
+	free(out);
+	json_decref(r);
+	free(doc);
+	free(wide);
+	free(lt);
+	free(q);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_script_bounds__messages_quote_no_values),
 		cmocka_unit_test(test_script_bounds__rule_messages_are_cut),
+		cmocka_unit_test(test_script_bounds__form_results_bounded),
+		cmocka_unit_test(test_script_bounds__rendering_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
