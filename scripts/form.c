@@ -129,9 +129,9 @@ static int open_finish(lua_State *L)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, fc->f->engine);
 	lua_getfield(L, -1, "finish");
 	lua_call(L, 0, 5);
-	snprintf(fc->name, sizeof fc->name, "%s", luaL_checkstring(L, -5));
+	snprintf(fc->name, sizeof fc->name, "%s", veld_sandbox__name(L, -5, "form name"));
 	fc->version = luaL_checkinteger(L, -4);
-	snprintf(fc->compartment, sizeof fc->compartment, "%s", luaL_checkstring(L, -3));
+	snprintf(fc->compartment, sizeof fc->compartment, "%s", veld_sandbox__name(L, -3, "compartment"));
 	snprintf(fc->label, sizeof fc->label, "%s", luaL_checkstring(L, -2));
 	fc->previous = lua_toboolean(L, -1);
 	return 0;

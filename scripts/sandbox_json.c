@@ -9,8 +9,8 @@
 ** be referenced many times; so the conversion charges the text it makes to
 ** a byte budget *before* each allocation and stops past it ("result exceeds
 ** 1 MiB as JSON"), instead of letting 100 references to a 4 MB string
-** become 400 MB of host memory.  A string value may not hold a NUL byte (C
-** reads values as C strings).  The words messages use for what
+** become 400 MB of host memory.  Strings C would read as C strings (names,
+** paths, values) may not hold a NUL byte.  The words messages use for what
 ** they quote (a path cut short, a size) are here too.
 **
 ** Everything that touches a lua_State runs inside veld_sandbox__ccall and
@@ -310,6 +310,18 @@ static json_t *to_json(lua_State *L, int idx, int depth, conv *cv)
 	if (!out && !cv->why[0])
 		snprintf(cv->why, sizeof cv->why, "out of memory");
 	return out;
+}
+
+const char *veld_sandbox__name(struct lua_State *L, int idx, const char *what)
+{
+	size_t n, i;
+	const char *s = lua_tolstring(L, idx, &n);
+	if (!s)
+		luaL_error(L, "%s: a string is needed", what);
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			luaL_error(L, "%s: a name holds a NUL or control character", what);
+	return s;
 }
 
 json_t *veld_sandbox__to_json(struct lua_State *L, int idx, size_t max)

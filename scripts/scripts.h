@@ -186,6 +186,10 @@ void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth)
 #define VELD_SANDBOX_WHOLE_REALS 0x1
 void veld_sandbox__push_json_with(struct lua_State *L, const json_t *v, int depth, unsigned flags);
 json_t *veld_sandbox__to_json(struct lua_State *L, int idx, size_t max);
+/* The string at `idx` as C reads a name or a path: raises "what: ..." when
+** it is no string, or holds a NUL (C would read it cut short there) or
+** another control character.  Only inside veld_sandbox__ccall. */
+const char *veld_sandbox__name(struct lua_State *L, int idx, const char *what);
 void veld_sandbox__mark_array(struct lua_State *L, int idx);
 
 /* ---- inside the sandbox (sandbox.c <-> sandbox_lib.c, sandbox_json.c only) ---- */

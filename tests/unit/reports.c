@@ -709,8 +709,9 @@ static void test_hostile_reports_bounded(void **state)
 	fixture_free(f);
 }
 
-/* What C builds from a report's values is bounded as it grows. */
-static void test_hostile_reports_bounded_output(void **state)
+/* What C builds from a report's values is bounded as it grows; names and
+** paths a script hands to C hold no NUL. */
+static void test_hostile_reports_bounded_output_names(void **state)
 {
 	fixture *f = fixture_new("rep-bound");
 	veld_report_limits lim;
@@ -723,6 +724,19 @@ static void test_hostile_reports_bounded_output(void **state)
 	lim.output = 1 << 20;
 	hostile(f->s, "amp2.lua", "local s = ('x'):rep(100000) local p = {} for i = 1, 100 do p[i] = s end\n"
 	        "return {title = 'x', sections = {{paragraphs = p}}}", &lim, "amp2.lua: result exceeds 1 MiB as JSON");
+	/* a NUL would end the name or path where C reads it */
+	hostile(f->s, "nul1.lua", "return records{form = 'contactregistratie\\0x'}", &lim,
+	        "form: a name holds a NUL or control character");
+	hostile(f->s, "nul2.lua", "return tally{form = 'contactregistratie', by = {'plaats\\0x'}}", &lim,
+	        "by: a name holds a NUL");
+	hostile(f->s, "nul3.lua", "return records{form = 'contactregistratie', where = {['plaats\\0x'] = 'zitdag'}}",
+	        &lim, "where: a name holds a NUL");
+	hostile(f->s, "nul4.lua", "return records{form = 'contactregistratie', case = ('a'):rep(32) .. '\\0'}", &lim,
+	        "case: a name holds a NUL");
+	hostile(f->s, "nul5.lua", "return case(('a'):rep(32) .. '\\0x')", &lim, "case: a name holds a NUL");
+	hostile(f->s, "nul6.lua", "return schema('contactregistratie\\0')", &lim, "schema: a name holds a NUL");
+	hostile(f->s, "nul7.lua", "return records{form = 'contactregistratie', date = 'datum\\n'}", &lim,
+	        "date: a name holds a NUL or control character");
 	hostile(f->s, "nul8.lua", "return {title = 'x\\0y', sections = {}}", &lim, "a string holds a NUL byte");
 	fixture_free(f);
 }
@@ -756,7 +770,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dutch_numbers),
-		cmocka_unit_test(test_hostile_reports_bounded_output),
+		cmocka_unit_test(test_hostile_reports_bounded_output_names),
 		cmocka_unit_test(test_api_and_author_mistakes),
 		cmocka_unit_test(test_report_by_name_or_path),
 		cmocka_unit_test(test_hostile_reports_bounded),
