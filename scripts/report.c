@@ -152,7 +152,7 @@ int veld_report__run(json_t **result, veld_store *s, const char *chunk, const ch
 	c.scan.os = lim.sandbox.os;
 	c.scan.max_rows = lim.rows;
 	c.scan.wall_ms = lim.sandbox.wall_ms;
-	c.scan.deadline_ms = lim.sandbox.os->xClockMs(lim.sandbox.os->ctx) + lim.sandbox.wall_ms;
+	c.scan.deadline_ms = veld_sandbox__now(lim.sandbox.os) + lim.sandbox.wall_ms;
 	if ((rc = run_chunk(&c, sb, chunk, src, len, err)))
 		goto done;
 	*result = c.result;

@@ -26,7 +26,10 @@
 **                 utf8 scans, load) charge their worst-case work to the same
 **                 budget before they start, so a backtracking pattern over a
 **                 long subject is refused instead of run;
-**   time          the hook and every charge check a wall-clock deadline;
+**   time          the hook and every charge check a wall-clock deadline
+**                 (veld_sandbox__now: a monotonic clock), so C work that
+**                 runs long without returning to Lua is stopped at the
+**                 next hook or charge;
 **   depth         the hook refuses Lua call stacks deeper than `depth`; C
 **                 recursion (metamethods, gsub callbacks) is bounded by Lua's
 **                 LUAI_MAXCCALLS (200).
@@ -55,6 +58,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define HOOK_COUNT    1000 /* instructions between two hook calls */
 #define REFUSALS_MAX  8    /* refused allocations before the stop sticks anyway */
@@ -87,9 +91,20 @@ static veld_sandbox *sb_of(lua_State *L)
 	return ud;
 }
 
+int64_t veld_sandbox__now(const veld_os *os)
+{
+	struct timespec ts;
+	/* The OS table's clock is the wall clock (stamps, "today"), which may
+	** jump; a deadline wants a clock that only moves forward.  A table a
+	** caller built (a test's clock, fault injection) is asked as it is. */
+	if (os == veld_os_default() && clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+		return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return os->xClockMs(os->ctx);
+}
+
 static int64_t sb_now(const veld_sandbox *sb)
 {
-	return sb->lim.os->xClockMs(sb->lim.os->ctx);
+	return veld_sandbox__now(sb->lim.os);
 }
 
 static const char *stop_text(int stop)

@@ -147,6 +147,9 @@ int veld_sandbox__run(char **result_json, veld_sandbox *sb, const char *name,
 struct lua_State *veld_sandbox__state(veld_sandbox *sb);
 /* 1 if a limit stopped the state: it must be reset before the next call. */
 int veld_sandbox__spent(const veld_sandbox *sb);
+/* Milliseconds on the clock deadlines are measured by: a monotonic clock
+** for veld_os_default(), the table's xClockMs for any other table. */
+int64_t veld_sandbox__now(const veld_os *os);
 
 /* Compile `src` (text only) as chunk `name`; on success the function is
 ** pushed.  Refuses binary chunks and the name _ENV (see sandbox.c). */

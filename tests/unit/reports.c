@@ -710,8 +710,9 @@ static void test_hostile_reports_bounded(void **state)
 }
 
 /* What C builds from a report's values is bounded as it grows; names and
-** paths a script hands to C hold no NUL. */
-static void test_hostile_reports_bounded_output_names(void **state)
+** paths a script hands to C hold no NUL; the wall clock stops a run whose
+** instruction budget would let it go on. */
+static void test_hostile_reports_bounded_output_names_clock(void **state)
 {
 	fixture *f = fixture_new("rep-bound");
 	veld_report_limits lim;
@@ -738,6 +739,10 @@ static void test_hostile_reports_bounded_output_names(void **state)
 	hostile(f->s, "nul7.lua", "return records{form = 'contactregistratie', date = 'datum\\n'}", &lim,
 	        "date: a name holds a NUL or control character");
 	hostile(f->s, "nul8.lua", "return {title = 'x\\0y', sections = {}}", &lim, "a string holds a NUL byte");
+	/* the clock, not the (huge) budget, ends a run */
+	lim.sandbox.instructions = (uint64_t)1 << 60;
+	lim.sandbox.wall_ms = 300;
+	hostile(f->s, "clock.lua", "while true do end", &lim, "time limit exceeded (300 ms)");
 	fixture_free(f);
 }
 
@@ -770,7 +775,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dutch_numbers),
-		cmocka_unit_test(test_hostile_reports_bounded_output_names),
+		cmocka_unit_test(test_hostile_reports_bounded_output_names_clock),
 		cmocka_unit_test(test_api_and_author_mistakes),
 		cmocka_unit_test(test_report_by_name_or_path),
 		cmocka_unit_test(test_hostile_reports_bounded),

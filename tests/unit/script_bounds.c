@@ -163,6 +163,23 @@ static void test_script_bounds__form_results_bounded(void **state)
 	veld_form__free(f);
 }
 
+static void test_script_bounds__form_wall_clock(void **state)
+{
+	/* a budget that never runs out: the clock stops the callback */
+	veld_sandbox_limits lim = {0, (uint64_t)1 << 60, 200, 0, 0, NULL};
+	veld_form *f = NULL;
+	veld_err err = {0, ""};
+	char *out = NULL;
+	(void)state;
+	assert_int_equal(veld_form__load(&f, "amp", amp_src, strlen(amp_src), &lim, &err), VELD_OK);
+	assert_int_equal(veld_form__validate(&out, f, "{\"modus\":\"lus\"}", NULL), VELD_ERROR);
+	assert_null(out);
+	assert_non_null(strstr(veld_form__errmsg(f), "amp.lua:9: time limit exceeded (200 ms)"));
+	assert_int_equal(veld_form__validate(&out, f, "{\"modus\":\"x\"}", NULL), VELD_OK);
+	free(out);
+	veld_form__free(f);
+}
+
 /* Render `result` (JSON text) as `format` within `max` bytes. */
 static int render(char **out, const char *result, const char *format, size_t max, veld_err *err)
 {
@@ -220,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_script_bounds__messages_quote_no_values),
 		cmocka_unit_test(test_script_bounds__rule_messages_are_cut),
 		cmocka_unit_test(test_script_bounds__form_results_bounded),
+		cmocka_unit_test(test_script_bounds__form_wall_clock),
 		cmocka_unit_test(test_script_bounds__rendering_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
