@@ -14,8 +14,10 @@
 **           date, an option of a choice), which follow prelude.lua's
 **           (decimal.parse, date.valid) to the letter;
 ** and the walks these and engine_read.c share (members of an object or an
-** array, what nested objects hold).  It runs no Lua and changes neither the
-** input nor the declarations (engine.c); every path it builds is bounded by
+** array, what nested objects hold); and, for a record about to be stored,
+** veld_engine__canonical: one encoding per value (an int field's 45.0 is
+** stored as 45).  It runs no Lua and changes neither the input it reads
+** nor the declarations (engine.c); every path it builds is bounded by
 ** VELD_ENGINE_PATH_BYTES and VELD_ENGINE_PATH_DEPTH, and out of memory is a
 ** return value, never a Lua error.
 */
@@ -53,9 +55,10 @@ static int fold_path(json_t *root, char *path, size_t plen, json_t *value, veld_
 {
 	json_t *g = root;
 	const char *p = path;
+	char q[VELD_ECHO_BUF];
 	int nseg = 0;
 	if (depth > VELD_ENGINE_PATH_DEPTH)
-		return veld_err__set(err, VELD_EINVALID, "field '%s' is nested too deep", path);
+		return veld_err__set(err, VELD_EINVALID, "field '%s' is nested too deep", veld_sandbox__echo(q, path));
 	if (json_is_null(value))
 		return VELD_OK; /* a cleared field is absent */
 	if (json_is_object(value))
@@ -65,11 +68,12 @@ static int fold_path(json_t *root, char *path, size_t plen, json_t *value, veld_
 		size_t n = dot ? (size_t)(dot - p) : strlen(p);
 		json_t *next;
 		if (n == 0 || n > VELD_ENGINE_SEGMENT_MAX || ++nseg > VELD_ENGINE_PATH_DEPTH)
-			return veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", path);
+			return veld_err__set(err, VELD_EINVALID, "field path '%s' is malformed", veld_sandbox__echo(q, path));
 		next = json_object_getn(g, p, n);
 		if (!dot) {
 			if (next)
-				return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group", path);
+				return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group",
+				                     veld_sandbox__echo(q, path));
 			if (json_object_setn(g, p, n, value))
 				return veld_err__set(err, VELD_ERROR, "out of memory");
 			return VELD_OK;
@@ -79,7 +83,8 @@ static int fold_path(json_t *root, char *path, size_t plen, json_t *value, veld_
 			if (!next || json_object_setn_new(g, p, n, next))
 				return veld_err__set(err, VELD_ERROR, "out of memory");
 		} else if (!json_is_object(next)) {
-			return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group", path);
+			return veld_err__set(err, VELD_EINVALID, "field '%s' is both a value and a group",
+			                     veld_sandbox__echo(q, path));
 		}
 		g = next;
 		p = dot + 1;
@@ -398,4 +403,71 @@ size_t veld_engine__utf8_chars(const char *s, size_t n)
 	for (i = 0; i < n; i++)
 		c += ((unsigned char)s[i] & 0xC0) != 0x80;
 	return c;
+}
+
+/* ---- one encoding per value ------------------------------------------------------------ */
+
+/* The declaration of the flat path `path` ("huisvesting.score",
+** "acties.<item id>.status"), or NULL when the form does not know it. */
+static const veld_decl *decl_of(const veld_decls *d, const char *path)
+{
+	const veld_scope *sc = &d->top;
+	const veld_decl *f = NULL;
+	const char *p = path, *dot;
+	int item = 0;
+	for (;; p = dot + 1) {
+		size_t n, at = 0;
+		dot = strchr(p, '.');
+		n = dot ? (size_t)(dot - p) : strlen(p);
+		if (item) {
+			item = 0; /* the item id of a repeating group */
+		} else {
+			if (!sc || !(f = veld_engine__find(sc, p, n, &at)))
+				return NULL;
+			sc = f->kind == VELD_FIELD_GROUP ? &f->sub : NULL;
+			item = f->kind == VELD_FIELD_GROUP && f->repeating;
+		}
+		if (!dot)
+			return f;
+	}
+}
+
+/* `v` with each integral real as the integer it is (new reference), or a
+** new reference to `v` itself when there is none; NULL: out of memory. */
+static json_t *integers_of(json_t *v)
+{
+	long long n;
+	json_t *copy, *x;
+	size_t i;
+	if (json_is_real(v) && veld_engine__int_of(v, &n))
+		return json_integer((json_int_t)n);
+	if (!json_is_array(v))
+		return json_incref(v);
+	if (!(copy = json_array()))
+		return NULL;
+	json_array_foreach(v, i, x) {
+		if (json_array_append_new(copy, integers_of(x))) {
+			json_decref(copy);
+			return NULL;
+		}
+	}
+	return copy;
+}
+
+int veld_engine__canonical(const veld_decls *d, json_t *flat)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(flat, k, v) {
+		const veld_decl *f;
+		if (!json_is_real(v) && !json_is_array(v))
+			continue;
+		f = decl_of(d, k);
+		if (!f || (f->kind != VELD_FIELD_INT && f->kind != VELD_FIELD_CHOICE && f->kind != VELD_FIELD_MULTI))
+			continue;
+		/* replacing the value of a key leaves the iteration as it was */
+		if (json_object_set_new(flat, k, integers_of(v)))
+			return VELD_ERROR;
+	}
+	return VELD_OK;
 }

@@ -81,9 +81,9 @@ static void push_label(reader *rd, const veld_decl *f)
 	luaL_pushresult(&b);
 }
 
-/* Push engine.message(code, label, decl, arg) for `f`; the argument is on
-** top of the stack when has_arg (and is replaced by the message). */
-static void push_message(reader *rd, const veld_decl *f, const char *code, int has_arg)
+/* Push engine.message(code, label, decl) for `f`: the field's label and
+** what is wrong with it, never the value (messages carry no client data). */
+static void push_message(reader *rd, const veld_decl *f, const char *code)
 {
 	lua_State *L = rd->L;
 	luaL_checkstack(L, 6, "out of memory");
@@ -98,20 +98,14 @@ static void push_message(reader *rd, const veld_decl *f, const char *code, int h
 		lua_pushliteral(L, "");
 		lua_pushnil(L);
 	}
-	if (has_arg) {
-		lua_pushvalue(L, -5);
-		lua_call(L, 4, 1);
-		lua_remove(L, -2);
-	} else {
-		lua_call(L, 3, 1);
-	}
+	lua_call(L, 3, 1);
 }
 
-/* bad[path] = the message for `f` (the argument on top when has_arg). */
-static void fail(reader *rd, const veld_decl *f, const char *code, int has_arg)
+/* bad[path] = the message for `f`. */
+static void fail(reader *rd, const veld_decl *f, const char *code)
 {
 	lua_State *L = rd->L;
-	push_message(rd, f, code, has_arg);
+	push_message(rd, f, code);
 	lua_setfield(L, rd->bad, rd->path);
 	rd->anybad = 1;
 }
@@ -142,15 +136,16 @@ static int any_member(const json_t *v)
 	return veld_engine__members_next(&m, &k, &x);
 }
 
+/* An item id: letters, digits, '_' and '-', at most a path segment long. */
 static int item_id_ok(const char *s)
 {
-	if (!*s)
-		return 0;
-	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_' ||
-		      *s == '-'))
+	size_t n;
+	for (n = 0; s[n]; n++)
+		if (n == VELD_ENGINE_SEGMENT_MAX ||
+		    !((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') || (s[n] >= '0' && s[n] <= '9') ||
+		      s[n] == '_' || s[n] == '-'))
 			return 0;
-	return 1;
+	return n > 0;
 }
 
 static void read_scope(reader *rd, const veld_scope *sc, const json_t *raw, int level);
@@ -163,32 +158,30 @@ static void read_multi(reader *rd, const veld_decl *f, const json_t *v)
 	size_t i, j, cnt;
 	if (json_is_object(v)) {
 		if (any_member(v))
-			fail(rd, f, "list", 0);
+			fail(rd, f, "list");
 		goto absent;
 	}
 	if (!json_is_array(v) || (cnt = json_array_size(v)) == 0) {
 		if (!json_is_array(v))
-			fail(rd, f, "list", 0);
+			fail(rd, f, "list");
 		goto absent;
 	}
 	for (i = 0; i < cnt; i++)
 		if (json_is_null(json_array_get(v, i))) {
-			fail(rd, f, "list", 0);
+			fail(rd, f, "list");
 			goto absent;
 		}
 	for (i = 0; i < cnt; i++) {
 		json_t *x = json_array_get(v, i);
 		if (!veld_engine__is_option(f, x)) {
-			veld_sandbox__push_json(L, x);
-			fail(rd, f, "choice", 1);
+			fail(rd, f, "choice");
 			goto absent;
 		}
 		for (j = 0; j < i; j++)
 			if (json_equal(json_array_get(v, j), x) ||
 			    (json_is_number(x) && json_is_number(json_array_get(v, j)) &&
 			     json_number_value(x) == json_number_value(json_array_get(v, j)))) {
-				veld_sandbox__push_json(L, x);
-				fail(rd, f, "twice", 1);
+				fail(rd, f, "twice");
 				goto absent;
 			}
 	}
@@ -213,7 +206,7 @@ static void read_group(reader *rd, const veld_decl *f, const json_t *v, int leve
 	json_t *item;
 	int any = 0;
 	if (!json_is_object(v) && !json_is_array(v)) {
-		fail(rd, f, "shape", 0);
+		fail(rd, f, "shape");
 		goto absent;
 	}
 	rd->stack[rd->depth++] = f;
@@ -224,15 +217,14 @@ static void read_group(reader *rd, const veld_decl *f, const json_t *v, int leve
 	}
 	if (json_is_array(v) && any_member(v)) {
 		rd->depth--;
-		fail(rd, f, "keys", 0);
+		fail(rd, f, "keys");
 		goto absent;
 	}
 	veld_engine__members_init(&m, v);
 	while (veld_engine__members_next(&m, &id, &item))
 		if (!(veld_engine__nested(item, 0) & VELD_NESTED_VOID) && !item_id_ok(id)) {
 			rd->depth--;
-			lua_pushstring(L, id);
-			fail(rd, f, "item_key", 1);
+			fail(rd, f, "item_key");
 			goto absent;
 		}
 	lua_newtable(L);
@@ -244,8 +236,7 @@ static void read_group(reader *rd, const veld_decl *f, const json_t *v, int leve
 		old = path_push(rd, id, strlen(id));
 		if (!json_is_object(item) && !json_is_array(item)) {
 			rd->depth--;
-			lua_pushstring(L, id);
-			fail(rd, f, "item_shape", 1);
+			fail(rd, f, "item_shape");
 			rd->stack[rd->depth++] = f;
 		} else {
 			read_scope(rd, &f->sub, item, level + 2);
@@ -277,14 +268,14 @@ static void read_value(reader *rd, const veld_decl *f, const json_t *v, int leve
 	switch (f->kind) {
 	case VELD_FIELD_TEXT:
 		if (!json_is_string(v)) {
-			fail(rd, f, "text", 0);
+			fail(rd, f, "text");
 			break;
 		}
 		if (json_string_length(v) == 0)
 			break;
 		if (f->max_length &&
 		    (lua_Integer)veld_engine__utf8_chars(json_string_value(v), json_string_length(v)) > f->max_length) {
-			fail(rd, f, "max_length", 0);
+			fail(rd, f, "max_length");
 			break;
 		}
 		lua_pushlstring(L, json_string_value(v), json_string_length(v));
@@ -293,45 +284,44 @@ static void read_value(reader *rd, const veld_decl *f, const json_t *v, int leve
 	case VELD_FIELD_DECIMAL:
 		if (f->kind == VELD_FIELD_INT ? !veld_engine__int_of(v, &n)
 		                              : !veld_engine__decimal_of(v, f->scale, &n)) {
-			fail(rd, f, f->kind == VELD_FIELD_INT ? "int" : "decimal", 0);
+			fail(rd, f, f->kind == VELD_FIELD_INT ? "int" : "decimal");
 			break;
 		}
 		if (f->has_min && n < f->min) {
-			fail(rd, f, "min", 0);
+			fail(rd, f, "min");
 			break;
 		}
 		if (f->has_max && n > f->max) {
-			fail(rd, f, "max", 0);
+			fail(rd, f, "max");
 			break;
 		}
 		lua_pushinteger(L, n);
 		return;
 	case VELD_FIELD_DATE:
 		if (!veld_engine__date_ok(v)) {
-			fail(rd, f, "date", 0);
+			fail(rd, f, "date");
 			break;
 		}
 		if (f->has_min && strcmp(json_string_value(v), f->dmin) < 0) {
-			fail(rd, f, "min", 0);
+			fail(rd, f, "min");
 			break;
 		}
 		if (f->has_max && strcmp(json_string_value(v), f->dmax) > 0) {
-			fail(rd, f, "max", 0);
+			fail(rd, f, "max");
 			break;
 		}
 		lua_pushlstring(L, json_string_value(v), 10);
 		return;
 	case VELD_FIELD_BOOL:
 		if (!json_is_boolean(v)) {
-			fail(rd, f, "bool", 0);
+			fail(rd, f, "bool");
 			break;
 		}
 		lua_pushboolean(L, json_is_true(v));
 		return;
 	case VELD_FIELD_CHOICE:
 		if (!veld_engine__is_option(f, v)) {
-			veld_sandbox__push_json(L, v);
-			fail(rd, f, "choice", 1);
+			fail(rd, f, "choice");
 			break;
 		}
 		veld_sandbox__push_json(L, v);
@@ -570,10 +560,10 @@ static void check_scope(reader *rd, const veld_scope *sc, int values)
 			add_error(rd);
 		} else if (!present && f->required.kind != VELD_COND_FALSE && holds(rd, &f->required, values)) {
 			if (f->kind == VELD_FIELD_GROUP && f->repeating) {
-				push_message(rd, f, "items", 0);
+				push_message(rd, f, "items");
 				add_error(rd);
 			} else if (f->kind != VELD_FIELD_GROUP) {
-				push_message(rd, f, "required", 0);
+				push_message(rd, f, "required");
 				add_error(rd);
 			}
 		}
@@ -649,7 +639,7 @@ void veld_engine__push_unknown(struct lua_State *L, const veld_decls *d, const j
 	rd.errors = lua_absindex(L, errors);
 	json_array_foreach(unknown, i, p) {
 		snprintf(rd.path, sizeof rd.path, "%s", json_string_value(p));
-		push_message(&rd, NULL, "unknown", 0);
+		push_message(&rd, NULL, "unknown");
 		add_error(&rd);
 	}
 }

@@ -86,11 +86,15 @@ static int open_prelude(lua_State *L)
 	const veld_embedded *p = &veld_embedded__prelude;
 	if (luaL_loadbufferx(L, (const char *)p->src, p->len, "=prelude.lua", "t") != LUA_OK)
 		return lua_error(L);
-	lua_createtable(L, 0, 2);
+	lua_createtable(L, 0, 4);
 	lua_pushcfunction(L, host_array);
 	lua_setfield(L, -2, "array");
 	lua_pushcfunction(L, host_where);
 	lua_setfield(L, -2, "where");
+	lua_pushinteger(L, VELD_FORM_MESSAGE_MAX);
+	lua_setfield(L, -2, "message_max");
+	lua_pushinteger(L, VELD_ENGINE_PATH_BYTES);
+	lua_setfield(L, -2, "path_max");
 	lua_call(L, 1, 1);
 	luaL_checktype(L, -1, LUA_TTABLE);
 	oc->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -125,9 +129,9 @@ static int open_finish(lua_State *L)
 	lua_rawgeti(L, LUA_REGISTRYINDEX, fc->f->engine);
 	lua_getfield(L, -1, "finish");
 	lua_call(L, 0, 5);
-	snprintf(fc->name, sizeof fc->name, "%s", luaL_checkstring(L, -5));
+	snprintf(fc->name, sizeof fc->name, "%s", veld_sandbox__name(L, -5, "form name"));
 	fc->version = luaL_checkinteger(L, -4);
-	snprintf(fc->compartment, sizeof fc->compartment, "%s", luaL_checkstring(L, -3));
+	snprintf(fc->compartment, sizeof fc->compartment, "%s", veld_sandbox__name(L, -3, "compartment"));
 	snprintf(fc->label, sizeof fc->label, "%s", luaL_checkstring(L, -2));
 	fc->previous = lua_toboolean(L, -1);
 	return 0;
@@ -390,7 +394,7 @@ static int push_context(lua_State *L, op_ctx *oc)
 static int convert_computed(lua_State *L)
 {
 	op_ctx *oc = lua_touserdata(L, 1);
-	oc->computed = veld_sandbox__to_json(L, 2);
+	oc->computed = veld_sandbox__to_json(L, 2, VELD_FORM_RESULT_MAX);
 	return 0;
 }
 
@@ -458,7 +462,7 @@ static int run_op(lua_State *L)
 		nargs++;
 	}
 	lua_call(L, nargs, 1);
-	oc->result = veld_sandbox__to_json(L, -1);
+	oc->result = veld_sandbox__to_json(L, -1, VELD_FORM_RESULT_MAX);
 	return 0;
 }
 
@@ -653,13 +657,20 @@ int veld_form__unknown_json(char **paths_json, veld_form *f, const char *fields_
 	return form_op_text(paths_json, f, "unknown", fields_json, NULL, 0);
 }
 
+int veld_form__canonical(veld_form *f, json_t *flat)
+{
+	if (veld_engine__canonical(f->decls, flat) != VELD_OK)
+		return veld_err__set(&f->err, VELD_ERROR, "out of memory");
+	return VELD_OK;
+}
+
 static int run_schema(lua_State *L)
 {
 	op_ctx *oc = lua_touserdata(L, 1);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, oc->f->engine);
 	lua_getfield(L, -1, "schema");
 	lua_call(L, 0, 1);
-	oc->result = veld_sandbox__to_json(L, -1);
+	oc->result = veld_sandbox__to_json(L, -1, VELD_FORM_RESULT_MAX);
 	return 0;
 }
 

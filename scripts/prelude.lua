@@ -21,11 +21,14 @@
 
 local host = ...
 local array, where = host.array, host.where
+-- bytes of a failure's message and field path as a rule gives them (scripts.h)
+local MESSAGE_MAX, PATH_MAX = host.message_max, host.path_max
 
 local type, pairs, ipairs, next, error, tostring, tonumber, setmetatable, rawset =
 	type, pairs, ipairs, next, error, tostring, tonumber, setmetatable, rawset
 local math_type, tointeger = math.type, math.tointeger
-local sfind, sformat, ssub, smatch, srep = string.find, string.format, string.sub, string.match, string.rep
+local sfind, sformat, ssub, smatch, srep, sbyte =
+	string.find, string.format, string.sub, string.match, string.rep, string.byte
 local tsort, tunpack = table.sort, table.unpack
 
 local NAME = "^[a-z][a-z0-9_]*$"
@@ -39,6 +42,14 @@ end
 local function show(v)
 	if type(v) == "string" then return sformat("%q", v) end
 	return tostring(v)
+end
+
+-- `s` cut to at most `max` bytes, on a character boundary, "…" marking the cut.
+local function cut(s, max)
+	if #s <= max then return s end
+	local n = max - 3
+	while n > 0 and (sbyte(s, n + 1) or 0) & 0xC0 == 0x80 do n = n - 1 end
+	return ssub(s, 1, n) .. "…"
 end
 
 local function has(list, v)
@@ -520,19 +531,21 @@ local MESSAGES = {
 	min = "%s moet minstens %s zijn.",
 	max = "%s mag hoogstens %s zijn.",
 	bool = "%s moet ja of nee zijn.",
-	choice = "%s: ‘%s’ is geen geldige keuze.",
+	choice = "%s is geen geldige keuze.",
 	list = "%s moet een lijst van keuzes zijn.",
-	twice = "%s: ‘%s’ staat er meer dan één keer in.",
+	twice = "%s bevat een keuze meer dan één keer.",
 	shape = "%s heeft een ongeldige vorm.",
 	keys = "%s moet items met een sleutel bevatten.",
-	item_key = "%s: ongeldige sleutel ‘%s’.",
-	item_shape = "%s: item ‘%s’ heeft een ongeldige vorm.",
+	item_key = "%s: een item heeft een ongeldige sleutel.",
+	item_shape = "%s: een item heeft een ongeldige vorm.",
 	required = "%s is verplicht.",
 	items = "%s: voeg minstens één item toe.",
 	unknown = "Onbekend veld in versie %d van dit formulier.",
 }
 
-local function message(code, label, f, arg)
+-- A message names the field (its label) and what is wrong, never the value:
+-- what reaches an error carries no data of the client.
+local function message(code, label, f)
 	local fmt = MESSAGES[code]
 	if code == "unknown" then return sformat(fmt, F.version) end
 	if code == "max_length" then return sformat(fmt, label, f.max_length) end
@@ -543,10 +556,6 @@ local function message(code, label, f, arg)
 	if code == "min" or code == "max" then
 		if f.kind == "date" then return sformat(MESSAGES["date_" .. code], label, date.show(f[code])) end
 		return sformat(fmt, label, number_show(f, f[code]))
-	end
-	if code == "choice" or code == "twice" or code == "item_key" or code == "item_shape" then
-		-- a list or an object is no choice; its address would be no message
-		return sformat(fmt, label, type(arg) == "table" and "…" or tostring(arg))
 	end
 	return sformat(fmt, label)
 end
@@ -589,7 +598,8 @@ local function validate(r, c, errors, on_computed)
 		if type(path) ~= "string" or type(message) ~= "string" then
 			error("err(field, message): both must be strings", 2)
 		end
-		errors[#errors + 1] = { field = path, message = message }
+		-- bounded whatever a rule builds: a message is a line, not a value
+		errors[#errors + 1] = { field = cut(path, PATH_MAX), message = cut(message, MESSAGE_MAX) }
 	end
 	for _, rule in ipairs(F.rules) do
 		rule(r, err, c)

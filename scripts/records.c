@@ -209,14 +209,15 @@ static int parse_fields(json_t **out, veld_store *s, const char *fields_json)
 static int rejected(veld_store *s, const json_t *arr)
 {
 	json_t *e;
-	char msg[sizeof veld_store__err(s)->msg];
+	char msg[sizeof veld_store__err(s)->msg], q[VELD_ECHO_BUF];
 	size_t i, used;
 	used = (size_t)snprintf(msg, sizeof msg, "%zu field(s) rejected:", json_array_size(arr));
 	json_array_foreach(arr, i, e)
 	{
+		/* the path may be one the form does not know: quoted, cut */
 		if (used < sizeof msg)
 			used += (size_t)snprintf(msg + used, sizeof msg - used, "%s %s: %s", i ? ";" : "",
-			                         json_string_value(json_object_get(e, "field")),
+			                         veld_sandbox__echo(q, json_string_value(json_object_get(e, "field"))),
 			                         json_string_value(json_object_get(e, "message")));
 	}
 	return veld_err__set(veld_store__err(s), VELD_EINVALID, "%s", msg);
@@ -316,6 +317,11 @@ static int check_put(put *p, char **errors, formcache *fc, veld_store *s, const 
 		rc = veld_form__validate_json(&errs, p->form, merged, ctx);
 	if ((rc = verdict(errors, s, p->form, form_name, rc, errs)) || errors)
 		goto done;
+	/* One encoding per value: an int field's 45.0 is stored as 45. */
+	if (veld_form__canonical(p->form, p->flat)) {
+		rc = veld_err__oom(veld_store__err(s));
+		goto done;
+	}
 	/* Computed values are stored with the record, as fields. */
 	if (!computed) {
 		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form_name, veld_form__errmsg(p->form));

@@ -68,8 +68,12 @@ static double fabs_d(double x)
 
 void veld_render__add(veld_render_out *o, const char *s, size_t n)
 {
-	if (o->oom)
+	if (o->oom || o->over)
 		return;
+	if (n >= o->max - o->b.n) { /* b.n < max: the NUL fits */
+		o->over = 1;
+		return;
+	}
 	if (veld_buf__room(&o->b, n + 1)) {
 		o->oom = 1;
 		return;
@@ -720,13 +724,22 @@ static void render_csv(veld_render_out *b, const json_t *r)
 
 /* ---- entry ------------------------------------------------------------------------------------ */
 
-int veld_report__render(char **out, const json_t *report, const char *format, const char *chunk,
-                        veld_err *err)
+/* json_dump_callback's writer: into the bounded output. */
+static int json_out(const char *buf, size_t size, void *data)
 {
-	veld_render_out b = {{NULL, 0, 0}, 0};
+	veld_render_out *b = data;
+	veld_render__add(b, buf, size);
+	return b->oom || b->over ? -1 : 0;
+}
+
+int veld_report__render(char **out, const json_t *report, const char *format, const char *chunk,
+                        size_t max, veld_err *err)
+{
+	veld_render_out b = {{NULL, 0, 0}, 0, 0, 0};
 	char why[256];
 	int f = veld_report__format(format), rc = VELD_OK;
 	*out = NULL;
+	b.max = max ? max : VELD_REPORT_OUTPUT_MAX;
 	if (f < 0)
 		return veld_err__set(err, VELD_EINVALID, "unknown report format '%.20s' (text, csv, json, html)",
 		                     format);
@@ -739,25 +752,23 @@ int veld_report__render(char **out, const json_t *report, const char *format, co
 	case F_CSV:
 		render_csv(&b, report);
 		break;
-	case F_JSON: {
-		char *j = json_dumps(report, JSON_SORT_KEYS | JSON_INDENT(2) | JSON_REAL_PRECISION(15));
-		if (!j) {
-			b.oom = 1;
-			break;
-		}
-		veld_render__str(&b, j);
+	case F_JSON:
+		/* written as it is dumped: the bound holds as the text grows */
+		if (json_dump_callback(report, json_out, &b, JSON_SORT_KEYS | JSON_INDENT(2) | JSON_REAL_PRECISION(15)))
+			b.oom = !b.over;
 		veld_render__str(&b, "\n");
-		free(j);
 		break;
-	}
 	default:
 		veld_render__html(&b, report);
 		break;
 	}
 	if (!b.oom && !b.b.p)
 		veld_render__str(&b, "");
-	if (b.oom) {
+	if (b.oom || b.over) {
+		char size[32];
 		free(b.b.p);
+		if (b.over)
+			return veld_err__set(err, VELD_EINVALID, "%s: output exceeds %s", chunk, veld_sandbox__size(size, b.max));
 		return veld_err__set(err, VELD_ERROR, "out of memory");
 	}
 	*out = (char *)b.b.p;

@@ -49,6 +49,7 @@ void veld_report_limits_init(veld_report_limits *lim)
 	lim->sandbox.instructions = VELD_REPORT_INSTRUCTIONS;
 	lim->sandbox.wall_ms = VELD_REPORT_WALL_MS;
 	lim->rows = VELD_REPORT_ROWS;
+	lim->output = VELD_REPORT_OUTPUT_MAX;
 }
 
 /* `limits` (NULL: the defaults) with its zero fields filled in. */
@@ -68,6 +69,8 @@ static void run_limits(veld_report_limits *lim, const veld_report_limits *limits
 		lim->sandbox.os = veld_store__os(s);
 	if (!lim->rows)
 		lim->rows = VELD_REPORT_ROWS;
+	if (!lim->output)
+		lim->output = VELD_REPORT_OUTPUT_MAX;
 }
 
 /* Compile and call the chunk in the prepared state, protected and
@@ -144,11 +147,12 @@ int veld_report__run(json_t **result, veld_store *s, const char *chunk, const ch
 		}
 		began = 1;
 	}
+	c.result_max = lim.output;
 	c.scan.db = db;
 	c.scan.os = lim.sandbox.os;
 	c.scan.max_rows = lim.rows;
 	c.scan.wall_ms = lim.sandbox.wall_ms;
-	c.scan.deadline_ms = lim.sandbox.os->xClockMs(lim.sandbox.os->ctx) + lim.sandbox.wall_ms;
+	c.scan.deadline_ms = veld_sandbox__now(lim.sandbox.os) + lim.sandbox.wall_ms;
 	if ((rc = run_chunk(&c, sb, chunk, src, len, err)))
 		goto done;
 	*result = c.result;
@@ -189,7 +193,8 @@ static int report_render(char **out, veld_store *store, const char *chunk, const
 	json_t *result = NULL;
 	int rc = veld_report__run(&result, store, chunk, src, len, params_json, NULL);
 	if (rc == VELD_OK)
-		rc = veld_report__render(out, result, format ? format : "text", chunk, veld_store__err(store));
+		rc = veld_report__render(out, result, format ? format : "text", chunk, VELD_REPORT_OUTPUT_MAX,
+		                         veld_store__err(store));
 	json_decref(result);
 	return rc;
 }

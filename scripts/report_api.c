@@ -366,7 +366,7 @@ static int api_tally(lua_State *L)
 static int api_case(lua_State *L)
 {
 	veld_report_ctx *c = ctx_of(L);
-	const char *id = luaL_checkstring(L, 1);
+	const char *id = veld_sandbox__name(L, 1, "case");
 	veld_scan_row r;
 	veld_query none;
 	if (c->scan.stop)
@@ -384,7 +384,7 @@ static int api_case(lua_State *L)
 static int api_schema(lua_State *L)
 {
 	veld_report_ctx *c = ctx_of(L);
-	const char *name = luaL_checkstring(L, 1);
+	const char *name = veld_sandbox__name(L, 1, "schema");
 	json_t *sch = json_object_get(c->schemas, name);
 	if (c->scan.stop)
 		return fail_stop(L, c);
@@ -494,7 +494,7 @@ int veld_report__call(lua_State *L)
 	lua_call(L, 0, 1);
 	if (!lua_istable(L, -1))
 		return luaL_error(L, "a report returns a table ({title = ..., sections = {...}})");
-	c->result = veld_sandbox__to_json(L, -1);
+	c->result = veld_sandbox__to_json(L, -1, c->result_max);
 	return 0;
 }
 

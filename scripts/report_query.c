@@ -106,9 +106,12 @@ static void check_keys(lua_State *L, int idx)
 	while (lua_next(L, idx)) {
 		int k, known = 0;
 		lua_pop(L, 1);
-		if (lua_type(L, -1) == LUA_TSTRING)
+		if (lua_type(L, -1) == LUA_TSTRING) {
+			size_t n;
+			const char *key = lua_tolstring(L, -1, &n);
 			for (k = 0; SPEC_KEYS[k]; k++)
-				known |= !strcmp(lua_tostring(L, -1), SPEC_KEYS[k]);
+				known |= strlen(SPEC_KEYS[k]) == n && !memcmp(key, SPEC_KEYS[k], n);
+		}
 		if (!known) {
 			lua_pushvalue(L, -1);
 			luaL_error(L, "unknown key '%s' in the query", luaL_tolstring(L, -1, NULL));
@@ -128,7 +131,7 @@ static void read_where(lua_State *L, veld_query *sp)
 		if (sp->nconds == VELD_QUERY_PATHS)
 			luaL_error(L, "where: too many conditions");
 		cd = &sp->conds[sp->nconds];
-		cd->col = spec_col(L, sp, lua_tostring(L, -2), "where");
+		cd->col = spec_col(L, sp, veld_sandbox__name(L, -2, "where"), "where");
 		if (lua_type(L, -1) == LUA_TTABLE) {
 			if (lua_getfield(L, -1, "has") != LUA_TNIL) {
 				cd->op = VELD_OP_HAS;
@@ -168,7 +171,7 @@ static void read_paths(lua_State *L, veld_query *sp, int *cols, size_t *ncols, c
 		lua_rawgeti(L, -1, i);
 		if (lua_type(L, -1) != LUA_TSTRING || (bad[0] && !strcmp(lua_tostring(L, -1), "n")))
 			luaL_error(L, "%s: a list of field paths%s", what, bad);
-		cols[(*ncols)++] = spec_col(L, sp, lua_tostring(L, -1), what);
+		cols[(*ncols)++] = spec_col(L, sp, veld_sandbox__name(L, -1, what), what);
 		lua_pop(L, 1);
 	}
 }
@@ -182,9 +185,10 @@ static void read_tally(lua_State *L, veld_query *sp, int idx, const char *date)
 	read_paths(L, sp, sp->by, &sp->nby, "by", " (not \"n\")");
 	lua_pop(L, 1);
 	if (lua_getfield(L, idx, "group") != LUA_TNIL) {
-		const char *g = lua_tostring(L, -1);
+		const char *g;
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L, "group = \"year\" or a field path");
+		g = veld_sandbox__name(L, -1, "group");
 		if (!strcmp(g, "year")) {
 			sp->group_col = spec_col(L, sp, date, "date");
 			sp->group_year = 1;
@@ -217,14 +221,14 @@ veld_query *veld_query__read(lua_State *L, int idx, int for_tally)
 	sp->group_col = -1;
 	check_keys(L, idx);
 
-	if (lua_getfield(L, idx, "form") != LUA_TSTRING || !veld_name__is_form(lua_tostring(L, -1)))
+	if (lua_getfield(L, idx, "form") != LUA_TSTRING || !veld_name__is_form(veld_sandbox__name(L, -1, "form")))
 		luaL_error(L, "the query needs form = \"<form name>\"");
 	snprintf(sp->form, sizeof sp->form, "%s", lua_tostring(L, -1));
 	lua_pop(L, 1);
 
 	if (lua_getfield(L, idx, "case") != LUA_TNIL) {
-		const char *id = lua_tostring(L, -1);
-		if (lua_type(L, -1) != LUA_TSTRING || strlen(id) != VELD_IDSIZE - 1)
+		const char *id = lua_type(L, -1) == LUA_TSTRING ? veld_sandbox__name(L, -1, "case") : NULL;
+		if (!id || strlen(id) != VELD_IDSIZE - 1)
 			luaL_error(L, "case = must be a case id");
 		memcpy(sp->case_id, id, VELD_IDSIZE);
 	}
@@ -234,7 +238,7 @@ veld_query *veld_query__read(lua_State *L, int idx, int for_tally)
 	if (lua_getfield(L, idx, "date") != LUA_TNIL) {
 		if (lua_type(L, -1) != LUA_TSTRING)
 			luaL_error(L, "date = must name a date field");
-		date = lua_tostring(L, -1);
+		date = veld_sandbox__name(L, -1, "date");
 	}
 	if (lua_getfield(L, idx, "year") != LUA_TNIL) {
 		int isnum = 0;

@@ -239,7 +239,7 @@ static void charge_row(lua_State *L, veld_scan *sc)
 		snprintf(sc->stop_msg, sizeof sc->stop_msg, "row limit exceeded (%llu rows read)",
 		         (unsigned long long)sc->max_rows);
 	}
-	if (!sc->stop && sc->rows % CLOCK_EVERY == 0 && os->xClockMs(os->ctx) > sc->deadline_ms) {
+	if (!sc->stop && sc->rows % CLOCK_EVERY == 0 && veld_sandbox__now(os) > sc->deadline_ms) {
 		sc->stop = 1;
 		snprintf(sc->stop_msg, sizeof sc->stop_msg, "time limit exceeded (%u ms)",
 		         (unsigned)sc->wall_ms);

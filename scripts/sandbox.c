@@ -10,7 +10,8 @@
 ** out, replaced or guarded) is sandbox_lib.c's: it opens the libraries into
 ** a fresh state and charges what they do in C through veld_sandbox__charge.
 ** Here are the state, its allocator, its hook and the budget they and the
-** guards share, the protected calls, the error messages and JSON <-> Lua.
+** guards share, the protected calls and the error messages; JSON <-> Lua,
+** bounded, is sandbox_json.c's.
 ** The split follows what must hold the handle: sandbox_lib.c never sees the
 ** handle's fields, only the few calls scripts.h names for it.
 **
@@ -25,7 +26,10 @@
 **                 utf8 scans, load) charge their worst-case work to the same
 **                 budget before they start, so a backtracking pattern over a
 **                 long subject is refused instead of run;
-**   time          the hook and every charge check a wall-clock deadline;
+**   time          the hook and every charge check a wall-clock deadline
+**                 (veld_sandbox__now: a monotonic clock), so C work that
+**                 runs long without returning to Lua is stopped at the
+**                 next hook or charge;
 **   depth         the hook refuses Lua call stacks deeper than `depth`; C
 **                 recursion (metamethods, gsub callbacks) is bounded by Lua's
 **                 LUAI_MAXCCALLS (200).
@@ -50,12 +54,13 @@
 #include <lauxlib.h>
 #include <lua.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define HOOK_COUNT    1000 /* instructions between two hook calls */
-#define JSON_DEPTH    64   /* nesting of tables converted to JSON */
 #define REFUSALS_MAX  8    /* refused allocations before the stop sticks anyway */
 
 struct veld_sandbox {
@@ -77,10 +82,6 @@ struct veld_sandbox {
 	veld_err err;
 };
 
-/* Registry keys (addresses of these objects are unique per process, which
-** is all Lua asks of a light userdata key; no state is kept in them). */
-static const char ARRAY_MT_KEY = 'a';
-
 /* ---- small helpers -------------------------------------------------------- */
 
 static veld_sandbox *sb_of(lua_State *L)
@@ -90,9 +91,20 @@ static veld_sandbox *sb_of(lua_State *L)
 	return ud;
 }
 
+int64_t veld_sandbox__now(const veld_os *os)
+{
+	struct timespec ts;
+	/* The OS table's clock is the wall clock (stamps, "today"), which may
+	** jump; a deadline wants a clock that only moves forward.  A table a
+	** caller built (a test's clock, fault injection) is asked as it is. */
+	if (os == veld_os_default() && clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+		return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return os->xClockMs(os->ctx);
+}
+
 static int64_t sb_now(const veld_sandbox *sb)
 {
-	return sb->lim.os->xClockMs(sb->lim.os->ctx);
+	return veld_sandbox__now(sb->lim.os);
 }
 
 static const char *stop_text(int stop)
@@ -265,10 +277,7 @@ static int setup(lua_State *L)
 {
 	veld_sandbox *sb = lua_touserdata(L, 1);
 	veld_sandbox__open_libs(L, sb->lim.flags);
-
-	/* The metatable that marks a table as a JSON array. */
-	lua_newtable(L);
-	lua_rawsetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
+	veld_sandbox__open_json(L);
 	return 0;
 }
 
@@ -518,223 +527,6 @@ int veld_sandbox__load(veld_sandbox *sb, const char *name, const char *src, size
 	return VELD_OK;
 }
 
-/* ---- JSON <-> Lua ------------------------------------------------------------------ */
-
-/* A real that holds a whole number, pushed the way Lua reads its shortest
-** text: 2.0 becomes the integer 2, 0.5 and 1e+20 stay floats. */
-static void push_whole_real(lua_State *L, double d)
-{
-	char buf[48];
-	snprintf(buf, sizeof buf, "%.17g", d);
-	if (!lua_stringtonumber(L, buf))
-		lua_pushnil(L);
-}
-
-static void push_json(lua_State *L, const json_t *v, int depth, unsigned flags)
-{
-	size_t i;
-	const char *key;
-	json_t *item;
-	if (depth > JSON_DEPTH)
-		luaL_error(L, "JSON nested too deep");
-	luaL_checkstack(L, 4, "JSON nested too deep");
-	switch (v ? json_typeof(v) : JSON_NULL) {
-	case JSON_OBJECT:
-		lua_createtable(L, 0, (int)json_object_size(v));
-		json_object_foreach((json_t *)v, key, item) {
-			push_json(L, item, depth + 1, flags);
-			lua_setfield(L, -2, key);
-		}
-		break;
-	case JSON_ARRAY:
-		lua_createtable(L, (int)json_array_size(v), 0);
-		json_array_foreach(v, i, item) {
-			push_json(L, item, depth + 1, flags);
-			lua_rawseti(L, -2, (lua_Integer)i + 1);
-		}
-		veld_sandbox__mark_array(L, -1);
-		break;
-	case JSON_STRING:
-		lua_pushlstring(L, json_string_value(v), json_string_length(v));
-		break;
-	case JSON_INTEGER:
-		lua_pushinteger(L, (lua_Integer)json_integer_value(v));
-		break;
-	case JSON_REAL:
-		if (flags & VELD_SANDBOX_WHOLE_REALS)
-			push_whole_real(L, json_real_value(v));
-		else
-			lua_pushnumber(L, (lua_Number)json_real_value(v));
-		break;
-	case JSON_TRUE:
-		lua_pushboolean(L, 1);
-		break;
-	case JSON_FALSE:
-		lua_pushboolean(L, 0);
-		break;
-	default:
-		lua_pushnil(L);
-		break;
-	}
-}
-
-void veld_sandbox__push_json_with(struct lua_State *L, const json_t *v, int depth, unsigned flags)
-{
-	push_json(L, v, depth, flags);
-}
-
-void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth)
-{
-	push_json(L, v, depth, 0);
-}
-
-void veld_sandbox__push_json(struct lua_State *L, const json_t *v)
-{
-	push_json(L, v, 0, 0);
-}
-
-void veld_sandbox__mark_array(struct lua_State *L, int idx)
-{
-	idx = lua_absindex(L, idx);
-	lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
-	lua_setmetatable(L, idx);
-}
-
-static int is_marked_array(lua_State *L, int idx)
-{
-	int marked = 0;
-	if (lua_getmetatable(L, idx)) {
-		lua_rawgetp(L, LUA_REGISTRYINDEX, &ARRAY_MT_KEY);
-		marked = lua_rawequal(L, -1, -2);
-		lua_pop(L, 2);
-	}
-	return marked;
-}
-
-/* Returns a new reference, or NULL with a message in `why`. */
-static json_t *to_json(lua_State *L, int idx, int depth, char *why, size_t n)
-{
-	json_t *out = NULL;
-	idx = lua_absindex(L, idx);
-	if (depth > JSON_DEPTH) {
-		snprintf(why, n, "value nested too deep for JSON (a cycle?)");
-		return NULL;
-	}
-	if (!lua_checkstack(L, 4)) {
-		snprintf(why, n, "out of memory");
-		return NULL;
-	}
-	switch (lua_type(L, idx)) {
-	case LUA_TNIL:
-		out = json_null();
-		break;
-	case LUA_TBOOLEAN:
-		out = json_boolean(lua_toboolean(L, idx));
-		break;
-	case LUA_TNUMBER:
-		if (lua_isinteger(L, idx)) {
-			out = json_integer((json_int_t)lua_tointeger(L, idx));
-		} else {
-			double d = (double)lua_tonumber(L, idx);
-			if (d != d || d - d != 0) { /* NaN or infinite */
-				snprintf(why, n, "a number that is not finite cannot be JSON");
-				return NULL;
-			}
-			out = json_real(d);
-		}
-		break;
-	case LUA_TSTRING: {
-		size_t len;
-		const char *s = lua_tolstring(L, idx, &len);
-		out = json_stringn(s, len);
-		if (!out) {
-			snprintf(why, n, "a string is not valid UTF-8");
-			return NULL;
-		}
-		break;
-	}
-	case LUA_TTABLE: {
-		size_t count = 0;
-		int strings = 0, ints = 0;
-		lua_Integer max = 0;
-		lua_pushnil(L);
-		while (lua_next(L, idx)) {
-			lua_pop(L, 1);
-			count++;
-			if (lua_type(L, -1) == LUA_TSTRING) {
-				strings = 1;
-			} else if (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1) {
-				ints = 1;
-				if (lua_tointeger(L, -1) > max)
-					max = lua_tointeger(L, -1);
-			} else {
-				lua_pop(L, 1);
-				snprintf(why, n, "a table key that is neither a string nor 1..n");
-				return NULL;
-			}
-		}
-		if (strings && ints) {
-			snprintf(why, n, "a table mixes string and number keys");
-			return NULL;
-		}
-		if (ints && (size_t)max != count) {
-			snprintf(why, n, "a list has holes");
-			return NULL;
-		}
-		if (ints || (count == 0 && is_marked_array(L, idx))) {
-			lua_Integer i;
-			out = json_array();
-			for (i = 1; out && i <= max; i++) {
-				json_t *item;
-				lua_rawgeti(L, idx, i);
-				item = to_json(L, -1, depth + 1, why, n);
-				lua_pop(L, 1);
-				if (!item || json_array_append_new(out, item)) {
-					json_decref(out);
-					if (item)
-						snprintf(why, n, "out of memory");
-					return NULL;
-				}
-			}
-		} else {
-			out = json_object();
-			lua_pushnil(L);
-			while (out && lua_next(L, idx)) {
-				size_t klen;
-				const char *k = lua_tolstring(L, -2, &klen);
-				json_t *item = to_json(L, -1, depth + 1, why, n);
-				lua_pop(L, 1);
-				if (!item || strlen(k) != klen || json_object_set_new(out, k, item)) {
-					if (item && strlen(k) != klen)
-						snprintf(why, n, "a key holds a NUL byte");
-					else if (item)
-						snprintf(why, n, "a key is not valid UTF-8");
-					lua_pop(L, 1);
-					json_decref(out);
-					return NULL;
-				}
-			}
-		}
-		break;
-	}
-	default:
-		snprintf(why, n, "a %s value cannot be JSON", luaL_typename(L, idx));
-		return NULL;
-	}
-	if (!out)
-		snprintf(why, n, "out of memory");
-	return out;
-}
-
-json_t *veld_sandbox__to_json(struct lua_State *L, int idx)
-{
-	char why[128];
-	json_t *out = to_json(L, idx, 0, why, sizeof why);
-	if (!out)
-		luaL_error(L, "%s", why);
-	return out;
-}
-
 /* ---- script files ------------------------------------------------------------ */
 
 int veld_sandbox__read_file(char **out, size_t *len, const veld_os *os, const char *path, int64_t max,
@@ -749,7 +541,8 @@ int veld_sandbox__read_file(char **out, size_t *len, const veld_os *os, const ch
 		os = veld_os_default();
 	fd = os->xOpen(os->ctx, path, VELD_OS_READ, 0);
 	if (fd < 0)
-		return veld_err__set(err, VELD_ENOTFOUND, "no %s file %s", what, path);
+		return veld_err__set(err, VELD_ENOTFOUND, "%s %s file %s: %s", fd == -ENOENT ? "no" : "cannot open",
+		                     what, path, strerror(-fd));
 	if (os->xFileSize(os->ctx, fd, &size) != 0 || size < 0 || size > max)
 		rc = veld_err__set(err, VELD_EINVALID, "%s file %s is unreadable or over %lld bytes", what, path,
 		                   (long long)max);
@@ -777,7 +570,7 @@ typedef struct run_ctx {
 static int run_result(lua_State *L)
 {
 	run_ctx *rc = lua_touserdata(L, 1);
-	rc->result = veld_sandbox__to_json(L, 2);
+	rc->result = veld_sandbox__to_json(L, 2, VELD_FORM_RESULT_MAX);
 	return 0;
 }
 

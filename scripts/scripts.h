@@ -9,10 +9,12 @@
 **
 **   sandbox.c  Lua states: a memory-capped allocator, an instruction
 **              budget that sticks once spent, a wall-clock backstop, a
-**              recursion limit, protected calls, JSON <-> Lua
+**              recursion limit, protected calls
 **   sandbox_lib.c  the allowlist of libraries a state opens, and guards
 **              around the C library functions where no count hook fires
 **              (their work is charged to the budget before they start)
+**   sandbox_json.c  JSON <-> Lua, the way out bounded in bytes as it is
+**              built; names C reads from a script; what messages quote
 **   form.c     the form engine: loads a form script in a sandbox, exports its
 **              schema as JSON, validates records and computes values
 **   engine.c   the form's declarations read into C (veld_decls)
@@ -51,13 +53,41 @@
 
 struct lua_State;
 
-/* ---- the sandbox (sandbox.c) --------------------------------------------- */
+/* ---- limits (docs/forms.md, "Limits", lists them all) ---------------------- */
 
-/* Defaults for zero fields of veld_sandbox_limits. */
+/* Defaults for zero fields of veld_sandbox_limits: a form's state. */
 #define VELD_SANDBOX_MEMORY       ((size_t)16 << 20) /* bytes held by one state */
 #define VELD_SANDBOX_INSTRUCTIONS 10000000ull        /* per call into the state */
 #define VELD_SANDBOX_WALL_MS      2000u              /* per call: the backstop */
 #define VELD_SANDBOX_DEPTH        200u               /* Lua call levels */
+
+/* Defaults of veld_report_limits: a report scans many records, so its
+** sandbox is larger than a form's, but still bounded. */
+#define VELD_REPORT_MEMORY       ((size_t)256 << 20) /* bytes held by the state */
+#define VELD_REPORT_INSTRUCTIONS 1000000000ull       /* per run */
+#define VELD_REPORT_WALL_MS      60000u              /* per run */
+#define VELD_REPORT_ROWS         50000000ull         /* records read by the API, per run */
+
+/* What C builds from a script's values is bounded as it grows, outside the
+** state's memory cap: a string a script holds once may be referenced many
+** times.  Past a bound the call fails (VELD_EINVALID, naming the limit). */
+#define VELD_FORM_RESULT_MAX   ((size_t)1 << 20)  /* JSON of a form call's result: its failures,
+                                                  ** its computed values (each conversion) */
+#define VELD_FORM_MESSAGE_MAX  2048               /* bytes of a failure's message from a rule
+                                                  ** (longer ones are cut, "…" marking the cut) */
+#define VELD_REPORT_OUTPUT_MAX ((size_t)64 << 20) /* a report's result as JSON, and each
+                                                  ** rendering of it (text, CSV, JSON, HTML) */
+#define VELD_ECHO_MAX          40                 /* bytes of a path or name a message quotes
+                                                  ** (cut, "…"); values are never quoted */
+
+/* `s` as a message quotes it (sandbox_json.c): at most VELD_ECHO_MAX bytes, cut
+** on a character boundary with "…" after the cut; returns `buf`. */
+#define VELD_ECHO_BUF (VELD_ECHO_MAX + 4)
+const char *veld_sandbox__echo(char buf[VELD_ECHO_BUF], const char *s);
+/* A size as a limit's message gives it: "64 MiB", "512 KiB", "100 bytes". */
+const char *veld_sandbox__size(char buf[32], size_t bytes);
+
+/* ---- the sandbox (sandbox.c) --------------------------------------------- */
 
 /* Flags. */
 #define VELD_SANDBOX_COROUTINES 0x1 /* also open `coroutine` (off by default:
@@ -117,14 +147,18 @@ int veld_sandbox__run(char **result_json, veld_sandbox *sb, const char *name,
 struct lua_State *veld_sandbox__state(veld_sandbox *sb);
 /* 1 if a limit stopped the state: it must be reset before the next call. */
 int veld_sandbox__spent(const veld_sandbox *sb);
+/* Milliseconds on the clock deadlines are measured by: a monotonic clock
+** for veld_os_default(), the table's xClockMs for any other table. */
+int64_t veld_sandbox__now(const veld_os *os);
 
 /* Compile `src` (text only) as chunk `name`; on success the function is
 ** pushed.  Refuses binary chunks and the name _ENV (see sandbox.c). */
 int veld_sandbox__load(veld_sandbox *sb, const char *name, const char *src, size_t len);
 
 /* A script file (a form or a report an author is writing) read whole, NUL
-** added: VELD_ENOTFOUND "no <what> file <path>", VELD_EINVALID when it is
-** unreadable or larger than `max` bytes. */
+** added: VELD_ENOTFOUND when it cannot be opened ("no <what> file <path>:
+** <the OS's reason>"), VELD_EINVALID when it is unreadable or larger than
+** `max` bytes. */
 int veld_sandbox__read_file(char **out, size_t *len, const veld_os *os, const char *path, int64_t max,
                             const char *what, veld_err *err);
 
@@ -140,8 +174,11 @@ int veld_sandbox__ccall(veld_sandbox *sb, int (*fn)(struct lua_State *), void *u
 /* JSON <-> Lua, only inside veld_sandbox__ccall (they raise Lua errors).
 ** Objects become tables, arrays sequences, null nil.  Lua -> JSON: string
 ** keys make an object, keys 1..n an array, an empty table an object unless
-** marked with veld_sandbox__mark_array; cycles, functions and non-UTF-8
-** strings raise an error.  The result is a new reference. */
+** marked with veld_sandbox__mark_array; cycles, functions, strings that
+** are not UTF-8 or hold a NUL byte raise an error, and so does a value
+** whose compact JSON text would pass `max` bytes (counted as the value is
+** converted: "result exceeds 1 MiB as JSON").  The result is a new
+** reference. */
 void veld_sandbox__push_json(struct lua_State *L, const json_t *v);
 /* The same for a value that sits `depth` levels down in what is being
 ** built, so the nesting limit counts from the top. */
@@ -151,14 +188,20 @@ void veld_sandbox__push_json_at(struct lua_State *L, const json_t *v, int depth)
 ** shortest text), as a report's field scans see numbers. */
 #define VELD_SANDBOX_WHOLE_REALS 0x1
 void veld_sandbox__push_json_with(struct lua_State *L, const json_t *v, int depth, unsigned flags);
-json_t *veld_sandbox__to_json(struct lua_State *L, int idx);
+json_t *veld_sandbox__to_json(struct lua_State *L, int idx, size_t max);
+/* The string at `idx` as C reads a name or a path: raises "what: ..." when
+** it is no string, or holds a NUL (C would read it cut short there) or
+** another control character.  Only inside veld_sandbox__ccall. */
+const char *veld_sandbox__name(struct lua_State *L, int idx, const char *what);
 void veld_sandbox__mark_array(struct lua_State *L, int idx);
 
-/* ---- inside the sandbox (sandbox.c <-> sandbox_lib.c only) ---- */
+/* ---- inside the sandbox (sandbox.c <-> sandbox_lib.c, sandbox_json.c only) ---- */
 
 /* Open the allowlisted libraries, guarded, into a fresh state (sandbox_lib.c;
 ** `flags`: VELD_SANDBOX_*).  Runs inside the protected setup call. */
 void veld_sandbox__open_libs(struct lua_State *L, unsigned flags);
+/* Register the JSON array marker in a fresh state (sandbox_json.c). */
+void veld_sandbox__open_json(struct lua_State *L);
 /* Charge `units` of work done in C to the running call's budget (checking
 ** the clock too) before doing it; raises the sticky stop when it does not fit. */
 void veld_sandbox__charge(struct lua_State *L, double units);
@@ -263,6 +306,12 @@ int veld_form__check_json(json_t **errors, json_t **values, veld_form *f, json_t
 /* veld_form__validate on parsed input, the same way: *errors the list (new
 ** reference) when the return is VELD_OK or VELD_EINVALID, else NULL. */
 int veld_form__validate_json(json_t **errors, veld_form *f, json_t *fields, json_t *context);
+
+/* The flat fields `flat` (the store's paths), valid for this form, with
+** each number in the one encoding the form gives it: an int field's
+** integral real as its integer (veld_engine__canonical).  In place;
+** VELD_ERROR: out of memory. */
+int veld_form__canonical(veld_form *f, json_t *flat);
 
 /* Paths of the record that this version of the form does not know (fields
 ** of an older or newer version), as a sorted JSON array.  They are kept by
@@ -401,6 +450,12 @@ int veld_engine__decimal_of(const json_t *v, int scale, long long *out);
 int veld_engine__date_ok(const json_t *v);
 /* Characters of a UTF-8 string (jansson holds valid UTF-8 only). */
 size_t veld_engine__utf8_chars(const char *s, size_t n);
+/* One encoding per value (engine_input.c): in the flat fields `flat` (the
+** store's paths), the value of an int field, of a choice or the elements
+** of a multi-choice that is a real with an integral value becomes that
+** integer (45.0 -> 45, -0.0 -> 0, 1e2 -> 100), so one entry is stored one
+** way.  VELD_ERROR: out of memory. */
+int veld_engine__canonical(const veld_decls *d, json_t *flat);
 
 /* ---- embedded scripts (embedded.c, generated by embed.cmake) ------------- */
 
@@ -418,16 +473,10 @@ extern const veld_embedded veld_embedded__forms[]; /* ends with a NULL name */
 /* floor() without libm (the library links no libm of its own); render.c. */
 double veld_render__floor(double x);
 
-/* Defaults of veld_report_limits: a report scans many records, so its
-** sandbox is larger than a form's, but still bounded. */
-#define VELD_REPORT_MEMORY       ((size_t)256 << 20) /* bytes held by the state */
-#define VELD_REPORT_INSTRUCTIONS 1000000000ull       /* per run */
-#define VELD_REPORT_WALL_MS      60000u              /* per run */
-#define VELD_REPORT_ROWS         50000000ull         /* records read by the API, per run */
-
 typedef struct veld_report_limits {
 	veld_sandbox_limits sandbox; /* zero fields: the VELD_REPORT_* defaults */
 	uint64_t rows;               /* 0: VELD_REPORT_ROWS */
+	size_t output;               /* 0: VELD_REPORT_OUTPUT_MAX */
 } veld_report_limits;
 
 void veld_report_limits_init(veld_report_limits *lim);
@@ -565,6 +614,7 @@ typedef struct veld_report_ctx {
 	json_t *params;              /* the global `params` */
 	json_t *schemas;             /* name -> schema, loaded on demand */
 	json_t *result;              /* what the script returned */
+	size_t result_max;           /* bytes of it as JSON (veld_report_limits.output) */
 	struct veld_report_tally *tally; /* the tally being computed, if any */
 } veld_report_ctx;
 
@@ -579,12 +629,15 @@ void veld_report__release(veld_report_ctx *c);
 
 /* -- rendering (render.c, render_html.c) -- */
 
-/* A renderer's output: text that grows, NUL-terminated.  Running out of
-** memory sticks (later writes are dropped); the caller looks at `oom` at
+/* A renderer's output: text that grows, NUL-terminated, up to `max` bytes.
+** Running out of memory or past `max` sticks (later writes are dropped,
+** nothing is allocated for them); the caller looks at `oom` and `over` at
 ** the end and frees b.p. */
 typedef struct veld_render_out {
 	veld_buf b;
+	size_t max;  /* set: bytes the output may hold */
 	int oom;
+	int over;    /* a write would have passed `max` */
 } veld_render_out;
 void veld_render__add(veld_render_out *o, const char *s, size_t n);
 void veld_render__str(veld_render_out *o, const char *s);
@@ -616,10 +669,12 @@ double veld_render__series_max(const json_t *series);
 /* The result (its shape checked) as one HTML page (render_html.c). */
 void veld_render__html(veld_render_out *o, const json_t *report);
 
-/* Render a result as "text", "csv", "json" or "html" into *out (malloc'd).
-** A result of the wrong shape is VELD_EINVALID, "chunk: result: ...". */
+/* Render a result as "text", "csv", "json" or "html" into *out (malloc'd),
+** at most `max` bytes (0: VELD_REPORT_OUTPUT_MAX).  A result of the wrong
+** shape is VELD_EINVALID, "chunk: result: ..."; so is a longer output,
+** "chunk: output exceeds 64 MiB", found as it grows. */
 int veld_report__render(char **out, const json_t *report, const char *format, const char *chunk,
-                        veld_err *err);
+                        size_t max, veld_err *err);
 /* 0..3 for the formats above, -1 for anything else. */
 int veld_report__format(const char *format);
 

@@ -127,8 +127,8 @@ form {
 				local jaren = ctx.params.max_looptijd_jaren
 				local uiterst = date.add_years(r.startdatum, jaren)
 				if r.einddatum > uiterst then
-					err("einddatum", ("Een %s duurt hoogstens %d jaar: de einddatum mag niet na %s liggen."):format(
-						r.vorm == "csr" and "collectieve schuldenregeling" or "schuldbemiddeling", jaren, date.show(uiterst)))
+					err("einddatum", ("Een %s duurt hoogstens %d jaar: de einddatum ligt te ver na de startdatum."):format(
+						r.vorm == "csr" and "collectieve schuldenregeling" or "schuldbemiddeling", jaren))
 				end
 			end
 		end,
@@ -136,8 +136,7 @@ form {
 		function(r, err)
 			local inkomsten, uitgaven = jaarbalans(r)
 			if uitgaven > inkomsten then
-				err("maandbalans", ("Het plan sluit niet: er is een tekort van %s per maand."):format(
-					euro.show(ceil_div(uitgaven - inkomsten, 12))))
+				err("maandbalans", "Het plan sluit niet: de uitgaven zijn hoger dan de inkomsten.")
 			end
 		end,
 	},

@@ -76,7 +76,7 @@ form {
 		function(r, err, ctx)
 			if r.grond == "inkomenstoets" and r.aanvraagdatum
 				and not ctx.params.inkomensgrenzen[tostring(date.year(r.aanvraagdatum))] then
-				err("aanvraagdatum", ("Er zijn nog geen inkomensgrenzen voor %d in de parametertabel."):format(date.year(r.aanvraagdatum)))
+				err("aanvraagdatum", "Er zijn nog geen inkomensgrenzen voor het jaar van de aanvraagdatum in de parametertabel.")
 			end
 		end,
 		-- A refund is at most the percentage of the amount.
@@ -84,7 +84,7 @@ form {
 			for id, t in pairs(r.terugbetalingen or {}) do
 				if t.bedrag and t.percentage and t.terugbetaald and t.terugbetaald * 100 > t.bedrag * t.percentage then
 					err("terugbetalingen." .. id .. ".terugbetaald",
-						("Terugbetaald (%s) is meer dan %d%% van %s."):format(euro.show(t.terugbetaald), t.percentage, euro.show(t.bedrag)))
+						"Terugbetaald is meer dan het percentage van het bedrag.")
 				end
 			end
 		end,
@@ -106,7 +106,7 @@ form {
 			for k, som in pairs(totaal) do
 				if plafond[k] and som > plafond[k] then
 					err("terugbetalingen." .. laatste[k] .. ".terugbetaald",
-						("De terugbetalingen voor %s (%s) overschrijden het jaarplafond van %s."):format(k, euro.show(som), euro.show(plafond[k])))
+						"De terugbetalingen voor dit soort activiteit overschrijden het jaarplafond.")
 				end
 			end
 		end,

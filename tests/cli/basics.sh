@@ -58,6 +58,19 @@ expect_exit 0 "record show" -- V record show "$REC" --json
 expect_match '"plaats":"zitdag"' "$T/out" "update shown"
 expect_match '"duur_min":45' "$T/out" "JSON value kept as a number"
 expect_exit 5 "bad JSON value" -- V record put "$CASE" contactregistratie 'duur_min:=4x'
+# One encoding per value: an integral real in an int field (or an integer
+# choice, or a multi-choice) is stored as the integer; a fraction is refused.
+for n in 45.0 -0.0 1e2; do
+  want=$(case $n in 45.0) echo 45;; -0.0) echo 0;; 1e2) echo 100;; esac)
+  expect_exit 0 "record put duur_min:=$n" -- V record put "$CASE" contactregistratie datum=2017-03-03 plaats=zitdag 'problematiek:=["financieel"]' "duur_min:=$n"
+  expect_exit 0 "record show ($n)" -- V record show "$(cat "$T/out")" --json
+  expect_match "\"duur_min\":$want[,}]" "$T/out" "duur_min:=$n stored as $want"
+done
+expect_exit 5 "a fraction in an int field" -- V record put "$CASE" contactregistratie datum=2017-03-03 plaats=zitdag 'problematiek:=["financieel"]' 'duur_min:=45.5'
+sed '/"huisvesting"/,/}/s/"score": 2,/"score": 2.0,/' "$VELD_SRC/tests/resources/sociale_balans-2019.json" >"$T/score.json"
+expect_exit 0 "record put a score of 2.0" -- V record put "$CASE" sociale_balans --file "$T/score.json" afnamedatum=2019-02-01
+expect_exit 0 "record show (score)" -- V record show "$(cat "$T/out")" --json
+expect_match '"huisvesting.score":2[,}]' "$T/out" "an integer choice stored as the integer"
 expect_exit 5 "bad --file" -- V record put "$CASE" contactregistratie --file /dev/null
 expect_exit 1 "unknown record" -- V record show 0123456789abcdef0123456789abcdef
 

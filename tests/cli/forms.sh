@@ -71,6 +71,23 @@ expect_exit 0 "case list" -- V case list --json
 expect_match '"ref":"D-17"' "$T/out" "external reference kept"
 expect_match '"name":"Imp Twee".*"records":1|"records":1.*"name":"Imp Twee"' "$T/out" "lines grouped by ref"
 
+# A file that cannot be opened: one line naming it and the OS's reason, exit 1.
+for cmd in "import" "record put $CASE contactregistratie --file" "enroll"; do
+  expect_exit 1 "$cmd with a missing file" -- V $cmd "$T/geen.jsonl"
+  expect_one_error_line "$cmd with a missing file"
+  expect_match "^veld: ${cmd%% *}( put)?: cannot open $T/geen.jsonl: No such file or directory\$" "$T/err" \
+    "$cmd names the file and the reason"
+done
+expect_exit 1 "import of a directory" -- V import "$T"
+expect_match "^veld: import: cannot read $T: Is a directory\$" "$T/err" "a directory is not read as empty"
+expect_exit 1 "form check of a missing file" -- V form check "$T/geen.lua"
+expect_match "no form file $T/geen.lua: No such file or directory" "$T/err" "form check names the reason"
+expect_exit 1 "report written where it cannot be" -- V report jaarcijfers --year 2017 --out "$T/geen/r.txt"
+expect_match "^veld: report: cannot write $T/geen/r.txt: No such file or directory\$" "$T/err" "--out names the reason"
+echo '{"datum": ' >"$T/half.json"
+expect_exit 5 "record put --file with broken JSON" -- V record put "$CASE" contactregistratie --file "$T/half.json"
+expect_match "^veld: record put: $T/half.json: line [0-9]+: " "$T/err" "broken JSON named with its line"
+
 # Reports from the command line: every format, to a file or stdout.
 expect_exit 0 "report jaarcijfers json" -- V report jaarcijfers --year 2017 --format json
 expect_match '"Zitdag"|zitdag' "$T/out" "contacts by place reported"

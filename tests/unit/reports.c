@@ -709,6 +709,43 @@ static void test_hostile_reports_bounded(void **state)
 	fixture_free(f);
 }
 
+/* What C builds from a report's values is bounded as it grows; names and
+** paths a script hands to C hold no NUL; the wall clock stops a run whose
+** instruction budget would let it go on. */
+static void test_hostile_reports_bounded_output_names_clock(void **state)
+{
+	fixture *f = fixture_new("rep-bound");
+	veld_report_limits lim;
+	(void)state;
+	veld_report_limits_init(&lim);
+	lim.sandbox.memory = 16 << 20;
+	/* 100 references to one 4 MB string: 400 MB of JSON, refused at 64 MiB */
+	hostile(f->s, "amp.lua", "local s = ('x'):rep(4 << 20) local p = {} for i = 1, 100 do p[i] = s end\n"
+	        "return {title = 'x', sections = {{paragraphs = p}}}", &lim, "amp.lua: result exceeds 64 MiB as JSON");
+	lim.output = 1 << 20;
+	hostile(f->s, "amp2.lua", "local s = ('x'):rep(100000) local p = {} for i = 1, 100 do p[i] = s end\n"
+	        "return {title = 'x', sections = {{paragraphs = p}}}", &lim, "amp2.lua: result exceeds 1 MiB as JSON");
+	/* a NUL would end the name or path where C reads it */
+	hostile(f->s, "nul1.lua", "return records{form = 'contactregistratie\\0x'}", &lim,
+	        "form: a name holds a NUL or control character");
+	hostile(f->s, "nul2.lua", "return tally{form = 'contactregistratie', by = {'plaats\\0x'}}", &lim,
+	        "by: a name holds a NUL");
+	hostile(f->s, "nul3.lua", "return records{form = 'contactregistratie', where = {['plaats\\0x'] = 'zitdag'}}",
+	        &lim, "where: a name holds a NUL");
+	hostile(f->s, "nul4.lua", "return records{form = 'contactregistratie', case = ('a'):rep(32) .. '\\0'}", &lim,
+	        "case: a name holds a NUL");
+	hostile(f->s, "nul5.lua", "return case(('a'):rep(32) .. '\\0x')", &lim, "case: a name holds a NUL");
+	hostile(f->s, "nul6.lua", "return schema('contactregistratie\\0')", &lim, "schema: a name holds a NUL");
+	hostile(f->s, "nul7.lua", "return records{form = 'contactregistratie', date = 'datum\\n'}", &lim,
+	        "date: a name holds a NUL or control character");
+	hostile(f->s, "nul8.lua", "return {title = 'x\\0y', sections = {}}", &lim, "a string holds a NUL byte");
+	/* the clock, not the (huge) budget, ends a run */
+	lim.sandbox.instructions = (uint64_t)1 << 60;
+	lim.sandbox.wall_ms = 300;
+	hostile(f->s, "clock.lua", "while true do end", &lim, "time limit exceeded (300 ms)");
+	fixture_free(f);
+}
+
 /* Formatting shared by the renderers and the scripts' nl.* helpers. */
 static void test_dutch_numbers(void **state)
 {
@@ -738,6 +775,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_dutch_numbers),
+		cmocka_unit_test(test_hostile_reports_bounded_output_names_clock),
 		cmocka_unit_test(test_api_and_author_mistakes),
 		cmocka_unit_test(test_report_by_name_or_path),
 		cmocka_unit_test(test_hostile_reports_bounded),

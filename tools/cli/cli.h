@@ -8,6 +8,9 @@
 #define VELD_CLI_H
 
 #include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
 
 #include "veld.h"
 
@@ -69,6 +72,18 @@ int cli_flag(const cli *c, const char *name);
 const char *cli_arg(const cli *c, int first, int i, const char *const *valued);
 /* Check every --option in argv[first..] is in `known` (valued or flags). */
 int cli_check_opts(const cli *c, int first, const char *const *valued, const char *const *flags);
+
+/* Files named on the command line.  cli_fopen opens `path` with fopen's
+** `mode` ("-" read: stdin), or prints "veld: what: cannot open PATH: <the
+** OS's reason>" ("cannot write" for a mode that writes) and returns NULL:
+** exit EXIT_ERR, an I/O error.  cli_write_file writes `text` and `end` to
+** a new `path` and returns 0, or EXIT_ERR after saying why it could not. */
+FILE *cli_fopen(const char *what, const char *path, const char *mode);
+int cli_write_file(const char *what, const char *path, const char *text, const char *end);
+/* A JSON document from `path` ("-": stdin), or NULL with *code EXIT_ERR
+** (cannot open, said as cli_fopen says it) or EXIT_INPUT ("veld: what:
+** PATH: line N: ..."). */
+json_t *cli_load_json(int *code, const char *what, const char *path);
 
 /* Print JSON text from the library: as is with --json, else pretty. */
 void cli_print_json(const char *json);

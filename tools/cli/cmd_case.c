@@ -198,19 +198,14 @@ int cmd_case(cli *c)
 	return cli_usage("case new|list|show|consent|share|erase");
 }
 
-/* Read --file (a path or "-") into a JSON object. */
-static json_t *load_fields_file(const char *path)
+/* Read --file (a path or "-") into a JSON object; NULL with *code set. */
+static json_t *load_fields_file(int *code, const char *path)
 {
-	json_error_t err;
-	json_t *j = !strcmp(path, "-") ? json_loadf(stdin, JSON_REJECT_DUPLICATES, &err)
-	                               : json_load_file(path, JSON_REJECT_DUPLICATES, &err);
-	if (!j) {
-		cli_error(!strcmp(path, "-") ? "stdin" : path, "line %d: %s", err.line, err.text);
-		return NULL;
-	}
-	if (!json_is_object(j)) {
-		cli_error(!strcmp(path, "-") ? "stdin" : path, "fields must be a JSON object");
+	json_t *j = cli_load_json(code, "record put", path);
+	if (j && !json_is_object(j)) {
+		cli_error("record put", "%s: fields must be a JSON object", strcmp(path, "-") ? path : "stdin");
 		json_decref(j);
+		*code = EXIT_INPUT;
 		return NULL;
 	}
 	return j;
@@ -267,9 +262,9 @@ static int record_put(cli *c)
 		return code;
 	if (!case_id || !form)
 		return cli_usage("record put CASE FORM [--record RID] [FIELD=TEXT | FIELD:=JSON ...] [--file JSON|-]");
-	fields = file ? load_fields_file(file) : json_object();
+	fields = file ? load_fields_file(&code, file) : json_object();
 	if (!fields)
-		return EXIT_INPUT;
+		return file ? code : EXIT_ERR;
 	if ((code = add_field_args(c, fields, valued)))
 		goto done;
 	txt = json_dumps(fields, JSON_COMPACT);

@@ -10,6 +10,7 @@
 */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,7 +108,8 @@ static int form_check(cli *c)
 	if (rc) {
 		cli_error("form check", "%s", out ? out : "cannot load the form");
 		veld_free(out);
-		return cli_exit_code(rc) == EXIT_ERR ? EXIT_INPUT : cli_exit_code(rc);
+		/* the form's own failures are input rejected; a file not there is I/O */
+		return cli_exit_code(rc) == EXIT_ERR && rc != VELD_ENOTFOUND ? EXIT_INPUT : cli_exit_code(rc);
 	}
 	if (c->json)
 		printf("%s\n", out);
@@ -437,11 +439,8 @@ int cmd_import(cli *c)
 	int rc, code;
 	if (!path || c->argc != 2)
 		return cli_usage("import FILE (JSON Lines; - for stdin)");
-	in = !strcmp(path, "-") ? stdin : fopen(path, "rb");
-	if (!in) {
-		cli_error(path, "cannot open");
+	if (!(in = cli_fopen("import", path, "rb")))
 		return EXIT_ERR;
-	}
 	for (;;) {
 		size_t n;
 		if (len + 65536 > cap) {
@@ -460,9 +459,12 @@ int cmd_import(cli *c)
 		if (n == 0)
 			break;
 	}
+	code = ferror(in) ? EXIT_ERR : EXIT_OK;
+	if (code)
+		cli_error("import", "cannot read %s: %s", path, strerror(errno));
 	if (in != stdin)
 		fclose(in);
-	if ((code = cli_open(&s, c))) {
+	if (code || (code = cli_open(&s, c))) {
 		free(buf);
 		return code;
 	}
@@ -521,9 +523,7 @@ int cmd_report(cli *c)
 	free(ptxt);
 	code = rc ? cli_fail(s, rc, "report") : EXIT_OK;
 	if (!rc && path) {
-		FILE *f = fopen(path, "wb");
-		if (!f || fputs(out, f) < 0 || fclose(f) != 0) {
-			cli_error(path, "cannot write the report");
+		if (cli_write_file("report", path, out, "")) {
 			code = EXIT_ERR;
 		} else if (!c->json) {
 			printf("report written to %s\n", path);

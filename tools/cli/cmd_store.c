@@ -47,9 +47,7 @@ static int device_init(cli *c)
 	}
 	veld_store_close(s);
 	if (out) {
-		FILE *f = fopen(out, "w");
-		if (!f || fprintf(f, "%s\n", dev) < 0 || fclose(f) != 0) {
-			cli_error(out, "cannot write the enrolment request");
+		if (cli_write_file("device init", out, dev, "\n")) {
 			veld_free(dev);
 			return EXIT_ERR;
 		}

@@ -119,18 +119,14 @@ int cmd_enroll(cli *c)
 	veld_store *s;
 	char id[VELD_IDSIZE];
 	json_t *req;
-	json_error_t jerr;
 	char *txt;
 	int rc, code;
 	if ((code = cli_check_opts(c, 1, valued, NULL)))
 		return code;
 	if (!file || cli_arg(c, 1, 1, valued))
 		return cli_usage("enroll REQUEST [--region POSTCODES]");
-	req = !strcmp(file, "-") ? json_loadf(stdin, 0, &jerr) : json_load_file(file, 0, &jerr);
-	if (!req) {
-		cli_error(file, "line %d: %s", jerr.line, jerr.text);
-		return EXIT_INPUT;
-	}
+	if (!(req = cli_load_json(&code, "enroll", file)))
+		return code;
 	txt = json_dumps(req, JSON_COMPACT);
 	json_decref(req);
 	if ((code = cli_open(&s, c))) {

@@ -283,6 +283,58 @@ void cli_print_json(const char *text)
 	json_decref(j);
 }
 
+FILE *cli_fopen(const char *what, const char *path, const char *mode)
+{
+	FILE *f;
+	if (mode[0] == 'r' && !strcmp(path, "-"))
+		return stdin;
+	if (!(f = fopen(path, mode)))
+		cli_error(what, "cannot %s %s: %s", mode[0] == 'r' ? "open" : "write", path, strerror(errno));
+	return f;
+}
+
+int cli_write_file(const char *what, const char *path, const char *text, const char *end)
+{
+	FILE *f = cli_fopen(what, path, "wb");
+	int failed;
+	if (!f)
+		return EXIT_ERR;
+	errno = 0;
+	failed = fputs(text, f) < 0 || fputs(end, f) < 0;
+	failed = fclose(f) != 0 || failed;
+	if (failed) {
+		cli_error(what, "cannot write %s: %s", path, strerror(errno ? errno : EIO));
+		return EXIT_ERR;
+	}
+	return 0;
+}
+
+json_t *cli_load_json(int *code, const char *what, const char *path)
+{
+	json_error_t err;
+	FILE *f = cli_fopen(what, path, "rb");
+	json_t *j;
+	*code = EXIT_ERR;
+	if (!f)
+		return NULL;
+	errno = 0;
+	j = json_loadf(f, JSON_REJECT_DUPLICATES, &err);
+	if (ferror(f)) {
+		cli_error(what, "cannot read %s: %s", path, strerror(errno ? errno : EIO));
+		json_decref(j);
+		j = NULL;
+	} else if (!j) {
+		*code = EXIT_INPUT;
+		cli_error(what, "%s: line %d: %s", strcmp(path, "-") ? path : "stdin", err.line, err.text);
+	}
+	if (f != stdin)
+		fclose(f);
+	if (!j)
+		return NULL;
+	*code = EXIT_OK;
+	return j;
+}
+
 static int cmd_help(void)
 {
 	fputs(usage_text, stdout);
