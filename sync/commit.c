@@ -3,9 +3,10 @@
 ** commit on its own ref (docs/sync.md, "Commit").
 **
 ** Every dirty record is sealed into its blob with its case's key (made now
-** if the case has none), the office adds the registry entries not yet in
-** main, every store drops the directories of cases it erased (the office
-** also writes the signed erasure marker); the tree is updated at those
+** if the case has none), the office adds the registry entries and the
+** refusals (docs/sync.md, "Refusals") not yet in main, every store
+** drops the directories of cases it erased (the office also writes the
+** signed erasure marker); the tree is updated at those
 ** paths only and committed, signed by this device (the office: on main,
 ** by the organisation key), with the heads merged in this sync as extra
 ** parents.  A commit is made only when the tree changed: an interrupted

@@ -125,7 +125,7 @@ int veld_registry__verify(json_t **body, const char *text, size_t len,
 **   keys.c        case keys: made, shared by region, taken from keys refs
 **   erase.c       erasure, local and published
 **   run.c         veld_sync: commit, fetch, verify and merge, push, upkeep
-**   org.c share.c log.c repoverify.c   the other public calls
+**   org.c share.c log.c refused.c repoverify.c   the other public calls
 ** Every function returns 0 or a negative VELD_E* code with the message on
 ** the store's error (c->err).  The context holds no store transaction:
 ** the callers open them (run.c says where).

@@ -174,6 +174,15 @@ scenario() {
   cmp -s "$R/export-office" "$R/export-a" && cmp -s "$R/export-a" "$R/export-b" && ok \
     || bad "$kind: exports differ after the resolution"
 
+  # Nothing was refused: `veld refused` says so, in text and JSON.
+  for d in "$O" "$A"; do
+    expect_exit 0 "$kind: refused --json on ${d##*/}" -- V "$d" --json refused
+    expect_match '^\[\]$' "$T/out" "$kind: nothing refused on ${d##*/}"
+  done
+  expect_exit 0 "$kind: refused on B" -- V "$B" refused
+  expect_match '^no refused changes$' "$T/out" "$kind: refused on B says there are none"
+  expect_exit 2 "$kind: refused takes no argument" -- V "$B" refused "$X"
+
   # Log: commits that touched X, signer ids, X's records only.
   expect_exit 0 "$kind: case Y" -- V "$A" case new --name "Other" --postcode 3100
   sync_ok "$A" "$kind: A pushes case Y"
