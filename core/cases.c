@@ -176,10 +176,9 @@ static int stored_compartment(char *out, size_t cap, veld_store *s, const char *
 	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : veld_store__db_fail(s, rc, "read a record's compartment");
 }
 
-/* May this device make the write `fields` did to `r` (rules.c, the rule
-** the office's verification applies too)?  VELD_EDENIED with the reason. */
-static int check_rule(veld_store *s, const veld_record *r, const json_t *fields, const char *compartment,
-                      int creates)
+/* May this device write `r` as it now is (rules.c, the rule the office's
+** verification applies too)?  VELD_EDENIED with the reason. */
+static int check_rule(veld_store *s, const veld_record *r, const char *compartment, int creates)
 {
 	own_writer o;
 	veld_change c;
@@ -198,7 +197,6 @@ static int check_rule(veld_store *s, const veld_record *r, const json_t *fields,
 	c.compartment = compartment ? compartment : comp;
 	c.postcode = json_string_value(pc);
 	c.creates = creates;
-	c.sets_postcode = json_object_get(fields, "postcode") != NULL;
 	c.readable = 1;
 	if (veld_rules__check(NULL, why, sizeof why, &o.w, &c))
 		return veld_err__set(veld_store__err(s), VELD_EDENIED, "%s", why);
@@ -217,7 +215,7 @@ static int write_record(veld_store *s, veld_record *r, json_t *fields, int form_
 		return rc;
 	rc = apply_fields(s, r, fields, form_version);
 	if (!rc)
-		rc = check_rule(s, r, fields, compartment, creates);
+		rc = check_rule(s, r, compartment, creates);
 	if (!rc)
 		rc = veld_store__record_save(s, r, 1, compartment);
 	if (!rc)

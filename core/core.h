@@ -107,8 +107,7 @@ typedef struct veld_change {
 	const char *case_id, *record_id;
 	const char *form, *compartment;
 	const char *postcode;
-	int creates;       /* no earlier version of the record */
-	int sets_postcode; /* the write sets the header's postcode */
+	int creates; /* no earlier version of the record */
 	int readable;
 } veld_change;
 

@@ -9,9 +9,11 @@
 **
 ** The rule, by the writer's role:
 **   office     writes anything.
-**   assistant  writes every compartment it holds keys for; a case header
-**              it creates, or whose postcode it sets, must have a postcode
-**              inside the assistant's region.
+**   assistant  writes every compartment it holds keys for; every case
+**              header it writes (a new case, a new postcode, a phone number
+**              or a consent alike) must have a postcode inside the
+**              assistant's region: a case that moved out of it is no
+**              longer its to describe.
 **   volunteer  writes records of the huiswijs compartment only, and never
 **              a case header.
 ** What the rule cannot see it does not judge: a verifier that cannot open
@@ -70,7 +72,7 @@ static int check_volunteer(const char **code, char *why, size_t cap, const veld_
 static int check_assistant(const char **code, char *why, size_t cap, const veld_writer *w, const veld_change *c)
 {
 	int pc;
-	if (!is_header(c) || !(c->creates || c->sets_postcode) || !c->readable || w->n_ranges < 0)
+	if (!is_header(c) || !c->readable || w->n_ranges < 0)
 		return 0;
 	pc = postcode_value(c->postcode);
 	if (pc && veld_region__contains(w->ranges, w->n_ranges, pc))

@@ -177,6 +177,7 @@ typedef struct mergectx {
 	veld_syncctx *c;
 	int registry; /* apply registry entries (main only) */
 	int records;  /* merge record blobs */
+	int main;     /* main: the office's, never holds a refused blob */
 	int rc;
 } mergectx;
 
@@ -196,7 +197,7 @@ static int merge_path(const char *path, const git_oid *old_id, const git_oid *ne
 	else if (m->records && veld_sync__parse_record_path(path, case_id, record_id) == 0) {
 		char hex[GIT_OID_HEXSZ + 1];
 		veld_sync__oid_hex(hex, new_id);
-		if (!veld_state__refused_has(m->c->s, path, hex)) /* refused changes are never merged */
+		if (m->main || !veld_state__refused_has(m->c->s, path, hex)) /* refused changes are never merged */
 			m->rc = veld_sync__merge_blob(m->c, case_id, record_id, new_id);
 	}
 	return m->rc ? 1 : 0;
@@ -211,6 +212,7 @@ int veld_sync__merge_ref(veld_syncctx *c, const char *ref, const git_oid *head, 
 	m.c = c;
 	m.registry = registry;
 	m.records = records;
+	m.main = !strcmp(ref, VELD_REF_MAIN);
 	if (have_last && git_oid_equal(&last, head))
 		return 0;
 	/* A ref seen for the first time is compared with main as merged here:
