@@ -393,6 +393,46 @@ static void test_sync__stale_lock_on_the_hub_is_removed(void **state)
 	net_down(&n);
 }
 
+/* Lock files a killed sync left in the store's own repository (its ref,
+** the hub copies, packed-refs): the store's lock keeps every other veld
+** process out of that repository, so they are stale by construction and
+** the next sync goes through. */
+static void test_sync__locks_left_in_the_store_repository_are_stale(void **state)
+{
+	net n;
+	char cid[VELD_IDSIZE], rid[VELD_IDSIZE], path[4096], *dir;
+	static const char *const locks[] = {"refs/veld/devices/%s.lock", "refs/veld-keys/%s.lock",
+	                                    "refs/veld-hub/heads/main.lock", "packed-refs.lock"};
+	size_t i;
+	(void)state;
+	net_up(&n);
+	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Jan Janssens\",\"postcode\":\"3000\"}"), VELD_OK);
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	dir = veld_test_path(n.root, "a/repo");
+	for (i = 0; i < sizeof locks / sizeof locks[0]; i++) {
+		char name[256];
+		snprintf(name, sizeof name, locks[i], n.a_id);
+		snprintf(path, sizeof path, "%s/%s", dir, name);
+		assert_int_equal(veld_test_write_file(path, "0000000000000000000000000000000000000000\n", 41), 0);
+	}
+	assert_int_equal(veld_record_put(rid, n.a, cid, "contactregistratie", NULL, VALID_CONTACT), VELD_OK);
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	for (i = 0; i < sizeof locks / sizeof locks[0]; i++) {
+		char name[256];
+		snprintf(name, sizeof name, locks[i], n.a_id);
+		snprintf(path, sizeof path, "%s/%s", dir, name);
+		assert_int_equal(access(path, F_OK), -1);
+	}
+	json_decref(veld_test_sync(n.office, VELD_OK));
+	{
+		char *out = NULL;
+		assert_int_equal(veld_record_show_json(&out, n.office, rid), VELD_OK);
+		veld_free(out);
+	}
+	free(dir);
+	net_down(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -403,6 +443,7 @@ int main(void)
 		cmocka_unit_test(test_sync__cancel_at_each_stage_leaves_the_store_as_it_was),
 		cmocka_unit_test(test_sync__cancel_of_join_at_each_stage_changes_nothing),
 		cmocka_unit_test(test_sync__stale_lock_on_the_hub_is_removed),
+		cmocka_unit_test(test_sync__locks_left_in_the_store_repository_are_stale),
 	};
 	return cmocka_run_group_tests_name("sync_basic", tests, NULL, NULL);
 }
