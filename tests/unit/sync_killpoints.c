@@ -12,17 +12,33 @@
 **
 ** Each is tried on the device's sync and on the office's merge of it, with
 ** three seeds for what the unsynced writes keep (dropped, kept, torn).
+** The device also shares one of its cases with a volunteer in the sync
+** under test (its keys ref rebuilt), whose record must reach the volunteer.
 ** VELD_KILLPOINTS="SIDE KIND AT SEED" ("1 w 12 2": the office, its 12th
 ** write, seed 2) runs one trial, as a failure message names it.
+**
+** Then real kills: a child process runs `veld_sync` of the device (or of
+** the office) and is sent SIGKILL after a random delay, again and again
+** with new work in between; then one normal sync everywhere and the same
+** checks.  A kill inside a push leaves a lock on the path hub's ref, which
+** the next sync removes once it is stale (10 s): the test ages those locks
+** instead of waiting.  VELD_KILL_SEED fixes the delays.
 */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <utime.h>
 
 #define N_CASES 3
 #define CONTACT "{\"datum\":\"2018-02-03\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"administratief\"]}"
+#define WOONZOEK "{\"datum\":\"2018-02-04\",\"activiteit\":\"online_zoeken\",\"duur_min\":30}"
 
 static veld_store *open_store(const char *dir, const veld_os *os)
 {
@@ -79,14 +95,26 @@ static counts sync_with_loss(veld_store **s, const char *dir, int kind, long at,
 static counts trial(int office, int kind, long at, unsigned seed)
 {
 	veld_test_net n;
-	char cid[N_CASES][VELD_IDSIZE], rid[N_CASES][VELD_IDSIZE], *dir, *out = NULL;
+	char cid[N_CASES][VELD_IDSIZE], rid[N_CASES][VELD_IDSIZE], v_id[VELD_IDSIZE], zoek[VELD_IDSIZE], *dir;
+	char *out = NULL;
+	veld_store *v;
 	counts c;
 	json_t *sum;
 	int i;
 	veld_test_net_up(&n, "sync-killpoints", "assistant", "3000-3499", "assistant", "3000-3499");
-	json_decref(veld_test_sync(n.a, VELD_OK)); /* A knows B: B gets the keys of A's cases */
+	dir = veld_test_path(n.root, "v");
+	v = veld_test_device(v_id, n.office, dir, "volunteer", NULL, n.hub);
+	free(dir);
+	/* A knows B and V; its first case has its keys already, to share. */
+	assert_int_equal(veld_case_new(cid[0], n.a, "{\"name\":\"Els\",\"postcode\":\"3000\"}"), VELD_OK);
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	assert_int_equal(veld_record_put(zoek, n.a, cid[0], "woonzoek", NULL, WOONZOEK), VELD_OK);
+	assert_int_equal(veld_case_consent(n.a, cid[0], "huiswijs"), VELD_OK);
+	assert_int_equal(veld_case_share(n.a, cid[0], v_id, "huiswijs"), VELD_OK);
 	for (i = 0; i < N_CASES; i++) {
-		assert_int_equal(veld_case_new(cid[i], n.a, "{\"name\":\"Jan Janssens\",\"postcode\":\"3000\"}"), VELD_OK);
+		if (i > 0)
+			assert_int_equal(veld_case_new(cid[i], n.a, "{\"name\":\"Jan Janssens\",\"postcode\":\"3000\"}"),
+			                 VELD_OK);
 		assert_int_equal(veld_record_put(rid[i], n.a, cid[i], "contactregistratie", NULL, CONTACT), VELD_OK);
 	}
 	if (office) {
@@ -103,6 +131,7 @@ static counts trial(int office, int kind, long at, unsigned seed)
 		fail_msg("loss at %c%ld (seed %u) on %s: a ref was refused", kind, at, seed, office ? "the office" : "A");
 	json_decref(sum);
 	json_decref(veld_test_sync(n.b, VELD_OK));
+	json_decref(veld_test_sync(v, VELD_OK));
 	for (i = 0; i < N_CASES; i++) {
 		if (veld_record_show_json(&out, n.office, rid[i]) != VELD_OK)
 			fail_msg("loss at %c%ld on %s: record %d not at the office", kind, at, office ? "the office" : "A", i);
@@ -111,9 +140,14 @@ static counts trial(int office, int kind, long at, unsigned seed)
 			fail_msg("loss at %c%ld on %s: record %d not at B", kind, at, office ? "the office" : "A", i);
 		veld_free(out);
 	}
+	if (veld_record_show_json(&out, v, zoek) != VELD_OK)
+		fail_msg("loss at %c%ld on %s: the shared record is not at the volunteer", kind, at,
+		         office ? "the office" : "A");
+	veld_free(out);
 	assert_int_equal(veld_repository_verify(n.a), VELD_OK);
 	assert_int_equal(veld_repository_verify(n.office), VELD_OK);
 	free(dir);
+	veld_store_close(v);
 	veld_test_net_down(&n);
 	return c;
 }
@@ -151,10 +185,110 @@ static void test_sync_killpoints__power_loss_at_every_write_and_fsync(void **sta
 	assert_true(points >= 200);
 }
 
+/* ---- SIGKILL at random times ------------------------------------------------------ */
+
+/* Age every lock file under `dir` (recursively) past the stale limit. */
+static void age_locks(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *p;
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] == '.')
+			continue;
+		p = veld_test_path(dir, e->d_name);
+		if (l > 5 && !strcmp(e->d_name + l - 5, ".lock")) {
+			struct utimbuf old;
+			old.actime = old.modtime = time(NULL) - 60;
+			(void)utime(p, &old);
+		} else {
+			age_locks(p);
+		}
+		free(p);
+	}
+	closedir(d);
+}
+
+/* A child syncs the store in `dir` and is killed after `delay_ms` (the
+** parent's handle is closed meanwhile: one process per store). */
+static int killed_sync(veld_store **s, const char *dir, long delay_ms)
+{
+	pid_t pid;
+	int status = 0;
+	veld_store_close(*s);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		veld_store *c = open_store(dir, NULL);
+		char *summary = NULL;
+		(void)veld_sync(&summary, c, NULL);
+		_exit(0);
+	}
+	usleep((useconds_t)delay_ms * 1000);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	*s = open_store(dir, NULL);
+	return WIFSIGNALED(status);
+}
+
+#define KILLS 24
+static void test_sync_killpoints__sigkill_at_random_times(void **state)
+{
+	veld_test_net n;
+	char cid[KILLS][VELD_IDSIZE], rid[KILLS][VELD_IDSIZE], *adir, *odir, *hubrefs, *out = NULL;
+	unsigned seed = getenv("VELD_KILL_SEED") ? (unsigned)atoi(getenv("VELD_KILL_SEED")) : (unsigned)time(NULL);
+	int i, killed = 0;
+	json_t *sum;
+	(void)state;
+	srand(seed);
+	print_message("sigkill: VELD_KILL_SEED=%u\n", seed);
+	veld_test_net_up(&n, "sync-sigkill", "assistant", "3000-3499", "assistant", "3000-3499");
+	adir = veld_test_path(n.root, "a");
+	odir = veld_test_path(n.root, "office");
+	hubrefs = veld_test_path(n.hub, "refs");
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	for (i = 0; i < KILLS; i++) {
+		long delay = rand() % 250;
+		assert_int_equal(veld_case_new(cid[i], n.a, "{\"name\":\"Jan Janssens\",\"postcode\":\"3000\"}"), VELD_OK);
+		assert_int_equal(veld_record_put(rid[i], n.a, cid[i], "contactregistratie", NULL, CONTACT), VELD_OK);
+		if (i % 3 == 2)
+			killed += killed_sync(&n.office, odir, delay);
+		else
+			killed += killed_sync(&n.a, adir, delay);
+	}
+	age_locks(hubrefs);
+	json_decref(veld_test_sync(n.a, VELD_OK));
+	sum = veld_test_sync(n.office, VELD_OK);
+	if (json_array_size(json_object_get(sum, "rejected")) != 0)
+		fail_msg("seed %u: a change was refused after the kills", seed);
+	json_decref(sum);
+	json_decref(veld_test_sync(n.b, VELD_OK));
+	for (i = 0; i < KILLS; i++) {
+		if (veld_record_show_json(&out, n.office, rid[i]) != VELD_OK)
+			fail_msg("seed %u: record %d not at the office", seed, i);
+		veld_free(out);
+		if (veld_record_show_json(&out, n.b, rid[i]) != VELD_OK)
+			fail_msg("seed %u: record %d not at B", seed, i);
+		veld_free(out);
+	}
+	assert_int_equal(veld_store_verify(n.a), VELD_OK);
+	assert_int_equal(veld_repository_verify(n.a), VELD_OK);
+	assert_int_equal(veld_repository_verify(n.office), VELD_OK);
+	print_message("sigkill: %d of %d syncs killed midway; every record arrived\n", killed, KILLS);
+	free(adir);
+	free(odir);
+	free(hubrefs);
+	veld_test_net_down(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sync_killpoints__power_loss_at_every_write_and_fsync),
+		cmocka_unit_test(test_sync_killpoints__sigkill_at_random_times),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
