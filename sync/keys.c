@@ -156,9 +156,31 @@ int veld_sync__keys_stage(veld_syncctx *c)
 /* Keys ref of `owner`: a signed root commit; open entries addressed to us. */
 typedef struct keyctx {
 	veld_syncctx *c;
+	const char *ref, *owner;
+	char commit[GIT_OID_HEXSZ + 1];
 	int rc;
-	const char *why;
 } keyctx;
+
+/* An entry (or the whole ref, path "") its owner signed but that is not a
+** sealed key for us: refused alone, noted once; the other entries count. */
+static int refuse_entry(keyctx *k, const char *path, const git_oid *blob, const char *why)
+{
+	veld_refusal_row r;
+	char hex[GIT_OID_HEXSZ + 1] = "";
+	if (blob)
+		veld_sync__oid_hex(hex, blob);
+	memset(&r, 0, sizeof r);
+	r.path = path;
+	r.blob = hex;
+	r.device = k->owner;
+	r.case_id = r.record_id = "";
+	r.code = VELD_REFUSED_KEY;
+	r.reason = why;
+	r.commit = k->commit;
+	r.at = veld_store__os(k->c->s)->xClockMs(veld_store__os(k->c->s)->ctx);
+	r.published = 1; /* what only the recipient can judge is not published */
+	return k->rc = veld_sync__refusal_note(k->c, &r, k->ref, 1);
+}
 
 static int key_entry(const char *path, const git_oid *old_id, const git_oid *new_id, void *payload)
 {
@@ -179,15 +201,13 @@ static int key_entry(const char *path, const git_oid *old_id, const git_oid *new
 		return (k->rc = c->err->code), 1;
 	if (veld_keyring__open_into(&ck, c->blob_key, blob, len, c->box_pk, c->box_sk, &e)) {
 		free(blob);
-		k->why = "a sealed key entry does not open";
-		return 1;
+		return refuse_entry(k, path, new_id, "a sealed key entry does not open") ? 1 : 0;
 	}
 	free(blob);
 	sodium_bin2hex(hex, sizeof hex, ck.key_id, VELD_KEYIDBYTES);
 	if (strcmp(path + ml + 1, hex)) {
 		sodium_memzero(c->blob_key, VELD_KEYBYTES);
-		k->why = "a sealed key entry is stored under another key id";
-		return 1;
+		return refuse_entry(k, path, new_id, "a sealed key entry is stored under another key id") ? 1 : 0;
 	}
 	/* A key for a case and compartment that already has one is ignored:
 	** nobody replaces a case's key.  (A failure to store it leaves the key
@@ -210,6 +230,9 @@ int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, co
 		return 0; /* a revoked device's keys are not taken (its device ref is reported) */
 	memset(&k, 0, sizeof k);
 	k.c = c;
+	k.ref = ref;
+	k.owner = owner;
+	veld_sync__oid_hex(k.commit, head);
 	if (veld_repo__commit_verify(signer, sizeof signer, c->repo, head, veld_sync__pubkey, c, c->err) ||
 	    strcmp(signer, owner)) {
 		veld_sync__reject(c, ref, head, "keys ref not signed by its owner");
@@ -217,20 +240,17 @@ int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, co
 		return 0;
 	}
 	if (veld_repo__commit_parents(parents, 2, &np, c->repo, head, c->err) || np != 0) {
-		veld_sync__reject(c, ref, head, "keys ref is not a root commit");
 		veld_err__clear(c->err);
-		return 0;
+		if (refuse_entry(&k, "", NULL, "keys ref is not a root commit"))
+			return k.rc;
+		return veld_sync__synced_set(c, ref, head);
 	}
 	if (veld_repo__commit_tree(&tree, c->repo, head, c->err))
 		return c->err->code;
-	if (veld_repo__diff(c->repo, NULL, &tree, key_entry, &k, c->err) && !k.why && !k.rc)
+	if (veld_repo__diff(c->repo, NULL, &tree, key_entry, &k, c->err) && !k.rc)
 		return c->err->code;
 	if (k.rc)
 		return k.rc;
-	if (k.why) {
-		veld_sync__reject(c, ref, head, k.why);
-		return 0;
-	}
 	return veld_sync__synced_set(c, ref, head);
 }
 

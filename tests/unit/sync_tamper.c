@@ -1212,6 +1212,39 @@ static void test_sync__case_keys_reach_region_peers_the_writer_did_not_know(void
 	net_down(&n);
 }
 
+/* M seals garbage to the office in its keys ref (a root commit it signs):
+** that entry is refused alone, reported once; nothing else stops. */
+static void test_sync__key_entry_that_does_not_open_is_refused_alone(void **state)
+{
+	net n;
+	char keys_ref[128], path[128], hex[2 * VELD_KEYIDBYTES + 1];
+	unsigned char sk[crypto_sign_SECRETKEYBYTES], junk[VELD_KEYRING_SEALEDBYTES], kid[VELD_KEYIDBYTES];
+	git_oid blob, commit;
+	veld_repo *r;
+	veld_err e;
+	(void)state;
+	memset(&e, 0, sizeof e);
+	net_up(&n, "assistant", REGION);
+	secret_of(sk, n.m);
+	ref_name(keys_ref, sizeof keys_ref, KEYS_REF, n.m_id);
+	randombytes_buf(junk, sizeof junk);
+	randombytes_buf(kid, sizeof kid);
+	sodium_bin2hex(hex, sizeof hex, kid, sizeof kid);
+	snprintf(path, sizeof path, "%s/%s", n.office_id, hex);
+	r = hub_open(&n);
+	assert_int_equal(veld_repo__blob_write(&blob, r, junk, sizeof junk, &e), 0);
+	{
+		veld_tree_change ch = {path, &blob};
+		commit = forge(r, NULL, &ch, 1, n.m_id, sk, "veld keys");
+	}
+	veld_repo__free(r);
+	hub_ref_set(&n, keys_ref, &commit);
+	expect_refused(&n, n.office, keys_ref, "does not open", NULL);
+	honest_change_arrives(&n, n.office, NULL);
+	net_down(&n);
+	sodium_memzero(sk, sizeof sk);
+}
+
 /* ---- e) paths and refs a device may not write -------------------------------------- */
 
 static void test_sync__device_deletes_a_record_path_instead_of_a_tombstone(void **state)
@@ -1504,6 +1537,7 @@ int main(void)
 		cmocka_unit_test(test_sync__records_that_arrived_before_their_key_open_when_it_comes),
 		cmocka_unit_test(test_sync__key_arriving_after_the_records_does_not_bypass_verification),
 		cmocka_unit_test(test_sync__case_keys_reach_region_peers_the_writer_did_not_know),
+		cmocka_unit_test(test_sync__key_entry_that_does_not_open_is_refused_alone),
 		cmocka_unit_test(test_sync__device_deletes_a_record_path_instead_of_a_tombstone),
 		cmocka_unit_test(test_sync__device_writes_outside_cases),
 		cmocka_unit_test(test_sync__commit_on_another_devices_ref_is_rejected),
