@@ -131,10 +131,12 @@ static int apply_registry(veld_syncctx *c, const char *path, const git_oid *id)
 		return 0;
 	if ((rc = veld_sync__read_signed(&body, c, path, id)))
 		return rc;
-	if (!strncmp(path, "registry/revoked/", 17))
-		rc = veld_state__device_revoke(&changed, c->s, json_string_value(json_object_get(body, "id")),
-		                               VELD_STATE_REGISTRY);
-	else
+	if (!strncmp(path, "registry/revoked/", 17)) {
+		const char *dev = json_string_value(json_object_get(body, "id"));
+		rc = veld_state__device_revoke(&changed, c->s, dev, VELD_STATE_REGISTRY);
+		if (dev && !strcmp(dev, c->me))
+			c->self_revoked = 1; /* run.c purges this store's case data */
+	} else
 		rc = apply_device(c, path, body);
 	json_decref(body);
 	return rc;

@@ -281,6 +281,14 @@ static int merge_stage(veld_syncctx *c, pushplan *p)
 	if ((rc = veld_store__begin(c->s)))
 		return rc;
 	rc = merge_fetched(c);
+	if (!rc && c->self_revoked) {
+		/* Main revokes this device: what it holds of cases goes, in the
+		** transaction that records the revocation; nothing is pushed. */
+		rc = veld_state__purge_cases(c->s);
+		c->pushed = 0;
+		p->n = 0;
+		return veld_store__finish(c->s, rc);
+	}
 	if (!rc)
 		rc = veld_sync__commit_local(c);
 	c->pushed = pushed; /* merged records are counted as merged, not pushed */
@@ -401,10 +409,19 @@ int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)
 		return rc;
 	if ((rc = veld_sync__ctx_open(&c, s, opts, 1)))
 		goto done;
+	if (veld_state__device_revoked(s, c.me)) {
+		rc = veld_err__set(c.err, VELD_EDENIED, "device %s was revoked by the office: it syncs no more", c.me);
+		goto done;
+	}
 	c.prune_due = opts && (opts->flags & VELD_SYNC_PRUNE);
 	if ((rc = commit_stage(&c)) || (rc = fetch_all(&c)) || (rc = merge_stage(&c, &plan)) ||
 	    (rc = push_own(&c, &plan)))
 		goto done;
+	if (c.self_revoked) {
+		rc = veld_err__set(c.err, VELD_EDENIED,
+		                   "device %s was revoked by the office: its case data was removed from this store", c.me);
+		goto done;
+	}
 	rc = maybe_maintain(&c);
 	if (!rc && c.prune_due)
 		rc = prune_erased(&c);

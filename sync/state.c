@@ -465,6 +465,15 @@ int veld_state__erase(veld_store *s, const char *case_id)
 	return rc;
 }
 
+int veld_state__purge_cases(veld_store *s)
+{
+	int rc = sqlite3_exec(veld_store__db(s),
+	                      "DELETE FROM key_shares; DELETE FROM case_keys; DELETE FROM records;"
+	                      " DELETE FROM meta WHERE key = 'keys_dirty'",
+	                      NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : veld_store__db_fail(s, rc, "remove the case data of a revoked device");
+}
+
 int veld_state__erased_each(veld_store *s, veld_text_cb cb, void *payload)
 {
 	rowctx x;

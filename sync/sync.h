@@ -182,6 +182,7 @@ typedef struct veld_syncctx {
 	git_oid *merged_heads;   /* heads merged this sync: extra parents */
 	size_t n_merged_heads;
 	int prune_due;           /* an erasure left this store's tree */
+	int self_revoked;        /* main revokes this very device */
 } veld_syncctx;
 
 /* context.c.  ctx_open: open (or create) the store's repository and load
@@ -375,6 +376,8 @@ int veld_state__synced_clear(veld_store *s);
 ** shares and mark it erased, unpublished; each case not yet published. */
 int veld_state__erased_has(veld_store *s, const char *case_id);
 int veld_state__erase(veld_store *s, const char *case_id);
+/* A revoked device: every record, case key and share goes. */
+int veld_state__purge_cases(veld_store *s);
 int veld_state__erased_each(veld_store *s, veld_text_cb cb, void *payload);
 
 /* Records' sync flags: each dirty record (by id), then everything marked

@@ -172,16 +172,6 @@ static void net_down(net *n)
 	free(n->hub);
 }
 
-/* A sync that may reject something (VELD_EINTEGRITY) but must not fail. */
-static void sync_any(veld_store *s)
-{
-	char *sum = NULL;
-	int rc = veld_sync(&sum, s, NULL);
-	if (rc != VELD_OK && rc != VELD_EINTEGRITY)
-		fail_msg("sync returned %d: %s (%s)", rc, veld_errmsg(s), sum ? sum : "");
-	veld_free(sum);
-}
-
 /* ---- the hub, written directly ----------------------------------------------- */
 
 static veld_repo *hub_open(net *n)
@@ -1403,35 +1393,56 @@ static void test_sync__revoked_device_is_rejected_by_office_and_peers(void **sta
 	net_up(&n, "assistant", REGION);
 	ref_name(ref, sizeof ref, DEV_REF, n.m_id);
 	assert_int_equal(veld_device_revoke(n.office, n.m_id), VELD_OK);
-	/* Commits of M that a verifier had not verified yet are ignored from now
-	** on: these syncs already meet M's ref and report it. */
-	sync_any(n.office);
-	sync_any(n.b); /* B has seen the revocation */
-	/* M, lost and in other hands, keeps writing and pushing. */
+	/* M, lost and in other hands, keeps writing and pushing before main
+	** carries the revocation. */
 	assert_int_equal(veld_record_put(NULL, n.m, n.x, "contactregistratie", n.x1, "{\"plaats\":\"zitdag\"}"), VELD_OK);
-	(void)veld_sync(&out, n.m, NULL);
-	veld_free(out);
-	out = NULL;
-	/* Its ref is ignored: reported once (the office and B did, above, when
-	** they first met the revoked ref), never a failure.  A learns of the
-	** revocation and M's commit in the same sync (the registry of main is
-	** applied before device refs are read) and reports it that once. */
+	sync_ok(n.m);
+	/* Its ref is ignored: each store reports it once, where it first meets
+	** it (A and B learn of the revocation and meet M's ref in the same sync:
+	** the registry of main is applied before device refs are read), and
+	** never fails a sync for it. */
 	{
-		outcome o = sync_victim(n.office, ref);
-		assert_int_equal(o.rc, VELD_OK);
-		assert_null(o.reason);
-		assert_true(o.store_unchanged);
-		outcome_free(&o);
-		o = sync_victim(n.b, ref);
-		assert_int_equal(o.rc, VELD_OK);
-		assert_null(o.reason);
-		outcome_free(&o);
-		o = sync_victim(n.a, ref);
-		assert_int_equal(o.rc, VELD_OK);
-		assert_non_null(o.reason);
-		assert_non_null(strstr(o.reason, "revoked"));
-		assert_string_equal(o.code, "revoked");
-		outcome_free(&o);
+		veld_store *const victims[] = {n.office, n.b, n.a};
+		size_t i;
+		for (i = 0; i < 3; i++) {
+			outcome o = sync_victim(victims[i], ref);
+			assert_int_equal(o.rc, VELD_OK);
+			assert_non_null(o.reason);
+			assert_non_null(strstr(o.reason, "revoked"));
+			assert_string_equal(o.code, "revoked");
+			assert_true(o.store_unchanged);
+			outcome_free(&o);
+		}
+		for (i = 0; i < 3; i++) {
+			outcome o = sync_victim(victims[i], ref);
+			assert_int_equal(o.rc, VELD_OK);
+			assert_null(o.reason);
+			outcome_free(&o);
+		}
+	}
+	/* M reaches the hub again: it learns of its revocation, drops every
+	** case it held and pushes nothing; from then on it syncs no more. */
+	{
+		char *exp;
+		git_oid before = hub_ref(&n, ref), after;
+		assert_int_equal(veld_record_put(NULL, n.m, n.x, "contactregistratie", n.x2, "{\"plaats\":\"zitdag\"}"),
+		                 VELD_OK);
+		assert_int_equal(veld_sync(&out, n.m, NULL), VELD_EDENIED);
+		assert_non_null(strstr(veld_errmsg(n.m), "revoked"));
+		veld_free(out);
+		out = NULL;
+		after = hub_ref(&n, ref);
+		assert_true(git_oid_equal(&before, &after));
+		exp = veld_test_export(n.m);
+		assert_non_null(strstr(exp, "\"cases\":[]"));
+		veld_free(exp);
+		assert_int_equal(veld_record_show_json(&out, n.m, n.x1), VELD_ENOTFOUND);
+		veld_free(out);
+		out = NULL;
+		assert_int_equal(veld_sync(&out, n.m, NULL), VELD_EDENIED);
+		veld_free(out);
+		out = NULL;
+		assert_int_equal(veld_store_verify(n.m), VELD_OK);
 	}
 	/* Everything else still merges in a sync that ignores M. */
 	assert_int_equal(veld_record_put(NULL, n.a, n.x, "contactregistratie", n.x2, "{\"duur_min\":77}"), VELD_OK);
