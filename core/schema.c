@@ -27,20 +27,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* 2: case_keys keyed by (case_id, compartment), WITHOUT ROWID (migrate_1_2).
-** 3: refusals (migrate_2_3). */
-#define SCHEMA_VERSION 3
+/* 2: case_keys keyed by (case_id, compartment), WITHOUT ROWID.
+** 3: refusals.
+** 4: case_keys has an epoch per (case_id, compartment): keys rotate.
+** migrate() takes a store of any older version to this one. */
+#define SCHEMA_VERSION 4
 
 /* A case's keys sit together in the table itself: the lookups of a sync
-** (by case, and by case and compartment) read one leaf, not an index leaf
-** and then a row.  key_shares points at key_id, hence UNIQUE. */
+** (by case, and by case and compartment, newest epoch first) read one
+** leaf, not an index leaf and then a row.  key_shares points at key_id,
+** hence UNIQUE. */
 #define CASE_KEYS_SQL(name)                                                                                            \
 	"CREATE TABLE " name "("                                                                                       \
 	"  case_id TEXT NOT NULL,"                                                                                     \
 	"  compartment TEXT NOT NULL,"                                                                                 \
+	"  epoch INTEGER NOT NULL DEFAULT 0,"                                                                          \
 	"  key_id TEXT NOT NULL UNIQUE,"                                                                               \
 	"  key BLOB NOT NULL,"                                                                                         \
-	"  PRIMARY KEY(case_id, compartment)) WITHOUT ROWID;"
+	"  PRIMARY KEY(case_id, compartment, epoch)) WITHOUT ROWID;"
 
 /* Changes verification refused, one row per (path, blob, writer): see
 ** sync/state.c.  Looked up by (path, blob) when a merge meets a path. */
@@ -149,43 +153,37 @@ static int check_foreign_keys(veld_store *s)
 	return rc;
 }
 
-/* Schema 1 to 2: case_keys rebuilt WITHOUT ROWID (SQLite's way to change
-** a table: make the new one, copy, drop the old, rename), in one
-** transaction, so a store is either as it was or migrated.  Foreign keys
-** are off around it, or dropping the old table would delete every
-** key_shares row through its ON DELETE CASCADE; they are checked before
-** the commit. */
-static int migrate_1_2(veld_store *s)
+/* Any older schema to this one, in one transaction, so a store is either
+** as it was or migrated.  case_keys is rebuilt (SQLite's way to change a
+** table: make the new one, copy, drop the old, rename): schema 1 keyed it
+** by key_id in a rowid table, schemas 1 to 3 had no epoch (every key so far
+** is epoch 0).  Foreign keys are off around it, or dropping the old table
+** would delete every key_shares row through its ON DELETE CASCADE; they
+** are checked before the commit.  Schemas 1 and 2 also get refusals. */
+static int migrate(veld_store *s, int from)
 {
+	char ver[16];
 	int rc, on;
 	if ((rc = veld_store__exec(s, "PRAGMA foreign_keys=OFF", "migrate the store")))
 		return rc;
 	rc = veld_store__begin(s);
 	if (!rc)
 		rc = veld_store__exec(s,
-		                      CASE_KEYS_SQL("case_keys_2") "INSERT INTO case_keys_2(case_id, compartment, key_id, key)"
-		                                                   " SELECT case_id, compartment, key_id, key FROM case_keys;"
-		                                                   "DROP TABLE case_keys;"
-		                                                   "ALTER TABLE case_keys_2 RENAME TO case_keys;",
-		                      "migrate the store to schema 2");
+		                      CASE_KEYS_SQL("case_keys_new") "INSERT INTO case_keys_new(case_id, compartment, key_id, key)"
+		                                                     " SELECT case_id, compartment, key_id, key FROM case_keys;"
+		                                                     "DROP TABLE case_keys;"
+		                                                     "ALTER TABLE case_keys_new RENAME TO case_keys;",
+		                      "migrate the store");
+	if (!rc && from < 3)
+		rc = veld_store__exec(s, REFUSALS_SQL, "migrate the store");
 	if (!rc)
 		rc = check_foreign_keys(s);
+	snprintf(ver, sizeof ver, "%d", SCHEMA_VERSION);
 	if (!rc)
-		rc = veld_store__meta_put(s, "schema_version", "2", 1);
+		rc = veld_store__meta_put(s, "schema_version", ver, (int)strlen(ver));
 	rc = veld_store__finish(s, rc);
 	on = veld_store__exec(s, "PRAGMA foreign_keys=ON", "migrate the store");
 	return rc ? rc : on;
-}
-
-/* Schema 2 to 3: the refusals table, new and empty. */
-static int migrate_2_3(veld_store *s)
-{
-	int rc = veld_store__begin(s);
-	if (!rc)
-		rc = veld_store__exec(s, REFUSALS_SQL, "migrate the store to schema 3");
-	if (!rc)
-		rc = veld_store__meta_put(s, "schema_version", "3", 1);
-	return veld_store__finish(s, rc);
 }
 
 int veld_schema__migrate(veld_store *s)
@@ -194,7 +192,5 @@ int veld_schema__migrate(veld_store *s)
 	int ver = 0, rc = schema_version(s, &ver, buf, (int)sizeof buf);
 	if (rc < 0)
 		return rc;
-	if (ver == 1 && (rc = migrate_1_2(s)))
-		return rc;
-	return ver == 1 || ver == 2 ? migrate_2_3(s) : 0;
+	return ver >= 1 && ver < SCHEMA_VERSION ? migrate(s, ver) : 0;
 }

@@ -260,6 +260,7 @@ static int seal_share(const veld_share_row *r, void *payload)
 	if (r->key_len == VELD_KEYBYTES)
 		memcpy(x->key, r->key, VELD_KEYBYTES);
 	k.key = x->key;
+	k.epoch = r->epoch;
 	if (r->key_len != VELD_KEYBYTES || r->box_pk_len != crypto_box_PUBLICKEYBYTES ||
 	    veld_keyring__seal(&sealed, &slen, &k, r->box_pk))
 		return veld_err__set(x->c->err, VELD_ERROR, "cannot seal a case key");

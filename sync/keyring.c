@@ -6,21 +6,25 @@
 ** crypto_box_seal and stores the result at <recipient-dev>/<key-id> in its
 ** keys ref (docs/sync.md, "Keys tree").
 **
-** The sealed payload is a fixed 100-byte binary record, so that it has one
-** encoding and parsing it is a handful of exact comparisons:
+** The sealed payload is a fixed binary record, so that it has one encoding
+** and parsing it is a handful of exact comparisons:
 **
 **   offset size
-**   0      4    magic "VKY1"
+**   0      4    magic "VKY1" (a key of epoch 0) or "VKY2"
 **   4      16   case id (binary; as text, 32 lowercase hex digits)
 **   20     32   compartment: 1..31 bytes of [a-z_], then NUL bytes to the end
 **   52     16   key id
 **   68     32   case key
+**   100    4    "VKY2" only: the key's epoch, little-endian, 1 or more
 **
-** A sealed entry is therefore always VELD_KEYRING_SEALEDBYTES (100 + 48)
-** long, which lets a verifier check an entry's size without opening it.
-** Opening refuses any other size, a box that does not open, a wrong magic,
-** and a compartment that is empty, too long, has a byte outside [a-z_] or
-** anything but NULs after it.
+** A key of epoch 0 (the first key of a case, made by whoever makes the
+** case) is the 100-byte "VKY1" record; a rotated key (epoch 1 and up,
+** made by the office: docs/sync.md, "Key epochs") the 104-byte "VKY2"
+** one.  A sealed entry is therefore VELD_KEYRING_SEALEDBYTES (100 + 48) or
+** VELD_KEYRING_SEALED2BYTES (104 + 48) long.  Opening refuses any other
+** size, a box that does not open, a magic that does not go with the size,
+** an epoch 0 in "VKY2", and a compartment that is empty, too long, has a
+** byte outside [a-z_] or anything but NULs after it.
 **
 ** A sealed box is anonymous: it proves nothing about who wrote it.  The
 ** writer is authenticated by the device signature on the keys-ref commit,
@@ -44,11 +48,15 @@
 #define KR_OFF_KEYID      (KR_OFF_COMP + KR_COMPBYTES)
 #define KR_OFF_KEY        (KR_OFF_KEYID + VELD_KEYIDBYTES)
 #define KR_PAYLOADBYTES   (KR_OFF_KEY + VELD_KEYBYTES)
+#define KR_MAGIC2         "VKY2"
+#define KR_OFF_EPOCH      KR_PAYLOADBYTES
+#define KR_PAYLOAD2BYTES  (KR_OFF_EPOCH + 4)
 
 #if KR_PAYLOADBYTES != VELD_KEYRING_PAYLOADBYTES
 #error "keyring payload layout does not add up"
 #endif
-#if VELD_KEYRING_SEALEDBYTES != VELD_KEYRING_PAYLOADBYTES + 48 /* crypto_box_SEALBYTES */
+#if VELD_KEYRING_SEALEDBYTES != VELD_KEYRING_PAYLOADBYTES + 48 /* crypto_box_SEALBYTES */ || \
+        VELD_KEYRING_SEALED2BYTES != KR_PAYLOAD2BYTES + 48
 #error "keyring sealed size does not match crypto_box_SEALBYTES"
 #endif
 
@@ -103,9 +111,9 @@ void veld_case_key__clear(veld_case_key *k)
 int veld_keyring__seal(unsigned char **out, size_t *out_len, const veld_case_key *k,
                        const unsigned char *recipient_box_pk)
 {
-	unsigned char payload[KR_PAYLOADBYTES];
+	unsigned char payload[KR_PAYLOAD2BYTES];
 	unsigned char *sealed = NULL;
-	size_t bin_len = 0;
+	size_t bin_len = 0, plen = k && k->epoch ? KR_PAYLOAD2BYTES : KR_PAYLOADBYTES;
 	int rc = 0;
 	if (out)
 		*out = NULL;
@@ -121,7 +129,7 @@ int veld_keyring__seal(unsigned char **out, size_t *out_len, const veld_case_key
 		goto done;
 	}
 	memset(payload, 0, sizeof payload);
-	memcpy(payload, KR_MAGIC, 4);
+	memcpy(payload, k->epoch ? KR_MAGIC2 : KR_MAGIC, 4);
 	if (sodium_hex2bin(payload + KR_OFF_CASE, KR_IDBYTES, k->case_id, VELD_IDSIZE - 1, NULL,
 	                   &bin_len, NULL) != 0 ||
 	    bin_len != KR_IDBYTES) {
@@ -131,17 +139,21 @@ int veld_keyring__seal(unsigned char **out, size_t *out_len, const veld_case_key
 	memcpy(payload + KR_OFF_COMP, k->compartment, strlen(k->compartment));
 	memcpy(payload + KR_OFF_KEYID, k->key_id, VELD_KEYIDBYTES);
 	memcpy(payload + KR_OFF_KEY, k->key, VELD_KEYBYTES);
-	sealed = malloc(VELD_KEYRING_SEALEDBYTES);
+	payload[KR_OFF_EPOCH] = (unsigned char)(k->epoch & 0xff);
+	payload[KR_OFF_EPOCH + 1] = (unsigned char)((k->epoch >> 8) & 0xff);
+	payload[KR_OFF_EPOCH + 2] = (unsigned char)((k->epoch >> 16) & 0xff);
+	payload[KR_OFF_EPOCH + 3] = (unsigned char)((k->epoch >> 24) & 0xff);
+	sealed = malloc(plen + crypto_box_SEALBYTES);
 	if (!sealed) {
 		rc = VELD_ERROR;
 		goto done;
 	}
-	if (crypto_box_seal(sealed, payload, sizeof payload, recipient_box_pk) != 0) {
+	if (crypto_box_seal(sealed, payload, plen, recipient_box_pk) != 0) {
 		rc = VELD_ERROR;
 		goto done;
 	}
 	*out = sealed;
-	*out_len = VELD_KEYRING_SEALEDBYTES;
+	*out_len = plen + crypto_box_SEALBYTES;
 	sealed = NULL;
 done:
 	sodium_memzero(payload, sizeof payload);
@@ -160,9 +172,10 @@ int veld_keyring__open(veld_case_key *k, const unsigned char *sealed, size_t len
 int veld_keyring__open_into(veld_case_key *k, unsigned char *key_buf, const unsigned char *sealed, size_t len,
                             const unsigned char *box_pk, const unsigned char *box_sk, veld_err *err)
 {
-	unsigned char payload[KR_PAYLOADBYTES];
+	unsigned char payload[KR_PAYLOAD2BYTES];
 	const char *comp = (const char *)payload + KR_OFF_COMP;
 	size_t i, n;
+	uint32_t epoch = 0;
 	int rc = 0;
 	if (!k) {
 		rc = veld_err__set(err, VELD_EINVALID, "sealed key entry: nowhere to put the key");
@@ -173,9 +186,9 @@ int veld_keyring__open_into(veld_case_key *k, unsigned char *key_buf, const unsi
 		rc = veld_err__set(err, VELD_EINVALID, "sealed key entry: no box key pair given");
 		goto done;
 	}
-	if (!sealed || len != VELD_KEYRING_SEALEDBYTES) {
-		rc = veld_err__set(err, VELD_EINTEGRITY, "sealed key entry has %zu bytes, not %d", len,
-		                   VELD_KEYRING_SEALEDBYTES);
+	if (!sealed || (len != VELD_KEYRING_SEALEDBYTES && len != VELD_KEYRING_SEALED2BYTES)) {
+		rc = veld_err__set(err, VELD_EINTEGRITY, "sealed key entry has %zu bytes, not %d or %d", len,
+		                   VELD_KEYRING_SEALEDBYTES, VELD_KEYRING_SEALED2BYTES);
 		goto done;
 	}
 	if (sodium_init() < 0) {
@@ -187,9 +200,17 @@ int veld_keyring__open_into(veld_case_key *k, unsigned char *key_buf, const unsi
 		                   "sealed key entry does not open with this device's key (tampered or for another device)");
 		goto done;
 	}
-	if (memcmp(payload, KR_MAGIC, 4) != 0) {
+	if (memcmp(payload, len == VELD_KEYRING_SEALEDBYTES ? KR_MAGIC : KR_MAGIC2, 4) != 0) {
 		rc = veld_err__set(err, VELD_EINTEGRITY, "sealed key entry: unknown payload format");
 		goto done;
+	}
+	if (len == VELD_KEYRING_SEALED2BYTES) {
+		epoch = (uint32_t)payload[KR_OFF_EPOCH] | (uint32_t)payload[KR_OFF_EPOCH + 1] << 8 |
+		        (uint32_t)payload[KR_OFF_EPOCH + 2] << 16 | (uint32_t)payload[KR_OFF_EPOCH + 3] << 24;
+		if (epoch == 0) {
+			rc = veld_err__set(err, VELD_EINTEGRITY, "sealed key entry: a VKY2 entry of epoch 0");
+			goto done;
+		}
 	}
 	n = strnlen(comp, KR_COMPBYTES);
 	for (i = n; i < KR_COMPBYTES; i++)
@@ -209,6 +230,7 @@ int veld_keyring__open_into(veld_case_key *k, unsigned char *key_buf, const unsi
 	memcpy(k->compartment, comp, n + 1);
 	memcpy(k->key_id, payload + KR_OFF_KEYID, VELD_KEYIDBYTES);
 	memcpy(k->key, payload + KR_OFF_KEY, VELD_KEYBYTES);
+	k->epoch = epoch;
 done:
 	sodium_memzero(payload, sizeof payload);
 	if (rc && key_buf)

@@ -70,7 +70,7 @@ static int share_with(const veld_device_row *d, void *payload)
 
 /* Share `key_hex` with the office and the assistants whose region holds
 ** the case's postcode. */
-static int share_by_region(veld_syncctx *c, const char *key_hex, const char *case_id)
+int veld_sync__share_by_region(veld_syncctx *c, const char *key_hex, const char *case_id)
 {
 	regionctx r;
 	r.c = c;
@@ -96,7 +96,7 @@ static int make_key(veld_syncctx *c, const char *case_id, const char *compartmen
 	if (!rc && !added)
 		rc = veld_store__db_fail(c->s, SQLITE_CONSTRAINT, "store case key");
 	if (!rc)
-		rc = share_by_region(c, hex, case_id);
+		rc = veld_sync__share_by_region(c, hex, case_id);
 	if (!rc) {
 		memcpy(key, k.key, VELD_KEYBYTES);
 		memcpy(key_id, k.key_id, VELD_KEYIDBYTES);
@@ -158,6 +158,7 @@ typedef struct keyctx {
 	veld_syncctx *c;
 	const char *ref, *owner;
 	char commit[GIT_OID_HEXSZ + 1];
+	int owner_office; /* only the office's keys ref may carry rotated keys */
 	int rc;
 } keyctx;
 
@@ -209,8 +210,12 @@ static int key_entry(const char *path, const git_oid *old_id, const git_oid *new
 		sodium_memzero(c->blob_key, VELD_KEYBYTES);
 		return refuse_entry(k, path, new_id, "a sealed key entry is stored under another key id") ? 1 : 0;
 	}
-	/* A key for a case and compartment that already has one is ignored:
-	** nobody replaces a case's key.  (A failure to store it leaves the key
+	if (ck.epoch > 0 && !k->owner_office) {
+		sodium_memzero(c->blob_key, VELD_KEYBYTES);
+		return refuse_entry(k, path, new_id, "a rotated case key from a device other than the office") ? 1 : 0;
+	}
+	/* A key for a case, compartment and epoch that already has one is
+	** ignored: nobody replaces a case's key.  (A failure to store it leaves the key
 	** unread here; the ref is taken again at the next sync.) */
 	if (veld_state__case_key_add(&added, c->s, &ck) == 0 && added)
 		json_array_append_new(c->new_key_cases, json_string(ck.case_id));
@@ -228,11 +233,19 @@ int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, co
 		return 0;
 	if (veld_state__device_revoked(c->s, owner))
 		return 0; /* a revoked device's keys are not taken (its device ref is reported) */
+	c->keys_moved = 1;
 	memset(&k, 0, sizeof k);
 	k.c = c;
 	k.ref = ref;
 	k.owner = owner;
 	veld_sync__oid_hex(k.commit, head);
+	{
+		char role[32];
+		int n = 0;
+		k.owner_office = veld_state__device_role(role, sizeof role, NULL, &n, c->s, owner) == 0 &&
+		                 !strcmp(role, "office");
+		veld_err__clear(c->err);
+	}
 	if (veld_repo__commit_verify(signer, sizeof signer, c->repo, head, veld_sync__pubkey, c, c->err) ||
 	    strcmp(signer, owner)) {
 		veld_sync__reject(c, ref, head, "keys ref not signed by its owner");
@@ -275,7 +288,7 @@ static int rescan_blob(const char *path, const git_oid *old_id, const git_oid *n
 static int reshare(const char *key_hex, const char *case_id, const char *compartment, void *payload)
 {
 	(void)compartment;
-	return share_by_region(payload, key_hex, case_id);
+	return veld_sync__share_by_region(payload, key_hex, case_id);
 }
 
 /* Merge every blob main holds of case `cid` (tree: main's). */

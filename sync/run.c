@@ -266,7 +266,9 @@ static int commit_stage(veld_syncctx *c)
 	if ((rc = veld_sync__progress(c, "commit", 0, 1)) || (rc = veld_sync__keys_stage(c)) ||
 	    (rc = veld_store__begin(c->s)))
 		return rc;
-	rc = veld_sync__commit_local(c);
+	rc = veld_sync__rotate_revoked(c); /* before the revocation goes out */
+	if (!rc)
+		rc = veld_sync__commit_local(c);
 	if (!rc)
 		rc = veld_sync__refs_apply(c);
 	return veld_store__finish(c->s, rc);
@@ -289,6 +291,8 @@ static int merge_stage(veld_syncctx *c, pushplan *p)
 		p->n = 0;
 		return veld_store__finish(c->s, rc);
 	}
+	if (!rc)
+		rc = veld_sync__rotate_revoked(c);
 	if (!rc)
 		rc = veld_sync__commit_local(c);
 	c->pushed = pushed; /* merged records are counted as merged, not pushed */

@@ -13,9 +13,12 @@
 **       not yet committed the row's registry entry to main.  Written by
 **       org.c (org init: the office itself; enroll; revoke) and by merge.c
 **       from main's verified registry (published 1).
-**   case_keys(case_id, compartment, key_id, key)
-**       the keys this store holds: one per (case, compartment), key_id 32
-**       hex digits (unique), key 32 bytes.  Made by keys.c (ensure_key)
+**   case_keys(case_id, compartment, epoch, key_id, key)
+**       the keys this store holds: one per (case, compartment, epoch),
+**       key_id 32 hex digits (unique), key 32 bytes.  Epoch 0 is the key
+**       the case was made with; the office rotates a compartment to the
+**       next epoch (docs/sync.md, "Key epochs"): records are sealed with
+**       the newest epoch held, and read with whichever their blob names.  Made by keys.c (ensure_key)
 **       for a case this store seals first; taken from keys refs sealed to
 **       this device (keys.c); deleted by an erasure.
 **   key_shares(key_id, recipient)
@@ -106,6 +109,7 @@ typedef struct rowctx {
 		veld_dirty_cb dirty;
 		veld_dirty_key_cb dirty_key;
 		veld_refusal_cb refusal;
+		veld_pair_cb pair;
 	} cb;
 	void *payload;
 } rowctx;
@@ -240,6 +244,9 @@ int veld_state__devices_each(veld_store *s, int which, veld_device_cb cb, void *
 	if (which == VELD_STATE_UNPUBLISHED)
 		return query(s, "SELECT id, name, role, region, sign_pk, box_pk, revoked FROM devices WHERE published = 0",
 		             NULL, device_row, &x, "registry");
+	if (which == VELD_STATE_REVOKED)
+		return query(s, "SELECT id, name, role, region, sign_pk, box_pk, revoked FROM devices WHERE revoked", NULL,
+		             device_row, &x, "registry");
 	return query(s, "SELECT id, name, role, region, sign_pk, box_pk, revoked FROM devices WHERE NOT revoked", NULL,
 	             device_row, &x, "share keys");
 }
@@ -252,7 +259,9 @@ int veld_state__case_key_get(unsigned char *key, unsigned char *key_id, veld_sto
 	sqlite3_stmt *st = NULL;
 	size_t bin_len = 0;
 	int rc = VELD_ENOTFOUND;
-	if ((rc = prepare(s, &st, "SELECT key_id, key FROM case_keys WHERE case_id = ?1 AND compartment = ?2")))
+	if ((rc = prepare(s, &st,
+	                  "SELECT key_id, key FROM case_keys WHERE case_id = ?1 AND compartment = ?2"
+	                  " ORDER BY epoch DESC LIMIT 1")))
 		return rc;
 	rc = VELD_ENOTFOUND;
 	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
@@ -305,16 +314,52 @@ int veld_state__case_key_add(int *added, veld_store *s, const veld_case_key *k)
 	*added = 0;
 	sodium_bin2hex(hex, sizeof hex, k->key_id, VELD_KEYIDBYTES);
 	if ((rc = prepare(s, &st,
-	                  "INSERT OR IGNORE INTO case_keys(key_id, case_id, compartment, key) VALUES(?1, ?2, ?3, ?4)")))
+	                  "INSERT OR IGNORE INTO case_keys(key_id, case_id, compartment, key, epoch)"
+	                  " VALUES(?1, ?2, ?3, ?4, ?5)")))
 		return rc;
 	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, k->case_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, k->compartment, -1, SQLITE_STATIC);
 	sqlite3_bind_blob(st, 4, k->key, VELD_KEYBYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)k->epoch);
 	if ((rc = run(s, st, "store case key")))
 		return rc;
 	*added = sqlite3_changes(veld_store__db(s)) > 0;
 	return 0;
+}
+
+int veld_state__case_key_epoch(veld_store *s, const char *case_id, const char *compartment)
+{
+	sqlite3_stmt *st = NULL;
+	int epoch = -1;
+	if (prepare(s, &st, "SELECT max(epoch) FROM case_keys WHERE case_id = ?1 AND compartment = ?2"))
+		return -1;
+	sqlite3_bind_text(st, 1, case_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, compartment, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
+		epoch = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return epoch;
+}
+
+int veld_state__key_of(char *case_id, char *compartment, size_t ccap, int *newest, veld_store *s,
+                       const char *key_hex)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = VELD_ENOTFOUND;
+	if (prepare(s, &st,
+	            "SELECT case_id, compartment, epoch = (SELECT max(epoch) FROM case_keys m WHERE m.case_id = k.case_id"
+	            " AND m.compartment = k.compartment) FROM case_keys k WHERE key_id = ?1"))
+		return VELD_ERROR;
+	sqlite3_bind_text(st, 1, key_hex, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(case_id, VELD_IDSIZE, "%s", col_text(st, 0));
+		snprintf(compartment, ccap, "%s", col_text(st, 1));
+		*newest = sqlite3_column_int(st, 2);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
 }
 
 static int case_key_row(sqlite3_stmt *st, rowctx *x)
@@ -344,6 +389,11 @@ int veld_state__share_add(veld_store *s, const char *key_hex, const char *recipi
 	return rc;
 }
 
+static int pair_row(sqlite3_stmt *st, rowctx *x)
+{
+	return x->cb.pair(col_text(st, 0), col_text(st, 1), x->payload);
+}
+
 static int share_row(sqlite3_stmt *st, rowctx *x)
 {
 	veld_share_row r;
@@ -355,6 +405,7 @@ static int share_row(sqlite3_stmt *st, rowctx *x)
 	r.recipient = col_text(st, 4);
 	r.box_pk = sqlite3_column_blob(st, 5);
 	r.box_pk_len = sqlite3_column_bytes(st, 5);
+	r.epoch = (uint32_t)sqlite3_column_int64(st, 6);
 	return x->cb.share(&r, x->payload);
 }
 
@@ -364,10 +415,18 @@ int veld_state__shares_each(veld_store *s, veld_share_cb cb, void *payload)
 	x.cb.share = cb;
 	x.payload = payload;
 	return query(s,
-	             "SELECT k.key_id, k.case_id, k.compartment, k.key, s.recipient, d.box_pk"
+	             "SELECT k.key_id, k.case_id, k.compartment, k.key, s.recipient, d.box_pk, k.epoch"
 	             " FROM key_shares s JOIN case_keys k USING (key_id) JOIN devices d ON d.id = s.recipient"
 	             " WHERE NOT d.revoked ORDER BY s.recipient, k.key_id",
 	             NULL, share_row, &x, "key shares");
+}
+
+int veld_state__share_pairs_each(veld_store *s, veld_pair_cb cb, void *payload)
+{
+	rowctx x;
+	x.cb.pair = cb;
+	x.payload = payload;
+	return query(s, "SELECT key_id, recipient FROM key_shares", NULL, pair_row, &x, "key shares");
 }
 
 int veld_state__keys_dirty(veld_store *s)

@@ -63,12 +63,15 @@ typedef struct veld_case_key {
 	char compartment[32];          /* "social", "huiswijs" */
 	unsigned char key_id[VELD_KEYIDBYTES];
 	unsigned char *key;            /* VELD_KEYBYTES, sodium_malloc */
+	uint32_t epoch;                /* 0: the case's first key; rotations count up */
 } veld_case_key;
 
-/* The sealed payload is a fixed binary record (keyring.c), so every sealed
-** entry has the same size: payload + crypto_box_SEALBYTES (48). */
+/* The sealed payload is a fixed binary record (keyring.c), so a sealed
+** entry has one of two sizes: payload + crypto_box_SEALBYTES (48). */
 #define VELD_KEYRING_PAYLOADBYTES 100
 #define VELD_KEYRING_SEALEDBYTES  148
+/* A rotated key (epoch 1 and up) carries its epoch: 4 bytes more. */
+#define VELD_KEYRING_SEALED2BYTES 152
 
 /* Overwrite *k with a fresh random key id and key (k->key allocated; clear a
 ** key held in *k first); the caller then fills case_id and compartment. */
@@ -77,7 +80,8 @@ int veld_case_key__new(veld_case_key *k);
 void veld_case_key__clear(veld_case_key *k);
 
 /* Seal `k` to a recipient's X25519 public key (crypto_box_seal).
-** *out malloc'd, VELD_KEYRING_SEALEDBYTES long.  VELD_EINVALID if case_id is
+** *out malloc'd, VELD_KEYRING_SEALEDBYTES long (VELD_KEYRING_SEALED2BYTES
+** for k->epoch > 0).  VELD_EINVALID if case_id is
 ** not 32 lowercase hex digits or compartment not [a-z_]{1,31}. */
 int veld_keyring__seal(unsigned char **out, size_t *out_len, const veld_case_key *k,
                        const unsigned char *recipient_box_pk);
@@ -125,6 +129,7 @@ int veld_registry__verify(json_t **body, const char *text, size_t len,
 **   keys.c        case keys: made, shared by region, taken from keys refs
 **   erase.c       erasure, local and published
 **   run.c         veld_sync: commit, fetch, verify and merge, push, upkeep
+**   rotate.c      key epochs: the office rotates what a revoked device held
 **   org.c share.c log.c refused.c repoverify.c   the other public calls
 ** Every function returns 0 or a negative VELD_E* code with the message on
 ** the store's error (c->err).  The context holds no store transaction:
@@ -183,6 +188,7 @@ typedef struct veld_syncctx {
 	size_t n_merged_heads;
 	int prune_due;           /* an erasure left this store's tree */
 	int self_revoked;        /* main revokes this very device */
+	int keys_moved;          /* a keys ref of another store moved in this sync */
 } veld_syncctx;
 
 /* context.c.  ctx_open: open (or create) the store's repository and load
@@ -288,6 +294,14 @@ int veld_sync__keys_stage(veld_syncctx *c);
 int veld_sync__ensure_key(veld_syncctx *c, const char *case_id, const char *compartment, unsigned char *key,
                           unsigned char *key_id);
 int veld_sync__add_share(veld_syncctx *c, const char *key_hex, const char *recipient);
+/* Share `key_hex` with the office and the case's region's assistants. */
+int veld_sync__share_by_region(veld_syncctx *c, const char *key_hex, const char *case_id);
+/* rotate.c: office, inside the merge transaction: every case whose newest
+** key a revoked device holds (per this store's shares and every keys ref
+** fetched) gets a key of the next epoch for both compartments, shared
+** with those still entitled.  Looks only when a revocation is about to be
+** published or a keys ref moved (c->keys_moved), and a device is revoked. */
+int veld_sync__rotate_revoked(veld_syncctx *c);
 int veld_sync__case_postcode(veld_store *s, const char *case_id);
 int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head);
 int veld_sync__rescan_new_keys(veld_syncctx *c);
@@ -331,21 +345,30 @@ int veld_state__device_sign_pk(unsigned char *pk32, veld_store *s, const char *i
 int veld_state__device_revoked(veld_store *s, const char *id);
 int veld_state__device_role(char *role, size_t cap, veld_range *ranges, int *n_ranges, veld_store *s,
                             const char *id);
-/* Unrevoked devices (VELD_STATE_ACTIVE) or rows not yet in main. */
+/* Unrevoked devices (VELD_STATE_ACTIVE), rows not yet in main, or revoked
+** devices (VELD_STATE_REVOKED). */
 #define VELD_STATE_ACTIVE      0
 #define VELD_STATE_UNPUBLISHED 1
+#define VELD_STATE_REVOKED     2 /* revoked devices only */
 int veld_state__devices_each(veld_store *s, int which, veld_device_cb cb, void *payload);
 
-/* Case keys.  get: of (case, compartment), VELD_ENOTFOUND if none.
+/* Case keys.  get: of (case, compartment), the newest epoch held;
+** VELD_ENOTFOUND if none.
 ** find: the key `key_id` of `case_id` and its compartment; VELD_ENOTFOUND
 ** with *elsewhere 1 if another case holds that key id.  add: a key for a
-** (case, compartment) that has one is ignored (*added 0).  each: every key
+** (case, compartment, epoch) that has one is ignored (*added 0).  each: every key
 ** (case_id NULL) or one case's. */
 int veld_state__case_key_get(unsigned char *key, unsigned char *key_id, veld_store *s, const char *case_id,
                              const char *compartment);
 int veld_state__case_key_find(unsigned char *key, char *compartment, size_t ccap, int *elsewhere, veld_store *s,
                               const char *case_id, const unsigned char *key_id);
 int veld_state__case_key_add(int *added, veld_store *s, const veld_case_key *k);
+/* The newest epoch held of (case, compartment), or -1 if none.  key_of:
+** the case and compartment of key `key_hex`, *newest 1 if it is of the
+** newest epoch held; VELD_ENOTFOUND if this store does not hold it. */
+int veld_state__case_key_epoch(veld_store *s, const char *case_id, const char *compartment);
+int veld_state__key_of(char *case_id, char *compartment, size_t ccap, int *newest, veld_store *s,
+                       const char *key_hex);
 typedef int (*veld_case_key_cb)(const char *key_hex, const char *case_id, const char *compartment, void *payload);
 int veld_state__case_keys_each(veld_store *s, const char *case_id, veld_case_key_cb cb, void *payload);
 
@@ -355,10 +378,14 @@ typedef struct veld_share_row {
 	const char *key_hex, *case_id, *compartment, *recipient;
 	const unsigned char *key, *box_pk;
 	int key_len, box_pk_len;
+	uint32_t epoch;
 } veld_share_row;
 typedef int (*veld_share_cb)(const veld_share_row *r, void *payload);
 int veld_state__share_add(veld_store *s, const char *key_hex, const char *recipient);
 int veld_state__shares_each(veld_store *s, veld_share_cb cb, void *payload);
+/* Every share as (key id, recipient), revoked recipients too. */
+typedef int (*veld_pair_cb)(const char *a, const char *b, void *payload);
+int veld_state__share_pairs_each(veld_store *s, veld_pair_cb cb, void *payload);
 /* meta "keys_dirty": the keys ref must be rebuilt.  get: 1 or 0.  touch:
 ** set it only if this store has the flag (has ever shared a key). */
 int veld_state__keys_dirty(veld_store *s);

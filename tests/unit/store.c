@@ -553,10 +553,10 @@ static void test_store__schema_1_is_migrated(void **state)
 	free(after);
 	after = query_text(s, KEYS_DDL); /* the rename quotes the name */
 	assert_non_null(strstr(after, "WITHOUT ROWID"));
-	assert_non_null(strstr(after, "PRIMARY KEY(case_id, compartment)"));
+	assert_non_null(strstr(after, "PRIMARY KEY(case_id, compartment, epoch)"));
 	free(after);
 	after = query_text(s, "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'schema_version'");
-	assert_string_equal(after, "3\n");
+	assert_string_equal(after, "4\n");
 	free(after);
 	after = query_text(s, "SELECT count(*) FROM refusals"); /* schema 3: there, empty */
 	assert_string_equal(after, "0\n");

@@ -356,11 +356,52 @@ static void test_sync_keyring__open_into_a_given_buffer(void **state)
 	free(sealed);
 }
 
+/* A rotated key (epoch 1 and up) travels as "VKY2" with its epoch; a
+** "VKY2" record that says epoch 0, or a "VKY1" record of the longer size,
+** is refused. */
+static void test_sync_keyring__epochs(void **state)
+{
+	veld_case_key k, got;
+	box r;
+	unsigned char *sealed = NULL, p[VELD_KEYRING_PAYLOADBYTES + 4], s2[VELD_KEYRING_SEALED2BYTES];
+	size_t len = 0;
+	veld_err err = {0, ""};
+	(void)state;
+	mk_box(&r);
+	mk_key(&k, "social");
+	k.epoch = 70000; /* more than two bytes */
+	assert_int_equal(veld_keyring__seal(&sealed, &len, &k, r.pk), 0);
+	assert_int_equal(len, VELD_KEYRING_SEALED2BYTES);
+	assert_int_equal(veld_keyring__open(&got, sealed, len, r.pk, r.sk, &err), 0);
+	assert_int_equal(got.epoch, 70000);
+	assert_memory_equal(got.key, k.key, VELD_KEYBYTES);
+	veld_case_key__clear(&got);
+	free(sealed);
+	k.epoch = 0;
+	assert_int_equal(veld_keyring__seal(&sealed, &len, &k, r.pk), 0);
+	assert_int_equal(len, VELD_KEYRING_SEALEDBYTES);
+	assert_int_equal(veld_keyring__open(&got, sealed, len, r.pk, r.sk, &err), 0);
+	assert_int_equal(got.epoch, 0);
+	veld_case_key__clear(&got);
+	free(sealed);
+	/* "VKY2" saying epoch 0, and "VKY1" at the longer size. */
+	payload(p, "VKY2", "social", 6);
+	memset(p + VELD_KEYRING_PAYLOADBYTES, 0, 4);
+	assert_int_equal(crypto_box_seal(s2, p, sizeof p, r.pk), 0);
+	assert_refused(s2, sizeof s2, &r);
+	payload(p, "VKY1", "social", 6);
+	p[VELD_KEYRING_PAYLOADBYTES] = 1;
+	assert_int_equal(crypto_box_seal(s2, p, sizeof p, r.pk), 0);
+	assert_refused(s2, sizeof s2, &r);
+	veld_case_key__clear(&k);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_sync_keyring__new_keys_are_random),
 	        cmocka_unit_test(test_sync_keyring__round_trip),
+	        cmocka_unit_test(test_sync_keyring__epochs),
 	        cmocka_unit_test(test_sync_keyring__only_the_recipient_opens),
 	        cmocka_unit_test(test_sync_keyring__every_bit_flip_and_length_is_refused),
 	        cmocka_unit_test(test_sync_keyring__documented_payload_opens),

@@ -1,0 +1,157 @@
+/*
+** sync_rotation.c — revocation rotates keys (docs/sync.md, "Key epochs").
+**
+** A tablet is lost.  The office revokes it; its next sync rotates every
+** case key the tablet held: what the others write once they have synced
+** is sealed with keys of the next epoch, which the revoked tablet never
+** gets.  Checked the hard way: the key id each new blob on the hub claims
+** is looked up among every key the revoked store holds, and is not there;
+** the volunteer that shares the case still reads what is written for it.
+** Then the race: a tablet that had not heard of the revocation makes a
+** case and seals its keys to the revoked tablet too; the office sees that
+** in the tablet's keys ref and rotates that case again.
+*/
+#include "testutil.h"
+
+#include "sync.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#define CONTACT  "{\"datum\":\"2018-04-05\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"materieel\"]}"
+#define WOONZOEK "{\"datum\":\"2018-04-06\",\"activiteit\":\"online_zoeken\",\"duur_min\":45}"
+
+static void sync_ok(veld_store *s)
+{
+	json_decref(veld_test_sync(s, VELD_OK));
+}
+
+/* The key id the blob of `record_id` claims in main on the hub. */
+static void key_id_in_main(unsigned char *key_id, const char *hub, const char *case_id, const char *record_id)
+{
+	veld_repo *r = NULL;
+	veld_err e;
+	git_oid head, tree, blob;
+	char path[128];
+	unsigned char *bytes = NULL;
+	size_t len = 0;
+	memset(&e, 0, sizeof e);
+	snprintf(path, sizeof path, "cases/%.2s/%c/%s/%s", case_id, case_id[2], case_id, record_id);
+	if (veld_repo__open(&r, veld_os_default(), hub, &e) || veld_repo__ref_get(&head, r, "refs/heads/main", &e) ||
+	    veld_repo__commit_tree(&tree, r, &head, &e) || veld_repo__tree_lookup(&blob, r, &tree, path, &e) ||
+	    veld_repo__blob_read(&bytes, &len, r, &blob, &e))
+		fail_msg("record %s in main: %s", record_id, e.msg);
+	assert_int_equal(veld_env__key_id(key_id, bytes, len), 0);
+	free(bytes);
+	veld_repo__free(r);
+}
+
+/* Does store `s` hold the key the blob of `record_id` in main claims? */
+static int holds_key_of(veld_store *s, const char *hub, const char *case_id, const char *record_id)
+{
+	unsigned char key_id[VELD_KEYIDBYTES], *key = sodium_malloc(VELD_KEYBYTES);
+	char comp[32];
+	int elsewhere = 0, rc;
+	key_id_in_main(key_id, hub, case_id, record_id);
+	rc = veld_state__case_key_find(key, comp, sizeof comp, &elsewhere, s, case_id, key_id);
+	sodium_free(key);
+	return rc == 0;
+}
+
+static int shows(veld_store *s, const char *rid, const char *text)
+{
+	char *out = NULL;
+	int yes = veld_record_show_json(&out, s, rid) == VELD_OK && strstr(out, text) != NULL;
+	veld_free(out);
+	return yes;
+}
+
+static void test_rotation__revoked_tablet_holds_no_key_of_what_is_written_after(void **state)
+{
+	veld_test_net n;
+	char x[VELD_IDSIZE], rec[VELD_IDSIZE], zoek[VELD_IDSIZE], later[VELD_IDSIZE], v_id[VELD_IDSIZE];
+	char c_id[VELD_IDSIZE], y[VELD_IDSIZE], yrec[VELD_IDSIZE], *dir;
+	veld_store *v, *c;
+	(void)state;
+	veld_test_net_up(&n, "sync-rotation", "assistant", "3000-3499", "assistant", "3000-3499");
+	dir = veld_test_path(n.root, "v");
+	v = veld_test_device(v_id, n.office, dir, "volunteer", NULL, n.hub);
+	free(dir);
+	dir = veld_test_path(n.root, "c");
+	c = veld_test_device(c_id, n.office, dir, "assistant", "3000-3499", n.hub);
+	free(dir);
+	sync_ok(n.a);
+	sync_ok(c);
+	/* A's case X, a contact and a woonzoek entry shared with the volunteer;
+	** everyone holds what they may. */
+	assert_int_equal(veld_case_new(x, n.a, "{\"name\":\"Els\",\"postcode\":\"3000\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rec, n.a, x, "contactregistratie", NULL, CONTACT), VELD_OK);
+	assert_int_equal(veld_record_put(zoek, n.a, x, "woonzoek", NULL, WOONZOEK), VELD_OK);
+	sync_ok(n.a);
+	assert_int_equal(veld_case_consent(n.a, x, "huiswijs"), VELD_OK);
+	assert_int_equal(veld_case_share(n.a, x, v_id, "huiswijs"), VELD_OK);
+	sync_ok(n.a);
+	sync_ok(n.office);
+	sync_ok(n.b);
+	sync_ok(v);
+	sync_ok(c);
+	assert_true(shows(n.b, rec, "huisbezoek"));
+	assert_true(holds_key_of(n.b, n.hub, x, rec));
+	assert_true(holds_key_of(n.b, n.hub, x, zoek));
+
+	/* B is lost: revoked, and the office's sync rotates X. */
+	assert_int_equal(veld_device_revoke(n.office, n.b_id), VELD_OK);
+	sync_ok(n.office);
+	assert_int_equal(veld_state__case_key_epoch(n.office, x, "social"), 1);
+	assert_int_equal(veld_state__case_key_epoch(n.office, x, "huiswijs"), 1);
+
+	/* The race: C had not synced since; it makes case Y and seals Y's
+	** keys to its region, B included, before its sync hears of B. */
+	assert_int_equal(veld_case_new(y, c, "{\"name\":\"Wim\",\"postcode\":\"3010\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(yrec, c, y, "contactregistratie", NULL, CONTACT), VELD_OK);
+	sync_ok(c);
+	sync_ok(n.office); /* sees Y's newest key sealed to B: rotates Y */
+	assert_int_equal(veld_state__case_key_epoch(n.office, y, "social"), 1);
+
+	/* After their syncs, A and C write with the new keys. */
+	sync_ok(n.a);
+	sync_ok(c);
+	assert_int_equal(veld_state__case_key_epoch(n.a, x, "social"), 1);
+	assert_int_equal(veld_record_put(later, n.a, x, "contactregistratie", NULL, CONTACT), VELD_OK);
+	assert_int_equal(veld_record_put(NULL, n.a, x, "woonzoek", zoek, "{\"resultaat\":\"geen_reactie\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(NULL, c, y, "contactregistratie", yrec, "{\"duur_min\":25}"), VELD_OK);
+	sync_ok(n.a);
+	sync_ok(c);
+	sync_ok(n.office);
+	sync_ok(v);
+	sync_ok(n.a);
+	sync_ok(c);
+
+	/* Nothing written after the revocation opens with a key B holds; what
+	** was written before still does (B keeps what it had). */
+	assert_false(holds_key_of(n.b, n.hub, x, later));
+	assert_false(holds_key_of(n.b, n.hub, x, zoek));
+	assert_false(holds_key_of(n.b, n.hub, y, yrec));
+	assert_true(holds_key_of(n.b, n.hub, x, rec));
+	/* The entitled read it all: the office, A, C, and the volunteer its part. */
+	assert_true(shows(n.office, later, "huisbezoek"));
+	assert_true(shows(c, later, "huisbezoek"));
+	assert_true(shows(n.a, yrec, "\"duur_min\":25"));
+	assert_true(shows(v, zoek, "geen_reactie"));
+	assert_false(shows(v, later, "huisbezoek"));
+	assert_int_equal(veld_repository_verify(n.office), VELD_OK);
+	veld_store_close(v);
+	veld_store_close(c);
+	veld_test_net_down(&n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rotation__revoked_tablet_holds_no_key_of_what_is_written_after),
+	};
+	return cmocka_run_group_tests_name("sync_rotation", tests, NULL, NULL);
+}
