@@ -11,9 +11,8 @@
 ** device holds; older records stay readable with the keys that sealed them.
 **
 ** Which cases: every case whose NEWEST key a revoked device holds, as far as
-** the office can see: its own shares and every entry of every keys ref on
-** the hub (an entry's path names its recipient and key id; no need to open
-** it).  So the same check covers the revocation itself and the race after
+** the office can see (holders.c: its own shares and the paths of every keys
+** ref on the hub).  So the same check covers the revocation itself and the race after
 ** it: a device that had not heard of the revocation seals a case's newest
 ** key to the revoked device, the office sees it in that keys ref, and the
 ** case is rotated again.  The check runs when a revocation is about to be
@@ -40,18 +39,6 @@ typedef struct rotctx {
 	int rc;
 } rotctx;
 
-static int note_holder(const char *key_hex, const char *recipient, void *payload)
-{
-	rotctx *r = payload;
-	json_t *set = json_object_get(r->holders, key_hex);
-	if (!set) {
-		set = json_object();
-		if (!set || json_object_set_new(r->holders, key_hex, set))
-			return r->rc = veld_err__set(r->c->err, VELD_ERROR, "out of memory");
-	}
-	return json_object_set_new(set, recipient, json_true()) ? (r->rc = VELD_ERROR) : 0;
-}
-
 static int note_revoked(const veld_device_row *d, void *payload)
 {
 	rotctx *r = payload;
@@ -65,33 +52,6 @@ static int note_due(const veld_device_row *d, void *payload)
 	if (d->revoked)
 		r->due = 1;
 	return 0;
-}
-
-/* An entry <recipient>/<key id> of a keys ref. */
-static int keys_entry(const char *path, const git_oid *old_id, const git_oid *new_id, void *payload)
-{
-	const char *slash = strchr(path, '/');
-	char recipient[VELD_IDSIZE];
-	(void)old_id;
-	if (!new_id || !slash || slash - path != VELD_IDSIZE - 1 || !veld_hex__is(slash + 1, 32))
-		return 0;
-	memcpy(recipient, path, VELD_IDSIZE - 1);
-	recipient[VELD_IDSIZE - 1] = '\0';
-	return note_holder(slash + 1, recipient, payload) ? 1 : 0;
-}
-
-static int scan_keys_ref(const char *name, const git_oid *id, void *payload)
-{
-	rotctx *r = payload;
-	git_oid tree;
-	(void)name;
-	if (veld_repo__commit_tree(&tree, r->c->repo, id, r->c->err)) {
-		veld_err__clear(r->c->err); /* not a commit: take_keys reported it */
-		return 0;
-	}
-	if (veld_repo__diff(r->c->repo, NULL, &tree, keys_entry, r, r->c->err) && !r->rc)
-		veld_err__clear(r->c->err);
-	return r->rc ? 1 : 0;
 }
 
 /* Cases whose newest key a revoked device holds. */
@@ -189,10 +149,9 @@ int veld_sync__rotate_revoked(veld_syncctx *c)
 		return 0;
 	memset(&r, 0, sizeof r);
 	r.c = c;
-	r.holders = json_object();
 	r.revoked = json_object();
 	r.cases = json_object();
-	if (!r.holders || !r.revoked || !r.cases) {
+	if (!r.revoked || !r.cases) {
 		rc = veld_err__set(c->err, VELD_ERROR, "out of memory");
 		goto done;
 	}
@@ -201,9 +160,8 @@ int veld_sync__rotate_revoked(veld_syncctx *c)
 		goto done;
 	if (json_object_size(r.revoked) == 0 || (!r.due && !c->keys_moved))
 		goto done;
-	if ((rc = veld_state__share_pairs_each(c->s, note_holder, &r)) ||
-	    (rc = veld_repo__ref_list(c->repo, VELD_HUB_PREFIX "veld-keys/", scan_keys_ref, &r, c->err)) ||
-	    (rc = r.rc) || (rc = mark_cases(&r)))
+	json_decref(r.holders);
+	if ((rc = veld_sync__holders(&r.holders, c)) || (rc = mark_cases(&r)))
 		goto done;
 	json_object_foreach(r.cases, case_id, v)
 	{

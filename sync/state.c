@@ -192,6 +192,25 @@ int veld_state__device_sign_pk(unsigned char *pk32, veld_store *s, const char *i
 	return rc;
 }
 
+int veld_state__device_info(char *name, size_t ncap, char *role, size_t rcap, char *region, size_t gcap,
+                            int *revoked, veld_store *s, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = VELD_ENOTFOUND;
+	if (prepare(s, &st, "SELECT name, role, region, revoked FROM devices WHERE id = ?1"))
+		return VELD_ERROR;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(name, ncap, "%s", col_text(st, 0));
+		snprintf(role, rcap, "%s", col_text(st, 1));
+		snprintf(region, gcap, "%s", col_text(st, 2));
+		*revoked = sqlite3_column_int(st, 3);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
 int veld_state__device_revoked(veld_store *s, const char *id)
 {
 	sqlite3_stmt *st = NULL;

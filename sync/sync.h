@@ -130,6 +130,8 @@ int veld_registry__verify(json_t **body, const char *text, size_t len,
 **   erase.c       erasure, local and published
 **   run.c         veld_sync: commit, fetch, verify and merge, push, upkeep
 **   rotate.c      key epochs: the office rotates what a revoked device held
+**   holders.c     who holds which key (rotate.c, access.c)
+**   access.c      veld_case_access_json: who holds a case's keys, and why
 **   org.c share.c log.c refused.c repoverify.c   the other public calls
 ** Every function returns 0 or a negative VELD_E* code with the message on
 ** the store's error (c->err).  The context holds no store transaction:
@@ -296,6 +298,9 @@ int veld_sync__ensure_key(veld_syncctx *c, const char *case_id, const char *comp
 int veld_sync__add_share(veld_syncctx *c, const char *key_hex, const char *recipient);
 /* Share `key_hex` with the office and the case's region's assistants. */
 int veld_sync__share_by_region(veld_syncctx *c, const char *key_hex, const char *case_id);
+/* holders.c: who holds which key, from the paths of this store's shares
+** and of every keys ref fetched: *out is {key id: {recipient: true}}. */
+int veld_sync__holders(json_t **out, veld_syncctx *c);
 /* rotate.c: office, inside the merge transaction: every case whose newest
 ** key a revoked device holds (per this store's shares and every keys ref
 ** fetched) gets a key of the next epoch for both compartments, shared
@@ -341,6 +346,10 @@ int veld_state__device_revoke(int *changed, veld_store *s, const char *id, int o
 /* Of an enrolled, unrevoked device (VELD_ENOTFOUND otherwise): its signing
 ** key; its role and region (ranges NULL: not wanted). */
 int veld_state__device_sign_pk(unsigned char *pk32, veld_store *s, const char *id, int revoked_too);
+/* Name, role and region of an enrolled device, revoked or not
+** (VELD_ENOTFOUND otherwise). */
+int veld_state__device_info(char *name, size_t ncap, char *role, size_t rcap, char *region, size_t gcap,
+                            int *revoked, veld_store *s, const char *id);
 /* 1 if `id` is enrolled and revoked. */
 int veld_state__device_revoked(veld_store *s, const char *id);
 int veld_state__device_role(char *role, size_t cap, veld_range *ranges, int *n_ranges, veld_store *s,

@@ -626,6 +626,22 @@ VELD_API int veld_resolve(veld_store *store, const char *record_id, const char *
 VELD_API int veld_log_json(char **out, veld_store *store, const char *case_id);
 
 /*
+** veld_case_access_json — office: every device that holds a key of case
+** `case_id`, per compartment, and why, as far as the office can see (its
+** own shares and every keys ref it fetched at its last sync): [{"device",
+** "name","role","compartment","keys" (how many of the case's keys of that
+** compartment it holds),"newest" (it holds the newest epoch),"why"
+** ("office", "region" or "share"),"revoked","consent" (for a share: the
+** case header's toestemming.<compartment>, or null)}], by compartment and
+** device.  *out freed with veld_free.
+**
+** VELD_EDENIED    not the office
+** VELD_ENOTFOUND  the office holds no key of the case
+** VELD_EINVALID   `case_id` is not 32 hex digits
+*/
+VELD_API int veld_case_access_json(char **out, veld_store *store, const char *case_id);
+
+/*
 ** veld_refused_json — the changes verification did not accept
 ** (docs/sync.md, "Refusals"), oldest first: on a device its own (as the
 ** office published them, or as this store found them), on the office

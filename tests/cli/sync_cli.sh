@@ -174,6 +174,13 @@ scenario() {
   cmp -s "$R/export-office" "$R/export-a" && cmp -s "$R/export-a" "$R/export-b" && ok \
     || bad "$kind: exports differ after the resolution"
 
+  # Who holds X's keys: the office sees A (region); a tablet may not ask.
+  expect_exit 0 "$kind: case access on the office" -- V "$O" --json case access "$X"
+  expect_match "\"device\":\"$A_ID\"[^}]*\"why\":\"region\"" "$T/out" "$kind: A holds X's keys by region"
+  expect_exit 0 "$kind: case access text" -- V "$O" case access "$X"
+  expect_match "$A_ID" "$T/out" "$kind: the text lists A"
+  expect_exit 4 "$kind: case access on a tablet" -- V "$A" case access "$X"
+
   # Nothing was refused: `veld refused` says so, in text and JSON.
   for d in "$O" "$A"; do
     expect_exit 0 "$kind: refused --json on ${d##*/}" -- V "$d" --json refused

@@ -69,6 +69,30 @@ static int shows(veld_store *s, const char *rid, const char *text)
 	return yes;
 }
 
+static json_t *find_access(json_t *arr, const char *device, const char *compartment)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(arr, i, e)
+	{
+		if (!strcmp(json_string_value(json_object_get(e, "device")), device) &&
+		    !strcmp(json_string_value(json_object_get(e, "compartment")), compartment))
+			return e;
+	}
+	return NULL;
+}
+
+static void expect_access(json_t *arr, const char *device, const char *compartment, const char *why, int newest,
+                          int revoked)
+{
+	json_t *e = find_access(arr, device, compartment);
+	if (!e)
+		fail_msg("device %s is not listed for %s: %s", device, compartment, json_dumps(arr, JSON_COMPACT));
+	assert_string_equal(json_string_value(json_object_get(e, "why")), why);
+	assert_int_equal(json_is_true(json_object_get(e, "newest")), newest);
+	assert_int_equal(json_is_true(json_object_get(e, "revoked")), revoked);
+}
+
 static void test_rotation__revoked_tablet_holds_no_key_of_what_is_written_after(void **state)
 {
 	veld_test_net n;
@@ -143,6 +167,26 @@ static void test_rotation__revoked_tablet_holds_no_key_of_what_is_written_after(
 	assert_true(shows(v, zoek, "geen_reactie"));
 	assert_false(shows(v, later, "huisbezoek"));
 	assert_int_equal(veld_repository_verify(n.office), VELD_OK);
+
+	/* The office sees who holds X's keys, and why. */
+	{
+		char *out = NULL;
+		json_t *arr;
+		assert_int_equal(veld_case_access_json(&out, n.office, x), VELD_OK);
+		arr = json_loads(out, 0, NULL);
+		expect_access(arr, n.b_id, "social", "region", 0, 1);
+		expect_access(arr, n.a_id, "social", "region", 1, 0);
+		expect_access(arr, c_id, "huiswijs", "region", 1, 0);
+		expect_access(arr, v_id, "huiswijs", "share", 1, 0);
+		assert_null(find_access(arr, v_id, "social"));
+		assert_non_null(json_object_get(find_access(arr, v_id, "huiswijs"), "consent"));
+		assert_false(json_is_null(json_object_get(find_access(arr, v_id, "huiswijs"), "consent")));
+		json_decref(arr);
+		veld_free(out);
+		out = NULL;
+		assert_int_equal(veld_case_access_json(&out, n.a, x), VELD_EDENIED);
+		assert_null(out);
+	}
 	veld_store_close(v);
 	veld_store_close(c);
 	veld_test_net_down(&n);

@@ -144,6 +144,47 @@ static int case_list_show(cli *c, int show)
 	return code;
 }
 
+static void print_access(const char *json)
+{
+	json_t *arr = json_loads(json, 0, NULL), *e;
+	size_t i;
+	json_array_foreach(arr, i, e)
+	{
+		char *name = cli_visible(json_string_value(json_object_get(e, "name")));
+		printf("%-8s %s %-20s %-9s %-6s %s%s\n", json_string_value(json_object_get(e, "compartment")),
+		       json_string_value(json_object_get(e, "device")), name ? name : "",
+		       json_string_value(json_object_get(e, "role")), json_string_value(json_object_get(e, "why")),
+		       json_is_true(json_object_get(e, "newest")) ? "current key" : "older keys only",
+		       json_is_true(json_object_get(e, "revoked")) ? ", revoked" : "");
+		free(name);
+	}
+	json_decref(arr);
+}
+
+/* case access CASE (office) */
+static int case_access(cli *c)
+{
+	veld_store *s;
+	char *out = NULL;
+	const char *id = cli_arg(c, 2, 0, NULL);
+	int rc, code;
+	if ((code = cli_check_opts(c, 2, NULL, NULL)))
+		return code;
+	if (!id || c->argc != 3)
+		return cli_usage("case access CASE");
+	if ((code = cli_open(&s, c)))
+		return code;
+	rc = veld_case_access_json(&out, s, id);
+	code = rc ? cli_fail(s, rc, "case access") : EXIT_OK;
+	if (!rc && c->json)
+		printf("%s\n", out);
+	else if (!rc)
+		print_access(out);
+	veld_free(out);
+	veld_store_close(s);
+	return code;
+}
+
 /* case consent CASE --scope SCOPE / case share CASE --with DEVICE --scope SCOPE */
 static int case_consent_share(cli *c, int share)
 {
@@ -195,7 +236,9 @@ int cmd_case(cli *c)
 		return case_list_show(c, 0);
 	if (sub && !strcmp(sub, "show"))
 		return case_list_show(c, 1);
-	return cli_usage("case new|list|show|consent|share|erase");
+	if (sub && !strcmp(sub, "access"))
+		return case_access(c);
+	return cli_usage("case new|list|show|consent|share|access|erase");
 }
 
 /* Read --file (a path or "-") into a JSON object; NULL with *code set. */
