@@ -121,29 +121,6 @@ static void print_case(const char *txt)
 	json_decref(j);
 }
 
-static int case_list_show(cli *c, int show)
-{
-	veld_store *s;
-	char *out = NULL;
-	const char *id = show ? cli_arg(c, 2, 0, NULL) : NULL;
-	int rc, code;
-	if ((code = cli_check_opts(c, 2, NULL, NULL)))
-		return code;
-	if (show ? (!id || c->argc != 3) : c->argc != 2)
-		return cli_usage(show ? "case show CASE" : "case list");
-	if ((code = cli_open(&s, c)))
-		return code;
-	rc = show ? veld_case_show_json(&out, s, id) : veld_case_list_json(&out, s);
-	code = rc ? cli_fail(s, rc, show ? "case show" : "case list") : EXIT_OK;
-	if (!rc && c->json)
-		printf("%s\n", out);
-	else if (!rc)
-		show ? print_case(out) : print_case_list(out);
-	veld_free(out);
-	veld_store_close(s);
-	return code;
-}
-
 static void print_access(const char *json)
 {
 	json_t *arr = json_loads(json, 0, NULL), *e;
@@ -161,25 +138,32 @@ static void print_access(const char *json)
 	json_decref(arr);
 }
 
-/* case access CASE (office) */
-static int case_access(cli *c)
+/* case list / case show CASE / case access CASE (office) */
+#define CASE_LIST   0
+#define CASE_SHOW   1
+#define CASE_ACCESS 2
+static int case_list_show(cli *c, int mode)
 {
+	static const char *const usage[] = {"case list", "case show CASE", "case access CASE"};
+	static const char *const what[] = {"case list", "case show", "case access"};
 	veld_store *s;
 	char *out = NULL;
-	const char *id = cli_arg(c, 2, 0, NULL);
+	const char *id = mode != CASE_LIST ? cli_arg(c, 2, 0, NULL) : NULL;
 	int rc, code;
 	if ((code = cli_check_opts(c, 2, NULL, NULL)))
 		return code;
-	if (!id || c->argc != 3)
-		return cli_usage("case access CASE");
+	if (mode != CASE_LIST ? (!id || c->argc != 3) : c->argc != 2)
+		return cli_usage(usage[mode]);
 	if ((code = cli_open(&s, c)))
 		return code;
-	rc = veld_case_access_json(&out, s, id);
-	code = rc ? cli_fail(s, rc, "case access") : EXIT_OK;
+	rc = mode == CASE_SHOW     ? veld_case_show_json(&out, s, id)
+	     : mode == CASE_ACCESS ? veld_case_access_json(&out, s, id)
+	                           : veld_case_list_json(&out, s);
+	code = rc ? cli_fail(s, rc, what[mode]) : EXIT_OK;
 	if (!rc && c->json)
 		printf("%s\n", out);
 	else if (!rc)
-		print_access(out);
+		mode == CASE_SHOW ? print_case(out) : mode == CASE_ACCESS ? print_access(out) : print_case_list(out);
 	veld_free(out);
 	veld_store_close(s);
 	return code;
@@ -233,11 +217,11 @@ int cmd_case(cli *c)
 	if (sub && !strcmp(sub, "new"))
 		return case_new(c);
 	if (sub && !strcmp(sub, "list"))
-		return case_list_show(c, 0);
+		return case_list_show(c, CASE_LIST);
 	if (sub && !strcmp(sub, "show"))
-		return case_list_show(c, 1);
+		return case_list_show(c, CASE_SHOW);
 	if (sub && !strcmp(sub, "access"))
-		return case_access(c);
+		return case_list_show(c, CASE_ACCESS);
 	return cli_usage("case new|list|show|consent|share|access|erase");
 }
 
