@@ -258,6 +258,19 @@ static int check_header(veld_err *err, json_t *h, int creating)
 				return veld_err__set(err, VELD_EINVALID, "case field '%s' must be a date YYYY-MM-DD", key);
 			continue;
 		}
+		/* Consent as data, and access taken back (sync/share.c): a date,
+		** or null when cleared; who recorded a consent, by device id. */
+		if (!strncmp(key, "toestemming_ingetrokken.", 24) || !strncmp(key, "toegang_ingetrokken.", 20)) {
+			if (!json_is_null(v) && (!json_is_string(v) || !valid_date(json_string_value(v))))
+				return veld_err__set(err, VELD_EINVALID, "case field '%.40s' must be a date YYYY-MM-DD or null",
+				                     key);
+			continue;
+		}
+		if (!strncmp(key, "toestemming_door.", 17)) {
+			if (!json_is_string(v) || !veld_hex__is(json_string_value(v), 32))
+				return veld_err__set(err, VELD_EINVALID, "case field '%.40s' must be a device id", key);
+			continue;
+		}
 		if (strcmp(key, "name") && strcmp(key, "postcode") && strcmp(key, "birth") &&
 		    strcmp(key, "address") && strcmp(key, "phone") && strcmp(key, "ref"))
 			return veld_err__set(err, VELD_EINVALID, "case field '%s' is unknown", key);

@@ -29,7 +29,8 @@
 
 /* 2: case_keys keyed by (case_id, compartment), WITHOUT ROWID.
 ** 3: refusals.
-** 4: case_keys has an epoch per (case_id, compartment): keys rotate.
+** 4: case_keys has an epoch per (case_id, compartment): keys rotate;
+**    access_lost: devices that no longer may read a case.
 ** migrate() takes a store of any older version to this one. */
 #define SCHEMA_VERSION 4
 
@@ -62,6 +63,15 @@
 	"  published INTEGER NOT NULL DEFAULT 0,"                                                                      \
 	"  PRIMARY KEY(path, blob, device)) WITHOUT ROWID;"                                                            \
 	"CREATE INDEX refusals_device ON refusals(device, at);"
+
+/* A device that may no longer read a case (consent withdrawn, share taken
+** back): sync/state.c. */
+#define ACCESS_LOST_SQL                                                                                                \
+	"CREATE TABLE access_lost("                                                                                    \
+	"  device TEXT NOT NULL,"                                                                                      \
+	"  case_id TEXT NOT NULL,"                                                                                     \
+	"  published INTEGER NOT NULL DEFAULT 0,"                                                                      \
+	"  PRIMARY KEY(device, case_id)) WITHOUT ROWID;"
 
 static const char *const schema_sql =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
@@ -103,7 +113,7 @@ static const char *const schema_sql =
 	"  published INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE sync_refs(ref TEXT PRIMARY KEY, oid TEXT NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE erased(case_id TEXT PRIMARY KEY, published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-	REFUSALS_SQL;
+	REFUSALS_SQL ACCESS_LOST_SQL;
 
 int veld_schema__create(veld_store *s)
 {
@@ -159,7 +169,8 @@ static int check_foreign_keys(veld_store *s)
 ** by key_id in a rowid table, schemas 1 to 3 had no epoch (every key so far
 ** is epoch 0).  Foreign keys are off around it, or dropping the old table
 ** would delete every key_shares row through its ON DELETE CASCADE; they
-** are checked before the commit.  Schemas 1 and 2 also get refusals. */
+** are checked before the commit.  Schemas 1 and 2 also get refusals,
+** schemas 1 to 3 access_lost. */
 static int migrate(veld_store *s, int from)
 {
 	char ver[16];
@@ -176,6 +187,8 @@ static int migrate(veld_store *s, int from)
 		                      "migrate the store");
 	if (!rc && from < 3)
 		rc = veld_store__exec(s, REFUSALS_SQL, "migrate the store");
+	if (!rc && from < 4)
+		rc = veld_store__exec(s, ACCESS_LOST_SQL, "migrate the store");
 	if (!rc)
 		rc = check_foreign_keys(s);
 	snprintf(ver, sizeof ver, "%d", SCHEMA_VERSION);

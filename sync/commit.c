@@ -3,8 +3,9 @@
 ** commit on its own ref (docs/sync.md, "Commit").
 **
 ** Every dirty record is sealed into its blob with its case's key (made now
-** if the case has none), the office adds the registry entries and the
-** refusals (docs/sync.md, "Refusals") not yet in main, every store
+** if the case has none), the office adds the registry entries, the
+** refusals (docs/sync.md, "Refusals") and the access taken back not yet in
+** main, every store
 ** drops the directories of cases it erased (the office also writes the
 ** signed erasure marker); the tree is updated at those
 ** paths only and committed, signed by this device (the office: on main,
@@ -202,6 +203,7 @@ static const char *refusal_phrase(const char *code)
 		{VELD_REFUSED_KEY, "sealed with a key the office does not hold for the case"},
 		{VELD_REFUSED_OPEN, "the record does not open with its key"},
 		{VELD_REFUSED_REVOKED, "written by a revoked device"},
+		{VELD_REFUSED_ACCESS, "the writer's access to the case was taken back"},
 	};
 	size_t i;
 	for (i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
@@ -233,6 +235,18 @@ static int refusal_entry(const veld_refusal_row *r, void *payload)
 	return veld_sync__changeset_add_signed(x->c, x->cs, path, body);
 }
 
+/* Office: a device's access to a case taken back, access/<device>/<case>. */
+static int access_entry(const char *device, const char *case_id, void *payload)
+{
+	commitctx *x = payload;
+	char path[128];
+	if (!veld_hex__is(device, 32) || !veld_id__is(case_id))
+		return 0;
+	snprintf(path, sizeof path, VELD_ACCESS_DIR "%s/%s", device, case_id);
+	return veld_sync__changeset_add_signed(x->c, x->cs, path,
+	                                       json_pack("{s:s, s:s}", "device", device, "case", case_id));
+}
+
 /* Office: refusals not yet in main become tree changes. */
 static int refusal_changes(veld_syncctx *c, veld_changeset *cs)
 {
@@ -240,7 +254,8 @@ static int refusal_changes(veld_syncctx *c, veld_changeset *cs)
 	x.c = c;
 	x.cs = cs;
 	x.key = NULL;
-	return veld_state__refusals_each(c->s, VELD_STATE_UNPUBLISHED, NULL, refusal_entry, &x);
+	int rc = veld_state__refusals_each(c->s, VELD_STATE_UNPUBLISHED, NULL, refusal_entry, &x);
+	return rc ? rc : veld_state__access_lost_each(c->s, access_entry, &x);
 }
 
 /* ---- the keys ref ----------------------------------------------------------------- */

@@ -210,6 +210,10 @@ static int key_entry(const char *path, const git_oid *old_id, const git_oid *new
 		sodium_memzero(c->blob_key, VELD_KEYBYTES);
 		return refuse_entry(k, path, new_id, "a sealed key entry is stored under another key id") ? 1 : 0;
 	}
+	if (veld_state__access_lost_has(c->s, c->me, ck.case_id)) {
+		sodium_memzero(c->blob_key, VELD_KEYBYTES);
+		return 0; /* this device's access to the case was taken back */
+	}
 	if (ck.epoch > 0 && !k->owner_office) {
 		sodium_memzero(c->blob_key, VELD_KEYBYTES);
 		return refuse_entry(k, path, new_id, "a rotated case key from a device other than the office") ? 1 : 0;

@@ -49,10 +49,14 @@ static int merge_record(veld_syncctx *c, veld_record *remote, const char *record
 	int rc = veld_store__record_load(&local, c->s, record_id);
 	if (rc == VELD_ENOTFOUND) {
 		veld_err__clear(c->err);
+		if (!strcmp(record_id, veld_record__case(remote)))
+			c->headers_changed = 1;
 		rc = veld_store__record_save(c->s, remote, 1, comp);
 		c->merged++;
 	} else if (rc == 0) {
 		char *before = veld_record__canonical(local), *after = NULL;
+		if (!strcmp(record_id, veld_record__case(local)))
+			c->headers_changed = 1;
 		if (strcmp(veld_record__form(local), veld_record__form(remote)) ||
 		    strcmp(veld_record__case(local), veld_record__case(remote))) {
 			rc = 0; /* an id collision across forms is refused, not merged */
@@ -173,6 +177,26 @@ static int apply_refusal(veld_syncctx *c, const char *path, const git_oid *id)
 	return rc;
 }
 
+/* An access/<device>/<case> entry of main: that device may no longer read
+** the case.  Every store refuses its writes to it from now on (verify.c);
+** the device itself drops the case. */
+static int apply_access(veld_syncctx *c, const char *path, const git_oid *id)
+{
+	json_t *body = NULL;
+	const char *dev, *cid;
+	int rc, added = 0;
+	if ((rc = veld_sync__read_signed(&body, c, path, id)))
+		return rc;
+	dev = json_string_value(json_object_get(body, "device"));
+	cid = json_string_value(json_object_get(body, "case"));
+	if (!dev || !cid || !veld_id__is(cid))
+		rc = veld_err__set(c->err, VELD_EINTEGRITY, "access entry %.80s is malformed", path);
+	else if (!(rc = veld_state__access_lost_add(&added, c->s, dev, cid, 1)) && !strcmp(dev, c->me))
+		rc = veld_state__drop_case(c->s, cid);
+	json_decref(body);
+	return rc;
+}
+
 /* ---- a ref ---------------------------------------------------------------------- */
 
 typedef struct mergectx {
@@ -196,6 +220,8 @@ static int merge_path(const char *path, const git_oid *old_id, const git_oid *ne
 		m->rc = veld_sync__apply_erasure(m->c, path, new_id);
 	else if (m->registry && !strncmp(path, VELD_REFUSED_DIR, strlen(VELD_REFUSED_DIR)))
 		m->rc = apply_refusal(m->c, path, new_id);
+	else if (m->registry && !strncmp(path, VELD_ACCESS_DIR, strlen(VELD_ACCESS_DIR)))
+		m->rc = apply_access(m->c, path, new_id);
 	else if (m->records && veld_sync__parse_record_path(path, case_id, record_id) == 0) {
 		char hex[GIT_OID_HEXSZ + 1];
 		veld_sync__oid_hex(hex, new_id);

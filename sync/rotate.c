@@ -1,26 +1,35 @@
 /*
-** rotate.c — key epochs: the office rotates the keys of a case that a
-** revoked device could read (docs/sync.md, "Key epochs").
+** rotate.c — key epochs: the office takes a case's keys away from a device
+** that may no longer read it (docs/sync.md, "Key epochs", "Access taken
+** back").
 **
 ** A case key is never replaced; it is succeeded.  The office makes a key of
 ** the next epoch for both compartments of the case and shares it only with
-** those still entitled: the office, the assistants of the case's region,
-** and the volunteers that held an earlier huiswijs key of the case, none of
-** them revoked.  Devices seal with the newest epoch they hold, so what is
-** written once they have synced cannot be opened with any key the revoked
-** device holds; older records stay readable with the keys that sealed them.
+** those still entitled.  Devices seal with the newest epoch they hold, so
+** what is written once they have synced cannot be opened with any key the
+** excluded device holds; older records stay readable with the keys that
+** sealed them.
 **
-** Which cases: every case whose NEWEST key a revoked device holds, as far as
-** the office can see (holders.c: its own shares and the paths of every keys
-** ref on the hub).  So the same check covers the revocation itself and the race after
-** it: a device that had not heard of the revocation seals a case's newest
-** key to the revoked device, the office sees it in that keys ref, and the
-** case is rotated again.  The check runs when a revocation is about to be
-** published, or a keys ref moved in this sync, and some device is revoked.
+** Who is entitled to a key of case X: the office; an assistant (of X's
+** region: region keys are the office's to give, keys.c), unless revoked;
+** a volunteer, for the huiswijs compartment only, while X's header records
+** an active consent for huiswijs ("toestemming.huiswijs" and no
+** "toestemming_ingetrokken.huiswijs") and no "toegang_ingetrokken.<it>".
+** Who holds which key the office reads from the paths of its own shares
+** and of every keys ref on the hub (holders.c).  A case whose NEWEST key a
+** device holds that is not entitled to it gets the next epoch; an
+** unrevoked device that holds any key of X it is not entitled to loses X:
+** a row of access_lost, which commit.c publishes in main, so its device
+** drops the case and every verifier refuses its writes to it.  The same
+** check catches a share sealed without consent, and the race after a
+** revocation (a device that had not heard of it seals a new case's keys to
+** the revoked device: that case is rotated again).
 **
-** Runs on the office, inside the merge transaction (run.c), before the
-** commit stage seals the office's keys ref.  Must not: open a transaction,
-** or reach the tables other than through state.c.
+** The check runs on the office when a revocation is about to be published,
+** a keys ref moved, or a case header changed in this sync, and a revoked
+** or a volunteer device exists at all.  Inside the caller's transaction
+** (run.c), before the commit stage seals the office's keys ref.  Must not:
+** open a transaction, or reach the tables other than through state.c.
 */
 #include "sync.h"
 
@@ -33,16 +42,19 @@
 typedef struct rotctx {
 	veld_syncctx *c;
 	json_t *holders; /* key id -> {recipient: true} */
-	json_t *revoked; /* device id -> true */
+	json_t *devices; /* device id -> {"role", "revoked"} */
 	json_t *cases;   /* case id -> true: to rotate */
 	int due;         /* a revocation is about to be published */
+	int someone;     /* a revoked or a volunteer device exists */
 	int rc;
 } rotctx;
 
-static int note_revoked(const veld_device_row *d, void *payload)
+static int note_device(const veld_device_row *d, void *payload)
 {
 	rotctx *r = payload;
-	json_object_set_new(r->revoked, d->id, json_true());
+	if (d->revoked || !strcmp(d->role, "volunteer"))
+		r->someone = 1;
+	json_object_set_new(r->devices, d->id, json_pack("{s:s, s:b}", "role", d->role, "revoked", d->revoked));
 	return 0;
 }
 
@@ -54,28 +66,60 @@ static int note_due(const veld_device_row *d, void *payload)
 	return 0;
 }
 
-/* Cases whose newest key a revoked device holds. */
-static int mark_cases(rotctx *r)
+/* The case header field `fmt`%s is a string (a date) in `h`. */
+static int header_has(const veld_record *h, const char *fmt, const char *arg)
 {
-	const char *key_hex;
-	json_t *set;
-	json_object_foreach(r->holders, key_hex, set)
-	{
-		const char *who;
-		json_t *v;
-		json_object_foreach(set, who, v)
-		{
-			char case_id[VELD_IDSIZE], comp[32];
-			int newest = 0;
-			if (!json_object_get(r->revoked, who))
-				continue;
-			if (veld_state__key_of(case_id, comp, sizeof comp, &newest, r->c->s, key_hex) == 0 && newest)
-				json_object_set_new(r->cases, case_id, json_true());
-			break;
-		}
+	char field[96];
+	size_t n;
+	snprintf(field, sizeof field, fmt, arg);
+	return h && json_is_string(veld_record__value(h, field, &n));
+}
+
+/* May device `who` hold a key of `compartment` of the case whose header
+** is `h` (NULL: not held here)? */
+static int entitled(rotctx *r, const char *who, const char *case_id, const char *compartment, const veld_record *h)
+{
+	json_t *d = json_object_get(r->devices, who);
+	const char *role = json_string_value(json_object_get(d, "role"));
+	if (!d || json_is_true(json_object_get(d, "revoked")))
+		return 0;
+	if (!strcmp(role, "office") || !strcmp(role, "assistant"))
+		return 1;
+	if (strcmp(role, "volunteer") || strcmp(compartment, "huiswijs"))
+		return 0;
+	return header_has(h, "toestemming.%s", "huiswijs") && !header_has(h, "toestemming_ingetrokken.%s", "huiswijs") &&
+	       !header_has(h, "toegang_ingetrokken.%s", who) && !veld_state__access_lost_has(r->c->s, who, case_id);
+}
+
+/* One key and its holders: mark the case for rotation when a holder of
+** its newest key may not hold it; take the case from an unrevoked holder
+** that may not hold any of its keys. */
+static int judge_key(rotctx *r, const char *key_hex, json_t *set)
+{
+	char case_id[VELD_IDSIZE], comp[32];
+	veld_record *h = NULL;
+	const char *who;
+	json_t *v;
+	int newest = 0, rc = 0, added = 0;
+	if (veld_state__key_of(case_id, comp, sizeof comp, &newest, r->c->s, key_hex)) {
+		veld_err__clear(r->c->err);
+		return 0; /* not a key of ours: nothing to rotate */
 	}
-	veld_err__clear(r->c->err);
-	return 0;
+	if (veld_store__record_load(&h, r->c->s, case_id))
+		veld_err__clear(r->c->err);
+	json_object_foreach(set, who, v)
+	{
+		json_t *d = json_object_get(r->devices, who);
+		if (entitled(r, who, case_id, comp, h))
+			continue;
+		if (newest)
+			json_object_set_new(r->cases, case_id, json_true());
+		if (d && !json_is_true(json_object_get(d, "revoked")) &&
+		    (rc = veld_state__access_lost_add(&added, r->c->s, who, case_id, 0)))
+			break;
+	}
+	veld_record__free(h);
+	return rc;
 }
 
 /* ---- one case ---------------------------------------------------------------------- */
@@ -83,33 +127,28 @@ static int mark_cases(rotctx *r)
 typedef struct sharectx {
 	rotctx *r;
 	const char *compartment, *new_hex;
+	veld_record *header;
 } sharectx;
 
-/* Volunteers that held an earlier key of the compartment keep it. */
+/* Those that held an earlier key of the compartment keep it if entitled. */
 static int reshare_holders(const char *key_hex, const char *case_id, const char *compartment, void *payload)
 {
 	sharectx *x = payload;
 	json_t *set = json_object_get(x->r->holders, key_hex);
 	const char *who;
 	json_t *v;
-	(void)case_id;
+	int rc;
 	if (strcmp(compartment, x->compartment) || !set || !strcmp(key_hex, x->new_hex))
 		return 0;
 	json_object_foreach(set, who, v)
 	{
-		char role[32];
-		int n = 0, rc;
-		if (json_object_get(x->r->revoked, who) ||
-		    veld_state__device_role(role, sizeof role, NULL, &n, x->r->c->s, who) || strcmp(role, "volunteer"))
-			continue;
-		if ((rc = veld_sync__add_share(x->r->c, x->new_hex, who)))
+		if (entitled(x->r, who, case_id, compartment, x->header) && (rc = veld_sync__add_share(x->r->c, x->new_hex, who)))
 			return rc;
 	}
-	veld_err__clear(x->r->c->err);
 	return 0;
 }
 
-static int rotate_compartment(rotctx *r, const char *case_id, const char *compartment)
+static int rotate_compartment(rotctx *r, const char *case_id, const char *compartment, veld_record *header)
 {
 	veld_syncctx *c = r->c;
 	veld_case_key k;
@@ -134,44 +173,62 @@ static int rotate_compartment(rotctx *r, const char *case_id, const char *compar
 	x.r = r;
 	x.compartment = compartment;
 	x.new_hex = hex;
+	x.header = header;
 	if (!rc)
 		rc = veld_state__case_keys_each(c->s, case_id, reshare_holders, &x);
+	return rc;
+}
+
+static int rotate_case(rotctx *r, const char *case_id)
+{
+	veld_record *h = NULL;
+	int rc;
+	if (veld_store__record_load(&h, r->c->s, case_id))
+		veld_err__clear(r->c->err);
+	rc = rotate_compartment(r, case_id, "social", h);
+	if (!rc)
+		rc = rotate_compartment(r, case_id, "huiswijs", h);
+	veld_record__free(h);
 	return rc;
 }
 
 int veld_sync__rotate_revoked(veld_syncctx *c)
 {
 	rotctx r;
-	const char *case_id;
+	const char *k;
 	json_t *v;
 	int rc;
 	if (!c->office)
 		return 0;
 	memset(&r, 0, sizeof r);
 	r.c = c;
-	r.revoked = json_object();
+	r.devices = json_object();
 	r.cases = json_object();
-	if (!r.revoked || !r.cases) {
+	if (!r.devices || !r.cases) {
 		rc = veld_err__set(c->err, VELD_ERROR, "out of memory");
 		goto done;
 	}
-	if ((rc = veld_state__devices_each(c->s, VELD_STATE_REVOKED, note_revoked, &r)) ||
+	if ((rc = veld_state__devices_each(c->s, VELD_STATE_ACTIVE, note_device, &r)) ||
+	    (rc = veld_state__devices_each(c->s, VELD_STATE_REVOKED, note_device, &r)) ||
 	    (rc = veld_state__devices_each(c->s, VELD_STATE_UNPUBLISHED, note_due, &r)))
 		goto done;
-	if (json_object_size(r.revoked) == 0 || (!r.due && !c->keys_moved))
+	if (!r.someone || (!r.due && !c->keys_moved && !c->headers_changed))
 		goto done;
-	json_decref(r.holders);
-	if ((rc = veld_sync__holders(&r.holders, c)) || (rc = mark_cases(&r)))
+	if ((rc = veld_sync__holders(&r.holders, c)))
 		goto done;
-	json_object_foreach(r.cases, case_id, v)
+	json_object_foreach(r.holders, k, v)
 	{
-		if ((rc = rotate_compartment(&r, case_id, "social")) ||
-		    (rc = rotate_compartment(&r, case_id, "huiswijs")))
+		if ((rc = judge_key(&r, k, v)))
+			goto done;
+	}
+	json_object_foreach(r.cases, k, v)
+	{
+		if ((rc = rotate_case(&r, k)))
 			break;
 	}
 done:
 	json_decref(r.holders);
-	json_decref(r.revoked);
+	json_decref(r.devices);
 	json_decref(r.cases);
-	return rc ? rc : r.rc;
+	return rc;
 }

@@ -266,7 +266,8 @@ static int commit_stage(veld_syncctx *c)
 	if ((rc = veld_sync__progress(c, "commit", 0, 1)) || (rc = veld_sync__keys_stage(c)) ||
 	    (rc = veld_store__begin(c->s)))
 		return rc;
-	rc = veld_sync__rotate_revoked(c); /* before the revocation goes out */
+	c->headers_changed = veld_state__dirty_headers(c->s);
+	rc = veld_sync__rotate_revoked(c); /* before a revocation goes out */
 	if (!rc)
 		rc = veld_sync__commit_local(c);
 	if (!rc)

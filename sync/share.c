@@ -2,11 +2,15 @@
 ** share.c — consent and sharing of a case's compartments.
 **
 ** veld_case_consent records the client's consent for a scope in the case
-** header (the field "toestemming.<scope>", today's date), which merges like
-** any record.  veld_case_share then gives one device the key of that
-** compartment: a row of key_shares, sealed to the device in the keys ref at
-** the next sync (keys.c, commit.c).  Volunteers may hold only "huiswijs".
-** Must not: share without recorded consent.
+** header (the fields "toestemming.<scope>", today's date, and
+** "toestemming_door.<scope>", this device), which merges like any record;
+** veld_case_consent_withdraw sets "toestemming_ingetrokken.<scope>".
+** veld_case_share then gives one device the key of that compartment: a row
+** of key_shares, sealed to the device in the keys ref at the next sync
+** (keys.c, commit.c).  Volunteers may hold only "huiswijs".
+** veld_case_unshare sets "toegang_ingetrokken.<device>".  The office reads
+** these fields when it decides who keeps a case's keys (rotate.c).
+** Must not: share without recorded consent, or after it was withdrawn.
 */
 #include "sync.h"
 
@@ -21,22 +25,65 @@ static int valid_scope(const char *scope)
 	return scope && (!strcmp(scope, "social") || !strcmp(scope, "huiswijs"));
 }
 
+static void today(char *date, size_t cap, veld_store *s)
+{
+	time_t now = (time_t)(veld_store__os(s)->xClockMs(veld_store__os(s)->ctx) / 1000);
+	struct tm tmv;
+	strftime(date, cap, "%Y-%m-%d", gmtime_r(&now, &tmv));
+}
+
 int veld_case_consent(veld_store *s, const char *case_id, const char *scope)
 {
-	char field[64], date[16], fields[128];
-	time_t now;
-	struct tm tmv;
+	char date[16], fields[320];
 	int rc;
 	if ((rc = veld_store__enter(s)))
 		return rc;
 	if (!valid_scope(scope))
 		return veld_err__set(veld_store__err(s), VELD_EINVALID, "scope must be social or huiswijs");
-	now = (time_t)(veld_store__os(s)->xClockMs(veld_store__os(s)->ctx) / 1000);
-	strftime(date, sizeof date, "%Y-%m-%d", gmtime_r(&now, &tmv));
-	snprintf(field, sizeof field, "toestemming.%s", scope);
-	snprintf(fields, sizeof fields, "{\"%s\":\"%s\"}", field, date);
+	today(date, sizeof date, s);
+	snprintf(fields, sizeof fields,
+	         "{\"toestemming.%s\":\"%s\",\"toestemming_door.%s\":\"%s\",\"toestemming_ingetrokken.%s\":null}", scope,
+	         date, scope, veld_store__device_id(s), scope);
 	/* The consent lives in the case header, which merges like any record. */
 	return veld_case_update(s, case_id, fields);
+}
+
+/* Set `field` to today in the case header.  The shares stay in this
+** store's keys ref: they tell the office who held the case's keys, which
+** it rotates away from them (rotate.c). */
+static int take_back(veld_store *s, const char *case_id, const char *field)
+{
+	char date[16], fields[160];
+	today(date, sizeof date, s);
+	snprintf(fields, sizeof fields, "{\"%s\":\"%s\"}", field, date);
+	return veld_case_update(s, case_id, fields);
+}
+
+int veld_case_consent_withdraw(veld_store *s, const char *case_id, const char *scope)
+{
+	char field[64];
+	int rc;
+	if ((rc = veld_store__enter(s)))
+		return rc;
+	if (!valid_scope(scope))
+		return veld_err__set(veld_store__err(s), VELD_EINVALID, "scope must be social or huiswijs");
+	snprintf(field, sizeof field, "toestemming_ingetrokken.%s", scope);
+	return take_back(s, case_id, field);
+}
+
+int veld_case_unshare(veld_store *s, const char *case_id, const char *device_id, const char *scope)
+{
+	char field[64], role[32];
+	int rc, n = 0;
+	if ((rc = veld_store__enter(s)))
+		return rc;
+	if (!valid_scope(scope))
+		return veld_err__set(veld_store__err(s), VELD_EINVALID, "scope must be social or huiswijs");
+	if (!device_id || !veld_id__is(device_id) || veld_state__device_role(role, sizeof role, NULL, &n, s, device_id))
+		return veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "no enrolled device %.40s",
+		                     device_id ? device_id : "(none)");
+	snprintf(field, sizeof field, "toegang_ingetrokken.%s", device_id);
+	return take_back(s, case_id, field);
 }
 
 /* VELD_EDENIED unless case `case_id` has consent for `scope` and the
@@ -59,6 +106,15 @@ static int may_share(veld_syncctx *c, const char *case_id, const char *device_id
 	if (!json_is_string(v))
 		rc = veld_err__set(c->err, VELD_EDENIED, "case %s has no recorded consent for %s: run `veld case consent` first",
 		                   case_id, scope);
+	else if (snprintf(field, sizeof field, "toestemming_ingetrokken.%s", scope) > 0 &&
+	         json_is_string(veld_record__value(h, field, &n_live)))
+		rc = veld_err__set(c->err, VELD_EDENIED, "the consent for %s of case %s was withdrawn", scope, case_id);
+	else if (device_id && snprintf(field, sizeof field, "toegang_ingetrokken.%.40s", device_id) > 0 &&
+	         (json_is_string(veld_record__value(h, field, &n_live)) ||
+	          veld_state__access_lost_has(c->s, device_id, case_id)))
+		rc = veld_err__set(c->err, VELD_EDENIED,
+		                   "the share of case %s with device %s was taken back; sharing it again is not supported yet",
+		                   case_id, device_id);
 	else if (veld_state__device_role(role, sizeof role, NULL, &n, c->s, device_id ? device_id : ""))
 		rc = veld_err__set(c->err, VELD_ENOTFOUND, "no enrolled device %s", device_id ? device_id : "(none)");
 	else if (!strcmp(role, "volunteer") && strcmp(scope, "huiswijs"))

@@ -48,6 +48,12 @@
 **       verify.c (what this store refused) and merge.c (what main
 **       publishes); read by merge.c (a refused blob is never merged) and
 **       veld_refused_json.
+**   access_lost(device, case_id, published)
+**       a device that may no longer read a case: its consent was withdrawn
+**       or its share taken back (docs/sync.md, "Access taken back").  The
+**       office writes the rows (rotate.c) and publishes them in main
+**       (published 0 until then); every store takes them from main
+**       (merge.c), and verify.c refuses that device's writes to the case.
 **   meta "keys_dirty" ("1": the keys ref must be rebuilt).
 **
 ** What this file must not do: decide anything.  No roles, no git, no
@@ -530,17 +536,8 @@ int veld_state__erased_has(veld_store *s, const char *case_id)
 
 int veld_state__erase(veld_store *s, const char *case_id)
 {
-	static const char *const sql[] = {
-		"DELETE FROM key_shares WHERE key_id IN (SELECT key_id FROM case_keys WHERE case_id = ?1)",
-		"DELETE FROM case_keys WHERE case_id = ?1",
-		"DELETE FROM records WHERE case_id = ?1",
-		"INSERT OR IGNORE INTO erased(case_id, published) VALUES(?1, 0)",
-	};
-	size_t i;
-	int rc = 0;
-	for (i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++)
-		rc = exec_text(s, sql[i], "erase", 1, case_id, NULL);
-	return rc;
+	int rc = veld_state__drop_case(s, case_id);
+	return rc ? rc : exec_text(s, "INSERT OR IGNORE INTO erased(case_id, published) VALUES(?1, 0)", "erase", 1, case_id, NULL);
 }
 
 int veld_state__purge_cases(veld_store *s)
@@ -634,6 +631,63 @@ int veld_state__refusals_each(veld_store *s, int which, const char *device, veld
 	return query(s, sql, which == VELD_STATE_UNPUBLISHED ? NULL : device, refusal_row, &x, "read refusals");
 }
 
+/* ---- access taken back ---------------------------------------------------- */
+
+int veld_state__access_lost_add(int *added, veld_store *s, const char *device, const char *case_id, int published)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+	*added = 0;
+	if ((rc = prepare(s, &st, "INSERT OR IGNORE INTO access_lost(device, case_id, published) VALUES(?1, ?2, ?3)")))
+		return rc;
+	sqlite3_bind_text(st, 1, device, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 2, case_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(st, 3, published);
+	if ((rc = run(s, st, "record a device's lost access")))
+		return rc;
+	*added = sqlite3_changes(veld_store__db(s)) > 0;
+	return 0;
+}
+
+int veld_state__access_lost_has(veld_store *s, const char *device, const char *case_id)
+{
+	return exists2(s, "SELECT 1 FROM access_lost WHERE device = ?1 AND case_id = ?2", device, case_id);
+}
+
+int veld_state__access_lost_each(veld_store *s, veld_pair_cb cb, void *payload)
+{
+	rowctx x;
+	x.cb.pair = cb;
+	x.payload = payload;
+	return query(s, "SELECT device, case_id FROM access_lost WHERE NOT published", NULL, pair_row, &x,
+	             "lost access");
+}
+
+int veld_state__drop_case(veld_store *s, const char *case_id)
+{
+	static const char *const sql[] = {
+		"DELETE FROM key_shares WHERE key_id IN (SELECT key_id FROM case_keys WHERE case_id = ?1)",
+		"DELETE FROM case_keys WHERE case_id = ?1",
+		"DELETE FROM records WHERE case_id = ?1",
+	};
+	size_t i;
+	int rc = 0;
+	for (i = 0; i < sizeof sql / sizeof sql[0] && !rc; i++)
+		rc = exec_text(s, sql[i], "drop a case", 1, case_id, NULL);
+	return rc;
+}
+
+int veld_state__dirty_headers(veld_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int yes = 0;
+	if (prepare(s, &st, "SELECT 1 FROM records INDEXED BY records_dirty WHERE dirty AND id = case_id LIMIT 1"))
+		return 0;
+	yes = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return yes;
+}
+
 /* ---- records' sync flags --------------------------------------------------- */
 
 static int dirty_row(sqlite3_stmt *st, rowctx *x)
@@ -673,7 +727,8 @@ int veld_state__mark_committed(veld_store *s)
 {
 	int rc = sqlite3_exec(veld_store__db(s),
 	                      "UPDATE records SET dirty = 0 WHERE dirty; UPDATE devices SET published = 1;"
-	                      " UPDATE erased SET published = 1; UPDATE refusals SET published = 1 WHERE NOT published",
+	                      " UPDATE erased SET published = 1; UPDATE refusals SET published = 1 WHERE NOT published;"
+	                      " UPDATE access_lost SET published = 1 WHERE NOT published",
 	                      NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : veld_store__db_fail(s, rc, "clear dirty flags");
 }

@@ -191,6 +191,7 @@ typedef struct veld_syncctx {
 	int prune_due;           /* an erasure left this store's tree */
 	int self_revoked;        /* main revokes this very device */
 	int keys_moved;          /* a keys ref of another store moved in this sync */
+	int headers_changed;     /* a case header was merged or waits to be committed */
 } veld_syncctx;
 
 /* context.c.  ctx_open: open (or create) the store's repository and load
@@ -226,8 +227,11 @@ int veld_sync__refusal_note(veld_syncctx *c, const veld_refusal_row *r, const ch
 #define VELD_REFUSED_KEY     "key"     /* sealed with a key the verifier does not know for the case */
 #define VELD_REFUSED_OPEN    "open"    /* a blob that does not open, or holds another record */
 #define VELD_REFUSED_REVOKED "revoked" /* written by a revoked device */
+#define VELD_REFUSED_ACCESS  "access"  /* by a device whose access to the case was taken back */
 /* Where main carries the office's refusals: refused/<device>/<entry>. */
 #define VELD_REFUSED_DIR     "refused/"
+/* ... and access taken back: access/<device>/<case>. */
+#define VELD_ACCESS_DIR      "access/"
 /* A 32-byte public key from 64 hex digits: 0, or -1 (NULL or malformed). */
 int veld_sync__key_from_hex(unsigned char *out32, const char *hex);
 /* This store's ref: main on the office, its device ref elsewhere. */
@@ -301,11 +305,13 @@ int veld_sync__share_by_region(veld_syncctx *c, const char *key_hex, const char 
 /* holders.c: who holds which key, from the paths of this store's shares
 ** and of every keys ref fetched: *out is {key id: {recipient: true}}. */
 int veld_sync__holders(json_t **out, veld_syncctx *c);
-/* rotate.c: office, inside the merge transaction: every case whose newest
-** key a revoked device holds (per this store's shares and every keys ref
-** fetched) gets a key of the next epoch for both compartments, shared
-** with those still entitled.  Looks only when a revocation is about to be
-** published or a keys ref moved (c->keys_moved), and a device is revoked. */
+/* rotate.c: office, inside a transaction of run.c: every case whose newest
+** key a device holds that may not hold it (revoked; a volunteer without
+** consent, or whose share was taken back) gets a key of the next epoch for
+** both compartments, shared with those still entitled; an unrevoked device
+** that may not hold a case's keys loses the case (access_lost).  Looks only
+** when a revocation is about to be published, a keys ref moved or a case
+** header changed, and a revoked or volunteer device exists. */
 int veld_sync__rotate_revoked(veld_syncctx *c);
 int veld_sync__case_postcode(veld_store *s, const char *case_id);
 int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head);
@@ -414,6 +420,14 @@ int veld_state__erased_has(veld_store *s, const char *case_id);
 int veld_state__erase(veld_store *s, const char *case_id);
 /* A revoked device: every record, case key and share goes. */
 int veld_state__purge_cases(veld_store *s);
+/* One case's records, keys and shares go (erase does this too). */
+int veld_state__drop_case(veld_store *s, const char *case_id);
+/* Access taken back: add (*added 0 if known), has, each unpublished. */
+int veld_state__access_lost_add(int *added, veld_store *s, const char *device, const char *case_id, int published);
+int veld_state__access_lost_has(veld_store *s, const char *device, const char *case_id);
+int veld_state__access_lost_each(veld_store *s, veld_pair_cb cb, void *payload);
+/* 1 if a case header waits to be committed. */
+int veld_state__dirty_headers(veld_store *s);
 int veld_state__erased_each(veld_store *s, veld_text_cb cb, void *payload);
 
 /* Records' sync flags: each dirty record (by id), then everything marked

@@ -188,6 +188,11 @@ static int check_path(const char *path, const git_oid *old_id, const git_oid *ne
 		snprintf(ck->whybuf, sizeof ck->whybuf, "record %s: case %s was erased by the office", record_id, case_id);
 		return refuse(ck, path, new_id, case_id, record_id, VELD_REFUSED_ERASED, ck->whybuf);
 	}
+	if (veld_state__access_lost_has(c->s, ck->signer, case_id) && !(new_id && in_main(ck, path, new_id))) {
+		snprintf(ck->whybuf, sizeof ck->whybuf, "record %s: device %s no longer has access to case %s", record_id,
+		         ck->signer, case_id);
+		return refuse(ck, path, new_id, case_id, record_id, VELD_REFUSED_ACCESS, ck->whybuf);
+	}
 	if (ck->revoked) {
 		snprintf(ck->whybuf, sizeof ck->whybuf, "record %s was written by device %s, which is revoked", record_id,
 		         ck->signer);

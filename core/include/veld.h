@@ -557,13 +557,38 @@ VELD_API int veld_sync(char **summary_json, veld_store *store, const veld_sync_o
 
 /*
 ** veld_case_consent — record the client's consent for `scope` ("social" or
-** "huiswijs") on the case: the case field "toestemming.<scope>" is set to
-** today's date (UTC, from the OS table's clock).
+** "huiswijs") on the case header: "toestemming.<scope>" is set to today's
+** date (UTC, from the OS table's clock), "toestemming_door.<scope>" to this
+** device's id, and a withdrawal of it ("toestemming_ingetrokken.<scope>")
+** is cleared.
+** veld_case_consent_withdraw — withdraw it: "toestemming_ingetrokken.
+** <scope>" is set to today.  At the office's next sync every volunteer that
+** holds a key of the case loses it (docs/sync.md, "Access taken back"):
+** the compartment's key is rotated without it, and its device drops the
+** case when it syncs.
 **
 ** VELD_EINVALID   `scope` is neither
 ** VELD_ENOTFOUND  no case `case_id` (header) in this store
+** VELD_EDENIED    this device may not write the case header (its role or
+**                 region)
 */
 VELD_API int veld_case_consent(veld_store *store, const char *case_id, const char *scope);
+VELD_API int veld_case_consent_withdraw(veld_store *store, const char *case_id, const char *scope);
+
+/*
+** veld_case_unshare — take a share back from one device: the case header's
+** "toegang_ingetrokken.<device_id>" is set to today; at the office's next
+** sync the device loses the case as after a withdrawal (keys rotated
+** without it, its device drops the case).  `scope` names the compartment
+** shared ("social" or "huiswijs"); the device loses the case whole.  A
+** share taken back cannot be given again (not supported yet).
+**
+** VELD_EINVALID   `scope` is neither
+** VELD_ENOTFOUND  no case `case_id` here, or no enrolled device `device_id`
+** VELD_EDENIED    this device may not write the case header
+*/
+VELD_API int veld_case_unshare(veld_store *store, const char *case_id, const char *device_id,
+                               const char *scope);
 
 /*
 ** veld_case_share — give device `device_id` the key of compartment `scope`
@@ -573,8 +598,9 @@ VELD_API int veld_case_consent(veld_store *store, const char *case_id, const cha
 ** VELD_ENOTFOUND  no case `case_id` (header) here, or no enrolled device
 **                 `device_id`
 ** VELD_EDENIED    no recorded consent for `scope` (veld_case_consent), or
-**                 the device's role may not hold that compartment
-**                 (volunteers hold only "huiswijs")
+**                 it was withdrawn, or the device's role may not hold that
+**                 compartment (volunteers hold only "huiswijs"), or a
+**                 share of the case with it was taken back
 */
 VELD_API int veld_case_share(veld_store *store, const char *case_id, const char *device_id,
                              const char *scope);

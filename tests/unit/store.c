@@ -483,7 +483,7 @@ static void make_schema_1(veld_store *s)
 	           " compartment TEXT NOT NULL, key BLOB NOT NULL, UNIQUE(case_id, compartment));"
 	           "INSERT INTO case_keys_1 SELECT key_id, case_id, compartment, key FROM case_keys;"
 	           "DROP TABLE case_keys; ALTER TABLE case_keys_1 RENAME TO case_keys;"
-	           "DROP TABLE refusals;"
+	           "DROP TABLE refusals; DROP TABLE access_lost;"
 	           "UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version';"
 	           "COMMIT; PRAGMA foreign_keys=ON;");
 }

@@ -192,10 +192,124 @@ static void test_rotation__revoked_tablet_holds_no_key_of_what_is_written_after(
 	veld_test_net_down(&n);
 }
 
+/* Does `s` list case `cid` (veld_case_list_json)? */
+static int lists_case(veld_store *s, const char *cid)
+{
+	char *out = NULL;
+	int yes;
+	assert_int_equal(veld_case_list_json(&out, s), VELD_OK);
+	yes = strstr(out, cid) != NULL;
+	veld_free(out);
+	return yes;
+}
+
+/* A share taken back, a consent withdrawn, a share sealed without consent:
+** each volunteer concerned loses the case at its next sync, holds no key
+** of what is written after, and a write it makes meanwhile is refused
+** alone; the others keep what they may read. */
+static void test_rotation__access_taken_back(void **state)
+{
+	veld_test_net n;
+	char x[VELD_IDSIZE], y[VELD_IDSIZE], z[VELD_IDSIZE], wx[VELD_IDSIZE], wz[VELD_IDSIZE], late[VELD_IDSIZE];
+	char after[VELD_IDSIZE], v2_id[VELD_IDSIZE], wy[VELD_IDSIZE], w2[VELD_IDSIZE], *dir;
+	veld_store *v2, *v1;
+	json_t *sum;
+	(void)state;
+	veld_test_net_up(&n, "sync-access", "assistant", "3000-3499", "volunteer", NULL);
+	v1 = n.b;
+	dir = veld_test_path(n.root, "v2");
+	v2 = veld_test_device(v2_id, n.office, dir, "volunteer", NULL, n.hub);
+	free(dir);
+	sync_ok(n.a);
+	/* X shared with both volunteers, Z with V1 only, Y with nobody yet. */
+	assert_int_equal(veld_case_new(x, n.a, "{\"name\":\"Els\",\"postcode\":\"3000\"}"), VELD_OK);
+	assert_int_equal(veld_case_new(y, n.a, "{\"name\":\"Wim\",\"postcode\":\"3000\"}"), VELD_OK);
+	assert_int_equal(veld_case_new(z, n.a, "{\"name\":\"Ann\",\"postcode\":\"3000\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(wx, n.a, x, "woonzoek", NULL, WOONZOEK), VELD_OK);
+	assert_int_equal(veld_record_put(wy, n.a, y, "woonzoek", NULL, WOONZOEK), VELD_OK);
+	assert_int_equal(veld_record_put(wz, n.a, z, "woonzoek", NULL, WOONZOEK), VELD_OK);
+	sync_ok(n.a);
+	assert_int_equal(veld_case_consent(n.a, x, "huiswijs"), VELD_OK);
+	assert_int_equal(veld_case_consent(n.a, z, "huiswijs"), VELD_OK);
+	assert_int_equal(veld_case_share(n.a, x, n.b_id, "huiswijs"), VELD_OK);
+	assert_int_equal(veld_case_share(n.a, x, v2_id, "huiswijs"), VELD_OK);
+	assert_int_equal(veld_case_share(n.a, z, n.b_id, "huiswijs"), VELD_OK);
+	sync_ok(n.a);
+	sync_ok(n.office);
+	sync_ok(v1);
+	sync_ok(v2);
+	assert_true(shows(v1, wx, "online_zoeken") && shows(v2, wx, "online_zoeken") && shows(v1, wz, "online_zoeken"));
+
+	/* 1. A takes X back from V2; the office's sync takes the keys away. */
+	assert_int_equal(veld_case_unshare(n.a, x, v2_id, "huiswijs"), VELD_OK);
+	sync_ok(n.a);
+	sync_ok(n.office);
+	assert_true(veld_state__access_lost_has(n.office, v2_id, x));
+	/* V2, offline, still writes to X; its sync pushes that, then drops X. */
+	assert_int_equal(veld_record_put(w2, v2, x, "woonzoek", NULL, WOONZOEK), VELD_OK);
+	sync_ok(v2);
+	assert_false(lists_case(v2, x));
+	assert_false(shows(v2, wx, "online_zoeken"));
+	sum = veld_test_sync(n.office, VELD_OK);
+	{
+		char *txt = json_dumps(sum, JSON_COMPACT);
+		assert_non_null(strstr(txt, "\"code\":\"access\""));
+		free(txt);
+	}
+	json_decref(sum);
+	assert_false(shows(n.office, w2, "online_zoeken"));
+	sync_ok(n.a);
+	sync_ok(v1);
+	assert_int_equal(veld_record_put(late, n.a, x, "woonzoek", NULL, WOONZOEK), VELD_OK);
+	sync_ok(n.a);
+	sync_ok(n.office);
+	sync_ok(v1);
+	sync_ok(v2);
+	assert_false(holds_key_of(v2, n.hub, x, late));
+	assert_true(shows(v1, late, "online_zoeken")); /* V1 keeps X */
+
+	/* 2. The consent for X is withdrawn: V1 loses X, keeps Z. */
+	assert_int_equal(veld_case_consent_withdraw(n.a, x, "huiswijs"), VELD_OK);
+	assert_int_equal(veld_case_share(n.a, x, n.b_id, "huiswijs"), VELD_EDENIED);
+	sync_ok(n.a);
+	sync_ok(n.office);
+	sync_ok(v1);
+	assert_false(lists_case(v1, x));
+	assert_true(lists_case(v1, z));
+	sync_ok(n.a);
+	assert_int_equal(veld_record_put(after, n.a, x, "woonzoek", NULL, WOONZOEK), VELD_OK);
+	assert_int_equal(veld_record_put(NULL, n.a, z, "woonzoek", wz, "{\"resultaat\":\"geen_reactie\"}"), VELD_OK);
+	sync_ok(n.a);
+	sync_ok(n.office);
+	sync_ok(v1);
+	assert_false(holds_key_of(v1, n.hub, x, after));
+	assert_true(shows(v1, wz, "geen_reactie"));
+
+	/* 3. A share of Y sealed without consent (through the library's own
+	**    calls, past veld_case_share's check): refused by the office. */
+	{
+		unsigned char *key = sodium_malloc(VELD_KEYBYTES), kid[VELD_KEYIDBYTES];
+		char hex[2 * VELD_KEYIDBYTES + 1];
+		assert_int_equal(veld_state__case_key_get(key, kid, n.a, y, "huiswijs"), 0);
+		sodium_free(key);
+		sodium_bin2hex(hex, sizeof hex, kid, sizeof kid);
+		assert_int_equal(veld_state__share_add(n.a, hex, n.b_id), 0);
+	}
+	sync_ok(n.a);
+	sync_ok(n.office);
+	assert_true(veld_state__access_lost_has(n.office, n.b_id, y));
+	assert_int_equal(veld_state__case_key_epoch(n.office, y, "huiswijs"), 1);
+	sync_ok(v1);
+	assert_false(lists_case(v1, y));
+	veld_store_close(v2);
+	veld_test_net_down(&n);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rotation__revoked_tablet_holds_no_key_of_what_is_written_after),
+		cmocka_unit_test(test_rotation__access_taken_back),
 	};
 	return cmocka_run_group_tests_name("sync_rotation", tests, NULL, NULL);
 }

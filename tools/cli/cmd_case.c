@@ -169,26 +169,43 @@ static int case_list_show(cli *c, int mode)
 	return code;
 }
 
-/* case consent CASE --scope SCOPE / case share CASE --with DEVICE --scope SCOPE */
-static int case_consent_share(cli *c, int share)
+/* case consent CASE --scope SCOPE [--withdraw] / case share CASE --with
+** DEVICE --scope SCOPE / case unshare CASE --with DEVICE --scope SCOPE */
+#define CASE_CONSENT 0
+#define CASE_SHARE   1
+#define CASE_UNSHARE 2
+static int case_consent_share(cli *c, int mode)
 {
 	static const char *const valued[] = {"--scope", "--with", NULL};
+	static const char *const flags[] = {"--withdraw", NULL};
+	static const char *const usage[] = {"case consent CASE --scope SCOPE [--withdraw]",
+	                                    "case share CASE --with DEVICE --scope SCOPE",
+	                                    "case unshare CASE --with DEVICE --scope SCOPE"};
+	static const char *const what[] = {"case consent", "case share", "case unshare"};
 	const char *id = cli_arg(c, 2, 0, valued), *scope = cli_opt(c, "--scope"), *dev = cli_opt(c, "--with");
+	int withdraw = cli_flag(c, "--withdraw"), rc, code;
 	veld_store *s;
-	int rc, code;
-	if ((code = cli_check_opts(c, 2, valued, NULL)))
+	if ((code = cli_check_opts(c, 2, valued, mode == CASE_CONSENT ? flags : NULL)))
 		return code;
-	if (!id || !scope || (share && !dev) || cli_arg(c, 2, 1, valued))
-		return cli_usage(share ? "case share CASE --with DEVICE --scope SCOPE" : "case consent CASE --scope SCOPE");
+	if (!id || !scope || (mode != CASE_CONSENT && !dev) || cli_arg(c, 2, 1, valued))
+		return cli_usage(usage[mode]);
 	if ((code = cli_open(&s, c)))
 		return code;
-	rc = share ? veld_case_share(s, id, dev, scope) : veld_case_consent(s, id, scope);
-	code = rc ? cli_fail(s, rc, share ? "case share" : "case consent") : EXIT_OK;
+	rc = mode == CASE_SHARE     ? veld_case_share(s, id, dev, scope)
+	     : mode == CASE_UNSHARE ? veld_case_unshare(s, id, dev, scope)
+	     : withdraw             ? veld_case_consent_withdraw(s, id, scope)
+	                            : veld_case_consent(s, id, scope);
+	code = rc ? cli_fail(s, rc, what[mode]) : EXIT_OK;
 	if (!rc && c->json)
 		printf("{\"ok\":true}\n");
+	else if (!rc && mode == CASE_SHARE)
+		printf("shared %s of case %s with %s; sync to deliver the key\n", scope, id, dev);
+	else if (!rc && mode == CASE_UNSHARE)
+		printf("took %s of case %s back from %s; the office's next sync takes the keys away\n", scope, id, dev);
 	else if (!rc)
-		printf(share ? "shared %s of case %s with %s; sync to deliver the key\n" : "consent for %s recorded on case %s\n",
-		       scope, id, dev);
+		printf(withdraw ? "consent for %s withdrawn on case %s; the office's next sync takes the keys away\n"
+		                : "consent for %s recorded on case %s\n",
+		       scope, id);
 	veld_store_close(s);
 	return code;
 }
@@ -211,9 +228,11 @@ int cmd_case(cli *c)
 		return code;
 	}
 	if (sub && !strcmp(sub, "consent"))
-		return case_consent_share(c, 0);
+		return case_consent_share(c, CASE_CONSENT);
 	if (sub && !strcmp(sub, "share"))
-		return case_consent_share(c, 1);
+		return case_consent_share(c, CASE_SHARE);
+	if (sub && !strcmp(sub, "unshare"))
+		return case_consent_share(c, CASE_UNSHARE);
 	if (sub && !strcmp(sub, "new"))
 		return case_new(c);
 	if (sub && !strcmp(sub, "list"))
@@ -222,7 +241,7 @@ int cmd_case(cli *c)
 		return case_list_show(c, CASE_SHOW);
 	if (sub && !strcmp(sub, "access"))
 		return case_list_show(c, CASE_ACCESS);
-	return cli_usage("case new|list|show|consent|share|access|erase");
+	return cli_usage("case new|list|show|consent|share|unshare|access|erase");
 }
 
 /* Read --file (a path or "-") into a JSON object; NULL with *code set. */
