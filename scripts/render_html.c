@@ -204,7 +204,7 @@ static const char HTML_STYLE[] =
 	"body{font-family:'DejaVu Sans',Arial,Helvetica,sans-serif;color:#1d2731;margin:0;background:#f6f7f9}"
 	"main{max-width:900px;margin:0 auto;padding:24px 32px;background:#fff;min-height:100vh}"
 	"h1{font-size:26px;margin:8px 0 4px;color:#163b5c}"
-	"p.sub{color:#5f6b73;margin-top:0}"
+	"p.sub{color:#5f6b73;margin-top:0}p.by{color:#5f6b73;font-size:13px;margin-top:-8px}"
 	"h2{font-size:19px;margin:28px 0 8px;border-bottom:2px solid #d8dee4;padding-bottom:4px;color:#163b5c}"
 	"p{line-height:1.45}"
 	"table{border-collapse:collapse;margin:10px 0 16px;font-size:14px}"
@@ -267,6 +267,7 @@ void veld_render__html(veld_render_out *b, const json_t *r)
 	veld_render__str(b, "</style>\n</head>\n<body>\n<main>\n");
 	html_elem(b, "<h1>", title, "</h1>\n");
 	html_elem(b, "<p class=\"sub\">", json_string_value(json_object_get(r, "subtitle")), "</p>\n");
+	html_elem(b, "<p class=\"by\">", json_string_value(json_object_get(r, "byline")), "</p>\n");
 	json_array_foreach(json_object_get(r, "sections"), i, sec)
 	{
 		json_t *chart = json_object_get(sec, "chart");

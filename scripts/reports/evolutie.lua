@@ -120,8 +120,9 @@ elseif #balansen == 1 then
 	samenvatting = "Eén sociale balans, afgenomen op " .. dates[1] .. "."
 else
 	samenvatting = #balansen .. " sociale balansen, van " .. dates[1] .. " tot " .. dates[#balansen] ..
-		". Sinds de vorige balans verbeterden " .. verbeterd .. " domeinen en gingen er " ..
-		verslechterd .. " achteruit."
+		". Sinds de vorige balans " .. nl.woord(verbeterd, "verbeterde ", "verbeterden ") ..
+		nl.aantal(verbeterd, "domein", "domeinen") .. " en " .. nl.woord(verslechterd, "ging", "gingen") ..
+		" er " .. verslechterd .. " achteruit."
 end
 
 local sections = {
@@ -143,7 +144,7 @@ if #series > 0 then
 end
 sections[#sections + 1] = {
 	title = "Actievoorstellen",
-	paragraphs = { #acties == 0 and "Geen actievoorstellen." or (#acties .. " actievoorstellen.") },
+	paragraphs = { #acties == 0 and "Geen actievoorstellen." or (nl.aantal(#acties, "actievoorstel", "actievoorstellen") .. ".") },
 	table = {
 		columns = { "Balans", "Domein", "Doelstelling", "Actie", "Verantwoordelijke",
 			{ label = "Termijn", type = "date" }, "Status" },
@@ -154,5 +155,6 @@ sections[#sections + 1] = {
 return {
 	title = "Evolutie van de sociale balans",
 	subtitle = "Dossier: " .. naam,
+	byline = opgemaakt(),
 	sections = sections,
 }

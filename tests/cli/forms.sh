@@ -100,5 +100,10 @@ expect_match '^[^,]+,' "$T/out" "CSV rows"
 expect_exit 1 "unknown report" -- V report geen_rapport
 expect_one_error_line "unknown report"
 expect_exit 2 "bad year" -- V report jaarcijfers --year twintig
+# Without --year: the last full year, said in the output.
+expect_exit 0 "report jaarcijfers without a year" -- V report jaarcijfers
+expect_match "^Jaarcijfers $(( $(date +%Y) - 1 ))\$" "$T/out" "the last full year by default"
+expect_match '\(het laatste volledige jaar\)' "$T/out" "the default year is said"
+expect_match "^Opgemaakt op $(date +%d/%m/%Y)\$" "$T/out" "the date the report was made"
 
 finish
