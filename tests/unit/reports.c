@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 /* ---- fixture ----------------------------------------------------------------- */
 
@@ -560,102 +559,6 @@ static void test_evolutie_singular_and_one_moved(void **state)
 	fixture_free(f);
 }
 
-/* ---- the page: which year, when, for whom ------------------------------------------------- */
-
-static int64_t clock_2018(void *ctx)
-{
-	(void)ctx;
-	return 1520683200000LL; /* 2018-03-10 12:00 UTC */
-}
-
-static void put_contact(veld_store *s, const char *cid, const char *json)
-{
-	char rid[VELD_IDSIZE];
-	if (veld_record_put(rid, s, cid, "contactregistratie", NULL, json))
-		fail_msg("put: %s (%s)", veld_errmsg(s), json);
-}
-
-/* Without a year, jaarcijfers is about the last full year by the run's
-** clock, and says so; the page says when it was made.  Counts of one read
-** in the singular ("1 contact", "was er"). */
-static void test_jaarcijfers_defaults_to_last_full_year(void **state)
-{
-	fixture *f = fixture_new("rep-year");
-	char cid[VELD_IDSIZE], *text, *html;
-	json_t *r;
-	(void)state;
-	new_case(cid, f->s, "\"A\"");
-	put_contact(f->s, cid, "{\"datum\": \"2017-05-01\", \"plaats\": \"huisbezoek\", \"problematiek\": [\"financieel\"]}");
-	put_contact(f->s, cid, "{\"datum\": \"2017-06-01\", \"plaats\": \"zitdag\", \"problematiek\": [\"materieel\"],"
-	                       " \"detail\": [\"burn_out\", \"stress\", \"werking_sociale_dienst\"]}");
-	put_contact(f->s, cid, "{\"datum\": \"2016-02-01\", \"plaats\": \"zitdag\", \"problematiek\": [\"financieel\"],"
-	                       " \"detail\": [\"stress\"]}");
-	put_contact(f->s, cid, "{\"datum\": \"2018-02-01\", \"plaats\": \"elders\", \"problematiek\": [\"financieel\"]}");
-	f->os.xClockMs = clock_2018;
-
-	/* no parameters, or no year: 2017, in March 2018 */
-	r = report_json(f->s, "jaarcijfers", NULL);
-	assert_string_equal(json_string_value(json_object_get(r, "title")), "Jaarcijfers 2017");
-	assert_string_equal(json_string_value(json_object_get(r, "subtitle")),
-	                    "Contactregistraties van 2017 (het laatste volledige jaar), naast 2016.");
-	assert_string_equal(json_string_value(json_object_get(r, "byline")), "Opgemaakt op 10/03/2018");
-	expect_int(row_of(r, 0, 0, "Totaal"), 1, 2);
-	expect_int(row_of(r, 0, 0, "Totaal"), 3, 1);
-	json_decref(r);
-	text = report(f->s, "jaarcijfers", "{}", "text");
-	expect_has(text, "Jaarcijfers 2017\n================\n");
-	expect_has(text, "(het laatste volledige jaar)");
-	expect_has(text, "Opgemaakt op 10/03/2018");
-	/* one and many */
-	expect_has(text, "In 2017 waren er 2 contacten: 1 huisbezoek en 1 contact op een zitdag.");
-	expect_has(text, "In 2016 was er 1 contact.");
-	expect_has(text, "Materiële noden komen voor in 1 (50,0%) contact in 2017 t.o.v. 0 contacten (0,0%) in 2016.");
-	expect_has(text, "Vermoeden van burn-out: 1 contact in 2017 t.o.v. 0 in 2016.");
-	expect_has(text, "Stress: 1 (50,0%) contact in 2017 t.o.v. 1 contact (100,0%) in 2016.");
-	assert_null(strstr(text, "1 contacten"));
-	assert_null(strstr(text, "1 huisbezoeken"));
-	veld_free(text);
-	/* a year asked for is that year, without the note */
-	text = report(f->s, "jaarcijfers", "{\"year\": 2018}", "text");
-	expect_has(text, "Contactregistraties van 2018, naast 2017.");
-	expect_has(text, "In 2018 was er 1 contact: 1 elders.");
-	veld_free(text);
-	html = report(f->s, "jaarcijfers", NULL, "html");
-	expect_has(html, "<h1>Jaarcijfers 2017</h1>");
-	expect_has(html, "<p class=\"by\">Opgemaakt op 10/03/2018</p>");
-	veld_free(html);
-	/* the clock moves on: the default follows */
-	f->os.xClockMs = veld_os_default()->xClockMs;
-	r = report_json(f->s, "jaarcijfers", NULL);
-	assert_string_not_equal(json_string_value(json_object_get(r, "title")), "Jaarcijfers 2017");
-	json_decref(r);
-	fixture_free(f);
-}
-
-/* An office store knows the organisation's name (veld_org_init): its
-** reports carry it, with the date they were made. */
-static void test_report_names_the_organisation(void **state)
-{
-	char *dir = veld_test_tmpdir("rep-org"), *store = veld_test_path(dir, "office"), *hub = veld_test_path(dir, "hub");
-	char cid[VELD_IDSIZE], today[16], want[128], *text;
-	veld_store *s = veld_test_office(store, hub);
-	time_t now = time(NULL);
-	struct tm tm;
-	(void)state;
-	new_case(cid, s, "\"A\"");
-	put_contact(s, cid, "{\"datum\": \"2017-05-01\", \"plaats\": \"zitdag\", \"problematiek\": [\"financieel\"]}");
-	text = report(s, "jaarcijfers", "{\"year\": 2017}", "text");
-	strftime(today, sizeof today, "%d/%m/%Y", localtime_r(&now, &tm));
-	snprintf(want, sizeof want, "Testorganisatie · opgemaakt op %s", today);
-	expect_has(text, want);
-	veld_free(text);
-	veld_store_close(s);
-	veld_test_rmtree(dir);
-	free(hub);
-	free(store);
-	free(dir);
-}
-
 /* ---- the API and its errors -------------------------------------------------------------- */
 
 static char *write_script(const char *dir, const char *name, const char *src)
@@ -704,7 +607,7 @@ static void test_api_and_author_mistakes(void **state)
 	expect_fail(f->s, "bestaat_niet", NULL, "text", VELD_ENOTFOUND, "no report 'bestaat_niet'");
 	expect_fail(f->s, "jaarcijfers", "{\"year\": 2017}", "pdf", VELD_EINVALID, "unknown report format");
 	expect_fail(f->s, "jaarcijfers", "[1]", "text", VELD_EINVALID, "not a JSON object");
-	/* (no year is the last full year: test_jaarcijfers_defaults_to_last_full_year) */
+	/* (no year is the last full year: report_page.c) */
 	expect_fail(f->s, "jaarcijfers", "{\"year\": \"2017\"}", "text", VELD_EINVALID,
 	            "jaarcijfers.lua:15: jaarcijfers needs a year");
 	expect_fail(f->s, "evolutie", "{\"case\": \"0123\"}", "text", VELD_EINVALID, "evolutie.lua:");
@@ -932,8 +835,6 @@ int main(void)
 		cmocka_unit_test(test_balans_compared_with_the_previous_by_date),
 		cmocka_unit_test(test_evolutie_three_balances),
 		cmocka_unit_test(test_evolutie_singular_and_one_moved),
-		cmocka_unit_test(test_jaarcijfers_defaults_to_last_full_year),
-		cmocka_unit_test(test_report_names_the_organisation),
 		cmocka_unit_test(test_jaarcijfers_reproduces_seed_000),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
