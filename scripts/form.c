@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define FORM_SOURCE_MAX  ((int64_t)1 << 20) /* bytes of a form script */
 
@@ -329,14 +328,6 @@ typedef struct op_ctx {
 	char computed_why[160]; /* check: why they could not be converted */
 } op_ctx;
 
-static void today(char *out, size_t n, const veld_os *os)
-{
-	time_t t = (time_t)(os->xClockMs(os->ctx) / 1000);
-	struct tm tm;
-	if (!localtime_r(&t, &tm) || !strftime(out, n, "%Y-%m-%d", &tm))
-		snprintf(out, n, "1970-01-01");
-}
-
 /* Push the typed record of `in` (folding it into oc->folded[slot] first
 ** when it is in the store's flat form); VELD_EINVALID in oc->rc, nothing
 ** pushed, when it cannot be folded. */
@@ -384,7 +375,7 @@ static int push_context(lua_State *L, op_ctx *oc)
 	}
 	if (!has_today) {
 		char d[16];
-		today(d, sizeof d, f->lim.os ? f->lim.os : veld_os_default());
+		veld_sandbox__today(d, sizeof d, f->lim.os ? f->lim.os : veld_os_default());
 		lua_pushstring(L, d);
 		lua_setfield(L, t, "vandaag");
 	}

@@ -2,7 +2,7 @@
 ** render.c — a report's result as text, CSV, JSON or one HTML page.
 **
 ** A report script returns plain data (report_api.c converts it to JSON):
-**   {title = "...", subtitle = "...", sections = {
+**   {title = "...", subtitle = "...", byline = "...", sections = {
 **     {title = "...", paragraphs = {"..."},
 **      table = {columns = {"Plaats", {label = "%", type = "pct"}, ...},
 **               rows = {{"Huisbezoek", 1197, 51.4}, ...}},
@@ -341,7 +341,7 @@ static int check_chart(const json_t *chart, size_t i, char *why, size_t n)
 /* Check the result; on a mistake write "where: what" to `why`. */
 static int check_report(const json_t *r, char *why, size_t n)
 {
-	static const char *const top_keys[] = {"title", "subtitle", "sections", NULL};
+	static const char *const top_keys[] = {"title", "subtitle", "byline", "sections", NULL};
 	static const char *const sec_keys[] = {"title", "paragraphs", "table", "chart", NULL};
 	char bad[64];
 	size_t i, j;
@@ -352,8 +352,11 @@ static int check_report(const json_t *r, char *why, size_t n)
 		return snprintf(why, n, "unknown key '%s'", bad), 0;
 	if (!json_is_string(json_object_get(r, "title")))
 		return snprintf(why, n, "title must be a text"), 0;
-	if (json_object_get(r, "subtitle") && !json_is_string(json_object_get(r, "subtitle")))
-		return snprintf(why, n, "subtitle must be a text"), 0;
+	for (i = 0; i < 2; i++) {
+		v = json_object_get(r, i ? "byline" : "subtitle");
+		if (v && !json_is_string(v))
+			return snprintf(why, n, "%s must be a text", i ? "byline" : "subtitle"), 0;
+	}
 	secs = json_object_get(r, "sections");
 	if (!is_list(secs))
 		return snprintf(why, n, "sections must be a list"), 0;
@@ -656,6 +659,8 @@ static void render_text(veld_render_out *b, const json_t *r)
 	text_heading(b, json_string_value(json_object_get(r, "title")), "=");
 	if (json_object_get(r, "subtitle"))
 		text_para(b, json_string_value(json_object_get(r, "subtitle")));
+	if (json_object_get(r, "byline"))
+		text_para(b, json_string_value(json_object_get(r, "byline")));
 	json_array_foreach(json_object_get(r, "sections"), i, sec)
 	{
 		size_t j;

@@ -40,10 +40,28 @@ static void html_esc(veld_render_out *b, const char *s)
 	veld_render__add(b, run, (size_t)(s - run));
 }
 
-static const char *const PALETTE[] = {"#1f5f8b", "#d9822b", "#3a8f5c", "#b8434f", "#7a5ea8", "#8c6d46",
-                                      "#c05fa0", "#5f6b73", "#9aa127", "#2aa3b5", "#244a6b", "#e0a458",
-                                      "#6bb38a", "#d97a84", "#a793c9", "#b59b7c"};
+/* Series colours that can be told apart, also by most colour-blind readers
+** (Okabe and Ito's palette, its yellow swapped for a brown that reads on
+** white).  Past eight series the colours repeat with another dash pattern:
+** series j is drawn in colour j % 8 with dash (j + j / 8) % 4, so no two of
+** the 32 series a chart may have (render.c) look the same; line charts add
+** a marker shape per series on top. */
+static const char *const PALETTE[] = {"#0072b2", "#d55e00", "#009e73", "#cc79a7",
+                                      "#e69f00", "#56b4e9", "#1d2731", "#8c564b"};
 #define NPALETTE (sizeof PALETTE / sizeof PALETTE[0])
+static const char *const DASHES[] = {"", " stroke-dasharray=\"8 4\"", " stroke-dasharray=\"2 3\"",
+                                     " stroke-dasharray=\"10 3 2 3\""};
+#define NDASHES (sizeof DASHES / sizeof DASHES[0])
+
+static const char *colour(size_t j)
+{
+	return PALETTE[j % NPALETTE];
+}
+
+static const char *dash(size_t j)
+{
+	return DASHES[(j + j / NPALETTE) % NDASHES];
+}
 
 static void svg_text(veld_render_out *b, double x, double y, const char *anchor, const char *cls, const char *s)
 {
@@ -52,27 +70,56 @@ static void svg_text(veld_render_out *b, double x, double y, const char *anchor,
 	veld_render__str(b, "</text>");
 }
 
+/* The marker of series j at (x, y): a circle, square, triangle or diamond. */
+static void svg_marker(veld_render_out *b, size_t j, double x, double y)
+{
+	switch (j % 4) {
+	case 0:
+		veld_render__fmt(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", x, y, colour(j));
+		break;
+	case 1:
+		veld_render__fmt(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"8\" height=\"8\" fill=\"%s\"/>", x - 4, y - 4,
+		                 colour(j));
+		break;
+	case 2:
+		veld_render__fmt(b, "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f\" fill=\"%s\"/>", x, y - 5, x + 5,
+		                 y + 4, x - 5, y + 4, colour(j));
+		break;
+	default:
+		veld_render__fmt(b, "<polygon points=\"%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f\" fill=\"%s\"/>", x,
+		                 y - 5, x + 5, y, x, y + 5, x - 5, y, colour(j));
+		break;
+	}
+}
+
 /* The legend of `series` from `y` on, wrapped at `width` (b NULL: only
-** measured); returns the height it takes. */
-static double svg_legend(veld_render_out *b, const json_t *series, double y, double width)
+** measured); returns the height it takes.  A bar chart's key is a
+** square of the colour, a line chart's a stretch of the line (colour and
+** dash) with its marker: class "key" on each, one per series. */
+static double svg_legend(veld_render_out *b, const json_t *series, double y, double width, int lines)
 {
 	size_t j;
 	json_t *s;
-	double x = 10, h = 20;
+	double x = 10, h = 20, key = lines ? 34 : 12;
 	json_array_foreach(series, j, s)
 	{
 		const char *name = json_string_value(json_object_get(s, "name"));
-		double w = 30 + 7.5 * (double)veld_render__width(name);
+		double w = key + 18 + 7.5 * (double)veld_render__width(name);
 		if (x + w > width && x > 10) {
 			x = 10;
 			y += 20;
 			h += 20;
 		}
-		if (b) {
-			veld_render__fmt(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>", x,
-			                 y - 10, PALETTE[j % NPALETTE]);
-			svg_text(b, x + 17, y, "start", "lg", name);
+		if (b && lines) {
+			veld_render__fmt(b, "<line class=\"key\" x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+			                 "stroke=\"%s\" stroke-width=\"2.5\"%s/>", x, y - 4, x + key, y - 4, colour(j), dash(j));
+			svg_marker(b, j, x + key / 2, y - 4);
+		} else if (b) {
+			veld_render__fmt(b, "<rect class=\"key\" x=\"%.1f\" y=\"%.1f\" width=\"12\" height=\"12\" fill=\"%s\"/>",
+			                 x, y - 10, colour(j));
 		}
+		if (b)
+			svg_text(b, x + key + 5, y, "start", "lg", name);
 		x += w;
 	}
 	return h;
@@ -85,14 +132,14 @@ static void svg_bar(veld_render_out *b, const json_t *chart)
 	const char *unit = json_string_value(json_object_get(chart, "unit"));
 	size_t nl = json_array_size(labels), ns = json_array_size(series), i, j;
 	double W = 760, left = 200, right = 80, bar = 16, gap = 12;
-	double lh = ns > 1 ? svg_legend(NULL, series, 0, W) + 10 : 0;
+	double lh = ns > 1 ? svg_legend(NULL, series, 0, W, 0) + 10 : 0;
 	double H = lh + (double)nl * ((double)ns * bar + gap) + 10;
 	double max = veld_render__series_max(series), area = W - left - right;
 	char val[64];
 	veld_render__fmt(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" viewBox=\"0 0 %.0f %.0f\" "
 	                 "width=\"%.0f\" height=\"%.0f\" role=\"img\">", W, H, W, H);
 	if (ns > 1)
-		svg_legend(b, series, 20, W);
+		svg_legend(b, series, 20, W, 0);
 	for (i = 0; i < nl; i++) {
 		double y0 = lh + (double)i * ((double)ns * bar + gap) + 5;
 		svg_text(b, left - 8, y0 + (double)ns * bar / 2 + 4, "end", "lb",
@@ -104,7 +151,7 @@ static void svg_bar(veld_render_out *b, const json_t *chart)
 			double w = max > 0 && d > 0 ? d / max * area : 0;
 			double y = y0 + (double)j * bar;
 			veld_render__fmt(b, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"%s\"/>", left, y,
-			                 w, bar - 2, PALETTE[j % NPALETTE]);
+			                 w, bar - 2, colour(j));
 			if (json_is_number(v)) {
 				veld_render__chart_value(val, sizeof val, d, unit);
 				svg_text(b, left + w + 5, y + bar - 5, "start", "vl", val);
@@ -129,34 +176,71 @@ static double nice_step(double range)
 	return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 5 ? 5 : 10) * p;
 }
 
+/* Where series j's point at label i is drawn, in pixels off its value:
+** series that share a value there (sixteen domains all scored 4) are
+** spread around it, in series order, so every line stays visible; the
+** spread stays within DODGE_MAX pixels whatever their number. */
+#define DODGE_STEP 5.0
+#define DODGE_MAX 36.0
+static double dodge(const json_t *series, size_t j, size_t i, double v)
+{
+	size_t m, k = 0, r = 0;
+	json_t *s;
+	double step;
+	json_array_foreach(series, m, s)
+	{
+		json_t *w = json_array_get(json_object_get(s, "values"), i);
+		if (json_is_number(w) && json_number_value(w) == v) {
+			k++;
+			r += m < j;
+		}
+	}
+	if (k < 2)
+		return 0;
+	step = DODGE_MAX / (double)(k - 1) < DODGE_STEP ? DODGE_MAX / (double)(k - 1) : DODGE_STEP;
+	return ((double)r - (double)(k - 1) / 2) * step;
+}
+
+/* The axis of a line chart: lowest and highest value (or the chart's
+** min and max). */
+static void line_range(double *lo, double *hi, const json_t *chart)
+{
+	json_t *s, *v;
+	size_t i, j;
+	int first = 1;
+	*lo = *hi = 0;
+	json_array_foreach(json_object_get(chart, "series"), j, s) json_array_foreach(json_object_get(s, "values"), i, v)
+	{
+		if (!json_is_number(v))
+			continue;
+		if (first || json_number_value(v) < *lo)
+			*lo = json_number_value(v);
+		if (first || json_number_value(v) > *hi)
+			*hi = json_number_value(v);
+		first = 0;
+	}
+	if (*lo > 0)
+		*lo = 0;
+	if (json_is_number(json_object_get(chart, "min")))
+		*lo = json_number_value(json_object_get(chart, "min"));
+	if (json_is_number(json_object_get(chart, "max")))
+		*hi = json_number_value(json_object_get(chart, "max"));
+	if (!(*hi > *lo))
+		*hi = *lo + 1;
+}
+
+/* One line per series: colour, dash and marker its own (svg_legend), a
+** gap where a value is missing, points that coincide spread (dodge). */
 static void svg_line(veld_render_out *b, const json_t *chart)
 {
 	json_t *labels = json_object_get(chart, "labels"), *series = json_object_get(chart, "series"), *s, *v;
 	const char *unit = json_string_value(json_object_get(chart, "unit"));
 	size_t nl = json_array_size(labels), i, j;
 	double W = 760, L = 50, R = 50, T = 20, plot_h = 260, B = 50;
-	double lh = svg_legend(NULL, series, 0, W), H = T + plot_h + B + lh;
-	double lo = 0, hi = 0, step, y;
-	int first = 1;
+	double lh = svg_legend(NULL, series, 0, W, 1), H = T + plot_h + B + lh;
+	double lo, hi, step, y;
 	char val[64];
-	json_array_foreach(series, j, s) json_array_foreach(json_object_get(s, "values"), i, v)
-	{
-		if (!json_is_number(v))
-			continue;
-		if (first || json_number_value(v) < lo)
-			lo = json_number_value(v);
-		if (first || json_number_value(v) > hi)
-			hi = json_number_value(v);
-		first = 0;
-	}
-	if (lo > 0)
-		lo = 0;
-	if (json_is_number(json_object_get(chart, "min")))
-		lo = json_number_value(json_object_get(chart, "min"));
-	if (json_is_number(json_object_get(chart, "max")))
-		hi = json_number_value(json_object_get(chart, "max"));
-	if (!(hi > lo))
-		hi = lo + 1;
+	line_range(&lo, &hi, chart);
 	step = nice_step(hi - lo);
 	veld_render__fmt(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" viewBox=\"0 0 %.0f %.0f\" "
 	                 "width=\"%.0f\" height=\"%.0f\" role=\"img\">", W, H, W, H);
@@ -172,7 +256,6 @@ static void svg_line(veld_render_out *b, const json_t *chart)
 		svg_text(b, XPOS(i), T + plot_h + 20, "middle", "lb", json_string_value(json_array_get(labels, i)));
 	json_array_foreach(series, j, s)
 	{
-		const char *color = PALETTE[j % NPALETTE];
 		int open = 0;
 		json_t *vals = json_object_get(s, "values");
 		for (i = 0; i < nl; i++) {
@@ -184,19 +267,20 @@ static void svg_line(veld_render_out *b, const json_t *chart)
 				continue;
 			}
 			if (!open)
-				veld_render__fmt(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\" points=\"", color);
-			veld_render__fmt(b, "%.1f,%.1f ", XPOS(i), YPOS(json_number_value(v)));
+				veld_render__fmt(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.5\"%s points=\"",
+				                 colour(j), dash(j));
+			veld_render__fmt(b, "%.1f,%.1f ", XPOS(i),
+			                 YPOS(json_number_value(v)) + dodge(series, j, i, json_number_value(v)));
 			open = 1;
 		}
 		if (open)
 			veld_render__str(b, "\"/>");
 		json_array_foreach(vals, i, v) if (json_is_number(v))
-			veld_render__fmt(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>", XPOS(i),
-			                 YPOS(json_number_value(v)), color);
+			svg_marker(b, j, XPOS(i), YPOS(json_number_value(v)) + dodge(series, j, i, json_number_value(v)));
 	}
 #undef XPOS
 #undef YPOS
-	svg_legend(b, series, T + plot_h + B + 10, W);
+	svg_legend(b, series, T + plot_h + B + 10, W, 1);
 	veld_render__str(b, "</svg>");
 }
 
@@ -204,7 +288,7 @@ static const char HTML_STYLE[] =
 	"body{font-family:'DejaVu Sans',Arial,Helvetica,sans-serif;color:#1d2731;margin:0;background:#f6f7f9}"
 	"main{max-width:900px;margin:0 auto;padding:24px 32px;background:#fff;min-height:100vh}"
 	"h1{font-size:26px;margin:8px 0 4px;color:#163b5c}"
-	"p.sub{color:#5f6b73;margin-top:0}"
+	"p.sub{color:#5f6b73;margin-top:0}p.by{color:#5f6b73;font-size:13px;margin-top:-8px}"
 	"h2{font-size:19px;margin:28px 0 8px;border-bottom:2px solid #d8dee4;padding-bottom:4px;color:#163b5c}"
 	"p{line-height:1.45}"
 	"table{border-collapse:collapse;margin:10px 0 16px;font-size:14px}"
@@ -267,6 +351,7 @@ void veld_render__html(veld_render_out *b, const json_t *r)
 	veld_render__str(b, "</style>\n</head>\n<body>\n<main>\n");
 	html_elem(b, "<h1>", title, "</h1>\n");
 	html_elem(b, "<p class=\"sub\">", json_string_value(json_object_get(r, "subtitle")), "</p>\n");
+	html_elem(b, "<p class=\"by\">", json_string_value(json_object_get(r, "byline")), "</p>\n");
 	json_array_foreach(json_object_get(r, "sections"), i, sec)
 	{
 		json_t *chart = json_object_get(sec, "chart");

@@ -29,6 +29,10 @@
 **
 ** A report is named (veld_report: a shipped report) or given as a path
 ** (veld_report_file), never both in one argument.
+**
+** "Today" is the run's OS table's wall clock (the store's, unless the
+** limits name another table), so a report that defaults to "last year"
+** or prints the date it was made on is as testable as a form's rules.
 */
 #include "scripts.h"
 
@@ -71,6 +75,19 @@ static void run_limits(veld_report_limits *lim, const veld_report_limits *limits
 		lim->rows = VELD_REPORT_ROWS;
 	if (!lim->output)
 		lim->output = VELD_REPORT_OUTPUT_MAX;
+}
+
+/* What the page says of itself: today by the run's clock, and the
+** organisation's name where the store knows it (an office store keeps it
+** from veld_org_init; a device's store does not, and its report has none). */
+static void run_header(veld_report_ctx *c, veld_store *s, const veld_os *os)
+{
+	int n;
+	veld_sandbox__today(c->today, sizeof c->today, os);
+	n = veld_store__meta_get(s, "org_name", c->organisation, (int)sizeof c->organisation - 1);
+	c->organisation[n > 0 ? n : 0] = '\0';
+	if (n < 0)
+		veld_err__clear(veld_store__err(s)); /* none (or unreadable): the page goes without */
 }
 
 /* Compile and call the chunk in the prepared state, protected and
@@ -116,6 +133,7 @@ int veld_report__run(json_t **result, veld_store *s, const char *chunk, const ch
 		rc = veld_err__set(err, VELD_EINVALID, "report parameters are not a JSON object");
 		goto done;
 	}
+	run_header(&c, s, lim.sandbox.os);
 	c.schemas = json_object();
 	if (!db || !c.schemas) {
 		rc = veld_err__set(err, VELD_ERROR, db ? "out of memory" : "the store is closed");

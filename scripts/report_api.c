@@ -9,6 +9,8 @@
 **   case(id)          a case's header (name, postcode, ...) or nil
 **   schema(form)      the schema of a shipped form (labels of fields, options)
 **   nl.count/decimal/pct/date, pct(part, whole)   Dutch formatting helpers
+**   today             the date of the run, "YYYY-MM-DD" (report.c's clock)
+**   organisation      the organisation's name, or nil where the store has none
 ** plus the reports' prelude (reports/_prelude.lua).  A spec is read by
 ** report_query.c and scanned by report_scan.c; this file turns rows into
 ** Lua tables (values through the sandbox's one JSON -> Lua conversion) and
@@ -480,6 +482,13 @@ int veld_report__setup(lua_State *L)
 	lua_pop(L, 1);
 	luaL_newlib(L, nl);
 	lua_setglobal(L, "nl");
+	lua_pushstring(L, c->today);
+	lua_setglobal(L, "today");
+	if (c->organisation[0])
+		lua_pushstring(L, c->organisation);
+	else
+		lua_pushnil(L);
+	lua_setglobal(L, "organisation");
 	if (luaL_loadbufferx(L, (const char *)p->src, p->len, "=report_prelude.lua", "t") != LUA_OK)
 		return lua_error(L);
 	lua_call(L, 0, 0);

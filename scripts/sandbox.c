@@ -102,6 +102,14 @@ int64_t veld_sandbox__now(const veld_os *os)
 	return os->xClockMs(os->ctx);
 }
 
+void veld_sandbox__today(char *out, size_t n, const veld_os *os)
+{
+	time_t t = (time_t)(os->xClockMs(os->ctx) / 1000);
+	struct tm tm;
+	if (!localtime_r(&t, &tm) || !strftime(out, n, "%Y-%m-%d", &tm))
+		snprintf(out, n, "1970-01-01");
+}
+
 static int64_t sb_now(const veld_sandbox *sb)
 {
 	return veld_sandbox__now(sb->lim.os);

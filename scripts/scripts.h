@@ -150,6 +150,9 @@ int veld_sandbox__spent(const veld_sandbox *sb);
 /* Milliseconds on the clock deadlines are measured by: a monotonic clock
 ** for veld_os_default(), the table's xClockMs for any other table. */
 int64_t veld_sandbox__now(const veld_os *os);
+/* Today's local date by the OS table's wall clock, "YYYY-MM-DD" (a form's
+** ctx.vandaag, a report's `today`); `n` at least 11. */
+void veld_sandbox__today(char *out, size_t n, const veld_os *os);
 
 /* Compile `src` (text only) as chunk `name`; on success the function is
 ** pushed.  Refuses binary chunks and the name _ENV (see sandbox.c). */
@@ -616,6 +619,8 @@ typedef struct veld_report_ctx {
 	json_t *result;              /* what the script returned */
 	size_t result_max;           /* bytes of it as JSON (veld_report_limits.output) */
 	struct veld_report_tally *tally; /* the tally being computed, if any */
+	char today[16];              /* the global `today`: "YYYY-MM-DD", the OS table's clock */
+	char organisation[256];      /* the global `organisation`: the store's org_name, "" none */
 } veld_report_ctx;
 
 /* Protected (veld_sandbox__ccall, argument the context): set the globals

@@ -1,10 +1,16 @@
 -- contactregistratie — one record per contact between a social worker and a
 -- client.  The yearly figures (the jaarcijfers report) count these by place,
--- problem category and detail.  Compartment: social.
+-- problem category and detail; `verslag` (what happened, in the social
+-- worker's words), `afspraken` and `volgend_contact` are the file itself.
+-- Compartment: social.
+--
+-- Versions: 1 the contact and its classification; 2 adds verslag,
+-- afspraken, volgend_contact and the rule that a contact cannot lie in the
+-- future (a planned date, volgend_contact, can).
 
 form {
 	name = "contactregistratie",
-	version = 1,
+	version = 2,
 	compartment = "social",
 	label = "Contactregistratie",
 	description = "Eén registratie per contact tussen een maatschappelijk assistent en een cliënt.",
@@ -65,5 +71,20 @@ form {
 		field.text { "doorverwezen_naar", label = "Doorverwezen naar", max_length = 200,
 			required = when("wijze_van_hulpverlening", "has", "doorverwijzing"),
 			visible = when("wijze_van_hulpverlening", "has", "doorverwijzing") },
+		field.text { "verslag", label = "Verslag", multiline = true,
+			help = "Wat er tijdens het contact gebeurde, in uw eigen woorden." },
+		field.text { "afspraken", label = "Afspraken", multiline = true,
+			help = "Wat er werd afgesproken, met wie en tegen wanneer." },
+		field.date { "volgend_contact", label = "Volgend contact",
+			help = "De geplande datum van het volgende contact." },
+	},
+
+	rules = {
+		-- What happened cannot lie in the future; a planned date can.
+		function(r, err, ctx)
+			if r.datum and r.datum > ctx.vandaag then
+				err("datum", "Datum kan niet in de toekomst liggen.")
+			end
+		end,
 	},
 }

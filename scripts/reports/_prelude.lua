@@ -64,3 +64,22 @@ function opsomming(list)
 	if n == 1 then return list[1] end
 	return table.concat(list, ", ", 1, n - 1) .. " en " .. list[n]
 end
+
+-- Singular or plural by the count: nl.woord(1, "contact", "contacten") ->
+-- "contact"; nl.aantal(2329, "contact", "contacten") -> "2.329 contacten".
+-- Zero takes the plural, as in Dutch ("0 contacten").
+function nl.woord(n, enkelvoud, meervoud)
+	return n == 1 and enkelvoud or meervoud
+end
+
+function nl.aantal(n, enkelvoud, meervoud)
+	return nl.count(n) .. " " .. nl.woord(n, enkelvoud, meervoud)
+end
+
+-- The line under a report's title: the organisation (when the store knows
+-- it) and the date the report was made, "OCMW Veld · opgemaakt op 07/12/2026".
+function opgemaakt()
+	local op = "opgemaakt op " .. nl.date(today)
+	if organisation then return organisation .. " · " .. op end
+	return "Opgemaakt op " .. nl.date(today)
+end

@@ -1,7 +1,9 @@
 -- evolutie — how a client's situation changed: the domain scores of every
 -- Sociale Balans of the case in the order they were taken, the change
 -- between consecutive balances, and the proposed actions with their
--- status.  A line chart shows the scores over time.
+-- status.  A line chart shows the scores over time of the domains whose
+-- score changed; the domains that stayed the same are listed in a table
+-- beside it (sixteen lines on a 1-5 scale would lie on top of each other).
 -- Parameters: {case = "<case id>"}.
 
 local id = params.case
@@ -49,18 +51,21 @@ for i, b in ipairs(balansen) do
 	dates[i] = b.afnamedatum and nl.date(b.afnamedatum) or ("Balans " .. i)
 end
 local verbeterd, verslechterd = 0, 0
+local vast = {} -- rows of the domains whose score never changed: {label, score}
 for _, dom in ipairs(domeinen) do
-	local row, values, any, k = { L[dom].label }, {}, false, 1
-	local prev
+	local row, values, k = { L[dom].label }, {}, 1
+	local prev, eerste, bewogen, nvt
 	for i, b in ipairs(balansen) do
 		local s = score_of(b, dom)
 		k = k + 1
 		if math.type(s) == "integer" then
 			row[k] = s
 			values[i] = s
-			any = true
+			eerste = eerste or s
+			bewogen = bewogen or s ~= eerste
 		elseif s == "nvt" then
 			row[k] = "n.v.t."
+			nvt = true
 		end
 		if i > 1 then
 			k = k + 1
@@ -74,11 +79,13 @@ for _, dom in ipairs(domeinen) do
 		prev = s
 	end
 	rows[#rows + 1] = row
-	if any then
+	if bewogen then
 		-- false: no score on that balance (a gap in the line)
 		local vals = {}
 		for i = 1, #balansen do vals[i] = values[i] or false end
 		series[#series + 1] = { name = L[dom].label, values = vals }
+	else
+		vast[#vast + 1] = { L[dom].label, eerste or (nvt and "n.v.t." or "") }
 	end
 end
 
@@ -120,8 +127,9 @@ elseif #balansen == 1 then
 	samenvatting = "Eén sociale balans, afgenomen op " .. dates[1] .. "."
 else
 	samenvatting = #balansen .. " sociale balansen, van " .. dates[1] .. " tot " .. dates[#balansen] ..
-		". Sinds de vorige balans verbeterden " .. verbeterd .. " domeinen en gingen er " ..
-		verslechterd .. " achteruit."
+		". Sinds de vorige balans " .. nl.woord(verbeterd, "verbeterde ", "verbeterden ") ..
+		nl.aantal(verbeterd, "domein", "domeinen") .. " en " .. nl.woord(verslechterd, "ging", "gingen") ..
+		" er " .. verslechterd .. " achteruit."
 end
 
 local sections = {
@@ -134,16 +142,29 @@ local sections = {
 		table = { columns = columns, rows = rows },
 	},
 }
-if #series > 0 then
-	sections[#sections + 1] = {
-		title = "Verloop van de scores",
-		chart = { type = "line", title = "Score per domein per balans (1–5)", labels = dates,
-			series = series, min = 1, max = 5 },
-	}
+if #balansen > 1 then
+	local verloop = { title = "Verloop van de scores" }
+	if #series == 0 then
+		verloop.paragraphs = { "Geen enkele score veranderde tussen de balansen." }
+	else
+		verloop.paragraphs = { "De grafiek toont " .. nl.woord(#series, "het domein waarvan", "de " ..
+			#series .. " domeinen waarvan") .. " de score veranderde" .. (#vast > 0 and ("; " ..
+			nl.woord(#vast, "het andere domein staat", "de " .. #vast .. " andere staan") ..
+			" in de tabel eronder.") or ".") }
+		verloop.chart = { type = "line", title = "Score per domein per balans (1–5), enkel wat veranderde",
+			labels = dates, series = series, min = 1, max = 5 }
+	end
+	sections[#sections + 1] = verloop
+	if #vast > 0 then
+		sections[#sections + 1] = {
+			title = "Domeinen zonder verandering",
+			table = { columns = { "Domein", { label = "Score", type = "int" } }, rows = vast },
+		}
+	end
 end
 sections[#sections + 1] = {
 	title = "Actievoorstellen",
-	paragraphs = { #acties == 0 and "Geen actievoorstellen." or (#acties .. " actievoorstellen.") },
+	paragraphs = { #acties == 0 and "Geen actievoorstellen." or (nl.aantal(#acties, "actievoorstel", "actievoorstellen") .. ".") },
 	table = {
 		columns = { "Balans", "Domein", "Doelstelling", "Actie", "Verantwoordelijke",
 			{ label = "Termijn", type = "date" }, "Status" },
@@ -154,5 +175,6 @@ sections[#sections + 1] = {
 return {
 	title = "Evolutie van de sociale balans",
 	subtitle = "Dossier: " .. naam,
+	byline = opgemaakt(),
 	sections = sections,
 }

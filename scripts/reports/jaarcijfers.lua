@@ -3,11 +3,16 @@
 -- ranked, and the details (debts, housing, health, burn-out, stress,
 -- questions about the service itself) as count and share of the contacts.
 -- The page "Cijfers Sociale Dienst" (seed 000) is what it reproduces.
--- Parameters: {year = 2017}.  Office report over contactregistratie.
+-- Parameters: {year = 2017}; without a year, the last full year (the year
+-- of `today` minus one), and the subtitle says so.  Office report over
+-- contactregistratie.
 
-local jaar = params.year
+local jaar, gekozen = params.year, true
+if jaar == nil then
+	jaar, gekozen = math.tointeger(tonumber(string.sub(today, 1, 4))) - 1, false
+end
 if math.type(jaar) ~= "integer" then
-	error("jaarcijfers needs a year: {\"year\": 2017}")
+	error("jaarcijfers needs a year as a whole number: {\"year\": 2017}")
 end
 local vorig = jaar - 1
 
@@ -64,12 +69,18 @@ local function label(path, v)
 	return L[path].options[v] or tostring(v)
 end
 
+-- "In 2017 waren er 2.329 contacten", "In 2017 was er 1 contact".
+local function er_waren(j, n)
+	return "In " .. j .. " " .. nl.woord(n, "was", "waren") .. " er " .. nl.aantal(n, "contact", "contacten")
+end
+
 -- 1. Aard van de contacten ------------------------------------------------
 local plaats_rows, chart_labels, s_nu, s_toen, delen = {}, {}, {}, {}, {}
-local meervoud = {
-	huisbezoek = "huisbezoeken", zitdag = "contacten op zitdagen",
-	werkplaats = "op de werkplaats van de cliënt", hoofdzetel = "op de hoofdzetel",
-	elders = "elders", telefonisch = "telefonisch", digitaal = "digitaal",
+-- How a count of contacts at a place reads: {singular, plural}.
+local benaming = {
+	huisbezoek = { "huisbezoek", "huisbezoeken" }, zitdag = { "contact op een zitdag", "contacten op zitdagen" },
+	werkplaats = { "op de werkplaats van de cliënt" }, hoofdzetel = { "op de hoofdzetel" },
+	elders = { "elders" }, telefonisch = { "telefonisch" }, digitaal = { "digitaal" },
 }
 for _, v in ipairs(values_of("plaats", nu.plaats, toen.plaats)) do
 	local a, b = nu.plaats[v] or 0, toen.plaats[v] or 0
@@ -79,7 +90,8 @@ for _, v in ipairs(values_of("plaats", nu.plaats, toen.plaats)) do
 		s_nu[#s_nu + 1] = pct(a, nu.n)
 		s_toen[#s_toen + 1] = pct(b, toen.n)
 		if a > 0 then
-			delen[#delen + 1] = nl.count(a) .. " " .. (meervoud[v] or label("plaats", v))
+			local b = benaming[v] or { label("plaats", v) }
+			delen[#delen + 1] = nl.aantal(a, b[1], b[2] or b[1])
 		end
 	end
 end
@@ -88,9 +100,8 @@ plaats_rows[#plaats_rows + 1] = { "Totaal", nu.n, pct(nu.n, nu.n), toen.n, pct(t
 local aard = {
 	title = "Aard van de contacten",
 	paragraphs = {
-		"In " .. jaar .. " waren er " .. nl.count(nu.n) .. " contacten" ..
-			(#delen > 0 and (": " .. opsomming(delen) .. ".") or "."),
-		"In " .. vorig .. " waren er " .. nl.count(toen.n) .. " contacten.",
+		er_waren(jaar, nu.n) .. (#delen > 0 and (": " .. opsomming(delen) .. ".") or "."),
+		er_waren(vorig, toen.n) .. ".",
 	},
 	table = { columns = cols("Plaats"), rows = plaats_rows },
 	chart = { type = "bar", title = "Contacten per plaats (% van de contacten)", unit = "%",
@@ -118,8 +129,9 @@ local prob_cols = cols("Problematiek")
 table.insert(prob_cols, 1, { label = "Rang", type = "int" })
 
 local function zin(aantal_nu, aantal_toen)
-	return nl.count(aantal_nu) .. " (" .. nl.pct(pct(aantal_nu, nu.n)) .. ") contacten in " .. jaar ..
-		" t.o.v. " .. nl.count(aantal_toen) .. " contacten (" .. nl.pct(pct(aantal_toen, toen.n)) ..
+	return nl.count(aantal_nu) .. " (" .. nl.pct(pct(aantal_nu, nu.n)) .. ") " ..
+		nl.woord(aantal_nu, "contact", "contacten") .. " in " .. jaar .. " t.o.v. " ..
+		nl.aantal(aantal_toen, "contact", "contacten") .. " (" .. nl.pct(pct(aantal_toen, toen.n)) ..
 		") in " .. vorig
 end
 
@@ -156,7 +168,7 @@ local details = {
 			" van de contacten in " .. jaar .. " t.o.v. " .. nl.pct(pct(e.fysieke_gezondheid or 0, toen.n)) ..
 			" in " .. vorig .. "; psychische gezondheid in " .. nl.pct(pct(d.psychische_gezondheid or 0, nu.n)) ..
 			" t.o.v. " .. nl.pct(pct(e.psychische_gezondheid or 0, toen.n)) .. ".",
-		"Vermoeden van burn-out: " .. nl.count(d.burn_out or 0) .. " contacten in " .. jaar ..
+		"Vermoeden van burn-out: " .. nl.aantal(d.burn_out or 0, "contact", "contacten") .. " in " .. jaar ..
 			" t.o.v. " .. nl.count(e.burn_out or 0) .. " in " .. vorig .. ". Stress: " ..
 			zin(d.stress or 0, e.stress or 0) .. ".",
 		"Vragen over de werking van de sociale dienst: " ..
@@ -170,6 +182,9 @@ local details = {
 
 return {
 	title = "Jaarcijfers " .. jaar,
-	subtitle = "Contactregistraties van " .. jaar .. ", naast " .. vorig .. ".",
+	subtitle = "Contactregistraties van " .. jaar ..
+		(gekozen and "" or " (het laatste volledige jaar)") ..
+		", naast " .. vorig .. ".",
+	byline = opgemaakt(),
 	sections = { aard, problematiek, details },
 }

@@ -36,7 +36,7 @@ expect_exit 0 "form check accepts a shipped form" -- V form check "$T/woonzoek.l
 # form fill on a terminal: a bad date is asked again at once; a required
 # field left empty is asked again before storing.
 if command -v script >/dev/null; then
-  printf '2017-02-30\n2017-02-28\n45\n\n1\n4,5\n\n7\n\nOCMW Leuven\n' |
+  printf '2017-02-30\n2017-02-28\n45\n\n1\n4,5\n\n7\n\nHuur besproken\n\n2017-03-15\nOCMW Leuven\n' |
     script -qc "$VELD -C $S form fill $CASE contactregistratie" /dev/null >"$T/fill" 2>&1
   expect_match 'datum: Datum moet een geldige datum' "$T/fill" "bad date reported at once"
   expect_match 'doorverwezen_naar: Doorverwezen naar is verplicht' "$T/fill" "missing referral asked again"
@@ -46,6 +46,8 @@ if command -v script >/dev/null; then
   expect_match '"doorverwezen_naar":"OCMW Leuven"' "$T/out" "answer kept"
   expect_match '"datum":"2017-02-28"' "$T/out" "corrected date kept"
   expect_match '"problematiek":\["financieel","materieel"\]' "$T/out" "multi choice by numbers"
+  expect_match '"verslag":"Huur besproken"' "$T/out" "the report of the visit kept"
+  expect_match '"volgend_contact":"2017-03-15"' "$T/out" "the next contact kept"
 else
   bad "script(1) missing: cannot drive form fill on a terminal"
 fi
@@ -98,5 +100,10 @@ expect_match '^[^,]+,' "$T/out" "CSV rows"
 expect_exit 1 "unknown report" -- V report geen_rapport
 expect_one_error_line "unknown report"
 expect_exit 2 "bad year" -- V report jaarcijfers --year twintig
+# Without --year: the last full year, said in the output.
+expect_exit 0 "report jaarcijfers without a year" -- V report jaarcijfers
+expect_match "^Jaarcijfers $(( $(date +%Y) - 1 ))\$" "$T/out" "the last full year by default"
+expect_match '\(het laatste volledige jaar\)' "$T/out" "the default year is said"
+expect_match "^Opgemaakt op $(date +%d/%m/%Y)\$" "$T/out" "the date the report was made"
 
 finish

@@ -79,7 +79,7 @@ static void test_form_engine__schema_shapes(void **state)
 	s = json_loads(out, 0, NULL);
 	assert_non_null(s);
 	fields = json_object_get(s, "fields");
-	assert_int_equal(json_array_size(fields), 8);
+	assert_int_equal(json_array_size(fields), 11);
 	doorverwezen = json_array_get(fields, 7);
 	assert_string_equal(json_string_value(json_object_get(doorverwezen, "name")), "doorverwezen_naar");
 	/* a static condition is data an app can evaluate */

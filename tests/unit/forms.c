@@ -73,7 +73,7 @@ static void test_forms__contactregistratie_valid(void **state)
 	veld_form *f = shipped("contactregistratie");
 	(void)state;
 	assert_string_equal(veld_form__compartment(f), "social");
-	assert_int_equal(veld_form__version(f), 1);
+	assert_int_equal(veld_form__version(f), 2);
 	expect_valid(f, "{" CONTACT_OK "}", NULL);
 	expect_valid(f,
 	             "{" CONTACT_OK ",\"duur_min\":45,\"initiatief\":\"cliënt\","
@@ -114,6 +114,40 @@ static void test_forms__contactregistratie_doorverwezen_naar(void **state)
 	/* not asked otherwise: neither required nor checked */
 	expect_valid(f, "{" CONTACT_OK ",\"wijze_van_hulpverlening\":[\"bemiddeling\"]}", NULL);
 	expect_valid(f, "{" CONTACT_OK ",\"wijze_van_hulpverlening\":[\"bemiddeling\"],\"doorverwezen_naar\":42}", NULL);
+	veld_form__free(f);
+}
+
+/* Version 2: what happened (verslag), what was agreed (afspraken) and the
+** next planned contact.  The contact's own date cannot lie in the future;
+** the planned one can.  A record written with version 1 stays valid. */
+static void test_forms__contactregistratie_verslag_and_dates(void **state)
+{
+	veld_form *f = shipped("contactregistratie");
+	static const char TODAY[] = "{\"vandaag\":\"2024-03-05\"}";
+	(void)state;
+	expect_valid(f,
+	             "{" CONTACT_OK ",\"verslag\":\"Huisbezoek bij mevrouw.\\nDe aanmaning van de energieleverancier"
+	             " besproken; zij schrikt van de brief.\",\"afspraken\":\"Zij bezorgt de afrekening;"
+	             " wij bellen de leverancier voor een afbetalingsplan.\",\"volgend_contact\":\"2024-04-02\","
+	             "\"_form_version\":2}",
+	             TODAY);
+	/* a planned date far ahead is fine; the contact itself today is fine */
+	expect_valid(f, "{" CONTACT_OK ",\"volgend_contact\":\"2031-12-31\"}", TODAY);
+	/* the contact tomorrow is not: a message naming the field, not the value */
+	expect_errors(f, "{\"datum\":\"2024-03-06\",\"plaats\":\"zitdag\",\"problematiek\":[\"financieel\"]}", TODAY,
+	              "[{\"field\":\"datum\",\"message\":\"Datum kan niet in de toekomst liggen.\"}]");
+	/* without a context the device's date is today */
+	expect_error(f, "{\"datum\":\"2999-01-01\",\"plaats\":\"zitdag\",\"problematiek\":[\"financieel\"]}", NULL,
+	             "datum", "Datum kan niet in de toekomst liggen.");
+	expect_error(f, "{" CONTACT_OK ",\"volgend_contact\":\"2024-02-30\"}", TODAY, "volgend_contact",
+	             "Volgend contact moet een geldige datum zijn (JJJJ-MM-DD).");
+	expect_error(f, "{" CONTACT_OK ",\"verslag\":12}", TODAY, "verslag", "Verslag moet tekst zijn.");
+	/* version 1 records (no report, no agreements) stay valid; a version 1
+	** record never carried these fields, a version 2 record may not carry
+	** fields the form does not know */
+	expect_valid(f, "{" CONTACT_OK ",\"_form_version\":1}", TODAY);
+	expect_error(f, "{" CONTACT_OK ",\"verslagen\":\"x\",\"_form_version\":2}", TODAY, "verslagen",
+	             "Onbekend veld in versie 2 van dit formulier.");
 	veld_form__free(f);
 }
 
@@ -511,6 +545,7 @@ int main(void)
 		cmocka_unit_test(test_forms__contactregistratie_valid),
 		cmocka_unit_test(test_forms__contactregistratie_every_failure_at_once),
 		cmocka_unit_test(test_forms__contactregistratie_doorverwezen_naar),
+		cmocka_unit_test(test_forms__contactregistratie_verslag_and_dates),
 		cmocka_unit_test(test_forms__sociale_balans_valid),
 		cmocka_unit_test(test_forms__sociale_balans_scores_required),
 		cmocka_unit_test(test_forms__sociale_balans_rule_action_per_weak_domain),

@@ -7,8 +7,10 @@
 ** window's size and carries far more than an empty page does (a blank
 ** page of the same size compresses to a few kilobytes), and the DOM the
 ** browser built holds the inline SVG charts (bars, lines) and the Dutch
-** headings.  The screenshots stay in $VELD_TEST_TMP/report-html-* for a
-** person to look at.  Without chromium the test is skipped, saying so.
+** headings.  In the line chart (evolutie) every series can be told apart:
+** its own legend key (colour and dash), colours far apart, and no line
+** drawn over another even where scores coincide.  The screenshots stay in
+** $VELD_TEST_TMP/report-html-* for a person to look at.  Without chromium the test is skipped, saying so.
 */
 #include "testutil.h"
 
@@ -117,6 +119,84 @@ static void fill_store(veld_store *s, char *evo_case)
 	}
 }
 
+/* The value of attribute `name` in the tag that holds `at` into `out`
+** ("" when the tag has none). */
+static void attr_of(char *out, size_t n, const char *at, const char *name)
+{
+	const char *end = strchr(at, '>'), *p;
+	char key[64];
+	size_t len;
+	snprintf(key, sizeof key, " %s=\"", name);
+	out[0] = '\0';
+	p = strstr(at, key);
+	if (!end || !p || p > end)
+		return;
+	p += strlen(key);
+	len = (size_t)(strchr(p, '"') - p);
+	snprintf(out, n, "%.*s", (int)len, p);
+}
+
+/* Every `needle` tag start in `text`: attribute `a` (and `b`, if given)
+** of each, as "a|b", into `out` (at most `max`); returns how many. */
+static size_t tags_attrs(char out[][2048], size_t max, const char *text, const char *needle, const char *a,
+                         const char *b)
+{
+	size_t k = 0;
+	const char *p = text;
+	while ((p = strstr(p, needle)) != NULL && k < max) {
+		char va[1024], vb[1024] = "";
+		attr_of(va, sizeof va, p, a);
+		if (b)
+			attr_of(vb, sizeof vb, p, b);
+		snprintf(out[k++], 2048, "%s|%s", va, vb);
+		p += strlen(needle);
+	}
+	return k;
+}
+
+static int rgb_distance(const char *x, const char *y)
+{
+	unsigned r1, g1, b1, r2, g2, b2;
+	assert_int_equal(sscanf(x, "#%2x%2x%2x", &r1, &g1, &b1), 3);
+	assert_int_equal(sscanf(y, "#%2x%2x%2x", &r2, &g2, &b2), 3);
+	return (int)((r1 - r2) * (r1 - r2) + (g1 - g2) * (g1 - g2) + (b1 - b2) * (b1 - b2));
+}
+
+/* The line chart as Chromium built it: one legend key per series, no two
+** alike (colour and dash), colours far apart (at least 8 of them, no two
+** closer than 60 in RGB), and no two lines drawn on the same points, even
+** where domains have the same scores (fill_store gives 16 domains only 3
+** different courses). */
+static void check_lines_told_apart(const char *dom, size_t nseries)
+{
+	static char keys[64][2048], lines[64][2048];
+	char strokes[64][16];
+	size_t nk = tags_attrs(keys, 64, dom, "<line class=\"key\"", "stroke", "stroke-dasharray");
+	size_t nl = tags_attrs(lines, 64, dom, "<polyline", "points", NULL), i, j, ns = 0;
+	assert_int_equal(nk, nseries);
+	assert_int_equal(nl, nseries);
+	for (i = 0; i < nk; i++) {
+		char *bar = strchr(keys[i], '|');
+		int seen = 0;
+		for (j = 0; j < i; j++)
+			if (!strcmp(keys[i], keys[j]))
+				fail_msg("legend keys %zu and %zu look the same: %s", j, i, keys[i]);
+		for (j = 0; j < nl && j < i; j++)
+			if (!strcmp(lines[i], lines[j]))
+				fail_msg("lines %zu and %zu lie on top of each other", j, i);
+		*bar = '\0';
+		for (j = 0; j < ns; j++)
+			seen |= !strcmp(strokes[j], keys[i]);
+		if (!seen)
+			snprintf(strokes[ns++], sizeof strokes[0], "%s", keys[i]);
+	}
+	assert_true(ns >= 8);
+	for (i = 0; i < ns; i++)
+		for (j = 0; j < i; j++)
+			if (rgb_distance(strokes[i], strokes[j]) < 60 * 60)
+				fail_msg("legend colours %s and %s are hard to tell apart", strokes[i], strokes[j]);
+}
+
 static void check_page(const char *dir, const char *name, long blank, const char *const *needles)
 {
 	char html[1024], png[1024], dom[1024];
@@ -145,6 +225,8 @@ static void check_page(const char *dir, const char *name, long blank, const char
 		if (!strstr((const char *)text, needles[i]))
 			fail_msg("%s: the DOM lacks %s", name, needles[i]);
 	assert_null(strstr((const char *)text, "<script>alert"));
+	if (!strcmp(name, "evolutie"))
+		check_lines_told_apart((const char *)text, 16);
 	free(text);
 }
 

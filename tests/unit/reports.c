@@ -477,19 +477,34 @@ static void test_evolutie_three_balances(void **state)
 	row = row_of(r, 0, 0, "Mobiliteit");            /* 4 -> 4 -> 4 */
 	expect_int(row, 3, 0);
 	expect_int(row, 5, 0);
-	/* the chart: one line per domain, the dates as labels, a gap for n.v.t. */
+	/* the chart: one line per domain whose score changed (the other 13 stay
+	** at 4), the dates as labels, a gap for n.v.t. */
 	chart = json_object_get(json_array_get(json_object_get(r, "sections"), 1), "chart");
 	assert_string_equal(json_string_value(json_object_get(chart, "type")), "line");
 	assert_int_equal(json_array_size(json_object_get(chart, "labels")), 3);
-	assert_int_equal(json_array_size(json_object_get(chart, "series")), 16);
+	assert_int_equal(json_array_size(json_object_get(chart, "series")), 3);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(chart, "series"), 0), "name")),
+	                    "Huisvesting");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(chart, "series"), 2), "name")),
+	                    "Werk");
+	assert_false(json_is_number(json_array_get(json_object_get(json_array_get(json_object_get(chart, "series"), 2),
+	                                                           "values"), 0)));
+	/* the domains that did not move, in a table of their own */
+	assert_int_equal(json_array_size(json_object_get(json_object_get(
+	                     json_array_get(json_object_get(r, "sections"), 2), "table"), "rows")), 13);
+	expect_int(row_of(r, 2, 0, "Mobiliteit"), 1, 4);
 	/* actions of every balance, with their status */
 	assert_int_equal(json_array_size(json_object_get(json_object_get(
-	                     json_array_get(json_object_get(r, "sections"), 2), "table"), "rows")), 7);
+	                     json_array_get(json_object_get(r, "sections"), 3), "table"), "rows")), 7);
 	json_decref(r);
 
 	text = report(f->s, "evolutie", params, "text");
 	expect_has(text, "Huisvesting                       2           3        +1           5        +2\n");
-	expect_has(text, "3 sociale balansen, van 10/01/2023 tot 20/01/2024.");
+	expect_has(text, "3 sociale balansen, van 10/01/2023 tot 20/01/2024. Sinds de vorige balans verbeterden "
+	                 "3 domeinen en gingen er 0 achteruit.");
+	expect_has(text, "De grafiek toont de 3 domeinen waarvan de score veranderde; de 13 andere staan in de "
+	                 "tabel eronder.");
+	expect_has(text, "7 actievoorstellen.");
 	expect_has(text, "Dossier: <script>alert(\"x\")</script> & Co");
 	expect_has(text, "Lopend");
 	veld_free(text);
@@ -505,6 +520,42 @@ static void test_evolutie_three_balances(void **state)
 	expect_has(html, "<polyline");
 	assert_null(strstr(html, "<script"));
 	veld_free(html);
+	fixture_free(f);
+}
+
+/* Two balances: one domain better, one worse, one action.  Counts of one
+** read in the singular. */
+static void test_evolutie_singular_and_one_moved(void **state)
+{
+	fixture *f = fixture_new("rep-evo1");
+	char cid[VELD_IDSIZE], params[128], *text;
+	json_t *r, *chart;
+	(void)state;
+	new_case(cid, f->s, "\"Peeters\"");
+	put_balans(f->s, cid, "2024-01-10", "3", "4", "4", "null");
+	put_balans(f->s, cid, "2024-06-10", "4", "2", "4",
+	           "{\"a1\": {\"domein\": \"inkomen\", \"doelstelling\": \"Budget\", \"actie\": \"Budgetbegeleiding\","
+	           " \"status\": \"gepland\"}}");
+	snprintf(params, sizeof params, "{\"case\": \"%s\"}", cid);
+	text = report(f->s, "evolutie", params, "text");
+	expect_has(text, "Sinds de vorige balans verbeterde 1 domein en ging er 1 achteruit.");
+	expect_has(text, "De grafiek toont de 2 domeinen waarvan de score veranderde; de 14 andere staan in de tabel "
+	                 "eronder.");
+	expect_has(text, "\n1 actievoorstel.\n");
+	veld_free(text);
+	r = report_json(f->s, "evolutie", params);
+	chart = json_object_get(json_array_get(json_object_get(r, "sections"), 1), "chart");
+	assert_int_equal(json_array_size(json_object_get(chart, "series")), 2);
+	json_decref(r);
+
+	/* one balance: nothing to compare, no chart */
+	new_case(cid, f->s, "\"Maes\"");
+	put_balans(f->s, cid, "2024-01-10", "3", "4", "4", "null");
+	snprintf(params, sizeof params, "{\"case\": \"%s\"}", cid);
+	r = report_json(f->s, "evolutie", params);
+	assert_int_equal(json_array_size(json_object_get(r, "sections")), 2);
+	assert_null(json_object_get(json_array_get(json_object_get(r, "sections"), 1), "chart"));
+	json_decref(r);
 	fixture_free(f);
 }
 
@@ -556,7 +607,9 @@ static void test_api_and_author_mistakes(void **state)
 	expect_fail(f->s, "bestaat_niet", NULL, "text", VELD_ENOTFOUND, "no report 'bestaat_niet'");
 	expect_fail(f->s, "jaarcijfers", "{\"year\": 2017}", "pdf", VELD_EINVALID, "unknown report format");
 	expect_fail(f->s, "jaarcijfers", "[1]", "text", VELD_EINVALID, "not a JSON object");
-	expect_fail(f->s, "jaarcijfers", "{}", "text", VELD_EINVALID, "jaarcijfers.lua:10: jaarcijfers needs a year");
+	/* (no year is the last full year: report_page.c) */
+	expect_fail(f->s, "jaarcijfers", "{\"year\": \"2017\"}", "text", VELD_EINVALID,
+	            "jaarcijfers.lua:15: jaarcijfers needs a year");
 	expect_fail(f->s, "evolutie", "{\"case\": \"0123\"}", "text", VELD_EINVALID, "evolutie.lua:");
 
 	/* a report from a file: the author's own, with records(), each() and tally() */
@@ -781,6 +834,7 @@ int main(void)
 		cmocka_unit_test(test_hostile_reports_bounded),
 		cmocka_unit_test(test_balans_compared_with_the_previous_by_date),
 		cmocka_unit_test(test_evolutie_three_balances),
+		cmocka_unit_test(test_evolutie_singular_and_one_moved),
 		cmocka_unit_test(test_jaarcijfers_reproduces_seed_000),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
