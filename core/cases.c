@@ -1,7 +1,7 @@
 /*
 ** cases.c — cases and records in the store: the rows of `records`, and the
 ** veld.h calls that read and change them (cases, records without their
-** forms, export, conflicts, resolve).
+** forms, export, conflicts, and the part of resolve no form decides).
 **
 ** A record row holds the record's canonical state (record.c) and columns
 ** derived from it for queries (case, form, deleted, number of conflicts,
@@ -13,8 +13,8 @@
 ** This file owns what a case header may hold (check_header) and the rule
 ** that a put names an existing, undeleted case and record of its form
 ** (veld_store__put_target).  It does not know forms: scripts/records.c
-** validates a put against its form and hands the result to
-** veld_store__record_put.  It reaches the handle only through core.h
+** validates a put (and a resolve of a form's field) against its form and
+** hands the result to veld_store__record_put.  It reaches the handle only through core.h
 ** (store.c), and the schema is schema.c's.
 */
 #include "core.h"
@@ -70,9 +70,16 @@ int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, cons
 {
 	sqlite3_stmt *st = NULL;
 	char *canon = veld_record__canonical(r);
+	size_t n = canon ? strlen(canon) : 0;
 	int rc;
 	if (!canon)
 		return veld_err__oom(veld_store__err(s));
+	if (n > VELD_RECORD_MAX) {
+		free(canon);
+		return veld_err__set(veld_store__err(s), VELD_EINVALID,
+		                     "record %s would hold %zu bytes, more than the %zu KiB a record may hold",
+		                     veld_record__id(r), n, VELD_RECORD_MAX >> 10);
+	}
 	rc = sqlite3_prepare_v2(veld_store__db(s),
 	                        "INSERT INTO records(id, case_id, form, compartment, state, deleted, conflicts, dirty)"
 	                        " VALUES(?1, ?2, ?3, coalesce(?8, 'social'), ?4, ?5, ?6, ?7)"
@@ -237,17 +244,16 @@ static int write_field(veld_store *s, veld_record *r, const char *path, json_t *
 
 /* ---- cases ------------------------------------------------------------------- */
 
+/* A date of the calendar in the years a case header holds. */
 static int valid_date(const char *d)
 {
-	int y, m, day;
-	char tail;
-	if (!d || strlen(d) != 10 || sscanf(d, "%4d-%2d-%2d%c", &y, &m, &day, &tail) != 3)
-		return 0;
-	return y >= 1900 && y <= 2200 && m >= 1 && m <= 12 && day >= 1 && day <= 31;
+	return d && veld_date__is(d, strlen(d)) && strncmp(d, "1900", 4) >= 0 && strncmp(d, "2200", 4) <= 0;
 }
 
-/* Check a case header object; names the field at fault. */
-static int check_header(veld_err *err, json_t *h, int creating)
+/* Check a case header object (`today`: "YYYY-MM-DD"); names the field at
+** fault.  `creating`: name and postcode are required; otherwise a change,
+** which may not clear them. */
+static int check_header(veld_err *err, json_t *h, int creating, const char *today)
 {
 	const char *key;
 	json_t *v;
@@ -277,6 +283,8 @@ static int check_header(veld_err *err, json_t *h, int creating)
 		if (!json_is_string(v) && !json_is_null(v))
 			return veld_err__set(err, VELD_EINVALID, "case field '%s' must be text", key);
 	}
+	if (!creating && (json_is_null(json_object_get(h, "name")) || json_is_null(json_object_get(h, "postcode"))))
+		return veld_err__set(err, VELD_EINVALID, "case fields 'name' and 'postcode' cannot be cleared");
 	v = json_object_get(h, "name");
 	if (creating && (!json_is_string(v) || !*json_string_value(v)))
 		return veld_err__set(err, VELD_EINVALID, "case field 'name' is required");
@@ -291,7 +299,9 @@ static int check_header(veld_err *err, json_t *h, int creating)
 	}
 	v = json_object_get(h, "birth");
 	if (json_is_string(v) && !valid_date(json_string_value(v)))
-		return veld_err__set(err, VELD_EINVALID, "case field 'birth' must be a date YYYY-MM-DD");
+		return veld_err__set(err, VELD_EINVALID, "case field 'birth' must be a date YYYY-MM-DD of the calendar");
+	if (json_is_string(v) && strcmp(json_string_value(v), today) > 0)
+		return veld_err__set(err, VELD_EINVALID, "case field 'birth' cannot lie in the future");
 	return 0;
 }
 
@@ -300,11 +310,13 @@ static int parse_header(json_t **out, veld_store *s, const char *header_json, in
 {
 	json_error_t jerr;
 	json_t *h = json_loads(header_json ? header_json : "", JSON_REJECT_DUPLICATES, &jerr);
+	char today[11];
 	int rc = 0;
+	veld_store__today(today, s);
 	if (!json_is_object(h))
 		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "case header is not a JSON object: %s", jerr.text);
 	else
-		rc = check_header(veld_store__err(s), h, creating);
+		rc = check_header(veld_store__err(s), h, creating, today);
 	if (rc)
 		json_decref(h);
 	*out = rc ? NULL : h;
@@ -375,9 +387,7 @@ int veld_case_update(veld_store *s, const char *case_id, const char *header_json
 	int rc;
 	if ((rc = veld_store__enter(s)) || (rc = parse_header(&h, s, header_json, 0)))
 		return rc;
-	if (json_is_null(json_object_get(h, "name")) || json_is_null(json_object_get(h, "postcode")))
-		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "case fields 'name' and 'postcode' cannot be cleared");
-	else if (!(rc = refuse_if_erased(s, case_id, load_case(&c, s, case_id))))
+	if (!(rc = refuse_if_erased(s, case_id, load_case(&c, s, case_id))))
 		rc = write_record(s, c, h, 0, NULL, "update-case", case_id, NULL);
 	json_decref(h);
 	veld_record__free(c);
@@ -625,7 +635,7 @@ int veld_store__put_target(veld_record **out, veld_store *s, const char *case_id
 }
 
 int veld_store__record_put(char *id_out, veld_store *s, veld_record *stored, const char *case_id, const char *form,
-                           json_t *flat, const char *compartment, int form_version)
+                           json_t *flat, const char *compartment, int form_version, const char *action)
 {
 	veld_record *made = NULL;
 	char id[VELD_IDSIZE];
@@ -643,8 +653,9 @@ int veld_store__record_put(char *id_out, veld_store *s, veld_record *stored, con
 		if (veld_record__new(&made, id, case_id, form))
 			return veld_err__oom(veld_store__err(s));
 	}
-	rc = write_record(s, stored ? stored : made, flat, form_version, compartment,
-	                  stored ? "update-record" : "create-record", case_id, id);
+	if (!action)
+		action = stored ? "update-record" : "create-record";
+	rc = write_record(s, stored ? stored : made, flat, form_version, compartment, action, case_id, id);
 	if (!rc && id_out)
 		memcpy(id_out, id, VELD_IDSIZE);
 	veld_record__free(made);
@@ -738,6 +749,33 @@ int veld_export_json(char **out, veld_store *s)
 	return rc;
 }
 
+/* The name the registry gives device `id` (a new string), or null. */
+static json_t *device_name(veld_store *s, const char *id)
+{
+	sqlite3_stmt *st = NULL;
+	json_t *name = NULL;
+	if (sqlite3_prepare_v2(veld_store__db(s), "SELECT name FROM devices WHERE id = ?1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, id ? id : "", -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) == SQLITE_TEXT)
+			name = json_string((const char *)sqlite3_column_text(st, 0));
+	}
+	sqlite3_finalize(st);
+	return name ? name : json_null();
+}
+
+/* The versions behind a conflict of `path`, each with its writer's name. */
+static json_t *conflict_versions(veld_store *s, const veld_record *r, const char *path)
+{
+	json_t *vers = veld_record__conflict_versions(r, path), *e;
+	size_t i;
+	json_array_foreach(vers, i, e)
+	{
+		if (json_object_set_new(e, "device_name", device_name(s, json_string_value(json_object_get(e, "device")))))
+			break;
+	}
+	return vers;
+}
+
 static int conflict_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
 {
 	veld_record *r = NULL;
@@ -751,8 +789,9 @@ static int conflict_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payl
 	json_object_foreach(json_object_get(view, "conflicts"), path, vals)
 	{
 		if ((rc = append(arr, s,
-		                 json_pack("{s:s, s:s, s:s, s:s, s:O}", "case", veld_record__case(r), "record",
-		                           veld_record__id(r), "form", veld_record__form(r), "field", path, "values", vals))))
+		                 json_pack("{s:s, s:s, s:s, s:s, s:O, s:o*}", "case", veld_record__case(r), "record",
+		                           veld_record__id(r), "form", veld_record__form(r), "field", path, "values", vals,
+		                           "versions", conflict_versions(s, r, path)))))
 			break;
 	}
 	json_decref(view);
@@ -766,29 +805,45 @@ int veld_conflicts_json(char **out, veld_store *s)
 	                             "SELECT state FROM records WHERE conflicts > 0 ORDER BY case_id, id", "");
 }
 
-int veld_resolve(veld_store *s, const char *record_id, const char *field, const char *value_json)
+int veld_store__resolve(veld_record **form_rec, json_t **value, veld_store *s, const char *record_id,
+                        const char *field, const char *value_json)
 {
+	veld_err *err = veld_store__err(s);
 	json_error_t jerr;
-	json_t *v = NULL;
+	json_t *v = NULL, *h = NULL;
 	veld_record *r = NULL;
+	char today[11];
 	size_t n_live = 0;
-	int rc;
-	if ((rc = veld_store__enter(s)))
-		return rc;
-	if (!field || !*field || (field[0] == '_' && strcmp(field, VELD_RECORD_DELETED)))
-		return veld_err__set(veld_store__err(s), VELD_EINVALID, "field '%.60s' cannot be resolved",
-		                     field ? field : "");
+	int rc = 0, deleted = field && !strcmp(field, VELD_RECORD_DELETED);
+	*form_rec = NULL;
+	*value = NULL;
+	if (!field || !*field || (field[0] == '_' && !deleted))
+		return veld_err__set(err, VELD_EINVALID, "field '%.60s' cannot be resolved", field ? field : "");
 	v = json_loads(value_json ? value_json : "", JSON_DECODE_ANY, &jerr);
 	if (!v || json_is_object(v))
-		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "value for '%s' is not a JSON value", field);
-	else if (!strcmp(field, VELD_RECORD_DELETED) && !json_is_boolean(v))
-		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "'_deleted' is resolved with true or false");
-	else if (!(rc = load_named(&r, s, record_id, 0, NULL)) && !veld_record__value(r, field, &n_live) &&
-	         strcmp(field, VELD_RECORD_DELETED))
-		rc = veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "record %s has no field '%s'", record_id, field);
+		rc = veld_err__set(err, VELD_EINVALID, "value for '%s' is not a JSON value", field);
+	else if (deleted && !json_is_boolean(v))
+		rc = veld_err__set(err, VELD_EINVALID, "'_deleted' is resolved with true or false");
+	else if (!(rc = load_named(&r, s, record_id, 0, NULL)) && !deleted && !veld_record__value(r, field, &n_live))
+		rc = veld_err__set(err, VELD_ENOTFOUND, "record %s has no field '%s'", record_id, field);
+	if (rc || (!deleted && strcmp(veld_record__form(r), VELD_CASE_FORM))) {
+		*form_rec = rc ? NULL : r; /* a form's field: the form checks it */
+		*value = rc ? NULL : v;
+		goto done;
+	}
+	/* "_deleted", or a header's field checked by the header's rules. */
+	veld_store__today(today, s);
+	if (!deleted && (!(h = json_object()) || json_object_set(h, field, v)))
+		rc = veld_err__oom(err);
+	else if (!deleted)
+		rc = check_header(err, h, 0, today);
 	if (!rc)
 		rc = write_field(s, r, field, v, "resolve", record_id);
-	json_decref(v);
-	veld_record__free(r);
+done:
+	if (!*form_rec) {
+		veld_record__free(r);
+		json_decref(v);
+	}
+	json_decref(h);
 	return rc;
 }

@@ -75,6 +75,17 @@ int veld_hex__is(const char *s, size_t n);
 int veld_id__is(const char *s);
 /* 1 if `s` is a form name: [a-z0-9_]{1,64}, not starting with '_'. */
 int veld_name__is_form(const char *s);
+/* 1 if the `n` bytes at `s` are a date "YYYY-MM-DD" of the calendar, year
+** >= 1000 (the forms' date.valid; case headers too).  0 for NULL. */
+int veld_date__is(const char *s, size_t n);
+
+/* ---- size bounds of what is stored (docs/forms.md, "Size bounds") ------ */
+
+/* Characters of a text field whose form gives no max_length (the form
+** engine's default), and bytes of a record's canonical state: a save of a
+** larger record, local or merged, is refused (veld_store__record_save). */
+#define VELD_TEXT_MAX   10000
+#define VELD_RECORD_MAX ((size_t)256 << 10)
 
 /* ---- regions and the write rule (region.c, rules.c) -------------------- */
 
@@ -423,6 +434,14 @@ const json_t *veld_record__value(const veld_record *r, const char *path, size_t 
 ** reference; NULL if out of memory. */
 json_t *veld_record__view(const veld_record *r);
 
+/* Who wrote each alternative of the view's conflict of `path`, in the
+** order of its values there (shown first): [{"value","device","at"}], "at"
+** the wall time of the version's stamp (ms).  For "_deleted" in a
+** delete-against-edit conflict, `false` is the newest edit the delete did
+** not see.  New reference; an empty array when `path` is in no conflict,
+** NULL when out of memory. */
+json_t *veld_record__conflict_versions(const veld_record *r, const char *path);
+
 /* Largest stamp in the record (for the HLC to observe after a merge). */
 int veld_record__max_stamp(const veld_record *r, veld_stamp *out);
 
@@ -522,7 +541,9 @@ int veld_schema__check(veld_store *s);
 
 /* Records by id (cases.c); save writes the canonical state and sets
 ** `dirty` (1: must be committed to git at the next sync); `compartment`
-** NULL keeps the row's (a new row gets "social"). */
+** NULL keeps the row's (a new row gets "social").  A state larger than
+** VELD_RECORD_MAX is not saved: VELD_EINVALID, the only time save returns
+** it (a merge refuses such a record on that code). */
 int veld_store__record_load(veld_record **out, veld_store *s, const char *id);
 int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, const char *compartment);
 
@@ -538,15 +559,32 @@ int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, cons
 ** put_target, changed in place) or to a new record of the case and form,
 ** with one stamp, its audit entry and "_form_version" = `form_version`
 ** when > 0, in one transaction.  `compartment`: the form's (NULL keeps an
-** existing record's).  The record id goes to `id_out` when not NULL. */
+** existing record's).  The record id goes to `id_out` when not NULL.
+** `action` names the audit entry (NULL: "create-record" or
+** "update-record"). */
 int veld_store__put_target(veld_record **out, veld_store *s, const char *case_id, const char *form,
                            const char *record_id);
 int veld_store__record_put(char *id_out, veld_store *s, veld_record *stored, const char *case_id, const char *form,
-                           json_t *flat, const char *compartment, int form_version);
+                           json_t *flat, const char *compartment, int form_version, const char *action);
+
+/* The part of veld_resolve that needs no form.  Checks `field` (not empty,
+** not reserved but for "_deleted") and `value_json` (JSON, not an object;
+** "_deleted" true or false) and loads record `record_id` (any record or
+** case header, deleted or not; VELD_ENOTFOUND when it is not there or has
+** no such field).  "_deleted", and a case header's field (checked by the
+** header's rules, as veld_case_update checks it), are written here, with
+** the audit entry "resolve": *form_rec is then NULL.  A form's field is
+** handed back instead, the record in *form_rec and the parsed value in
+** *value (the caller frees both), for the caller to check by the form and
+** write with veld_store__record_put (action "resolve"). */
+int veld_store__resolve(veld_record **form_rec, json_t **value, veld_store *s, const char *record_id,
+                        const char *field, const char *value_json);
 /* Fold a stamp seen in merged data into the clock. */
 void veld_store__observe(veld_store *s, const veld_stamp *stamp);
 /* The next local stamp (persisted with the transaction). */
 int veld_store__stamp(veld_store *s, veld_stamp *out);
+/* Today by the store's clock, "YYYY-MM-DD" (UTC). */
+void veld_store__today(char out[11], veld_store *s);
 /* One slot per upper layer for state that lives as long as the handle (the
 ** form cache of scripts/, the open repository of sync/).  `free_fn` runs at
 ** close. */

@@ -1,5 +1,6 @@
 /*
-** id.c — the one definition of what an id and a form name look like.
+** id.c — the one definition of what an id, a form name and a date look
+** like.
 **
 ** Every layer checks the same strings: record, case and device ids (32
 ** lowercase hex digits, 16 random bytes), git object ids (40), signatures
@@ -36,4 +37,24 @@ int veld_name__is_form(const char *s)
 	if (n == 0 || n > VELD_FORM_NAME_MAX || s[0] == '_')
 		return 0;
 	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+static int leap(long y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+
+int veld_date__is(const char *s, size_t n)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	long y, m, d;
+	size_t i;
+	if (!s || n != 10 || s[4] != '-' || s[7] != '-')
+		return 0;
+	for (i = 0; i < 10; i++)
+		if (i != 4 && i != 7 && !(s[i] >= '0' && s[i] <= '9'))
+			return 0;
+	y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
+	m = (s[5] - '0') * 10 + (s[6] - '0');
+	d = (s[8] - '0') * 10 + (s[9] - '0');
+	if (y < 1000 || m < 1 || m > 12 || d < 1)
+		return 0;
+	return d <= (m == 2 && leap(y) ? 29 : mdays[m - 1]);
 }

@@ -484,6 +484,73 @@ done:
 	return rc;
 }
 
+/* The newest live delete holding `value` in `dels` ("_deleted"); for
+** `false` with none, the newest version of another path that no live
+** delete saw (the edit that keeps the record).  NULL if none. */
+static const json_t *rec_delete_alt(const json_t *fields, const json_t *dels, int value)
+{
+	const json_t *best = NULL, *v, *l;
+	const char *path;
+	veld_stamp bs, vs;
+	size_t i;
+	int edits;
+	for (edits = 0; edits < 2 && !best; edits++) {
+		json_object_foreach((json_t *)fields, path, l)
+		{
+			if (edits == !strcmp(path, VELD_RECORD_DELETED) || (edits && value))
+				continue;
+			json_array_foreach(l, i, v)
+			{
+				if (edits ? rec_seen_by_delete(v, dels) : json_is_true(json_object_get(v, "v")) != value)
+					continue;
+				veld_record__vstamp(&vs, v);
+				if (!best || veld_stamp__cmp(&vs, &bs) > 0) {
+					best = v;
+					bs = vs;
+				}
+			}
+		}
+	}
+	return best;
+}
+
+/* Append {"value","device","at"} of version `ver` (value `value`). */
+static int rec_add_version(json_t *out, const json_t *ver, const json_t *value)
+{
+	veld_stamp st;
+	veld_record__vstamp(&st, ver);
+	return json_array_append_new(out, json_pack("{s:O, s:s, s:I}", "value", (json_t *)value, "device", st.device,
+	                                            "at", (json_int_t)st.wall));
+}
+
+json_t *veld_record__conflict_versions(const veld_record *r, const char *path)
+{
+	const json_t *fields = json_object_get(r->state, "fields"), *list, *ver, *alt;
+	json_t *view = veld_record__view(r), *out = json_array(), *alts;
+	size_t i;
+	int rc = view && out ? 0 : -1;
+	path = path ? path : "";
+	list = json_object_get(fields, path);
+	alts = json_object_get(json_object_get(view, "conflicts"), path);
+	if (strcmp(path, VELD_RECORD_DELETED)) {
+		/* the view's values are the versions, newest first */
+		for (i = json_array_size(alts) ? json_array_size(list) : 0; !rc && i-- > 0;)
+			rc = rec_add_version(out, json_array_get(list, i), json_object_get(json_array_get(list, i), "v"));
+	} else {
+		json_array_foreach(alts, i, alt)
+		{
+			if (!rc && (ver = rec_delete_alt(fields, list, json_is_true(alt))))
+				rc = rec_add_version(out, ver, alt);
+		}
+	}
+	json_decref(view);
+	if (rc) {
+		json_decref(out);
+		out = NULL;
+	}
+	return out;
+}
+
 json_t *veld_record__view(const veld_record *r)
 {
 	const json_t *fields = json_object_get(r->state, "fields");

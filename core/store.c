@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <sodium.h>
 
@@ -734,6 +735,14 @@ void veld_store__observe(veld_store *s, const veld_stamp *stamp)
 int veld_store__stamp(veld_store *s, veld_stamp *out)
 {
 	return next_stamp(s, out);
+}
+
+void veld_store__today(char out[11], veld_store *s)
+{
+	time_t now = (time_t)(s->os->xClockMs(s->os->ctx) / 1000);
+	struct tm tmv;
+	if (!gmtime_r(&now, &tmv) || !strftime(out, 11, "%Y-%m-%d", &tmv))
+		snprintf(out, 11, "1970-01-01");
 }
 
 int veld_store__audit(veld_store *s, const char *action, const char *case_id, const char *record_id)

@@ -214,6 +214,8 @@ static int compile_field(lua_State *L, veld_decls *d, int names, veld_decl *f, c
 		f->scale = (int)v;
 	if (get_int(L, "max_length", &v))
 		f->max_length = v;
+	else if (f->kind == VELD_FIELD_TEXT)
+		f->max_length = VELD_TEXT_MAX;
 	lua_getfield(L, -1, "repeating");
 	f->repeating = lua_toboolean(L, -1);
 	lua_pop(L, 1);

@@ -374,26 +374,11 @@ int veld_engine__decimal_of(const json_t *v, int scale, long long *out)
 	return 0;
 }
 
-static int leap(long y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-/* prelude.lua's date.valid: "YYYY-MM-DD", a real calendar date, year >= 1000. */
+/* prelude.lua's date.valid: "YYYY-MM-DD", a real calendar date, year >= 1000
+** (core's one definition). */
 int veld_engine__date_ok(const json_t *v)
 {
-	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	const char *s = json_string_value(v);
-	long y, m, d;
-	int i;
-	if (!s || json_string_length(v) != 10 || s[4] != '-' || s[7] != '-')
-		return 0;
-	for (i = 0; i < 10; i++)
-		if (i != 4 && i != 7 && !(s[i] >= '0' && s[i] <= '9'))
-			return 0;
-	y = (s[0] - '0') * 1000 + (s[1] - '0') * 100 + (s[2] - '0') * 10 + (s[3] - '0');
-	m = (s[5] - '0') * 10 + (s[6] - '0');
-	d = (s[8] - '0') * 10 + (s[9] - '0');
-	if (y < 1000 || m < 1 || m > 12 || d < 1)
-		return 0;
-	return d <= (m == 2 && leap(y) ? 29 : mdays[m - 1]);
+	return json_is_string(v) && veld_date__is(json_string_value(v), json_string_length(v));
 }
 
 /* Characters of a UTF-8 string (jansson holds valid UTF-8 only). */

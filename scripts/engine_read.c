@@ -3,7 +3,8 @@
 **
 ** veld_engine__read types every declared field of a record (step 1) into a
 ** new Lua table, the typed record `r` that rules and computed values see,
-** then decides visibility and required fields in form order (step 2); see
+** then decides visibility and required fields in form order (step 2: a
+** value a put writes to a hidden field fails there); see
 ** engine.c for the steps and the declarations they read.  This is the hot
 ** path of every save, so it reads the input as it comes: input in the
 ** store's flat form ("huisvesting.score") or otherwise in need of folding
@@ -41,6 +42,7 @@ typedef struct reader {
 	int unknown;  /* the input has paths the form does not declare */
 	int errors;   /* stack index of the list failures go to, or 0 */
 	int names;    /* stack index of the names table (keys pushed without hashing) */
+	const json_t *written; /* the flat paths a put writes, or NULL */
 	char path[VELD_ENGINE_PATH_BYTES + 64];
 	size_t plen;
 	const veld_decl *stack[VELD_ENGINE_PATH_DEPTH + 2]; /* the groups above the field being read */
@@ -462,6 +464,31 @@ static int bad_here(reader *rd)
 
 static void check_scope(reader *rd, const veld_scope *sc, int values);
 
+/* Does the put write a value to hidden field `f` (at rd->path, or under
+** it), a value the record holds (typed into `values`, or failed)?  Such a
+** value is refused, not stored unseen. */
+static int hidden_written(reader *rd, const veld_decl *f, int values)
+{
+	lua_State *L = rd->L;
+	const char *k;
+	json_t *v;
+	int held;
+	lua_rawgeti(L, rd->names, f->key);
+	held = lua_rawget(L, values) != LUA_TNIL;
+	lua_pop(L, 1);
+	if (!held && bad_here(rd)) {
+		lua_pop(L, 1);
+		held = 1;
+	}
+	if (held)
+		json_object_foreach((json_t *)rd->written, k, v)
+		{
+			if (!json_is_null(v) && !strncmp(k, rd->path, rd->plen) && (k[rd->plen] == '\0' || k[rd->plen] == '.'))
+				return 1;
+		}
+	return 0;
+}
+
 /* Step 2 over the items of a repeating group (`items`: their typed table,
 ** or 0), in id order; ids of items that were no table come from bad.  The
 ** ids are anchored in a table of this function's own: a condition function
@@ -546,6 +573,10 @@ static void check_scope(reader *rd, const veld_scope *sc, int values)
 			continue;
 		old = path_push(rd, f->name, f->nlen);
 		if (f->visible.kind != VELD_COND_TRUE && !holds(rd, &f->visible, values)) {
+			if (rd->written && hidden_written(rd, f, values)) {
+				push_message(rd, f, "hidden");
+				add_error(rd);
+			}
 			lua_rawgeti(L, rd->names, f->key);
 			lua_pushnil(L);
 			lua_rawset(L, values);
@@ -600,12 +631,14 @@ static void check_scope(reader *rd, const veld_scope *sc, int values)
 	}
 }
 
-int veld_engine__read(struct lua_State *L, const veld_decls *d, const json_t *raw, int errors, int *unknown)
+int veld_engine__read(struct lua_State *L, const veld_decls *d, const json_t *raw, int errors, int *unknown,
+                      const json_t *written)
 {
 	reader rd;
 	memset(&rd, 0, sizeof rd);
 	rd.L = L;
 	rd.d = d;
+	rd.written = written;
 	rd.errors = errors ? lua_absindex(L, errors) : 0;
 	luaL_checkstack(L, 8, "out of memory");
 	lua_rawgeti(L, LUA_REGISTRYINDEX, d->names);

@@ -94,6 +94,8 @@ static int open_prelude(lua_State *L)
 	lua_setfield(L, -2, "message_max");
 	lua_pushinteger(L, VELD_ENGINE_PATH_BYTES);
 	lua_setfield(L, -2, "path_max");
+	lua_pushinteger(L, VELD_TEXT_MAX);
+	lua_setfield(L, -2, "text_max");
 	lua_call(L, 1, 1);
 	luaL_checktype(L, -1, LUA_TTABLE);
 	oc->ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -319,6 +321,7 @@ typedef struct op_ctx {
 	const char *what;       /* engine function */
 	json_t *fields;         /* the caller's record (parsed; borrowed) */
 	json_t *ctx;            /* the caller's context (parsed), or NULL */
+	const json_t *written;  /* a put's flat paths (borrowed), or NULL */
 	json_t *folded[2];      /* the record, its "vorige", folded when they had to be */
 	json_t *unknown;        /* the record's unknown paths, when it has any */
 	int rc;                 /* input refused inside the call (message in f->err) */
@@ -334,11 +337,12 @@ typedef struct op_ctx {
 static int read_record(lua_State *L, op_ctx *oc, const json_t *in, int slot, int errors, int *unknown)
 {
 	veld_form *f = oc->f;
-	if (veld_engine__read(L, f->decls, in, errors, unknown) == 0)
+	const json_t *written = slot == 0 ? oc->written : NULL;
+	if (veld_engine__read(L, f->decls, in, errors, unknown, written) == 0)
 		return VELD_OK;
 	if (!(oc->folded[slot] = veld_engine__fold(in, &f->err)))
 		return oc->rc = f->err.code;
-	veld_engine__read(L, f->decls, oc->folded[slot], errors, unknown);
+	veld_engine__read(L, f->decls, oc->folded[slot], errors, unknown, written);
 	return VELD_OK;
 }
 
@@ -458,9 +462,10 @@ static int run_op(lua_State *L)
 }
 
 /* Run engine.<what> on parsed inputs (borrowed) and leave its JSON result in
-** oc.  `ctx` NULL with with_context: an empty context. */
+** oc.  `ctx` NULL with with_context: an empty context.  `written`: the
+** paths a put writes (validate and check), or NULL. */
 static int form_op_json(op_ctx *oc, veld_form *f, const char *what, json_t *fields, json_t *ctx,
-                        int with_context)
+                        int with_context, const json_t *written)
 {
 	int rc = VELD_OK;
 	json_t *v;
@@ -469,6 +474,7 @@ static int form_op_json(op_ctx *oc, veld_form *f, const char *what, json_t *fiel
 	oc->f = f;
 	oc->what = what;
 	oc->fields = fields;
+	oc->written = written;
 	veld_err__clear(&f->err);
 	if (!json_is_object(fields))
 		return veld_err__set(&f->err, VELD_EINVALID, "%s: the record is not a JSON object", f->name);
@@ -525,7 +531,7 @@ static int form_op(op_ctx *oc, veld_form *f, const char *what, const char *field
 		if (!ctx)
 			ctx = json_null(); /* not an object: refused as such */
 	}
-	rc = form_op_json(oc, f, what, fields, ctx, with_context);
+	rc = form_op_json(oc, f, what, fields, ctx, with_context, NULL);
 	json_decref(fields);
 	json_decref(ctx);
 	return rc;
@@ -572,11 +578,17 @@ static int check_finish(json_t **errors, json_t **values, veld_form *f, op_ctx *
 	return rc;
 }
 
-int veld_form__validate_json(json_t **errors, veld_form *f, json_t *fields, json_t *context)
+int veld_form__check_put(json_t **errors, json_t **values, veld_form *f, json_t *fields, json_t *context,
+                         const json_t *written)
 {
 	op_ctx oc;
-	int rc = form_op_json(&oc, f, "validate", fields, context, 1);
-	return check_finish(errors, NULL, f, &oc, rc);
+	int rc = form_op_json(&oc, f, values ? "check" : "validate", fields, context, 1, written);
+	return check_finish(errors, values, f, &oc, rc);
+}
+
+int veld_form__validate_json(json_t **errors, veld_form *f, json_t *fields, json_t *context)
+{
+	return veld_form__check_put(errors, NULL, f, fields, context, NULL);
 }
 
 int veld_form__validate(char **errors_json, veld_form *f, const char *fields_json,
@@ -596,9 +608,7 @@ int veld_form__validate(char **errors_json, veld_form *f, const char *fields_jso
 
 int veld_form__check_json(json_t **errors, json_t **values, veld_form *f, json_t *fields, json_t *context)
 {
-	op_ctx oc;
-	int rc = form_op_json(&oc, f, "check", fields, context, 1);
-	return check_finish(errors, values, f, &oc, rc);
+	return veld_form__check_put(errors, values, f, fields, context, NULL);
 }
 
 int veld_form__check(char **errors_json, char **values_json, veld_form *f,

@@ -23,6 +23,8 @@ local host = ...
 local array, where = host.array, host.where
 -- bytes of a failure's message and field path as a rule gives them (scripts.h)
 local MESSAGE_MAX, PATH_MAX = host.message_max, host.path_max
+-- characters of a text field that declares no max_length
+local TEXT_MAX = host.text_max
 
 local type, pairs, ipairs, next, error, tostring, tonumber, setmetatable, rawset =
 	type, pairs, ipairs, next, error, tostring, tonumber, setmetatable, rawset
@@ -540,6 +542,7 @@ local MESSAGES = {
 	item_shape = "%s: een item heeft een ongeldige vorm.",
 	required = "%s is verplicht.",
 	items = "%s: voeg minstens één item toe.",
+	hidden = "%s wordt niet gevraagd en moet leeg blijven.",
 	unknown = "Onbekend veld in versie %d van dit formulier.",
 }
 
@@ -548,7 +551,7 @@ local MESSAGES = {
 local function message(code, label, f)
 	local fmt = MESSAGES[code]
 	if code == "unknown" then return sformat(fmt, F.version) end
-	if code == "max_length" then return sformat(fmt, label, f.max_length) end
+	if code == "max_length" then return sformat(fmt, label, f.max_length or TEXT_MAX) end
 	if code == "decimal" then
 		if f.scale == 0 then return sformat(MESSAGES.int, label) end
 		return sformat(fmt, label, f.scale)

@@ -1,6 +1,6 @@
 /*
 ** records.c — records through their forms: the public veld_record_put,
-** validation for apps, the form catalogue, and bulk import.
+** validation for apps, veld_resolve, the form catalogue, and bulk import.
 **
 ** core/ stores records without knowing forms; this file puts the form's
 ** rules in front of it.  A put is validated against the record as it will
@@ -9,10 +9,11 @@
 ** the record remembers the form version ("_form_version") and is sealed
 ** with the key of the form's compartment.  A rejected put changes nothing.
 **
-** A put, a validation and every line of an import take one path
-** (check_put): core checks what the put names and loads the stored record
-** once (veld_store__put_target), the form checks the record as it will
-** be, and core writes the parsed, flattened fields into that same record
+** A put, a validation, every line of an import and the resolve of a
+** form's field take one path (check_put): core checks what the put names
+** and loads the stored record once (veld_store__put_target; a resolve,
+** veld_store__resolve), the form checks the record as it will be, and
+** core writes the parsed, flattened fields into that same record
 ** (veld_store__record_put).  Nothing crosses into core/ as text.  This file
 ** must not write records itself, nor know how they are stored.
 **
@@ -25,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define FORM_CACHE 8
 
@@ -101,25 +101,33 @@ static json_t *computed_of(formcache *fc, const veld_form *f)
 	return NULL;
 }
 
-/* Drop the stored computed values (paths NAME or NAME.*) from a record
-** before it is checked: the form computes them again; they are not input. */
+/* 1 if path `k` is a computed value of the form (NAME or NAME.*), one of
+** `names`. */
+static int is_computed(const char *k, const json_t *names)
+{
+	json_t *name;
+	size_t i;
+	json_array_foreach(names, i, name)
+	{
+		const char *nm = json_string_value(name);
+		size_t n = nm ? strlen(nm) : 0;
+		if (n && !strncmp(k, nm, n) && (k[n] == '\0' || k[n] == '.'))
+			return 1;
+	}
+	return 0;
+}
+
+/* Drop the stored computed values from a record before it is checked: the
+** form computes them again; they are not input. */
 static void strip_computed(json_t *fields, const json_t *names)
 {
 	const char *k;
-	json_t *v, *name;
+	json_t *v;
 	void *tmp;
-	size_t i;
 	json_object_foreach_safe(fields, tmp, k, v)
 	{
-		json_array_foreach(names, i, name)
-		{
-			const char *nm = json_string_value(name);
-			size_t n = nm ? strlen(nm) : 0;
-			if (n && !strncmp(k, nm, n) && (k[n] == '\0' || k[n] == '.')) {
-				json_object_del(fields, k);
-				break;
-			}
-		}
+		if (is_computed(k, names))
+			json_object_del(fields, k);
 	}
 }
 
@@ -262,12 +270,9 @@ static int verdict(char **errors, veld_store *s, veld_form *form, const char *fo
 static json_t *rule_context(veld_store *s, const veld_form *form, const char *case_id, const char *form_name,
                             const char *record_id, const json_t *merged)
 {
-	const veld_os *os = veld_store__os(s);
-	char today[16];
-	time_t now = (time_t)(os->xClockMs(os->ctx) / 1000);
-	struct tm tmv;
+	char today[11];
 	json_t *ctx, *prev;
-	strftime(today, sizeof today, "%Y-%m-%d", gmtime_r(&now, &tmv));
+	veld_store__today(today, s);
 	ctx = json_pack("{s:s}", "vandaag", today);
 	prev = veld_form__previous(form) ? previous_record(s, case_id, form_name, record_id, merged) : NULL;
 	if (prev)
@@ -278,10 +283,13 @@ static json_t *rule_context(veld_store *s, const veld_form *form, const char *ca
 /*
 ** Check a put: what it names (once, through core), then the record as it
 ** will be (the stored record's shown fields with `fields` applied) by the
-** form.  `fields` is the caller's object, borrowed.  On success p->flat
-** holds what to store (the caller's fields plus the computed values that
-** changed); `errors` NULL: a put, whose failure is one line on the handle;
-** otherwise validation only, *errors receiving the engine's list.
+** form, which also refuses a value the put gives a field that is hidden in
+** that record.  `fields` is the caller's object, borrowed.  A resolve
+** loads the record itself (p->stored set: core checked what it names).  On
+** success p->flat holds what to store (the caller's fields plus the
+** computed values that changed or are in conflict); `errors` NULL: a put,
+** whose failure is one line on the handle; otherwise validation only,
+** *errors receiving the engine's list.
 */
 static int check_put(put *p, char **errors, formcache *fc, veld_store *s, const char *case_id, const char *form_name,
                      const char *record_id, json_t *fields)
@@ -291,7 +299,7 @@ static int check_put(put *p, char **errors, formcache *fc, veld_store *s, const 
 	json_t *v;
 	int rc;
 	/* The case first: "no such case" says more than the rules would. */
-	if ((rc = veld_store__put_target(&p->stored, s, case_id, form_name, record_id)) ||
+	if ((!p->stored && (rc = veld_store__put_target(&p->stored, s, case_id, form_name, record_id))) ||
 	    (rc = form_get(&p->form, fc, s, form_name)))
 		goto done;
 	if (!(p->flat = veld_record__flatten(fields))) {
@@ -311,10 +319,7 @@ static int check_put(put *p, char **errors, formcache *fc, veld_store *s, const 
 	}
 	ctx = rule_context(s, p->form, case_id, form_name, record_id, merged);
 	/* Validation and the computed values in one pass over the record. */
-	if (!errors)
-		rc = veld_form__check_json(&errs, &computed, p->form, merged, ctx);
-	else
-		rc = veld_form__validate_json(&errs, p->form, merged, ctx);
+	rc = veld_form__check_put(&errs, errors ? NULL : &computed, p->form, merged, ctx, p->flat);
 	if ((rc = verdict(errors, s, p->form, form_name, rc, errs)) || errors)
 		goto done;
 	/* One encoding per value: an int field's 45.0 is stored as 45. */
@@ -322,14 +327,18 @@ static int check_put(put *p, char **errors, formcache *fc, veld_store *s, const 
 		rc = veld_err__oom(veld_store__err(s));
 		goto done;
 	}
-	/* Computed values are stored with the record, as fields. */
+	/* Computed values are stored with the record, as fields; one in
+	** conflict is settled by writing what the form computes now. */
 	if (!computed) {
 		rc = veld_err__set(veld_store__err(s), VELD_ERROR, "form %s: %s", form_name, veld_form__errmsg(p->form));
 		goto done;
 	}
 	json_object_foreach(computed, k, v)
 	{
-		if (!json_equal(v, json_object_get(stored, k)) && json_object_set(p->flat, k, v)) {
+		size_t live = 0;
+		if (p->stored)
+			veld_record__value(p->stored, k, &live);
+		if ((live > 1 || !json_equal(v, json_object_get(stored, k))) && json_object_set(p->flat, k, v)) {
 			rc = veld_err__oom(veld_store__err(s));
 			goto done;
 		}
@@ -359,7 +368,7 @@ static int put_one(char *id_out, formcache *fc, veld_store *s, const char *case_
 	int rc = check_put(&p, NULL, fc, s, case_id, form_name, record_id, fields);
 	if (!rc)
 		rc = veld_store__record_put(id_out, s, p.stored, case_id, form_name, p.flat, veld_form__compartment(p.form),
-		                            veld_form__version(p.form));
+		                            veld_form__version(p.form), NULL);
 	put_clear(&p);
 	return rc;
 }
@@ -389,6 +398,45 @@ int veld_record_validate_json(char **errors_json, veld_store *s, const char *cas
 	put_clear(&p);
 	json_decref(fields);
 	return rc;
+}
+
+/* A resolve of field `field` of form record `r` (taken) with `v` (taken):
+** checked by the form like a put of that one field, then written over
+** every value held. */
+static int resolve_field(formcache *fc, veld_store *s, veld_record *r, const char *field, json_t *v)
+{
+	put p = {NULL, r, NULL};
+	json_t *fields = json_object();
+	char case_id[VELD_IDSIZE], id[VELD_IDSIZE], form[VELD_FORM_NAME_MAX + 1];
+	int rc;
+	snprintf(case_id, sizeof case_id, "%s", veld_record__case(r));
+	snprintf(id, sizeof id, "%s", veld_record__id(r));
+	snprintf(form, sizeof form, "%s", veld_record__form(r));
+	if (!fields || json_object_set(fields, field, v))
+		rc = veld_err__oom(veld_store__err(s));
+	else if (!(rc = form_get(&p.form, fc, s, form)) && is_computed(field, computed_of(fc, p.form)))
+		rc = veld_err__set(veld_store__err(s), VELD_EINVALID,
+		                   "field '%.60s' is computed by form %s: a change of the record computes it again", field,
+		                   form);
+	if (!rc)
+		rc = check_put(&p, NULL, fc, s, case_id, form, id, fields);
+	if (!rc)
+		rc = veld_store__record_put(NULL, s, p.stored, case_id, form, p.flat, veld_form__compartment(p.form),
+		                            veld_form__version(p.form), "resolve");
+	put_clear(&p);
+	json_decref(fields);
+	json_decref(v);
+	return rc;
+}
+
+int veld_resolve(veld_store *s, const char *record_id, const char *field, const char *value_json)
+{
+	veld_record *r = NULL;
+	json_t *v = NULL;
+	int rc;
+	if ((rc = veld_store__enter(s)) || (rc = veld_store__resolve(&r, &v, s, record_id, field, value_json)) || !r)
+		return rc;
+	return resolve_field(cache_of(s), s, r, field, v);
 }
 
 /* ---- the form catalogue -------------------------------------------------------- */

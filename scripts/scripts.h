@@ -310,6 +310,14 @@ int veld_form__check_json(json_t **errors, json_t **values, veld_form *f, json_t
 ** reference) when the return is VELD_OK or VELD_EINVALID, else NULL. */
 int veld_form__validate_json(json_t **errors, veld_form *f, json_t *fields, json_t *context);
 
+/* The store's check of a put: veld_form__check_json, or with `values` NULL
+** veld_form__validate_json, where `written` (flat paths, borrowed; NULL:
+** none) are the paths the put writes: a value it writes to a field that
+** is hidden in the record is a failure of that field ("hidden"), not a
+** value ignored. */
+int veld_form__check_put(json_t **errors, json_t **values, veld_form *f, json_t *fields, json_t *context,
+                         const json_t *written);
+
 /* The flat fields `flat` (the store's paths), valid for this form, with
 ** each number in the one encoding the form gives it: an int field's
 ** integral real as its integer (veld_engine__canonical).  In place;
@@ -341,9 +349,12 @@ json_t *veld_engine__fold(const json_t *fields, veld_err *err);
 /* In a protected call: push the typed record of `raw` (what rules see);
 ** its failures in form order go to the list at stack index `errors` as
 ** {field, message} (0: dropped); *unknown tells whether the input holds
-** paths the form does not declare.  Returns 1, pushing nothing, when the
-** input must be folded first (veld_engine__fold): the store's flat paths. */
-int veld_engine__read(struct lua_State *L, const veld_decls *d, const json_t *raw, int errors, int *unknown);
+** paths the form does not declare.  `written` (NULL: none) are the flat
+** paths a put writes: a value written to a hidden field fails ("hidden").
+** Returns 1, pushing nothing, when the input must be folded first
+** (veld_engine__fold): the store's flat paths. */
+int veld_engine__read(struct lua_State *L, const veld_decls *d, const json_t *raw, int errors, int *unknown,
+                      const json_t *written);
 
 /* Paths of `raw` (folded, or read by veld_engine__read without folding)
 ** that the declarations do not know, sorted (new reference; NULL: out of
@@ -405,7 +416,7 @@ struct veld_decl {
 	long long min, max; /* int, decimal (scaled); lua_Integer */
 	char dmin[11], dmax[11];
 	int scale;
-	long long max_length; /* 0: none */
+	long long max_length; /* a text's; VELD_TEXT_MAX when the form gives none */
 	veld_option *opts;
 	size_t nopts;
 	veld_scope sub;

@@ -10,6 +10,8 @@
 ** (the refusals table, verify.c); on main it also applies the registry
 ** (devices enrolled and revoked, signed by the organisation), erasure
 ** markers and the office's published refusals.  Then the head goes into sync_refs: a later sync starts there.
+** A record that would pass core's size bound is refused, not merged (its
+** save says VELD_EINVALID).
 ** Merges are idempotent; an erased case stays erased whatever old copies
 ** arrive; an id collision across forms is refused, not merged.
 **
@@ -52,7 +54,7 @@ static int merge_record(veld_syncctx *c, veld_record *remote, const char *record
 		if (!strcmp(record_id, veld_record__case(remote)))
 			c->headers_changed = 1;
 		rc = veld_store__record_save(c->s, remote, 1, comp);
-		c->merged++;
+		c->merged += rc == 0;
 	} else if (rc == 0) {
 		char *before = veld_record__canonical(local), *after = NULL;
 		if (!strcmp(record_id, veld_record__case(local)))
@@ -64,11 +66,15 @@ static int merge_record(veld_syncctx *c, veld_record *remote, const char *record
 			after = veld_record__canonical(local);
 			if (!before || !after || strcmp(before, after)) {
 				rc = veld_store__record_save(c->s, local, 1, NULL);
-				c->merged++;
+				c->merged += rc == 0;
 			}
 		}
 		free(before);
 		free(after);
+	}
+	if (rc == VELD_EINVALID) { /* larger than a record may be: refused, not merged */
+		veld_err__clear(c->err);
+		rc = 0;
 	}
 	if (!rc && veld_record__max_stamp(remote, &max) == 0)
 		veld_store__observe(c->s, &max);

@@ -246,9 +246,10 @@ VELD_API int veld_store_device_json(char **out, veld_store *store);
 /*
 ** veld_case_new — create a case.  `header_json` is an object with "name"
 ** (non-empty) and "postcode" (a Belgian postcode, "1000"-"9999"), and
-** optionally "birth" (YYYY-MM-DD), "address", "phone", "ref" (an external
-** dossier number), "toestemming.<scope>" (a date).  The case header merges
-** like any record.
+** optionally "birth" (YYYY-MM-DD, a day of the calendar, not after today
+** by the store's clock), "address", "phone", "ref" (an external dossier
+** number), "toestemming.<scope>" (a date).  The case header merges like
+** any record.
 **
 ** id_out: the new case id (VELD_IDSIZE bytes), written on VELD_OK only.
 **
@@ -306,11 +307,19 @@ VELD_API int veld_case_show_json(char **out, veld_store *store, const char *case
 ** id_out: the record id (the new one, or `record_id`), written on VELD_OK
 ** only.
 **
+** The form's checks (docs/forms.md): each value's type, bounds and
+** options (a text without the form's max_length holds at most 10,000
+** characters), required and visible fields, the form's rules.  A value
+** the put gives a field that is hidden in the record is refused, not
+** stored unseen (null clears it).  The record's canonical state may hold
+** at most 256 KiB.
+**
 ** VELD_EINVALID   `form` unknown, `fields_json` not an object, a reserved
 **                 ("_...") or malformed field name, the record belongs to
 **                 another case or form or is deleted, the case is deleted,
-**                 or the form's rules reject fields: the message lists
-**                 every failing field ("2 field(s) rejected: datum: ...")
+**                 the form's checks reject fields (the message lists
+**                 every failing field: "2 field(s) rejected: datum: ..."),
+**                 or the record would pass 256 KiB
 ** VELD_ENOTFOUND  no case `case_id`, or no record `record_id`
 */
 VELD_API int veld_record_put(char *id_out, veld_store *store, const char *case_id,
@@ -620,8 +629,14 @@ VELD_API int veld_case_erase(veld_store *store, const char *case_id);
 /*
 ** veld_conflicts_json — every field with more than one live value, case
 ** headers included, ordered by case and record:
-** [{"case","record","form","field","values":[shown first, ...]}].
-** *out: the JSON on VELD_OK, NULL on failure.
+** [{"case","record","form","field","values":[shown first, ...],
+** "versions":[{"value","device","device_name","at"}, ...]}]: "versions"
+** says who wrote each value, in the order of "values": the device id, its
+** name in the registry (null when this store does not know the device)
+** and "at", the wall time of the write's clock stamp (ms since the
+** epoch).  For a delete against an edit ("_deleted": [true, false]),
+** `false` is the newest edit the delete did not see.  *out: the JSON on
+** VELD_OK, NULL on failure.
 */
 VELD_API int veld_conflicts_json(char **out, veld_store *store);
 
@@ -630,11 +645,18 @@ VELD_API int veld_conflicts_json(char **out, veld_store *store);
 ** but an object) to `field` of `record_id` (a record or a case id, for a
 ** header's conflicts); the write supersedes every value this store holds.
 ** Field "_deleted" with true or false settles a delete-against-edit
-** conflict.
+** conflict.  The value is checked like a put of that one field
+** (veld_record_put: the form's checks of the record as it will be, the
+** size bound; a header's field by veld_case_update's rules), also in a
+** deleted record; a refused value stores nothing.  A computed value is
+** not resolved by hand: any change of the record writes it anew, which
+** settles its conflict.
 **
 ** VELD_EINVALID   `field` empty or reserved ("_..." other than "_deleted"),
 **                 `value_json` not JSON or an object, "_deleted" with a
-**                 value that is not true or false
+**                 value that is not true or false, a value the form (or
+**                 the header's rules) refuses, naming the field, a
+**                 computed field, or a record that would pass 256 KiB
 ** VELD_ENOTFOUND  no record `record_id`, or it has no field `field`
 */
 VELD_API int veld_resolve(veld_store *store, const char *record_id, const char *field,

@@ -292,13 +292,33 @@ static int list_command(cli *c, const char *what, int (*list)(char **, veld_stor
 	return code;
 }
 
+/* "2026-03-01T09:30:00Z" for ms since the epoch. */
+static void utc_time(char *out, size_t cap, long long ms)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tmv;
+	if (!gmtime_r(&t, &tmv) || !strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tmv))
+		snprintf(out, cap, "?");
+}
+
+/* A conflict: record, form and field, then each value by its number (what
+** `resolve --pick` takes) with who wrote it and when. */
 static void print_conflict(json_t *e)
 {
-	char *vals = json_dumps(json_object_get(e, "values"), JSON_COMPACT | JSON_ENCODE_ANY);
-	printf("%s %s %-20s %s\n", json_string_value(json_object_get(e, "record")),
-	       json_string_value(json_object_get(e, "form")), json_string_value(json_object_get(e, "field")),
-	       vals ? vals : "");
-	free(vals);
+	json_t *ver;
+	size_t i;
+	printf("%s %s %s\n", json_string_value(json_object_get(e, "record")), json_string_value(json_object_get(e, "form")),
+	       json_string_value(json_object_get(e, "field")));
+	json_array_foreach(json_object_get(e, "versions"), i, ver)
+	{
+		char *val = json_dumps(json_object_get(ver, "value"), JSON_COMPACT | JSON_ENCODE_ANY), when[32];
+		const char *name = json_string_value(json_object_get(ver, "device_name"));
+		char *who = cli_visible(name ? name : json_string_value(json_object_get(ver, "device")));
+		utc_time(when, sizeof when, (long long)json_integer_value(json_object_get(ver, "at")));
+		printf("  %zu. %s  (%s, %s)\n", i + 1, val ? val : "", who ? who : "", when);
+		free(val);
+		free(who);
+	}
 }
 
 int cmd_conflicts(cli *c)
@@ -325,30 +345,70 @@ int cmd_refused(cli *c)
 	return list_command(c, "refused", veld_refused_json, print_refusal, "no refused changes");
 }
 
-int cmd_resolve(cli *c)
+/* The value numbered `pick` (from 1) among the conflict of `field` of
+** record `rid` as `veld conflicts` lists it, as JSON text in *out (NULL
+** with a message on the handle's terms when there is none). */
+static int picked_value(char **out, veld_store *s, const char *rid, const char *field, const char *pick)
 {
-	veld_store *s;
-	const char *rid, *field, *value;
-	json_t *v;
+	char *list = NULL, *end = NULL;
+	long n = strtol(pick, &end, 10);
+	json_t *arr = NULL, *e, *v = NULL;
+	size_t i;
+	int rc = veld_conflicts_json(&list, s);
+	*out = NULL;
+	if (rc)
+		return cli_fail(s, rc, "resolve");
+	arr = json_loads(list, 0, NULL);
+	json_array_foreach(arr, i, e)
+	{
+		if (!strcmp(json_string_value(json_object_get(e, "record")), rid) &&
+		    !strcmp(json_string_value(json_object_get(e, "field")), field))
+			v = json_array_get(json_object_get(e, "values"), n > 0 && end && !*end ? (size_t)n - 1 : (size_t)-1);
+	}
+	if (v)
+		*out = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(arr);
+	veld_free(list);
+	if (*out)
+		return EXIT_OK;
+	cli_error("resolve", "record %.40s has no value %.20s in a conflict of '%.60s' (see veld conflicts)", rid, pick,
+	          field);
+	return EXIT_INPUT;
+}
+
+/* VALUE: JSON when it parses as a scalar or array, else text; NULL when
+** it is no UTF-8. */
+static char *typed_value(const char *value)
+{
+	json_t *v = json_loads(value, JSON_DECODE_ANY, NULL);
 	char *vjson;
-	int rc, code;
-	if (c->argc != 4)
-		return cli_usage("resolve RID FIELD VALUE (VALUE is JSON if it parses, else text)");
-	rid = c->argv[1];
-	field = c->argv[2];
-	value = c->argv[3];
-	/* VALUE: JSON when it parses as a scalar or array, else text. */
-	v = json_loads(value, JSON_DECODE_ANY, NULL);
 	if (!v || json_is_object(v)) {
 		json_decref(v);
 		v = json_string(value);
 	}
 	vjson = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 	json_decref(v);
-	if (!vjson)
+	return vjson;
+}
+
+int cmd_resolve(cli *c)
+{
+	veld_store *s;
+	const char *rid, *field;
+	char *vjson = NULL;
+	int rc, pick = c->argc >= 4 && !strcmp(c->argv[3], "--pick"), code;
+	if (c->argc != (pick ? 5 : 4))
+		return cli_usage("resolve RID FIELD VALUE|--pick N (VALUE is JSON if it parses, else text)");
+	rid = c->argv[1];
+	field = c->argv[2];
+	if (!pick && !(vjson = typed_value(c->argv[3])))
 		return cli_usage("VALUE must be valid UTF-8");
 	if ((code = cli_open(&s, c))) {
 		free(vjson);
+		return code;
+	}
+	if (pick && (code = picked_value(&vjson, s, rid, field, c->argv[4]))) {
+		veld_store_close(s);
 		return code;
 	}
 	rc = veld_resolve(s, rid, field, vjson);
