@@ -42,9 +42,6 @@ hub_clone_as_office() {
   hub_git "$(git -C "$HUB_DIR/veld.git" config veld.office)" clone -q --mirror "$HUB_URL" "$1"
 }
 
-# device_id DIR: the id of the store in DIR.
-device_id() { V "$1" --json device show 2>/dev/null | grep -oE '"id":"[0-9a-f]{32}"' | cut -d'"' -f4; }
-
 # Markers: personal data of the kind a case holds.
 NAME_X="Marieke Vandersteenhoven-Quist"
 NAME_Y="Jozef Wuytswinkelmans"
@@ -108,10 +105,7 @@ scenario() {
   # the login yet; the hub learns it now and the first sync publishes.
   expect_exit 0 "$kind: org init" -- V "$O" org init --name "Testorganisatie" --hub "$hub"
   if [ "$kind" = http ]; then
-    id=$(device_id "$O")
-    [ -n "$id" ] && ok || bad "$kind: no device id for the office"
-    hub_add_user "$id" || bad "$kind: hub adduser $id"
-    git -C "$HR" config veld.office "$id"
+    id=$(hub_add_office "$O") && ok || bad "$kind: no device id or hub login for the office"
     HUB_USER[$O]=$id
   fi
   for d in "$A" "$B"; do

@@ -2,7 +2,9 @@
 # CLI scenario: the smart-HTTP hub (tools/hub: git http-backend behind
 # lighttpd with Basic auth) and its update hook, driven with the git CLI as
 # the client.  Who may move which ref is docs/sync.md "Refs"; the hub is
-# docs/hub.md.  Network: 127.0.0.1 only.
+# docs/hub.md.  Last, a second hub with an organisation made by the built
+# `veld`: a revoked device's pushes are refused once the office has synced.
+# Network: 127.0.0.1 only.
 . "$VELD_SRC/tests/support/cli.sh"
 . "$VELD_SRC/tests/support/hub.sh"
 
@@ -236,5 +238,129 @@ done
 [ -z "$left" ] && ok || bad "processes left: $left"
 expect_exit 3 "status after stop" -- "$HUB_TOOL" status "$H"
 expect_exit 0 "stop again is harmless" -- "$HUB_TOOL" stop "$H"
+
+# --- revocation: the office's sync is enough to stop a device's pushes ------
+# A hub of its own with an organisation made by the built `veld`: an office
+# and two tablets A and B.  The office revokes A and syncs; main then holds
+# registry/revoked/A and the hook refuses every ref user A pushes, with no
+# step on the hub.  A's own `veld sync` merges its revocation first, drops
+# its case data and pushes nothing (exit 4, docs/sync.md), so the hook is
+# exercised as an old or altered client would meet it: plain git over HTTP
+# with A's login.  B and the office go on syncing; `tools/hub deluser` is
+# then only what takes A's read access away.
+VO="$T/veld-office" VA="$T/veld-a" VB="$T/veld-b"
+
+# V DIR ARGS...: veld on the store in DIR, logged in to the hub as its device.
+declare -A HUB_USER=([$VO]="" [$VA]="" [$VB]="")
+V() {
+  local d=$1 u pw=""
+  shift
+  u=${HUB_USER[$d]}
+  [ -n "$u" ] && pw=$(cat "$HUB_DIR/.test-credentials/$u")
+  VELD_HUB_USER=$u VELD_HUB_PASSWORD=$pw "$VELD" -C "$d" "$@"
+}
+
+device_id() { grep -oE '"id":"[0-9a-f]{32}"' "$1" | cut -d'"' -f4; }
+
+hub_start "$T/hub-revoke" office || { bad "hub_start (revocation)"; finish; exit 1; }
+RV="$HUB_DIR/veld.git"
+rvref() { git -C "$RV" rev-parse -q --verify "$1" 2>/dev/null; }
+
+# --- an office and two tablets, enrolled and synced ------------------------
+expect_exit 0 "org init" -- V "$VO" org init --name "Testorganisatie" --hub "$HUB_URL"
+OID=$(hub_add_office "$VO") && ok || bad "no device id or hub login for the office"
+HUB_USER[$VO]=$OID
+for d in "$VA" "$VB"; do
+  expect_exit 0 "device init ${d##*/}" -- V "$d" device init --name "tablet-${d##*/}" --role assistant --out "$d.json"
+  id=$(device_id "$d.json")
+  hub_add_user "$id" || bad "hub adduser $id"
+  HUB_USER[$d]=$id
+  expect_exit 0 "enroll ${d##*/}" -- V "$VO" enroll "$d.json" --region 3000-3499
+done
+AID=${HUB_USER[$VA]} BID=${HUB_USER[$VB]}
+expect_exit 0 "office publishes the enrolments" -- V "$VO" sync
+for d in "$VA" "$VB"; do
+  expect_exit 0 "join ${d##*/}" -- V "$d" join --hub "$HUB_URL"
+  expect_exit 0 "first sync ${d##*/}" -- V "$d" sync
+done
+expect_exit 0 "A opens a case" -- V "$VA" case new --name "Client Een" --postcode 3000
+X=$(cat "$T/out")
+expect_exit 0 "A syncs its case" -- V "$VA" sync
+expect_exit 0 "office merges" -- V "$VO" sync
+expect_exit 0 "B syncs" -- V "$VB" sync
+[ -n "$(rvref "refs/veld/devices/$AID")" ] && ok || bad "A's device ref is on the hub"
+[ -n "$(rvref "refs/veld-keys/$AID")" ] && ok || bad "A's keys ref is on the hub"
+
+# A scratch repository for plain git logged in as A.
+GA="$T/git-revoked"
+git init -q "$GA"
+expect_exit 0 "A fetches its refs with git" -- hub_git "$AID" -C "$GA" fetch -q "$HUB_URL" \
+  "refs/veld/devices/$AID:refs/remotes/dev" "refs/veld-keys/$AID:refs/remotes/keys"
+
+# --- the office revokes A; its sync publishes the revocation ---------------
+MAIN0=$(rvref refs/heads/main)
+expect_exit 0 "office revokes A" -- V "$VO" device revoke "$AID"
+if git -C "$RV" cat-file -e "refs/heads/main:registry/revoked/$AID" 2>/dev/null; then
+  bad "the revocation is on the hub before the office synced"
+else ok; fi
+expect_exit 0 "office publishes the revocation" -- V "$VO" sync
+[ "$(rvref refs/heads/main)" != "$MAIN0" ] && ok || bad "main did not move with the revocation"
+expect_exit 0 "main holds registry/revoked/A" -- git -C "$RV" cat-file -e "refs/heads/main:registry/revoked/$AID"
+
+# --- A writes and syncs: its own veld stops before pushing -----------------
+DEV_A=$(rvref "refs/veld/devices/$AID")
+KEYS_A=$(rvref "refs/veld-keys/$AID")
+expect_exit 0 "revoked A writes a record (it does not know yet)" -- \
+  V "$VA" record put "$X" contactregistratie datum=2017-03-02 plaats=huisbezoek 'problematiek:=["financieel"]'
+expect_exit 4 "revoked A's veld sync exits 4" -- V "$VA" sync
+expect_match "device $AID was revoked by the office" "$T/err" "A's sync says it is revoked"
+[ "$(rvref "refs/veld/devices/$AID")" = "$DEV_A" ] && ok || bad "A's device ref moved on its veld sync"
+
+# --- plain git as A: the hook refuses every ref ----------------------------
+expect_exit 0 "A can still read the hub (no user was deleted)" -- hub_git "$AID" ls-remote "$HUB_URL"
+CA=$(git -C "$GA" commit-tree -p refs/remotes/dev -m "veld sync" "refs/remotes/dev^{tree}")
+expect_exit 1 "revoked A pushes a fast-forward of its device ref with git" -- \
+  hub_git "$AID" -C "$GA" push "$HUB_URL" "$CA:refs/veld/devices/$AID"
+expect_match "remote: veld-hub: refs/veld/devices/$AID: device $AID is revoked by the office" "$T/err" \
+  "the refusal names the revoked device"
+expect_match "\[remote rejected\].*hook declined" "$T/err" "the client sees the ref rejected"
+[ "$(rvref "refs/veld/devices/$AID")" = "$DEV_A" ] && ok || bad "A's device ref moved after the revocation"
+KA=$(git -C "$GA" commit-tree -m "veld keys" "refs/remotes/keys^{tree}")
+expect_exit 1 "revoked A replaces its keys ref with git" -- \
+  hub_git "$AID" -C "$GA" push --force "$HUB_URL" "$KA:refs/veld-keys/$AID"
+expect_match "veld-hub: refs/veld-keys/$AID: device $AID is revoked by the office" "$T/err" \
+  "keys ref: the refusal names the revoked device"
+[ "$(rvref "refs/veld-keys/$AID")" = "$KEYS_A" ] && ok || bad "A's keys ref moved after the revocation"
+# The revocation comes before every other rule: a ref A never had is refused for it too.
+expect_exit 1 "revoked A pushes another device's ref" -- \
+  hub_git "$AID" -C "$GA" push --force "$HUB_URL" "$CA:refs/veld/devices/$BID"
+expect_match "device $AID is revoked by the office" "$T/err" "any ref: refused as revoked"
+
+# --- the others go on -------------------------------------------------------
+DEV_B=$(rvref "refs/veld/devices/$BID")
+[ "$DEV_B" != "$CA" ] && ok || bad "A's push moved B's device ref"
+expect_exit 0 "B opens a case after the revocation" -- V "$VB" case new --name "Client Twee" --postcode 3010
+expect_exit 0 "B syncs after the revocation" -- V "$VB" sync
+[ "$(rvref "refs/veld/devices/$BID")" != "$DEV_B" ] && ok || bad "B's device ref did not move"
+MAIN1=$(rvref refs/heads/main)
+expect_exit 0 "office merges B's case" -- V "$VO" sync
+[ "$(rvref refs/heads/main)" != "$MAIN1" ] && ok || bad "main did not move with B's case"
+expect_exit 0 "B syncs again" -- V "$VB" sync
+V "$VO" case list >"$T/veld-office-cases" 2>/dev/null
+expect_match "Client Twee" "$T/veld-office-cases" "the office holds B's new case"
+
+# The same plain git push as A's, by B of its own ref: taken (the control
+# for the refusals above; last, since veld would not take this unsigned
+# commit from B's ref).
+git -C "$GA" fetch -q "$RV" "refs/veld/devices/$BID:refs/remotes/dev-b"
+CB=$(git -C "$GA" commit-tree -p refs/remotes/dev-b -m "veld sync" "refs/remotes/dev-b^{tree}")
+expect_exit 0 "B pushes a fast-forward of its device ref with git" -- \
+  hub_git "$BID" -C "$GA" push "$HUB_URL" "$CB:refs/veld/devices/$BID"
+[ "$(rvref "refs/veld/devices/$BID")" = "$CB" ] && ok || bad "B's device ref moved to $CB"
+
+# --- deluser now only takes A's read access away ----------------------------
+expect_exit 0 "tools/hub deluser A" -- "$HUB_TOOL" deluser "$HUB_DIR" "$AID"
+expect_exit 128 "A can no longer read the hub" -- hub_git "$AID" ls-remote "$HUB_URL"
+expect_exit 0 "git fsck --strict on the hub" -- git -C "$RV" fsck --strict --no-progress
 
 finish

@@ -14,6 +14,9 @@
 #   hub_stop DIR        stop and wait; returns non-zero if anything is left
 #   hub_add_user USER   one more login on the hub started last ($HUB_DIR),
 #                       its random password kept like hub_start keeps them
+#   hub_add_office DIR  after `veld org init` in store DIR: its device id
+#                       becomes a login (hub_add_user) and the office user
+#                       (veld.office) of the hub started last; prints the id
 #   hub_git USER ARGS...          git as USER (credential helper; the
 #                                 password never appears on a command line)
 #   hub_git_pwfile USER FILE ARGS...   same with the password in FILE
@@ -104,6 +107,18 @@ hub_add_user() {
   pw=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
   (umask 077; printf '%s\n' "$pw" >"$HUB_DIR/.test-credentials/$1")
   VELD_HUB_PASSWORD=$pw "$HUB_TOOL" adduser "$HUB_DIR" "$1"
+}
+
+# The office's login is its device id (docs/hub.md), which exists only
+# once org init has made the store: org init must not need the login yet.
+hub_add_office() {
+  local id
+  id=$(VELD_HUB_USER='' VELD_HUB_PASSWORD='' "$VELD" -C "$1" --json device show 2>/dev/null \
+    | grep -oE '"id":"[0-9a-f]{32}"' | cut -d'"' -f4)
+  [ -n "$id" ] || return 1
+  hub_add_user "$id" >&2 || return 1
+  git -C "$HUB_DIR/veld.git" config veld.office "$id" || return 1
+  echo "$id"
 }
 
 hub_stop() {
