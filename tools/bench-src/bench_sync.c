@@ -593,10 +593,13 @@ static void pick_cases(caserec *pick, int k, caserec *all, size_t n_all, uint64_
 static void edit_record(node *d, const caserec *c, int round, int k)
 {
 	char fields[256], id[VELD_IDSIZE];
-	/* a new date every round: a real change of one field */
+	/* a new date every round: a real change of one field (a contact cannot
+	** lie in the future: 8 years of dates from 2010 cover 96 rounds, then
+	** they come round again, still each different from the last) */
+	round %= 96;
 	snprintf(fields, sizeof fields,
 	         "{\"datum\":\"20%02d-%02d-%02d\",\"plaats\":\"huisbezoek\",\"problematiek\":[\"financieel\"]}",
-	         18 + round / 12, 1 + round % 12, 1 + k % 28);
+	         10 + round / 12, 1 + round % 12, 1 + k % 28);
 	if (veld_record_put(id, d->s, c->case_id, FORM, c->rec_id, fields))
 		die("record put: %s", veld_errmsg(d->s));
 }
