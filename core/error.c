@@ -18,10 +18,15 @@ int veld_err__set(veld_err *err, int code, const char *fmt, ...)
 	va_list ap;
 	if (!err)
 		return code;
+	char buf[sizeof err->msg];
 	err->code = code;
+	/* Formatted aside first: an argument may be err->msg itself (a caller
+	** adding context to the error it holds), which vsnprintf must not be
+	** given as both source and destination. */
 	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	vsnprintf(buf, sizeof buf, fmt, ap);
 	va_end(ap);
+	memcpy(err->msg, buf, sizeof buf);
 	return code;
 }
 

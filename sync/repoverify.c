@@ -87,7 +87,9 @@ static int check_commits(veld_syncctx *c, const git_oid *head)
 		if (veld_sync__header_signer(signer, sizeof signer, c, &commits[i]) ||
 		    strcmp(signer, c->office ? VELD_ORG_SIGNER : c->me))
 			continue;
-		if (veld_repo__commit_verify(signer, sizeof signer, c->repo, &commits[i], veld_sync__pubkey, c, c->err))
+		/* A store revoked since still signed its own commits with its key. */
+		if (veld_repo__commit_verify(signer, sizeof signer, c->repo, &commits[i], veld_sync__pubkey_revoked, c,
+		                             c->err))
 			rc = veld_err__set(c->err, VELD_EINTEGRITY, "%s", c->err->msg);
 	}
 	free(commits);
