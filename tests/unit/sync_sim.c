@@ -1679,18 +1679,26 @@ static void sim_hub_fsck(const sim *m)
 		        veld_test_hub_repo(m->hub));
 }
 
-/* After the final rounds, what the office and its writer say of every
-** change out of rule: none is at the office (its records are not in the
-** office's export; its values are not either, which sim_check_export saw),
-** each refusal is in rule, and each writer was told of each of its own. */
+/* After the final rounds, what the office and the writers say of every
+** change out of rule: none is at the office (no record made out of rule,
+** by the revoked device alone, or of the erased case is in the office's
+** export; no value out of rule either, which sim_check_export saw), each
+** refusal the office holds is of a change out of rule, and each writer was
+** told of each of its own. */
 static void sim_final_refusals(sim *m, const char *office_text)
 {
 	size_t i;
 	json_decref(sim_refused_list(m, SIM_OFFICE));
-	for (i = 0; i < m->n_recs; i++)
-		if (m->recs[i].code && strstr(office_text, m->recs[i].id))
-			sim_fail(m, "office: OUT OF RULE: %s %s (\"%s\", by %s) is in its export", m->recs[i].form,
-			         m->recs[i].id, m->recs[i].code, m->dev[m->ops[m->recs[i].op].dev].name);
+	for (i = 0; i < m->n_recs; i++) {
+		const sim_rec *r = &m->recs[i];
+		const sim_op *o = &m->ops[r->op];
+		if ((o->out || m->cases[r->kase].erased) && strstr(office_text, r->id))
+			sim_fail(m, "office: OUT OF RULE: %s %s (made by %s at step %d: %s) is in its export", r->form, r->id,
+			         m->dev[o->dev].name, o->step,
+			         m->cases[r->kase].erased ? "its case was erased"
+			         : r->code              ? r->code
+			                                : "held by the revoked device alone");
+	}
 	for (i = 0; i < m->n_ops; i++) {
 		const sim_op *o = &m->ops[i];
 		if (o->refusal != SIM_REFUSAL_NONE && o->refusal != SIM_REFUSAL_TOLD)
