@@ -1375,16 +1375,30 @@ static void sim_write_step(sim *m, int d)
 
 /* ---- out of rule ---------------------------------------------------------------------- */
 
+/* veld_case_update of the name in case header `rec`. */
+static void sim_rename(sim *m, int d, size_t rec)
+{
+	char hdr[96];
+	size_t op = m->n_ops;
+	snprintf(hdr, sizeof hdr, "{\"name\":\"Client %zu van %s\"}", op, m->dev[d].name);
+	if (veld_case_update(m->dev[d].s, m->recs[rec].id, hdr))
+		sim_fail(m, "%s: case update %s: %s", m->dev[d].name, m->recs[rec].id, veld_errmsg(m->dev[d].s));
+	assert_int_equal(sim_op_begin(m, d, rec, "rename"), op);
+	sim_op_end(m, op);
+	m->st.puts++;
+}
+
 /* A write by a client whose own registry entry is stale (assistant of
 ** 1000-9999), so the library lets it write what the office refuses: b1
-** makes a case outside its region; v1 makes a case (a volunteer writes no
-** header), a contact in one of its cases (the social compartment: a
-** volunteer writes huiswijs only), or changes one of its contacts. */
+** makes a case outside its region; v1 makes a case or renames one of its
+** cases (a volunteer writes no header), adds a contact to one of its cases
+** (the social compartment: a volunteer writes huiswijs only), or changes one
+** of its contacts. */
 static void sim_stale_write(sim *m)
 {
 	static const int far_pc[] = {1500, 3100, 3300, 9050};
 	int cand[SIM_DEVICES], n = 0, i, d;
-	unsigned x = rng_below(&m->rng, 3);
+	unsigned x = rng_below(&m->rng, 4);
 	size_t kase_rec, rec;
 	for (i = 1; i < SIM_DEVICES; i++)
 		if (m->dev[i].stale)
@@ -1398,6 +1412,9 @@ static void sim_stale_write(sim *m)
 	} else if (kase_rec == (size_t)-1 || x == 0) {
 		m->out_code = "header";
 		sim_new_case(m, d, far_pc[rng_below(&m->rng, 4)]);
+	} else if (x == 3) {
+		m->out_code = "header";
+		sim_rename(m, d, kase_rec);
 	} else {
 		m->out_code = "role";
 		if (rec == (size_t)-1 || x == 1)
@@ -1429,6 +1446,7 @@ static void sim_revoke(sim *m)
 			continue;
 		for (e = 0; e < SIM_DEVICES; e++)
 			known |= e != d && bit_get(m->dev[e].know, i);
+		m->st.out_of_rule += !known && !o->out;
 		o->out |= !known;
 		if (o->refusal != SIM_REFUSAL_TOLD)
 			o->refusal = SIM_REFUSAL_NONE;
@@ -1482,6 +1500,7 @@ static void sim_erase(sim *m)
 		sim_op *o = &m->ops[op];
 		if (m->recs[o->rec].kase != c || bit_get(m->dev[SIM_OFFICE].know, op) || m->dev[o->dev].revoked)
 			continue;
+		m->st.out_of_rule += !o->out;
 		o->out = 1;
 		o->code = "erased";
 		o->refusal = bit_get(m->dev[o->dev].hub, op) ? SIM_REFUSAL_PUSHED : SIM_REFUSAL_WRITTEN;
