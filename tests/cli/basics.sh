@@ -34,6 +34,19 @@ expect_exit 0 "case list --json" -- V case list --json
 expect_match "\"id\":\"$CASE\"" "$T/out" "case listed"
 expect_match '"name":"An Peeters"' "$T/out" "name shown to the owner"
 
+# Consent as data: who and when; withdrawn; a share taken back.
+expect_exit 0 "case consent" -- V case consent "$CASE" --scope huiswijs
+expect_exit 0 "case show after consent" -- V case show "$CASE" --json
+expect_match '"toestemming\.huiswijs":"[0-9]{4}-[0-9]{2}-[0-9]{2}"' "$T/out" "consent date in the header"
+expect_match '"toestemming_door\.huiswijs":"[0-9a-f]{32}"' "$T/out" "who recorded the consent"
+expect_exit 0 "case consent --withdraw" -- V case consent "$CASE" --scope huiswijs --withdraw
+expect_exit 0 "case show after withdrawal" -- V case show "$CASE" --json
+expect_match '"toestemming_ingetrokken\.huiswijs":"[0-9]{4}-' "$T/out" "the withdrawal in the header"
+expect_exit 5 "case consent with an unknown scope" -- V case consent "$CASE" --scope everything
+expect_exit 2 "case unshare without --with" -- V case unshare "$CASE" --scope huiswijs
+expect_exit 1 "case unshare of an unknown device" -- V case unshare "$CASE" --with 0123456789abcdef0123456789abcdef --scope huiswijs
+expect_match 'no enrolled device' "$T/err" "the refusal names what is missing"
+
 # Records: FIELD=TEXT and FIELD:=JSON and --file.
 expect_exit 0 "record put" -- V record put "$CASE" contactregistratie datum=2017-03-02 plaats=huisbezoek 'problematiek:=["financieel","materieel"]' 'duur_min:=45'
 REC=$(cat "$T/out")
