@@ -34,6 +34,21 @@ expect_exit 0 "case list --json" -- V case list --json
 expect_match "\"id\":\"$CASE\"" "$T/out" "case listed"
 expect_match '"name":"An Peeters"' "$T/out" "name shown to the owner"
 
+# case update and case new --file: a client's data from a file or stdin.
+printf '{"phone":"0470 12 34 56","address":"Kerkstraat 1"}' >"$T/hdr.json"
+expect_exit 0 "case update --file" -- V case update "$CASE" --file "$T/hdr.json" --postcode 1501
+expect_exit 0 "case show after update" -- V case show "$CASE" --json
+expect_match '"phone":"0470 12 34 56"' "$T/out" "the phone from the file"
+expect_match '"postcode":"1501"' "$T/out" "the option over the file"
+expect_exit 5 "case update with a birth date in the future" -- V case update "$CASE" --birth 2999-01-01
+expect_match 'birth' "$T/err" "the refusal names the field"
+expect_exit 2 "case update without a case" -- V case update --name X
+printf '{"name":"Bea Claes","postcode":"1500"}' >"$T/new.json"
+expect_exit 0 "case new --file -" -- V case new --file - <"$T/new.json"
+expect_match '^[0-9a-f]{32}$' "$T/out" "case id printed for a case from stdin"
+expect_exit 1 "case new --file on a missing file" -- V case new --file "$T/nothing.json"
+expect_match 'nothing.json' "$T/err" "names the file"
+
 # Consent as data: who and when; withdrawn; a share taken back.
 expect_exit 0 "case consent" -- V case consent "$CASE" --scope huiswijs
 expect_exit 0 "case show after consent" -- V case show "$CASE" --json

@@ -13,27 +13,40 @@
 
 #include <jansson.h>
 
-static int case_new(cli *c)
+static json_t *load_fields_file(int *code, const char *what, const char *path);
+
+/* case new [--name ..] [--postcode ..] ... [--file JSON|-] / case update CASE
+** [--name ..] ... [--file JSON|-]: the options over what --file holds, so
+** a client's data need not pass through the command line. */
+static int case_new_update(cli *c, int update)
 {
-	static const char *const valued[] = {"--name", "--postcode", "--birth", "--address", "--phone", "--ref", NULL};
+	static const char *const valued[] = {"--name", "--postcode", "--birth", "--address", "--phone", "--ref", "--file",
+	                                     NULL};
 	static const char *const keys[] = {"name", "postcode", "birth", "address", "phone", "ref", NULL};
+	const char *what = update ? "case update" : "case new", *file = cli_opt(c, "--file");
+	const char *id_arg = update ? cli_arg(c, 2, 0, valued) : NULL;
 	char id[VELD_IDSIZE], *txt;
 	json_t *h;
 	veld_store *s;
-	int i, rc, code;
+	int i, rc, code = 0;
 	if ((code = cli_check_opts(c, 2, valued, NULL)))
 		return code;
-	if (cli_arg(c, 2, 0, valued))
-		return cli_usage("case new takes no positional arguments");
-	if (!cli_opt(c, "--name") || !cli_opt(c, "--postcode"))
-		return cli_usage("case new --name NAME --postcode PC [--birth DATE] [--address TEXT] [--phone TEXT]");
-	h = json_object();
+	if (update ? !id_arg || cli_arg(c, 2, 1, valued) : cli_arg(c, 2, 0, valued) != NULL)
+		return cli_usage(update ? "case update CASE [--name ..] [--postcode ..] [--birth ..] [--address ..] [--phone ..] "
+		                          "[--file JSON|-]"
+		                        : "case new takes no positional arguments");
+	if (!update && !file && (!cli_opt(c, "--name") || !cli_opt(c, "--postcode")))
+		return cli_usage("case new --name NAME --postcode PC [--birth DATE] [--address TEXT] [--phone TEXT] "
+		                 "[--file JSON|-]");
+	h = file ? load_fields_file(&code, what, file) : json_object();
+	if (!h)
+		return code ? code : EXIT_ERR;
 	for (i = 0; keys[i]; i++) {
 		const char *v = cli_opt(c, valued[i]);
 		json_t *js = v ? json_string(v) : NULL;
 		if (v && !js) {
 			json_decref(h);
-			cli_error("case new", "%s is not valid UTF-8", valued[i]);
+			cli_error(what, "%s is not valid UTF-8", valued[i]);
 			return EXIT_INPUT;
 		}
 		if (js)
@@ -47,10 +60,12 @@ static int case_new(cli *c)
 		free(txt);
 		return code;
 	}
-	rc = veld_case_new(id, s, txt);
+	rc = update ? veld_case_update(s, id_arg, txt) : veld_case_new(id, s, txt);
 	free(txt);
-	code = rc ? cli_fail(s, rc, "case new") : EXIT_OK;
-	if (!rc)
+	code = rc ? cli_fail(s, rc, what) : EXIT_OK;
+	if (!rc && update)
+		printf(c->json ? "{\"updated\":\"%s\"}\n" : "updated %s\n", id_arg);
+	else if (!rc)
 		printf(c->json ? "{\"id\":\"%s\"}\n" : "%s\n", id);
 	veld_store_close(s);
 	return code;
@@ -234,22 +249,24 @@ int cmd_case(cli *c)
 	if (sub && !strcmp(sub, "unshare"))
 		return case_consent_share(c, CASE_UNSHARE);
 	if (sub && !strcmp(sub, "new"))
-		return case_new(c);
+		return case_new_update(c, 0);
+	if (sub && !strcmp(sub, "update"))
+		return case_new_update(c, 1);
 	if (sub && !strcmp(sub, "list"))
 		return case_list_show(c, CASE_LIST);
 	if (sub && !strcmp(sub, "show"))
 		return case_list_show(c, CASE_SHOW);
 	if (sub && !strcmp(sub, "access"))
 		return case_list_show(c, CASE_ACCESS);
-	return cli_usage("case new|list|show|consent|share|unshare|access|erase");
+	return cli_usage("case new|update|list|show|consent|share|unshare|access|erase");
 }
 
 /* Read --file (a path or "-") into a JSON object; NULL with *code set. */
-static json_t *load_fields_file(int *code, const char *path)
+static json_t *load_fields_file(int *code, const char *what, const char *path)
 {
-	json_t *j = cli_load_json(code, "record put", path);
+	json_t *j = cli_load_json(code, what, path);
 	if (j && !json_is_object(j)) {
-		cli_error("record put", "%s: fields must be a JSON object", strcmp(path, "-") ? path : "stdin");
+		cli_error(what, "%s: fields must be a JSON object", strcmp(path, "-") ? path : "stdin");
 		json_decref(j);
 		*code = EXIT_INPUT;
 		return NULL;
@@ -308,7 +325,7 @@ static int record_put(cli *c)
 		return code;
 	if (!case_id || !form)
 		return cli_usage("record put CASE FORM [--record RID] [FIELD=TEXT | FIELD:=JSON ...] [--file JSON|-]");
-	fields = file ? load_fields_file(&code, file) : json_object();
+	fields = file ? load_fields_file(&code, "record put", file) : json_object();
 	if (!fields)
 		return file ? code : EXIT_ERR;
 	if ((code = add_field_args(c, fields, valued)))
