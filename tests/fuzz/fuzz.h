@@ -51,5 +51,8 @@ const veld_fuzz_keys *veld_fuzz_keys_get(void);
 ** assistant's store.  Closed and removed when the process exits; aborts
 ** when it cannot be made. */
 veld_store *veld_fuzz_store(const char *tag, int office);
+/* Close and remove that store; the next veld_fuzz_store makes a new one
+** (a target whose store grows with every input keeps it small). */
+void veld_fuzz_store_drop(void);
 
 #endif /* VELD_FUZZ_H */

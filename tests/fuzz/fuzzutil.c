@@ -54,11 +54,16 @@ const veld_fuzz_keys *veld_fuzz_keys_get(void)
 static veld_store *fuzz_store;
 static char *fuzz_dir;
 
-static void store_remove(void)
+static int fuzz_atexit;
+
+void veld_fuzz_store_drop(void)
 {
 	veld_store_close(fuzz_store);
-	veld_test_rmtree(fuzz_dir);
+	if (fuzz_dir)
+		veld_test_rmtree(fuzz_dir);
 	free(fuzz_dir);
+	fuzz_store = NULL;
+	fuzz_dir = NULL;
 }
 
 veld_store *veld_fuzz_store(const char *tag, int office)
@@ -79,7 +84,8 @@ veld_store *veld_fuzz_store(const char *tag, int office)
 			abort();
 		}
 	}
-	atexit(store_remove);
+	if (!fuzz_atexit++)
+		atexit(veld_fuzz_store_drop);
 	free(path);
 	free(hub);
 	return fuzz_store;
