@@ -419,7 +419,8 @@ static void fmt_number(char *buf, size_t n, const json_t *v, const veld_render_c
 {
 	double d = json_number_value(v);
 	int is_int = json_is_integer(v) || (fabs_d(d) < 9e15 && d == veld_render__floor(d));
-	long long ll = json_is_integer(v) ? (long long)json_integer_value(v) : (long long)d;
+	/* a real is converted only when integral and in range (else undefined) */
+	long long ll = json_is_integer(v) ? (long long)json_integer_value(v) : is_int ? (long long)d : 0;
 	char tmp[64];
 	switch (c->type) {
 	case C_COUNT:

@@ -166,7 +166,7 @@ int veld_state__device_put(veld_store *s, const veld_device_row *d, int origin)
 	sqlite3_finalize(st);
 	if (rc == SQLITE_DONE)
 		return 0;
-	if (rc == SQLITE_CONSTRAINT && origin == VELD_STATE_LOCAL)
+	if ((rc & 0xff) == SQLITE_CONSTRAINT && origin == VELD_STATE_LOCAL) /* extended codes are on */
 		return veld_err__set(veld_store__err(s), VELD_EEXISTS, "device %s is already enrolled", d->id);
 	return veld_store__db_fail(s, rc, origin == VELD_STATE_REGISTRY ? "registry" : "enrol");
 }
