@@ -123,6 +123,18 @@ void veld_sync__reject(veld_syncctx *c, const char *ref, const git_oid *commit, 
 	c->forged++;
 }
 
+int veld_sync__refuse_change(veld_syncctx *c, veld_refusal_row *r, const git_oid *blob, const char *ref)
+{
+	char hex[GIT_OID_HEXSZ + 1] = "";
+	if (blob)
+		veld_sync__oid_hex(hex, blob);
+	r->blob = hex;
+	r->case_id = r->case_id ? r->case_id : "";
+	r->record_id = r->record_id ? r->record_id : "";
+	r->at = veld_store__os(c->s)->xClockMs(veld_store__os(c->s)->ctx);
+	return veld_sync__refusal_note(c, r, ref, 1);
+}
+
 int veld_sync__refusal_note(veld_syncctx *c, const veld_refusal_row *r, const char *ref, int report)
 {
 	int is_new = 0, rc = veld_state__refusal_add(&is_new, c->s, r);

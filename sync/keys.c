@@ -167,20 +167,14 @@ typedef struct keyctx {
 static int refuse_entry(keyctx *k, const char *path, const git_oid *blob, const char *why)
 {
 	veld_refusal_row r;
-	char hex[GIT_OID_HEXSZ + 1] = "";
-	if (blob)
-		veld_sync__oid_hex(hex, blob);
 	memset(&r, 0, sizeof r);
 	r.path = path;
-	r.blob = hex;
 	r.device = k->owner;
-	r.case_id = r.record_id = "";
 	r.code = VELD_REFUSED_KEY;
 	r.reason = why;
 	r.commit = k->commit;
-	r.at = veld_store__os(k->c->s)->xClockMs(veld_store__os(k->c->s)->ctx);
 	r.published = 1; /* what only the recipient can judge is not published */
-	return k->rc = veld_sync__refusal_note(k->c, &r, k->ref, 1);
+	return k->rc = veld_sync__refuse_change(k->c, &r, blob, k->ref);
 }
 
 static int key_entry(const char *path, const git_oid *old_id, const git_oid *new_id, void *payload)

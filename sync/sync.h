@@ -220,6 +220,10 @@ void veld_sync__reject(veld_syncctx *c, const char *ref, const git_oid *commit, 
 ** refusal of r->device at r->path, list it under "rejected" as
 ** {"ref","device","case","record","commit","code","reason"}. */
 int veld_sync__refusal_note(veld_syncctx *c, const veld_refusal_row *r, const char *ref, int report);
+/* The same for a change this store refuses itself: fills in r->blob (from
+** `blob`, NULL for none), the time, and "" for a missing case or record;
+** reports it. */
+int veld_sync__refuse_change(veld_syncctx *c, veld_refusal_row *r, const git_oid *blob, const char *ref);
 /* Codes of refusals sync itself makes (core's VELD_RULE_* are the others). */
 #define VELD_REFUSED_PATH    "path"    /* a path outside the cases a device may write */
 #define VELD_REFUSED_REMOVE  "remove"  /* a record removed instead of tombstoned */

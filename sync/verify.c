@@ -136,21 +136,16 @@ static int refuse(checkctx *ck, const char *path, const git_oid *blob, const cha
                   const char *code, const char *reason)
 {
 	veld_refusal_row r;
-	char hex[GIT_OID_HEXSZ + 1] = "";
-	if (blob)
-		veld_sync__oid_hex(hex, blob);
 	memset(&r, 0, sizeof r);
 	r.path = path;
-	r.blob = hex;
 	r.device = ck->signer;
-	r.case_id = case_id ? case_id : "";
-	r.record_id = record_id ? record_id : "";
+	r.case_id = case_id;
+	r.record_id = record_id;
 	r.code = code;
 	r.reason = reason;
 	r.commit = ck->commit;
-	r.at = veld_store__os(ck->c->s)->xClockMs(veld_store__os(ck->c->s)->ctx);
 	r.published = !ck->c->office; /* only the office publishes */
-	ck->rc = veld_sync__refusal_note(ck->c, &r, ck->ref, 1);
+	ck->rc = veld_sync__refuse_change(ck->c, &r, blob, ck->ref);
 	return ck->rc ? 1 : 0;
 }
 
@@ -309,14 +304,13 @@ static int ignore_revoked(veld_syncctx *c, const char *ref, const char *owner, c
 	veld_sync__oid_hex(hex, head);
 	snprintf(why, sizeof why, "device %s is revoked: its commits are ignored", owner);
 	memset(&r, 0, sizeof r);
-	r.path = r.blob = r.case_id = r.record_id = "";
+	r.path = "";
 	r.device = owner;
 	r.code = VELD_REFUSED_REVOKED;
 	r.reason = why;
 	r.commit = hex;
-	r.at = veld_store__os(c->s)->xClockMs(veld_store__os(c->s)->ctx);
 	r.published = 1; /* every verifier sees the revocation in main itself */
-	return veld_sync__refusal_note(c, &r, ref, 1);
+	return veld_sync__refuse_change(c, &r, NULL, ref);
 }
 
 int veld_sync__verify_ref(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head)
