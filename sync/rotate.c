@@ -46,7 +46,6 @@ typedef struct rotctx {
 	json_t *cases;   /* case id -> true: to rotate */
 	int due;         /* a revocation is about to be published */
 	int someone;     /* a revoked or a volunteer device exists */
-	int rc;
 } rotctx;
 
 static int note_device(const veld_device_row *d, void *payload)
@@ -54,7 +53,8 @@ static int note_device(const veld_device_row *d, void *payload)
 	rotctx *r = payload;
 	if (d->revoked || !strcmp(d->role, "volunteer"))
 		r->someone = 1;
-	json_object_set_new(r->devices, d->id, json_pack("{s:s, s:b}", "role", d->role, "revoked", d->revoked));
+	if (json_object_set_new(r->devices, d->id, json_pack("{s:s, s:b}", "role", d->role, "revoked", d->revoked)))
+		return veld_err__set(r->c->err, VELD_ERROR, "out of memory");
 	return 0;
 }
 
