@@ -54,18 +54,26 @@ typedef struct regionctx {
 	int postcode;
 } regionctx;
 
-/* Assistants of the region hold both compartments: they coordinate the
-** Huiswijs volunteers of their cases.  Volunteers get a key only by an
-** explicit share (veld_case_share). */
+/* The office, and the assistants whose region holds the case's postcode,
+** hold both compartments: the assistants coordinate the Huiswijs volunteers
+** of their cases.  Volunteers get a key only by an explicit share
+** (veld_case_share). */
+int veld_sync__region_holds(const char *role, const char *region, int postcode)
+{
+	veld_range ranges[VELD_MAX_RANGES];
+	int n = 0;
+	if (!strcmp(role, "office"))
+		return 1;
+	return !strcmp(role, "assistant") && postcode > 0 &&
+	       veld_region__parse(ranges, VELD_MAX_RANGES, &n, region, NULL) == 0 &&
+	       veld_region__contains(ranges, n, postcode);
+}
+
 static int share_with(const veld_device_row *d, void *payload)
 {
 	regionctx *r = payload;
-	veld_range ranges[VELD_MAX_RANGES];
-	int n = 0, share = !strcmp(d->role, "office");
-	if (!share && !strcmp(d->role, "assistant") && r->postcode > 0 &&
-	    veld_region__parse(ranges, VELD_MAX_RANGES, &n, d->region, NULL) == 0)
-		share = veld_region__contains(ranges, n, r->postcode);
-	return share ? veld_sync__add_share(r->c, r->key_hex, d->id) : 0;
+	return veld_sync__region_holds(d->role, d->region, r->postcode) ? veld_sync__add_share(r->c, r->key_hex, d->id)
+	                                                                 : 0;
 }
 
 /* Share `key_hex` with the office and the assistants whose region holds
@@ -229,8 +237,8 @@ int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, co
 	keyctx k;
 	if (veld_sync__synced_get(&last, c, ref) == 0 && git_oid_equal(&last, head))
 		return 0;
-	if (veld_state__device_revoked(c->s, owner))
-		return 0; /* a revoked device's keys are not taken (its device ref is reported) */
+	/* A revoked device's keys are taken like any other: a colleague may
+	** carry its commits, sealed with keys only its keys ref holds. */
 	c->keys_moved = 1;
 	memset(&k, 0, sizeof k);
 	k.c = c;
@@ -244,7 +252,7 @@ int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, co
 		                 !strcmp(role, "office");
 		veld_err__clear(c->err);
 	}
-	if (veld_repo__commit_verify(signer, sizeof signer, c->repo, head, veld_sync__pubkey, c, c->err) ||
+	if (veld_repo__commit_verify(signer, sizeof signer, c->repo, head, veld_sync__pubkey_revoked, c, c->err) ||
 	    strcmp(signer, owner)) {
 		veld_sync__reject(c, ref, head, "keys ref not signed by its owner");
 		veld_err__clear(c->err);

@@ -304,8 +304,19 @@ int veld_sync__keys_stage(veld_syncctx *c);
 int veld_sync__ensure_key(veld_syncctx *c, const char *case_id, const char *compartment, unsigned char *key,
                           unsigned char *key_id);
 int veld_sync__add_share(veld_syncctx *c, const char *key_hex, const char *recipient);
-/* Share `key_hex` with the office and the case's region's assistants. */
+/* Share `key_hex` with the office and the case's region's assistants:
+** those for whom region_holds(role, region, the case's postcode). */
 int veld_sync__share_by_region(veld_syncctx *c, const char *key_hex, const char *case_id);
+int veld_sync__region_holds(const char *role, const char *region, int postcode);
+/* share.c: today's date (UTC, "YYYY-MM-DD", from the OS table's clock);
+** whether the consent for `scope` the case header `h` records holds on
+** `today` (one rule for the share and for the office's key check). */
+void veld_sync__today(char *date, size_t cap, veld_store *s);
+#define VELD_CONSENT_ACTIVE    0
+#define VELD_CONSENT_NONE      1
+#define VELD_CONSENT_WITHDRAWN 2
+#define VELD_CONSENT_EXPIRED   3
+int veld_sync__consent(const veld_record *h, const char *scope, const char *today);
 /* holders.c: who holds which key, from the paths of this store's shares
 ** and of every keys ref fetched: *out is {key id: {recipient: true}}. */
 int veld_sync__holders(json_t **out, veld_syncctx *c);
@@ -313,9 +324,10 @@ int veld_sync__holders(json_t **out, veld_syncctx *c);
 ** key a device holds that may not hold it (revoked; a volunteer without
 ** consent, or whose share was taken back) gets a key of the next epoch for
 ** both compartments, shared with those still entitled; an unrevoked device
-** that may not hold a case's keys loses the case (access_lost).  Looks only
-** when a revocation is about to be published, a keys ref moved or a case
-** header changed, and a revoked or volunteer device exists. */
+** that may not hold a case's keys loses the case (access_lost), and so
+** does an assistant whose region no longer holds the case (a move).  Looks
+** only when a revocation is about to be published, a keys ref moved or a
+** case header changed. */
 int veld_sync__rotate_revoked(veld_syncctx *c);
 int veld_sync__case_postcode(veld_store *s, const char *case_id);
 int veld_sync__take_keys(veld_syncctx *c, const char *ref, const char *owner, const git_oid *head);

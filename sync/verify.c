@@ -94,9 +94,10 @@ typedef struct checkctx {
 	const char *ref;
 	const char *signer;
 	char commit[GIT_OID_HEXSZ + 1];
-	int revoked; /* the signer is revoked: each of its changes is refused */
 	git_oid main_tree; /* main as merged here: its blobs are accepted already */
 	int have_main;
+	git_oid merged[VELD_MAX_PARENTS]; /* trees of the commit's other parents */
+	size_t n_merged;
 	char role[32];
 	veld_range ranges[VELD_MAX_RANGES];
 	int n_ranges;
@@ -149,17 +150,30 @@ static int refuse(checkctx *ck, const char *path, const git_oid *blob, const cha
 	return ck->rc ? 1 : 0;
 }
 
-/* 1 if main, as merged here, holds blob `id` at `path`: a device that
-** carries it merged it (the office checked it when it wrote main), so it
-** is not judged as that device's write.  A header the office moved out of
-** an assistant's region, merged by that assistant, is no refusal. */
-static int in_main(checkctx *ck, const char *path, const git_oid *id)
+static int tree_holds(checkctx *ck, const git_oid *tree, const char *path, const git_oid *id)
 {
 	git_oid got;
 	veld_err e;
 	memset(&e, 0, sizeof e);
-	return ck->have_main && veld_repo__tree_lookup(&got, ck->c->repo, &ck->main_tree, path, &e) == 0 &&
-	       git_oid_equal(&got, id);
+	return veld_repo__tree_lookup(&got, ck->c->repo, tree, path, &e) == 0 && git_oid_equal(&got, id);
+}
+
+/* 1 if blob `id` at `path` was merged, not written, by the signer: main,
+** as merged here, holds it there (the office checked it when it wrote
+** main), or one of the commit's other parents (main or a peer's head, as
+** the signer merged them: verified in their own right) does.  A header
+** the office moved out of an assistant's region, or a case's contact part
+** (the office's alone), carried by a device that merged it, is no
+** refusal. */
+static int in_main(checkctx *ck, const char *path, const git_oid *id)
+{
+	size_t i;
+	if (ck->have_main && tree_holds(ck, &ck->main_tree, path, id))
+		return 1;
+	for (i = 0; i < ck->n_merged; i++)
+		if (tree_holds(ck, &ck->merged[i], path, id))
+			return 1;
+	return 0;
 }
 
 /* One changed path of a commit by ck->signer: may that signer write it? */
@@ -187,11 +201,6 @@ static int check_path(const char *path, const git_oid *old_id, const git_oid *ne
 		snprintf(ck->whybuf, sizeof ck->whybuf, "record %s: device %s no longer has access to case %s", record_id,
 		         ck->signer, case_id);
 		return refuse(ck, path, new_id, case_id, record_id, VELD_REFUSED_ACCESS, ck->whybuf);
-	}
-	if (ck->revoked) {
-		snprintf(ck->whybuf, sizeof ck->whybuf, "record %s was written by device %s, which is revoked", record_id,
-		         ck->signer);
-		return refuse(ck, path, new_id, case_id, record_id, VELD_REFUSED_REVOKED, ck->whybuf);
 	}
 	if (new_id && in_main(ck, path, new_id))
 		return 0; /* what main holds there: merged, not written, by the signer */
@@ -266,6 +275,22 @@ static int rewound(veld_syncctx *c, const char *ref, const git_oid *head)
 	       !git_oid_equal(&last, head) && git_graph_descendant_of(veld_repo__git(c->repo), head, &last) != 1;
 }
 
+/* The role and region the registry gives `signer`, revoked or not: a
+** revoked device's commits that a colleague carries are judged by the rule
+** like any other (docs/sync.md, "Revocation"). */
+static int signer_role(checkctx *ck, const char *signer)
+{
+	char name[8], region[256];
+	int revoked = 0;
+	ck->n_ranges = 0;
+	if (veld_state__device_info(name, sizeof name, ck->role, sizeof ck->role, region, sizeof region, &revoked,
+	                            ck->c->s, signer))
+		return VELD_ENOTFOUND;
+	if (*region)
+		veld_region__parse(ck->ranges, VELD_MAX_RANGES, &ck->n_ranges, region, NULL);
+	return 0;
+}
+
 /* One new commit of a ref: its signature and signer (a failure refuses
 ** the ref whole: NULL, or the reason in `msg` or the context's error),
 ** then its paths (each refused alone, in the refusals).  ck->rc: an error. */
@@ -279,14 +304,15 @@ static const char *check_commit(checkctx *ck, const git_oid *id, char *msg, size
 		return c->err->msg;
 	ck->signer = signer;
 	veld_sync__oid_hex(ck->commit, id);
-	ck->revoked = strcmp(signer, VELD_ORG_SIGNER) && veld_state__device_revoked(c->s, signer);
-	if (strcmp(signer, VELD_ORG_SIGNER) && !ck->revoked &&
-	    veld_state__device_role(ck->role, sizeof ck->role, ck->ranges, &ck->n_ranges, c->s, signer))
+	if (strcmp(signer, VELD_ORG_SIGNER) && signer_role(ck, signer))
 		return "signed by a device that is not enrolled";
 	if (veld_repo__commit_tree(&tree, c->repo, id, c->err) ||
 	    veld_repo__commit_parents(parents, VELD_MAX_PARENTS, &np, c->repo, id, c->err) ||
 	    (np > 0 && veld_repo__commit_tree(&ptree, c->repo, &parents[0], c->err)))
 		return c->err->msg;
+	for (ck->n_merged = 0; ck->n_merged + 1 < np; ck->n_merged++)
+		if (veld_repo__commit_tree(&ck->merged[ck->n_merged], c->repo, &parents[ck->n_merged + 1], c->err))
+			return c->err->msg;
 	if (veld_repo__diff(c->repo, np > 0 ? &ptree : NULL, &tree, check_path, ck, c->err) && !ck->rc) {
 		snprintf(msg, cap, "commit by %.72s: %.600s", signer, c->err->msg);
 		return msg;
