@@ -6,9 +6,11 @@
 ** the paths of every keys ref it fetched, plus itself.  For each device and
 ** compartment: how many of the case's keys it holds, whether it holds the
 ** newest epoch, and why it may: "office", "region" (an assistant whose
-** region holds the case's postcode), or "share" (anyone else: a volunteer's
-** share, with the consent the case header records for that scope, or an
-** assistant of another region).  A revoked device is listed with what it
+** region holds the case's postcode: keys.c's veld_sync__region_holds),
+** "taken back" (the office took the case from it: a share taken back, a
+** consent withdrawn, a move to another region; it holds no newer key), or
+** "share" (anyone else: a volunteer's share, with the consent the case
+** header records for that scope).  A revoked device is listed with what it
 ** held.  Reads only.
 */
 #include "sync.h"
@@ -26,16 +28,13 @@ typedef struct accessctx {
 	int rc;
 } accessctx;
 
-/* Why `d` may hold a key of the case. */
-static const char *why_of(accessctx *a, const char *role, const char *region)
+/* Why `device` may hold a key of the case. */
+static const char *why_of(accessctx *a, const char *device, const char *role, const char *region)
 {
-	veld_range ranges[VELD_MAX_RANGES];
-	int n = 0, pc = veld_sync__case_postcode(a->c->s, a->case_id);
-	if (!strcmp(role, "office"))
-		return "office";
-	if (!strcmp(role, "assistant") && pc > 0 && veld_region__parse(ranges, VELD_MAX_RANGES, &n, region, NULL) == 0 &&
-	    veld_region__contains(ranges, n, pc))
-		return "region";
+	if (veld_sync__region_holds(role, region, veld_sync__case_postcode(a->c->s, a->case_id)))
+		return strcmp(role, "office") ? "region" : "office";
+	if (veld_state__access_lost_has(a->c->s, device, a->case_id))
+		return "taken back";
 	return "share";
 }
 
@@ -59,7 +58,7 @@ static int add_holder(accessctx *a, const char *device, const char *compartment,
 		region[0] = '\0';
 	}
 	e = json_pack("{s:s, s:s, s:s, s:s, s:i, s:b, s:s, s:b}", "device", device, "name", name, "role", role,
-	              "compartment", compartment, "keys", 1, "newest", newest, "why", why_of(a, role, region),
+	              "compartment", compartment, "keys", 1, "newest", newest, "why", why_of(a, device, role, region),
 	              "revoked", revoked);
 	if (e && !strcmp(json_string_value(json_object_get(e, "why")), "share")) {
 		char field[64];

@@ -10,11 +10,12 @@
 ** excluded device holds; older records stay readable with the keys that
 ** sealed them.
 **
-** Who is entitled to a key of case X: the office; an assistant (of X's
-** region: region keys are the office's to give, keys.c), unless revoked;
+** Who is entitled to a key of case X: the office; an assistant whose
+** region holds X's postcode (keys.c, veld_sync__region_holds: the rule that
+** gives the keys is the rule that takes them), unless revoked;
 ** a volunteer, for the huiswijs compartment only, while X's header records
-** an active consent for huiswijs ("toestemming.huiswijs" and no
-** "toestemming_ingetrokken.huiswijs") and no "toegang_ingetrokken.<it>".
+** a consent for huiswijs that holds today (share.c, veld_sync__consent: not
+** withdrawn, its end date not past) and no "toegang_ingetrokken.<it>".
 ** Who holds which key the office reads from the paths of its own shares
 ** and of every keys ref on the hub (holders.c).  A case whose NEWEST key a
 ** device holds that is not entitled to it gets the next epoch; an
@@ -23,11 +24,15 @@
 ** drops the case and every verifier refuses its writes to it.  The same
 ** check catches a share sealed without consent, and the race after a
 ** revocation (a device that had not heard of it seals a new case's keys to
-** the revoked device: that case is rotated again).
+** the revoked device: that case is rotated again).  A case moved to
+** another region (the office changed its postcode) is the same: the old
+** region's assistants are no longer entitled, the case is rotated, and
+** the new epoch and every earlier key go to the new region's assistants,
+** who read the case's whole history.
 **
 ** The check runs on the office when a revocation is about to be published,
-** a keys ref moved, or a case header changed in this sync, and a revoked
-** or a volunteer device exists at all.  Inside the caller's transaction
+** a keys ref moved, or a case header changed in this sync, and in the
+** first sync of a day (a consent's end date passes).  Inside the caller's transaction
 ** (run.c), before the commit stage seals the office's keys ref.  Must not:
 ** open a transaction, or reach the tables other than through state.c.
 */
@@ -42,18 +47,17 @@
 typedef struct rotctx {
 	veld_syncctx *c;
 	json_t *holders; /* key id -> {recipient: true} */
-	json_t *devices; /* device id -> {"role", "revoked"} */
+	json_t *devices; /* device id -> {"role", "region", "revoked"} */
 	json_t *cases;   /* case id -> true: to rotate */
-	int due;         /* a revocation is about to be published */
-	int someone;     /* a revoked or a volunteer device exists */
+	int due;         /* a revocation is about to be published, or a day began */
+	char today[16];
 } rotctx;
 
 static int note_device(const veld_device_row *d, void *payload)
 {
 	rotctx *r = payload;
-	if (d->revoked || !strcmp(d->role, "volunteer"))
-		r->someone = 1;
-	if (json_object_set_new(r->devices, d->id, json_pack("{s:s, s:b}", "role", d->role, "revoked", d->revoked)))
+	if (json_object_set_new(r->devices, d->id,
+	                        json_pack("{s:s, s:s, s:b}", "role", d->role, "region", d->region, "revoked", d->revoked)))
 		return veld_err__set(r->c->err, VELD_ERROR, "out of memory");
 	return 0;
 }
@@ -81,13 +85,18 @@ static int entitled(rotctx *r, const char *who, const char *case_id, const char 
 {
 	json_t *d = json_object_get(r->devices, who);
 	const char *role = json_string_value(json_object_get(d, "role"));
+	const json_t *pc;
+	size_t n;
 	if (!d || json_is_true(json_object_get(d, "revoked")))
 		return 0;
+	if (!strcmp(role, "assistant") && h && json_is_string(pc = veld_record__value(h, "postcode", &n)))
+		return veld_sync__region_holds(role, json_string_value(json_object_get(d, "region")),
+		                               atoi(json_string_value(pc)));
 	if (!strcmp(role, "office") || !strcmp(role, "assistant"))
-		return 1;
+		return 1; /* an assistant, when the header is not held here: not judged */
 	if (strcmp(role, "volunteer") || strcmp(compartment, "huiswijs"))
 		return 0;
-	return header_has(h, "toestemming.%s", "huiswijs") && !header_has(h, "toestemming_ingetrokken.%s", "huiswijs") &&
+	return veld_sync__consent(h, "huiswijs", r->today) == VELD_CONSENT_ACTIVE &&
 	       !header_has(h, "toegang_ingetrokken.%s", who) && !veld_state__access_lost_has(r->c->s, who, case_id);
 }
 
@@ -130,7 +139,9 @@ typedef struct sharectx {
 	veld_record *header;
 } sharectx;
 
-/* Those that held an earlier key of the compartment keep it if entitled. */
+/* Those that held an earlier key of the compartment keep it if entitled;
+** the case's region gets every earlier key (after a move, the new region
+** reads the history). */
 static int reshare_holders(const char *key_hex, const char *case_id, const char *compartment, void *payload)
 {
 	sharectx *x = payload;
@@ -138,8 +149,10 @@ static int reshare_holders(const char *key_hex, const char *case_id, const char 
 	const char *who;
 	json_t *v;
 	int rc;
-	if (strcmp(compartment, x->compartment) || !set || !strcmp(key_hex, x->new_hex))
+	if (strcmp(compartment, x->compartment) || !strcmp(key_hex, x->new_hex))
 		return 0;
+	if ((rc = veld_sync__share_by_region(x->r->c, key_hex, case_id)) || !set)
+		return rc;
 	json_object_foreach(set, who, v)
 	{
 		if (entitled(x->r, who, case_id, compartment, x->header) && (rc = veld_sync__add_share(x->r->c, x->new_hex, who)))
@@ -212,7 +225,20 @@ int veld_sync__rotate_revoked(veld_syncctx *c)
 	    (rc = veld_state__devices_each(c->s, VELD_STATE_REVOKED, note_device, &r)) ||
 	    (rc = veld_state__devices_each(c->s, VELD_STATE_UNPUBLISHED, note_due, &r)))
 		goto done;
-	if (!r.someone || (!r.due && !c->keys_moved && !c->headers_changed))
+	/* A consent's end date passes with the days: the first sync of a day
+	** looks too (meta "access_checked"). */
+	veld_sync__today(r.today, sizeof r.today, c->s);
+	{
+		char last[16] = "";
+		int n = veld_store__meta_get(c->s, "access_checked", last, (int)sizeof last - 1);
+		if (n < 0 || strcmp(last, r.today)) {
+			veld_err__clear(c->err);
+			r.due = 1;
+			if ((rc = veld_store__meta_put(c->s, "access_checked", r.today, (int)strlen(r.today))))
+				goto done;
+		}
+	}
+	if (!r.due && !c->keys_moved && !c->headers_changed)
 		goto done;
 	if ((rc = veld_sync__holders(&r.holders, c)))
 		goto done;

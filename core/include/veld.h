@@ -582,6 +582,15 @@ VELD_API int veld_sync(char **summary_json, veld_store *store, const veld_sync_o
 **                 region)
 */
 VELD_API int veld_case_consent(veld_store *store, const char *case_id, const char *scope);
+/* The same with an end date `until` ("YYYY-MM-DD", the last day the
+** consent holds: from the day after, the office takes the scope away as
+** after a withdrawal, and veld_case_share refuses) and a `note` (UTF-8, at
+** most 1000 bytes: how and where it was given); both may be NULL.  The
+** header keeps them as "toestemming_tot.<scope>" and
+** "toestemming_notitie.<scope>".  VELD_EINVALID also for a bad date or
+** note. */
+VELD_API int veld_case_consent_ext(veld_store *store, const char *case_id, const char *scope, const char *until,
+                                   const char *note);
 VELD_API int veld_case_consent_withdraw(veld_store *store, const char *case_id, const char *scope);
 
 /*
@@ -607,7 +616,7 @@ VELD_API int veld_case_unshare(veld_store *store, const char *case_id, const cha
 ** VELD_ENOTFOUND  no case `case_id` (header) here, or no enrolled device
 **                 `device_id`
 ** VELD_EDENIED    no recorded consent for `scope` (veld_case_consent), or
-**                 it was withdrawn, or the device's role may not hold that
+**                 it was withdrawn or has ended, or the device's role may not hold that
 **                 compartment (volunteers hold only "huiswijs"), or a
 **                 share of the case with it was taken back
 */

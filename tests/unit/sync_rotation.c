@@ -82,6 +82,18 @@ static json_t *find_access(json_t *arr, const char *device, const char *compartm
 	return NULL;
 }
 
+/* veld_case_access_json of case `cid` on the office, parsed. */
+static json_t *access_of(veld_store *office, const char *cid)
+{
+	char *out = NULL;
+	json_t *arr;
+	assert_int_equal(veld_case_access_json(&out, office, cid), VELD_OK);
+	arr = json_loads(out, 0, NULL);
+	veld_free(out);
+	assert_non_null(arr);
+	return arr;
+}
+
 static void expect_access(json_t *arr, const char *device, const char *compartment, const char *why, int newest,
                           int revoked)
 {
@@ -93,31 +105,43 @@ static void expect_access(json_t *arr, const char *device, const char *compartme
 	assert_int_equal(json_is_true(json_object_get(e, "revoked")), revoked);
 }
 
+/* One more device of the organisation, enrolled and joined. */
+static veld_store *device(char *id, veld_test_net *n, const char *name, const char *role, const char *region)
+{
+	char *dir = veld_test_path(n->root, name);
+	veld_store *s = veld_test_device(id, n->office, dir, role, region, n->hub);
+	free(dir);
+	return s;
+}
+
+/* Case `x` at 3000 made on `a`, with contact `rec` and woonzoek entry
+** `zoek`, consent for huiswijs and a share with volunteer `v_id`; synced. */
+static void shared_case(char *x, char *rec, char *zoek, veld_store *a, const char *v_id)
+{
+	assert_int_equal(veld_case_new(x, a, "{\"name\":\"Els\",\"postcode\":\"3000\"}"), VELD_OK);
+	assert_int_equal(veld_record_put(rec, a, x, "contactregistratie", NULL, CONTACT), VELD_OK);
+	assert_int_equal(veld_record_put(zoek, a, x, "woonzoek", NULL, WOONZOEK), VELD_OK);
+	sync_ok(a);
+	assert_int_equal(veld_case_consent(a, x, "huiswijs"), VELD_OK);
+	assert_int_equal(veld_case_share(a, x, v_id, "huiswijs"), VELD_OK);
+	sync_ok(a);
+}
+
 static void test_rotation__revoked_tablet_holds_no_key_of_what_is_written_after(void **state)
 {
 	veld_test_net n;
 	char x[VELD_IDSIZE], rec[VELD_IDSIZE], zoek[VELD_IDSIZE], later[VELD_IDSIZE], v_id[VELD_IDSIZE];
-	char c_id[VELD_IDSIZE], y[VELD_IDSIZE], yrec[VELD_IDSIZE], *dir;
+	char c_id[VELD_IDSIZE], y[VELD_IDSIZE], yrec[VELD_IDSIZE];
 	veld_store *v, *c;
 	(void)state;
 	veld_test_net_up(&n, "sync-rotation", "assistant", "3000-3499", "assistant", "3000-3499");
-	dir = veld_test_path(n.root, "v");
-	v = veld_test_device(v_id, n.office, dir, "volunteer", NULL, n.hub);
-	free(dir);
-	dir = veld_test_path(n.root, "c");
-	c = veld_test_device(c_id, n.office, dir, "assistant", "3000-3499", n.hub);
-	free(dir);
+	v = device(v_id, &n, "v", "volunteer", NULL);
+	c = device(c_id, &n, "c", "assistant", "3000-3499");
 	sync_ok(n.a);
 	sync_ok(c);
 	/* A's case X, a contact and a woonzoek entry shared with the volunteer;
 	** everyone holds what they may. */
-	assert_int_equal(veld_case_new(x, n.a, "{\"name\":\"Els\",\"postcode\":\"3000\"}"), VELD_OK);
-	assert_int_equal(veld_record_put(rec, n.a, x, "contactregistratie", NULL, CONTACT), VELD_OK);
-	assert_int_equal(veld_record_put(zoek, n.a, x, "woonzoek", NULL, WOONZOEK), VELD_OK);
-	sync_ok(n.a);
-	assert_int_equal(veld_case_consent(n.a, x, "huiswijs"), VELD_OK);
-	assert_int_equal(veld_case_share(n.a, x, v_id, "huiswijs"), VELD_OK);
-	sync_ok(n.a);
+	shared_case(x, rec, zoek, n.a, v_id);
 	sync_ok(n.office);
 	sync_ok(n.b);
 	sync_ok(v);
@@ -211,15 +235,13 @@ static void test_rotation__access_taken_back(void **state)
 {
 	veld_test_net n;
 	char x[VELD_IDSIZE], y[VELD_IDSIZE], z[VELD_IDSIZE], wx[VELD_IDSIZE], wz[VELD_IDSIZE], late[VELD_IDSIZE];
-	char after[VELD_IDSIZE], v2_id[VELD_IDSIZE], wy[VELD_IDSIZE], w2[VELD_IDSIZE], *dir;
+	char after[VELD_IDSIZE], v2_id[VELD_IDSIZE], wy[VELD_IDSIZE], w2[VELD_IDSIZE];
 	veld_store *v2, *v1;
 	json_t *sum;
 	(void)state;
 	veld_test_net_up(&n, "sync-access", "assistant", "3000-3499", "volunteer", NULL);
 	v1 = n.b;
-	dir = veld_test_path(n.root, "v2");
-	v2 = veld_test_device(v2_id, n.office, dir, "volunteer", NULL, n.hub);
-	free(dir);
+	v2 = device(v2_id, &n, "v2", "volunteer", NULL);
 	sync_ok(n.a);
 	/* X shared with both volunteers, Z with V1 only, Y with nobody yet. */
 	assert_int_equal(veld_case_new(x, n.a, "{\"name\":\"Els\",\"postcode\":\"3000\"}"), VELD_OK);
@@ -267,6 +289,12 @@ static void test_rotation__access_taken_back(void **state)
 	sync_ok(v2);
 	assert_false(holds_key_of(v2, n.hub, x, late));
 	assert_true(shows(v1, late, "online_zoeken")); /* V1 keeps X */
+	{
+		json_t *arr = access_of(n.office, x);
+		expect_access(arr, v2_id, "huiswijs", "taken back", 0, 0);
+		expect_access(arr, n.b_id, "huiswijs", "share", 1, 0);
+		json_decref(arr);
+	}
 
 	/* 2. The consent for X is withdrawn: V1 loses X, keeps Z. */
 	assert_int_equal(veld_case_consent_withdraw(n.a, x, "huiswijs"), VELD_OK);
@@ -284,6 +312,12 @@ static void test_rotation__access_taken_back(void **state)
 	sync_ok(v1);
 	assert_false(holds_key_of(v1, n.hub, x, after));
 	assert_true(shows(v1, wz, "geen_reactie"));
+	{
+		json_t *arr = access_of(n.office, x);
+		expect_access(arr, n.b_id, "huiswijs", "taken back", 0, 0);
+		expect_access(arr, n.a_id, "huiswijs", "region", 1, 0);
+		json_decref(arr);
+	}
 
 	/* 3. A share of Y sealed without consent (through the library's own
 	**    calls, past veld_case_share's check): refused by the office. */
@@ -299,9 +333,111 @@ static void test_rotation__access_taken_back(void **state)
 	sync_ok(n.office);
 	assert_true(veld_state__access_lost_has(n.office, n.b_id, y));
 	assert_int_equal(veld_state__case_key_epoch(n.office, y, "huiswijs"), 1);
+	{
+		json_t *arr = access_of(n.office, y);
+		expect_access(arr, n.b_id, "huiswijs", "taken back", 0, 0);
+		json_decref(arr);
+	}
 	sync_ok(v1);
 	assert_false(lists_case(v1, y));
+
+	/* 4. The consent for Z ends (its end date is past): V1 loses Z at the
+	**    office's next sync, and a new share is refused.  A bad end date or
+	**    an over-long note is refused at once. */
+	{
+		char *big = calloc(1, 1002), *before = veld_test_export(n.a);
+		memset(big, 'x', 1001);
+		assert_int_equal(veld_case_consent_ext(n.a, z, "huiswijs", "2024-02-30", NULL), VELD_EINVALID);
+		assert_int_equal(veld_case_consent_ext(n.a, z, "huiswijs", NULL, big), VELD_EINVALID);
+		{
+			char *after_bad = veld_test_export(n.a);
+			assert_string_equal(before, after_bad);
+			veld_free(after_bad);
+		}
+		free(big);
+		veld_free(before);
+	}
+	assert_int_equal(veld_case_consent_ext(n.a, z, "huiswijs", "2001-01-01", "mondeling, huisbezoek"), VELD_OK);
+	assert_int_equal(veld_case_share(n.a, z, v2_id, "huiswijs"), VELD_EDENIED);
+	assert_non_null(strstr(veld_errmsg(n.a), "ended"));
+	assert_true(lists_case(v1, z));
+	sync_ok(n.a);
+	sync_ok(n.office);
+	assert_true(veld_state__access_lost_has(n.office, n.b_id, z));
+	sync_ok(v1);
+	assert_false(lists_case(v1, z));
 	veld_store_close(v2);
+	veld_test_net_down(&n);
+}
+
+/* A case moves: the office changes its postcode to another region.  After
+** everyone's sync the new region's assistant reads the case, history
+** included; the old region's assistant no longer lists it, holds no key of
+** what is written after, and what it wrote before it heard of the move is
+** refused alone; the volunteer the case is shared with keeps its part. */
+static void test_rotation__case_moves_to_another_region(void **state)
+{
+	veld_test_net n;
+	char x[VELD_IDSIZE], before[VELD_IDSIZE], stale[VELD_IDSIZE], after[VELD_IDSIZE], w[VELD_IDSIZE];
+	char wafter[VELD_IDSIZE], v_id[VELD_IDSIZE], *out = NULL;
+	veld_store *v;
+	json_t *sum, *arr;
+	(void)state;
+	veld_test_net_up(&n, "sync-move", "assistant", "3000-3099", "assistant", "3400-3499");
+	v = device(v_id, &n, "v", "volunteer", NULL);
+	sync_ok(n.a);
+	sync_ok(n.b);
+	shared_case(x, before, w, n.a, v_id);
+	sync_ok(n.office);
+	sync_ok(n.b);
+	sync_ok(v);
+	assert_false(lists_case(n.b, x));
+	assert_true(shows(v, w, "online_zoeken"));
+
+	/* The client moves to 3400.  A, offline, still writes to X. */
+	assert_int_equal(veld_case_update(n.office, x, "{\"postcode\":\"3400\"}"), VELD_OK);
+	sync_ok(n.office);
+	assert_true(veld_state__access_lost_has(n.office, n.a_id, x));
+	assert_int_equal(veld_record_put(stale, n.a, x, "contactregistratie", NULL, CONTACT), VELD_OK);
+	sync_ok(n.a);
+	assert_false(lists_case(n.a, x));
+	assert_false(shows(n.a, before, "huisbezoek"));
+	sum = veld_test_sync(n.office, VELD_OK);
+	{
+		char *txt = json_dumps(sum, JSON_COMPACT);
+		assert_non_null(strstr(txt, "\"code\":\"access\""));
+		assert_non_null(strstr(txt, stale));
+		free(txt);
+	}
+	json_decref(sum);
+	assert_int_equal(veld_record_show_json(&out, n.office, stale), VELD_ENOTFOUND);
+	veld_free(out);
+	out = NULL;
+
+	/* B, of the new region, reads the case and its history, and writes. */
+	sync_ok(n.b);
+	assert_true(lists_case(n.b, x));
+	assert_true(shows(n.b, before, "huisbezoek"));
+	assert_int_equal(veld_record_put(after, n.b, x, "contactregistratie", NULL, CONTACT), VELD_OK);
+	assert_int_equal(veld_record_put(wafter, n.b, x, "woonzoek", NULL, WOONZOEK), VELD_OK);
+	sync_ok(n.b);
+	sync_ok(n.office);
+	sync_ok(n.a);
+	sync_ok(v);
+	assert_true(shows(n.office, after, "huisbezoek"));
+	assert_false(lists_case(n.a, x));
+	assert_false(holds_key_of(n.a, n.hub, x, after));
+	assert_false(holds_key_of(n.a, n.hub, x, wafter));
+	assert_true(shows(v, wafter, "online_zoeken")); /* the share stays */
+
+	/* Who holds what, and why. */
+	arr = access_of(n.office, x);
+	expect_access(arr, n.a_id, "social", "taken back", 0, 0);
+	expect_access(arr, n.b_id, "social", "region", 1, 0);
+	expect_access(arr, n.b_id, "huiswijs", "region", 1, 0);
+	expect_access(arr, v_id, "huiswijs", "share", 1, 0);
+	json_decref(arr);
+	veld_store_close(v);
 	veld_test_net_down(&n);
 }
 
@@ -310,6 +446,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rotation__revoked_tablet_holds_no_key_of_what_is_written_after),
 		cmocka_unit_test(test_rotation__access_taken_back),
+		cmocka_unit_test(test_rotation__case_moves_to_another_region),
 	};
 	return cmocka_run_group_tests_name("sync_rotation", tests, NULL, NULL);
 }

@@ -184,32 +184,34 @@ static int case_list_show(cli *c, int mode)
 	return code;
 }
 
-/* case consent CASE --scope SCOPE [--withdraw] / case share CASE --with
+/* case consent CASE --scope SCOPE [--until DATE] [--note TEXT] [--withdraw] / case share CASE --with
 ** DEVICE --scope SCOPE / case unshare CASE --with DEVICE --scope SCOPE */
 #define CASE_CONSENT 0
 #define CASE_SHARE   1
 #define CASE_UNSHARE 2
 static int case_consent_share(cli *c, int mode)
 {
-	static const char *const valued[] = {"--scope", "--with", NULL};
+	static const char *const valued[] = {"--scope", "--with", "--until", "--note", NULL};
 	static const char *const flags[] = {"--withdraw", NULL};
-	static const char *const usage[] = {"case consent CASE --scope SCOPE [--withdraw]",
+	static const char *const usage[] = {"case consent CASE --scope SCOPE [--until DATE] [--note TEXT] [--withdraw]",
 	                                    "case share CASE --with DEVICE --scope SCOPE",
 	                                    "case unshare CASE --with DEVICE --scope SCOPE"};
 	static const char *const what[] = {"case consent", "case share", "case unshare"};
 	const char *id = cli_arg(c, 2, 0, valued), *scope = cli_opt(c, "--scope"), *dev = cli_opt(c, "--with");
+	const char *until = cli_opt(c, "--until"), *note = cli_opt(c, "--note");
 	int withdraw = cli_flag(c, "--withdraw"), rc, code;
 	veld_store *s;
 	if ((code = cli_check_opts(c, 2, valued, mode == CASE_CONSENT ? flags : NULL)))
 		return code;
-	if (!id || !scope || (mode != CASE_CONSENT && !dev) || cli_arg(c, 2, 1, valued))
+	if (!id || !scope || (mode != CASE_CONSENT && !dev) || (mode != CASE_CONSENT && (until || note)) ||
+	    (mode == CASE_CONSENT && dev) || (withdraw && (until || note)) || cli_arg(c, 2, 1, valued))
 		return cli_usage(usage[mode]);
 	if ((code = cli_open(&s, c)))
 		return code;
 	rc = mode == CASE_SHARE     ? veld_case_share(s, id, dev, scope)
 	     : mode == CASE_UNSHARE ? veld_case_unshare(s, id, dev, scope)
 	     : withdraw             ? veld_case_consent_withdraw(s, id, scope)
-	                            : veld_case_consent(s, id, scope);
+	                            : veld_case_consent_ext(s, id, scope, until, note);
 	code = rc ? cli_fail(s, rc, what[mode]) : EXIT_OK;
 	if (!rc && c->json)
 		printf("{\"ok\":true}\n");
