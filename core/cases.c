@@ -265,8 +265,16 @@ static int check_header(veld_err *err, json_t *h, int creating, const char *toda
 			continue;
 		}
 		/* Consent as data, and access taken back (sync/share.c): a date,
-		** or null when cleared; who recorded a consent, by device id. */
-		if (!strncmp(key, "toestemming_ingetrokken.", 24) || !strncmp(key, "toegang_ingetrokken.", 20)) {
+		** or null when cleared; who recorded a consent, by device id; a
+		** note of at most 1000 bytes. */
+		if (!strncmp(key, "toestemming_notitie.", 20)) {
+			if (!json_is_null(v) && (!json_is_string(v) || json_string_length(v) > 1000))
+				return veld_err__set(err, VELD_EINVALID, "case field '%.40s' must be text of at most 1000 bytes",
+				                     key);
+			continue;
+		}
+		if (!strncmp(key, "toestemming_ingetrokken.", 24) || !strncmp(key, "toegang_ingetrokken.", 20) ||
+		    !strncmp(key, "toestemming_tot.", 16)) {
 			if (!json_is_null(v) && (!json_is_string(v) || !valid_date(json_string_value(v))))
 				return veld_err__set(err, VELD_EINVALID, "case field '%.40s' must be a date YYYY-MM-DD or null",
 				                     key);
@@ -444,14 +452,19 @@ static int case_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
 }
 
 /* A case this store holds records of but not the header (a volunteer's
-** Huiswijs cases): listed by id, without name or postcode. */
+** Huiswijs cases): listed by id, with the contact part's name, phone and
+** postcode when it holds that (contact.c). */
 static int headerless_case_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
 {
+	const char *id = (const char *)sqlite3_column_text(st, 0);
+	json_t *item = json_pack("{s:s, s:I, s:I, s:b}", "id", id, "records", (json_int_t)sqlite3_column_int64(st, 1),
+	                         "conflicts", (json_int_t)sqlite3_column_int64(st, 2), "header", 0);
+	json_t *contact = veld_contact__fields(s, id);
 	(void)payload;
-	return append(arr, s,
-	              json_pack("{s:s, s:I, s:I, s:b}", "id", (const char *)sqlite3_column_text(st, 0), "records",
-	                        (json_int_t)sqlite3_column_int64(st, 1), "conflicts",
-	                        (json_int_t)sqlite3_column_int64(st, 2), "header", 0));
+	if (item && contact)
+		json_object_update_missing(item, contact);
+	json_decref(contact);
+	return append(arr, s, item);
 }
 
 int veld_case_list_json(char **out, veld_store *s)
@@ -464,14 +477,14 @@ int veld_case_list_json(char **out, veld_store *s)
 	arr = json_array();
 	rc = veld_store__rows_json(arr, s, "list cases", case_row, NULL,
 	                           "SELECT c.state,"
-	                           " (SELECT count(*) FROM records r WHERE r.case_id = c.id AND r.form <> '" VELD_CASE_FORM
-	                           "' AND NOT r.deleted),"
+	                           " (SELECT count(*) FROM records r WHERE r.case_id = c.id AND substr(r.form, 1, 1) <> '_'"
+	                           " AND NOT r.deleted),"
 	                           " (SELECT coalesce(sum(r.conflicts), 0) FROM records r WHERE r.case_id = c.id)"
 	                           " FROM records c WHERE c.form = '" VELD_CASE_FORM "' AND NOT c.deleted ORDER BY c.id",
 	                           "");
 	if (!rc)
 		rc = veld_store__rows_json(arr, s, "list cases", headerless_case_row, NULL,
-		                           "SELECT case_id, count(*), coalesce(sum(conflicts), 0) FROM records r"
+		                           "SELECT case_id, sum(substr(form, 1, 1) <> '_'), coalesce(sum(conflicts), 0) FROM records r"
 		                           " WHERE NOT deleted AND NOT EXISTS(SELECT 1 FROM records c WHERE c.id = r.case_id)"
 		                           " GROUP BY case_id ORDER BY case_id",
 		                           "");
@@ -516,7 +529,7 @@ static int case_records(json_t **out, veld_store *s, const char *case_id, int wi
 {
 	json_t *arr = json_array();
 	int rc = veld_store__rows_json(arr, s, "read records", record_view_row, NULL,
-	                               "SELECT state FROM records WHERE case_id = ?1 AND form <> '" VELD_CASE_FORM "'"
+	                               "SELECT state FROM records WHERE case_id = ?1 AND substr(form, 1, 1) <> '_'"
 	                               " AND (?2 OR NOT deleted) ORDER BY id",
 	                               "ti", case_id, with_deleted);
 	if (rc) {
@@ -559,7 +572,7 @@ int veld_case_show_json(char **out, veld_store *s, const char *case_id)
 		rc = 0;
 	if (rc || (rc = case_records(&recs, s, case_id, 0)))
 		goto done;
-	view = c ? veld_record__view(c) : json_pack("{s:n, s:{}}", "fields", "conflicts");
+	view = c ? veld_record__view(c) : json_pack("{s:o?, s:{}}", "fields", veld_contact__fields(s, case_id), "conflicts");
 	res = json_pack("{s:s, s:O, s:O, s:o, s:O}", "id", case_id, "header", json_object_get(view, "fields"),
 	                "records", recs, "conflicts", record_conflicts(recs), "header_conflicts",
 	                json_object_get(view, "conflicts"));
@@ -711,24 +724,38 @@ int veld_record_delete(veld_store *s, const char *record_id)
 
 /* ---- export, conflicts, resolve ---------------------------------------------- */
 
+/* One case of the export: its header (`c`), or when this store holds none
+** (a volunteer) the contact part in its place, and its records. */
+static int export_case(json_t *arr, veld_store *s, const char *case_id, const veld_record *c)
+{
+	json_t *recs = NULL, *view;
+	int rc = case_records(&recs, s, case_id, 1);
+	if (rc)
+		return rc;
+	view = c ? veld_record__view(c) : json_pack("{s:o?, s:{}}", "fields", veld_contact__fields(s, case_id), "conflicts");
+	rc = append(arr, s,
+	            json_pack("{s:s, s:b, s:O, s:O, s:o}", "id", case_id, "deleted", c && veld_record__is_deleted(c),
+	                      "header", json_object_get(view, "fields"), "header_conflicts",
+	                      json_object_get(view, "conflicts"), "records", recs));
+	json_decref(view);
+	return rc;
+}
+
 static int export_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
 {
 	veld_record *c = NULL;
-	json_t *recs = NULL, *view;
 	int rc = row_record(&c, s, st);
 	(void)payload;
-	if (rc || (rc = case_records(&recs, s, veld_record__id(c), 1))) {
-		veld_record__free(c);
-		return rc;
-	}
-	view = veld_record__view(c);
-	rc = append(arr, s,
-	            json_pack("{s:s, s:b, s:O, s:O, s:o}", "id", veld_record__id(c), "deleted",
-	                      veld_record__is_deleted(c), "header", json_object_get(view, "fields"),
-	                      "header_conflicts", json_object_get(view, "conflicts"), "records", recs));
-	json_decref(view);
+	if (!rc)
+		rc = export_case(arr, s, veld_record__id(c), c);
 	veld_record__free(c);
 	return rc;
+}
+
+static int export_headerless_row(json_t *arr, veld_store *s, sqlite3_stmt *st, void *payload)
+{
+	(void)payload;
+	return export_case(arr, s, (const char *)sqlite3_column_text(st, 0), NULL);
 }
 
 int veld_export_json(char **out, veld_store *s)
@@ -741,6 +768,11 @@ int veld_export_json(char **out, veld_store *s)
 	cases = json_array();
 	rc = veld_store__rows_json(cases, s, "export", export_row, NULL,
 	                           "SELECT state FROM records WHERE form = '" VELD_CASE_FORM "' ORDER BY id", "");
+	if (!rc)
+		rc = veld_store__rows_json(cases, s, "export", export_headerless_row, NULL,
+		                           "SELECT DISTINCT case_id FROM records r WHERE NOT EXISTS(SELECT 1 FROM records c"
+		                           " WHERE c.id = r.case_id) ORDER BY case_id",
+		                           "");
 	if (!rc && (rc = veld_store__begin(s)) == 0)
 		rc = veld_store__finish(s, veld_store__audit(s, "export", NULL, NULL));
 	if (!rc)

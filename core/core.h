@@ -67,6 +67,10 @@ int veld_buf__add(veld_buf *b, const void *p, size_t n);
 /* The form of a case's header record: names starting with '_' are the
 ** store's own, never a form's. */
 #define VELD_CASE_FORM     "_case"
+/* A case's contact part (contact.c): the header fields a Huiswijs
+** volunteer may read, in the huiswijs compartment, written by the office. */
+#define VELD_CONTACT_FORM   "_contact"
+#define VELD_CONTACT_FIELDS "name", "phone", "postcode"
 #define VELD_FORM_NAME_MAX 64
 
 /* 1 if the `n` bytes at `s` are all lowercase hex digits (0 for NULL). */
@@ -544,6 +548,14 @@ int veld_schema__check(veld_store *s);
 ** NULL keeps the row's (a new row gets "social").  A state larger than
 ** VELD_RECORD_MAX is not saved: VELD_EINVALID, the only time save returns
 ** it (a merge refuses such a record on that code). */
+/* contact.c.  id: the record id of case `case_id`'s contact part (33
+** bytes with the NUL).  refresh_dirty: office, inside the caller's
+** transaction: rewrite the contact part of every dirty case header whose
+** contact fields it does not hold yet.  fields: the contact part's
+** fields as shown (a new reference), NULL if this store holds none. */
+void veld_contact__id(char *out, const char *case_id);
+int veld_contact__refresh_dirty(veld_store *s);
+json_t *veld_contact__fields(veld_store *s, const char *case_id);
 int veld_store__record_load(veld_record **out, veld_store *s, const char *id);
 int veld_store__record_save(veld_store *s, const veld_record *r, int dirty, const char *compartment);
 

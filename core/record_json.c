@@ -40,10 +40,10 @@
 
 /* ---- paths, values, forms ------------------------------------------------ */
 
-/* A record's form: a form name, or the store's case header. */
+/* A record's form: a form name, the store's case header or its contact part. */
 int veld_record__is_form(const char *s)
 {
-	return veld_name__is_form(s) || (s && !strcmp(s, VELD_CASE_FORM));
+	return veld_name__is_form(s) || (s && (!strcmp(s, VELD_CASE_FORM) || !strcmp(s, VELD_CONTACT_FORM)));
 }
 
 /* Well-formed UTF-8 (no overlongs, no surrogates, at most U+10FFFF). */
@@ -427,7 +427,8 @@ int veld_record__parse(veld_record **out, const char *json, size_t len, veld_err
 		goto done;
 	}
 	if (!veld_record__is_form(json_string_value(json_object_get(j, "form")))) {
-		rc = veld_err__set(err, VELD_EINTEGRITY, "record state: form must be a form name ([a-z0-9_]{1,64}) or " VELD_CASE_FORM);
+		rc = veld_err__set(err, VELD_EINTEGRITY, "record state: form must be a form name ([a-z0-9_]{1,64}), " VELD_CASE_FORM
+		                   " or " VELD_CONTACT_FORM);
 		goto done;
 	}
 	ctx = json_object_get(j, "ctx");

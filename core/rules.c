@@ -8,7 +8,8 @@
 ** refuse, and the two sides cannot drift apart.
 **
 ** The rule, by the writer's role:
-**   office     writes anything.
+**   office     writes anything; it alone writes a case's contact part
+**              (contact.c), which follows the header.
 **   assistant  writes every compartment it holds keys for; every case
 **              header it writes (a new case, a new postcode, a phone number
 **              or a consent alike) must have a postcode inside the
@@ -92,6 +93,9 @@ int veld_rules__check(const char **code, char *why, size_t cap, const veld_write
 		*code = NULL;
 	if (!w->role || !strcmp(w->role, "office"))
 		return 0;
+	if (c->form && !strcmp(c->form, VELD_CONTACT_FORM))
+		return refuse(code, VELD_RULE_HEADER, why, cap, "the contact part of case %s is written by the office only",
+		              c->case_id);
 	if (!strcmp(w->role, "volunteer"))
 		return check_volunteer(code, why, cap, c);
 	if (!strcmp(w->role, "assistant"))

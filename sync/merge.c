@@ -43,17 +43,22 @@ int veld_sync__synced_set(veld_syncctx *c, const char *ref, const git_oid *id)
 
 /* ---- records ------------------------------------------------------------------ */
 
-/* Merge `remote` into the store's copy (or store it).  Takes `remote`. */
+/* Merge `remote` into the store's copy (or store it).  Takes `remote`.
+** What changed is committed again (dirty), but for a case's contact part
+** on a device: the office alone writes it (core/contact.c), and a device
+** that sealed its copy again (with another key epoch) would be judged as
+** writing it. */
 static int merge_record(veld_syncctx *c, veld_record *remote, const char *record_id, const char *comp)
 {
 	veld_record *local = NULL;
 	veld_stamp max;
+	int dirty = c->office || strcmp(veld_record__form(remote), VELD_CONTACT_FORM);
 	int rc = veld_store__record_load(&local, c->s, record_id);
 	if (rc == VELD_ENOTFOUND) {
 		veld_err__clear(c->err);
 		if (!strcmp(record_id, veld_record__case(remote)))
 			c->headers_changed = 1;
-		rc = veld_store__record_save(c->s, remote, 1, comp);
+		rc = veld_store__record_save(c->s, remote, dirty, comp);
 		c->merged += rc == 0;
 	} else if (rc == 0) {
 		char *before = veld_record__canonical(local), *after = NULL;
@@ -65,7 +70,7 @@ static int merge_record(veld_syncctx *c, veld_record *remote, const char *record
 		} else if ((rc = veld_record__merge(local, remote)) == 0) {
 			after = veld_record__canonical(local);
 			if (!before || !after || strcmp(before, after)) {
-				rc = veld_store__record_save(c->s, local, 1, NULL);
+				rc = veld_store__record_save(c->s, local, dirty, NULL);
 				c->merged += rc == 0;
 			}
 		}

@@ -267,7 +267,9 @@ static int commit_stage(veld_syncctx *c)
 	    (rc = veld_store__begin(c->s)))
 		return rc;
 	c->headers_changed = veld_state__dirty_headers(c->s);
-	rc = veld_sync__rotate_revoked(c); /* before a revocation goes out */
+	rc = c->office ? veld_contact__refresh_dirty(c->s) : 0; /* contact parts follow their headers */
+	if (!rc)
+		rc = veld_sync__rotate_revoked(c); /* before a revocation goes out */
 	if (!rc)
 		rc = veld_sync__commit_local(c);
 	if (!rc)
@@ -292,6 +294,8 @@ static int merge_stage(veld_syncctx *c, pushplan *p)
 		p->n = 0;
 		return veld_store__finish(c->s, rc);
 	}
+	if (!rc && c->office)
+		rc = veld_contact__refresh_dirty(c->s);
 	if (!rc)
 		rc = veld_sync__rotate_revoked(c);
 	if (!rc)

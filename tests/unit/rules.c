@@ -116,6 +116,13 @@ static void test_rules__by_role(void **state)
 	c = record("contactregistratie", "social");
 	assert_int_equal(check(why, "assistant", "3000-3099", &c), 0);
 
+	/* A case's contact part follows its header: the office writes it. */
+	c = record(VELD_CONTACT_FORM, "huiswijs");
+	assert_int_equal(check(why, "office", NULL, &c), 0);
+	assert_int_equal(check(why, "assistant", "3000-3099", &c), VELD_EDENIED);
+	assert_string_equal(why, "the contact part of case " CASE_ID " is written by the office only");
+	assert_int_equal(check(why, "volunteer", NULL, &c), VELD_EDENIED);
+
 	/* A role the registry does not know writes nothing. */
 	c = record("woonzoek", "huiswijs");
 	assert_int_equal(check(why, "auditor", NULL, &c), VELD_EDENIED);

@@ -50,7 +50,10 @@ static void test_sync__volunteer_sees_only_huiswijs_after_consent(void **state)
 	char cid[VELD_IDSIZE], contact[VELD_IDSIZE], zoek[VELD_IDSIZE], *out = NULL;
 	(void)state;
 	net_up(&n);
-	assert_int_equal(veld_case_new(cid, n.a, "{\"name\":\"Els Wouters\",\"postcode\":\"3000\"}"), VELD_OK);
+	assert_int_equal(veld_case_new(cid, n.a,
+	                               "{\"name\":\"Els Wouters\",\"postcode\":\"3000\",\"phone\":\"0470 12 34 56\","
+	                               "\"birth\":\"1961-03-04\",\"address\":\"Kerkstraat 1\"}"),
+	                 VELD_OK);
 	assert_int_equal(veld_record_put(contact, n.a, cid, "contactregistratie", NULL, CONTACT), VELD_OK);
 	assert_int_equal(veld_record_put(zoek, n.a, cid, "woonzoek", NULL, WOONZOEK), VELD_OK);
 
@@ -67,24 +70,50 @@ static void test_sync__volunteer_sees_only_huiswijs_after_consent(void **state)
 	sync_all(&n);
 	assert_true(can_show(n.b, zoek));
 	assert_false(can_show(n.b, contact));
-	/* The volunteer finds the case by id, without its header or social records. */
+	/* The volunteer finds the case with its contact part (name, phone,
+	** postcode: to reach the client) in the header's place, and its
+	** Huiswijs records; not the rest of the header, not the social records. */
 	assert_int_equal(veld_case_show_json(&out, n.b, cid), VELD_OK);
 	{
-		json_t *j = json_loads(out, 0, NULL);
-		assert_true(json_is_null(json_object_get(j, "header")));
+		json_t *j = json_loads(out, 0, NULL), *h = json_object_get(j, "header");
+		assert_string_equal(json_string_value(json_object_get(h, "name")), "Els Wouters");
+		assert_string_equal(json_string_value(json_object_get(h, "postcode")), "3000");
+		assert_string_equal(json_string_value(json_object_get(h, "phone")), "0470 12 34 56");
+		assert_int_equal(json_object_size(h), 3);
 		assert_int_equal(json_array_size(json_object_get(j, "records")), 1);
 		assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(j, "records"), 0), "id")), zoek);
 		json_decref(j);
 	}
-	assert_null(strstr(out, "Els Wouters"));
+	assert_null(strstr(out, "1961-03-04"));
+	assert_null(strstr(out, "Kerkstraat"));
 	veld_free(out);
 	out = NULL;
 	assert_int_equal(veld_case_list_json(&out, n.b), VELD_OK);
 	assert_non_null(strstr(out, cid));
 	assert_non_null(strstr(out, "\"header\":false"));
-	assert_null(strstr(out, "Els Wouters"));
+	assert_non_null(strstr(out, "Els Wouters"));
+	assert_null(strstr(out, "Kerkstraat"));
 	veld_free(out);
 	out = NULL;
+	out = veld_test_export(n.b);
+	assert_non_null(strstr(out, cid));
+	assert_non_null(strstr(out, zoek));
+	assert_null(strstr(out, contact));
+	assert_null(strstr(out, "1961-03-04"));
+	veld_free(out);
+	out = NULL;
+	/* The contact part follows the header; only the office writes it. */
+	assert_int_equal(veld_case_update(n.a, cid, "{\"phone\":\"0470 65 43 21\"}"), VELD_OK);
+	sync_all(&n);
+	assert_int_equal(veld_case_list_json(&out, n.b), VELD_OK);
+	assert_non_null(strstr(out, "0470 65 43 21"));
+	veld_free(out);
+	out = NULL;
+	{
+		char part[VELD_IDSIZE];
+		veld_contact__id(part, cid);
+		assert_int_equal(veld_record_put(NULL, n.a, cid, "_contact", part, "{\"name\":\"X\"}") != VELD_OK, 1);
+	}
 
 	/* The volunteer's own log entry reaches the social worker. */
 	assert_int_equal(veld_record_put(NULL, n.b, cid, "woonzoek", zoek, "{\"resultaat\":\"geen_reactie\"}"), VELD_OK);
