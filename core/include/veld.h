@@ -549,13 +549,16 @@ VELD_API int veld_join(veld_store *store, const char *hub, const veld_sync_optio
 **
 ** *summary_json (may be NULL):
 ** {"pushed":n,"fetched":n,"merged":n,"conflicts":n,"rejected":[{"ref",
-** "commit","reason"}]}.  It is written on VELD_OK and on VELD_EINTEGRITY,
-** and may be written with what was done so far on other failures; it is
-** NULL otherwise.  Free it in every case.
+** "commit","reason"[,"code","device","case","record"]}]}.  It is written
+** on VELD_OK and on VELD_EINTEGRITY, and may be written with what was done
+** so far on other failures; it is NULL otherwise.  Free it in every case.
+** A change out of rule (a path, role or region a device may not write, a
+** revoked device's ref, access taken back...) is refused alone: listed
+** once with its code, everything else merged, and the sync is VELD_OK.
 **
-** VELD_EINTEGRITY something fetched was rejected (a bad signature, a path
-**                 a device may not write, a revoked device...): the
-**                 summary lists it; everything else was merged and pushed
+** VELD_EINTEGRITY forgery was found (a bad or unknown signature, a head not
+**                 signed by its owner, a rewound ref, damaged objects): that
+**                 ref was refused whole and is listed; the others merged
 ** VELD_ENOTFOUND  this store has no hub yet (veld_join)
 ** VELD_EDENIED    the hub refused a push
 ** VELD_EAUTH      the hub refused the credentials (or none were given)
