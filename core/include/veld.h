@@ -432,9 +432,10 @@ VELD_API int veld_report_publish(char **out, veld_store *store, const char *path
 ** veld_form_validate_merged — the check the office applies to a record a
 ** device wrote (veld_sync_options.validate): the record's canonical state
 ** `record_json` (`len` bytes) at most 256 KiB, and its shown fields by the
-** rules of version `form_version` of form `form` (a version this store
-** does not hold, or 0: the newest), the text bound of 10,000 characters
-** included.  A deleted record and a case header pass.  0 when it passes;
+** rules of version `form_version` of form `form` (0: the newest), the
+** text bound of 10,000 characters included; a version this store does not
+** hold is checked by that bound alone.  A deleted record and a case
+** header pass.  0 when it passes;
 ** otherwise VELD_EINVALID (VELD_ERROR for a failure of the check itself)
 ** and the reason in `why`.  Leaves the handle's error alone.
 */
