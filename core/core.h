@@ -20,6 +20,7 @@
 **   schema.c   the tables of veld.db, schema version and migrations
 **   cases.c    cases and records in the store: rows, the case and record
 **              calls of veld.h, export, conflicts, the checks of a put
+**   published.c  the form and report scripts the office published
 ** core/ depends on platform/ only; it never includes sync/ or scripts/.
 ** Names: veld_<module>__<verb> for functions shared across core's files.
 */
@@ -605,6 +606,32 @@ void veld_store__today(char out[11], veld_store *s);
 #define VELD_STORE_SLOTS        2
 void *veld_store__slot(veld_store *s, int which);
 void veld_store__set_slot(veld_store *s, int which, void *ptr, void (*free_fn)(void *));
+
+/* Form and report scripts the office published (published.c; the table
+** `scripts`).  A row: kind VELD_SCRIPT_FORM or VELD_SCRIPT_REPORT, its
+** name, version and source text; published 1 once main carries it.
+** put: store one (*added 0 when that version is held with the same
+** text; VELD_EEXISTS when with another).  get: the source of one version
+** (malloc'd, NUL-terminated; VELD_ENOTFOUND).  newest: the newest version
+** held below `below` (0: any), 0 if none, or a negative error.  each: the
+** rows of `kind` (NULL: all), only the unpublished ones with
+** `unpublished`, by kind, name and version; mark: every row published. */
+#define VELD_SCRIPT_FORM   "form"
+#define VELD_SCRIPT_REPORT "report"
+/* A published script's source as one JSON string may take this many
+** bytes: its signed entry must fit one registry entry (64 KiB). */
+#define VELD_SCRIPT_JSON_MAX 60000
+typedef struct veld_script_row {
+	const char *kind, *name, *source;
+	size_t len;
+	int version, published;
+} veld_script_row;
+typedef int (*veld_script_cb)(const veld_script_row *r, void *payload);
+int veld_published__put(int *added, veld_store *s, const veld_script_row *r);
+int veld_published__get(char **source, size_t *len, veld_store *s, const char *kind, const char *name, int version);
+int veld_published__newest(veld_store *s, const char *kind, const char *name, int below);
+int veld_published__each(veld_store *s, const char *kind, int unpublished, veld_script_cb cb, void *payload);
+int veld_published__mark(veld_store *s);
 
 /* Append to the audit log (inside the caller's transaction). */
 int veld_store__audit(veld_store *s, const char *action, const char *case_id, const char *record_id);

@@ -401,9 +401,34 @@ end
 -- ---- the form -------------------------------------------------------------------
 
 local FORM_KEYS = { name = true, version = true, compartment = true, label = true, description = true,
-	previous = true,
+	previous = true, renamed = true,
 	fields = true, rules = true, computed = true, params = true }
 local F -- the declared form
+
+-- renamed = { [3] = { oud = "nieuw" } }: version 3 renamed field `oud` to
+-- `nieuw`; a record written with an older version reads `oud` (and the
+-- fields under it, for a group) as `nieuw`.  Top-level fields: `nieuw` is
+-- declared, `oud` no longer is.  A sorted list of {version, from, to}.
+local function renamed_of(spec, scope, at)
+	local out = array({})
+	if spec.renamed == nil then return out end
+	if type(spec.renamed) ~= "table" then author(at, "form '%s': renamed must be a table", spec.name) end
+	for v, map in pairs(spec.renamed) do
+		if math_type(v) ~= "integer" or v < 2 or v > spec.version or type(map) ~= "table" then
+			author(at, "form '%s': renamed[%s] must be a version from 2 to %d: { old = \"new\" }", spec.name, show(v),
+				spec.version)
+		end
+		for old, new in pairs(map) do
+			if type(old) ~= "string" or not sfind(old, NAME) or type(new) ~= "string" or not scope.byname[new] then
+				author(at, "form '%s': renamed %s must name a field of this version", spec.name, show(old))
+			end
+			if scope.byname[old] then author(at, "form '%s': renamed field '%s' is still declared", spec.name, old) end
+			out[#out + 1] = { version = v, from = old, to = new }
+		end
+	end
+	tsort(out, function(a, b) return a.version < b.version or (a.version == b.version and a.from < b.from) end)
+	return out
+end
 
 local function form(spec)
 	local at = where(2)
@@ -454,6 +479,7 @@ local function form(spec)
 	if spec.previous ~= nil and type(spec.previous) ~= "boolean" then
 		author(at, "form '%s': previous must be true or false", spec.name)
 	end
+	local renamed = renamed_of(spec, scope, at)
 	if spec.description ~= nil and type(spec.description) ~= "string" then
 		author(at, "form '%s': description must be a string", spec.name)
 	end
@@ -461,6 +487,7 @@ local function form(spec)
 		at = at, name = spec.name, version = spec.version, compartment = spec.compartment,
 		label = spec.label, description = spec.description, scope = scope, rules = rules,
 		computed = computed, cnames = cnames, params = spec.params or {}, previous = spec.previous == true,
+		renamed = renamed,
 	}
 end
 
@@ -506,6 +533,7 @@ local function schema()
 		name = F.name, version = F.version, compartment = F.compartment, label = F.label,
 		description = F.description, fields = fields_schema(F.scope.list),
 		computed = array({ tunpack(F.cnames) }), rules = #F.rules,
+		renamed = #F.renamed > 0 and F.renamed or nil,
 	}
 end
 

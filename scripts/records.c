@@ -17,9 +17,12 @@
 ** (veld_store__record_put).  Nothing crosses into core/ as text.  This file
 ** must not write records itself, nor know how they are stored.
 **
-** Forms come from the library (the shipped forms); forms published by the
-** office arrive later through sync.  Loaded forms are cached on the store
-** handle (its scripts slot), so a put does not load its form again.
+** Forms come from the library (the shipped forms) or from the office,
+** which publishes new versions through sync (publish.c): a put uses the
+** newest version held.  Loaded forms are cached on the store handle (its
+** scripts slot) by name and version, so a put does not load its form
+** again.  The office checks what devices write with the same engine
+** (veld_form_validate_merged): the version each record was written with.
 */
 #include "scripts.h"
 
@@ -27,11 +30,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FORM_CACHE 8
+#define FORM_CACHE 16
 
 typedef struct formcache {
 	veld_form *forms[FORM_CACHE];
-	json_t *computed[FORM_CACHE]; /* names of each form's computed values */
+	json_t *schema[FORM_CACHE]; /* each form's schema: its computed values, its renamed fields */
 	size_t n;
 } formcache;
 
@@ -41,7 +44,7 @@ static void cache_destroy(void *p)
 	size_t i;
 	for (i = 0; i < fc->n; i++) {
 		veld_form__free(fc->forms[i]);
-		json_decref(fc->computed[i]);
+		json_decref(fc->schema[i]);
 	}
 	free(fc);
 }
@@ -55,49 +58,73 @@ static formcache *cache_of(veld_store *s)
 	return fc;
 }
 
-/* The form `name` (VELD_EINVALID naming it when unknown). */
-static int form_get(veld_form **out, formcache *fc, veld_store *s, const char *name)
+/* The cached form `name` of `version`, or with version 0 the newest one
+** cached, if it is as new as the newest published version; NULL if none. */
+static veld_form *cache_find(formcache *fc, veld_store *s, const char *name, int version)
 {
-	veld_err *err = veld_store__err(s);
+	veld_form *best = NULL;
 	size_t i;
-	int rc;
-	if (!fc)
-		return veld_err__set(err, VELD_ERROR, "out of memory");
 	for (i = 0; i < fc->n; i++)
-		if (!strcmp(veld_form__name(fc->forms[i]), name)) {
-			*out = fc->forms[i];
-			return 0;
-		}
-	rc = veld_form__load_shipped(out, name, NULL, err);
-	if (rc == VELD_ENOTFOUND)
-		return veld_err__set(err, VELD_EINVALID, "unknown form '%.60s' (see `veld form list`)", name);
-	if (rc)
-		return rc;
+		if (!strcmp(veld_form__name(fc->forms[i]), name) &&
+		    (version ? veld_form__version(fc->forms[i]) == version
+		             : !best || veld_form__version(fc->forms[i]) > veld_form__version(best)))
+			best = fc->forms[i];
+	if (best && !version && veld_published__newest(s, VELD_SCRIPT_FORM, name, 0) > veld_form__version(best))
+		return NULL; /* a newer version arrived */
+	return best;
+}
+
+/* Keep `f` in the cache (the oldest entry leaves a full one). */
+static void cache_add(formcache *fc, veld_form *f)
+{
+	char *schema = NULL;
 	if (fc->n == FORM_CACHE) {
 		veld_form__free(fc->forms[0]);
-		json_decref(fc->computed[0]);
+		json_decref(fc->schema[0]);
 		memmove(fc->forms, fc->forms + 1, (FORM_CACHE - 1) * sizeof fc->forms[0]);
-		memmove(fc->computed, fc->computed + 1, (FORM_CACHE - 1) * sizeof fc->computed[0]);
+		memmove(fc->schema, fc->schema + 1, (FORM_CACHE - 1) * sizeof fc->schema[0]);
 		fc->n--;
 	}
-	{
-		char *schema = NULL;
-		json_t *j = veld_form__schema_json(&schema, *out) == 0 ? json_loads(schema, 0, NULL) : NULL;
-		fc->computed[fc->n] = json_incref(json_object_get(j, "computed"));
-		json_decref(j);
-		free(schema);
-	}
-	fc->forms[fc->n++] = *out;
+	fc->schema[fc->n] = veld_form__schema_json(&schema, f) == 0 ? json_loads(schema, 0, NULL) : NULL;
+	free(schema);
+	fc->forms[fc->n++] = f;
+}
+
+int veld_form__get(veld_form **out, veld_store *s, const char *name, int version, veld_err *err)
+{
+	formcache *fc = cache_of(s);
+	int rc;
+	*out = NULL;
+	if (!fc)
+		return veld_err__oom(err);
+	if ((*out = cache_find(fc, s, name, version)))
+		return 0;
+	if ((rc = veld_form__load_held(out, s, name, version, err)))
+		return rc;
+	cache_add(fc, *out);
 	return 0;
 }
 
-/* The computed-value names of a cached form (borrowed; may be NULL). */
-static json_t *computed_of(formcache *fc, const veld_form *f)
+/* The newest form `name` this store holds (VELD_EINVALID naming it when
+** unknown). */
+static int form_get(veld_form **out, veld_store *s, const char *name)
+{
+	veld_err *err = veld_store__err(s);
+	int rc = veld_form__get(out, s, name, 0, err);
+	if (rc == VELD_ENOTFOUND)
+		return veld_err__set(err, VELD_EINVALID, "unknown form '%.60s' (see `veld form list`)", name);
+	return rc;
+}
+
+/* What the schema of a cached form says under `key` (borrowed; may be
+** NULL): "computed", the names of its computed values; "renamed", its
+** renamed fields [{"version","from","to"}]. */
+static json_t *schema_of(formcache *fc, const veld_form *f, const char *key)
 {
 	size_t i;
 	for (i = 0; i < fc->n; i++)
 		if (fc->forms[i] == f)
-			return fc->computed[i];
+			return json_object_get(fc->schema[i], key);
 	return NULL;
 }
 
@@ -280,6 +307,44 @@ static json_t *rule_context(veld_store *s, const veld_form *form, const char *ca
 	return ctx;
 }
 
+/* A record written with an older version of the form, edited with this
+** one: the fields renamed since (form { renamed = ... }: docs/forms.md)
+** move to their new names, in `stored` (what the form reads) and in
+** p->flat (what the put writes: the old path cleared, the value written
+** at the new one unless the put or the record gives it). */
+static int upgrade(put *p, formcache *fc, veld_store *s, json_t *stored)
+{
+	size_t n, i;
+	const json_t *ver = veld_record__value(p->stored, VELD_RECORD_FORM_VERSION, &n);
+	json_int_t from = json_is_integer(ver) ? json_integer_value(ver) : 0;
+	json_t *e, *snap = NULL, *v;
+	const char *k;
+	int rc = 0;
+	json_array_foreach(schema_of(fc, p->form, "renamed"), i, e)
+	{
+		const char *old = json_string_value(json_object_get(e, "from")), *to = json_string_value(json_object_get(e, "to"));
+		size_t ol = old ? strlen(old) : 0;
+		if (!old || !to || json_integer_value(json_object_get(e, "version")) <= from)
+			continue;
+		json_decref(snap);
+		if (!(snap = json_copy(stored)))
+			return veld_err__oom(veld_store__err(s));
+		json_object_foreach(snap, k, v)
+		{
+			char path[512]; /* above any path a record holds (256 bytes, records.md) */
+			if (strncmp(k, old, ol) || (k[ol] && k[ol] != '.') ||
+			    (size_t)snprintf(path, sizeof path, "%s%s", to, k + ol) >= sizeof path)
+				continue;
+			if ((!json_object_get(p->flat, k) && json_object_set_new(p->flat, k, json_null())) ||
+			    (!json_object_get(p->flat, path) && !json_object_get(stored, path) && json_object_set(p->flat, path, v)) ||
+			    (!json_object_get(stored, path) && json_object_set(stored, path, v)) || json_object_del(stored, k))
+				rc = veld_err__oom(veld_store__err(s));
+		}
+	}
+	json_decref(snap);
+	return rc;
+}
+
 /*
 ** Check a put: what it names (once, through core), then the record as it
 ** will be (the stored record's shown fields with `fields` applied) by the
@@ -300,7 +365,7 @@ static int check_put(put *p, char **errors, formcache *fc, veld_store *s, const 
 	int rc;
 	/* The case first: "no such case" says more than the rules would. */
 	if ((!p->stored && (rc = veld_store__put_target(&p->stored, s, case_id, form_name, record_id))) ||
-	    (rc = form_get(&p->form, fc, s, form_name)))
+	    (rc = form_get(&p->form, s, form_name)))
 		goto done;
 	if (!(p->flat = veld_record__flatten(fields))) {
 		rc = veld_err__set(veld_store__err(s), VELD_EINVALID,
@@ -308,8 +373,10 @@ static int check_put(put *p, char **errors, formcache *fc, veld_store *s, const 
 		goto done;
 	}
 	stored = shown_fields(p->stored);
+	if (p->stored && (rc = upgrade(p, fc, s, stored)))
+		goto done;
 	merged = json_deep_copy(stored);
-	strip_computed(merged, computed_of(fc, p->form));
+	strip_computed(merged, schema_of(fc, p->form, "computed"));
 	json_object_foreach(p->flat, k, v)
 	{
 		if (json_is_null(v))
@@ -414,7 +481,7 @@ static int resolve_field(formcache *fc, veld_store *s, veld_record *r, const cha
 	snprintf(form, sizeof form, "%s", veld_record__form(r));
 	if (!fields || json_object_set(fields, field, v))
 		rc = veld_err__oom(veld_store__err(s));
-	else if (!(rc = form_get(&p.form, fc, s, form)) && is_computed(field, computed_of(fc, p.form)))
+	else if (!(rc = form_get(&p.form, s, form)) && is_computed(field, schema_of(fc, p.form, "computed")))
 		rc = veld_err__set(veld_store__err(s), VELD_EINVALID,
 		                   "field '%.60s' is computed by form %s: a change of the record computes it again", field,
 		                   form);
@@ -439,35 +506,95 @@ int veld_resolve(veld_store *s, const char *record_id, const char *field, const 
 	return resolve_field(cache_of(s), s, r, field, v);
 }
 
-/* ---- the form catalogue -------------------------------------------------------- */
+/* ---- the office's check of a record that arrived ------------------------------- */
 
-int veld_form_list_json(char **out, veld_store *s)
+/* A record of a form version this store does not hold: its texts within
+** the bound every text has (VELD_TEXT_MAX characters).  1 if one is over. */
+static int text_over(const json_t *fields)
 {
-	json_t *arr;
-	const char *name, *src;
-	size_t i, len;
+	const char *k, *p;
+	json_t *v;
+	json_object_foreach((json_t *)fields, k, v)
+	{
+		size_t chars = 0;
+		for (p = json_string_value(v); p && *p; p++)
+			chars += ((unsigned char)*p & 0xC0) != 0x80;
+		if (chars > VELD_TEXT_MAX)
+			return 1;
+	}
+	return 0;
+}
+
+/* The verdict on a record's shown fields `fields` (taken) by form `name`
+** of `version` (0: the newest), as one line in `why`. */
+static int check_merged(char *why, size_t cap, veld_store *s, const veld_record *r, const char *name, int version,
+                        json_t *fields)
+{
+	veld_form *f = NULL;
+	json_t *ctx = NULL, *errs = NULL, *first;
+	veld_err e;
 	int rc;
-	*out = NULL;
-	if ((rc = veld_store__enter(s)))
-		return rc;
-	arr = json_array();
-	for (i = 0; veld_form__shipped(i, &name, &src, &len); i++) {
-		veld_form *f = NULL;
-		if ((rc = veld_form__load(&f, name, src, len, NULL, veld_store__err(s))))
-			break;
-		json_array_append_new(arr, json_pack("{s:s, s:s, s:s, s:i}", "name", veld_form__name(f), "label",
-		                                     veld_form__label(f), "compartment", veld_form__compartment(f),
-		                                     "version", veld_form__version(f)));
-		veld_form__free(f);
+	memset(&e, 0, sizeof e);
+	rc = veld_form__get(&f, s, name, version, &e);
+	if (rc == VELD_ENOTFOUND && version > 0 && veld_form__get(&f, s, name, 0, &e) == 0) {
+		/* not held here: the bounds alone */
+		rc = text_over(fields) ? VELD_EINVALID : 0;
+		snprintf(why, cap, "record %s: a text passes %d characters", veld_record__id(r), VELD_TEXT_MAX);
+		goto done;
 	}
-	if (!rc) {
-		*out = json_dumps(arr, JSON_COMPACT | JSON_SORT_KEYS);
-		if (!*out)
-			rc = veld_err__set(veld_store__err(s), VELD_ERROR, "out of memory");
+	if (rc) {
+		snprintf(why, cap, "record %s: %s", veld_record__id(r), e.msg);
+		goto done;
 	}
-	json_decref(arr);
+	strip_computed(fields, schema_of(cache_of(s), f, "computed"));
+	if (version > 0)
+		json_object_set_new(fields, VELD_RECORD_FORM_VERSION, json_integer(version));
+	ctx = rule_context(s, f, veld_record__case(r), name, veld_record__id(r), fields);
+	rc = veld_form__validate_json(&errs, f, fields, ctx);
+	first = json_array_get(errs, 0);
+	if (rc == VELD_EINVALID && json_is_string(json_object_get(first, "field")) &&
+	    json_is_string(json_object_get(first, "message")))
+		snprintf(why, cap, "record %s: form %s version %d: %zu field(s) rejected: %.60s: %.200s", veld_record__id(r),
+		         name, veld_form__version(f), json_array_size(errs), json_string_value(json_object_get(first, "field")),
+		         json_string_value(json_object_get(first, "message")));
+	else if (rc)
+		snprintf(why, cap, "record %s: form %s: %s", veld_record__id(r), name, veld_form__errmsg(f));
+done:
+	json_decref(fields);
+	json_decref(ctx);
+	json_decref(errs);
 	return rc;
 }
+
+int veld_form_validate_merged(char *why, size_t why_cap, veld_store *s, const char *record_json, size_t len,
+                              const char *form, int form_version, void *payload)
+{
+	veld_record *r = NULL;
+	veld_err e;
+	char none[1];
+	int rc = 0;
+	(void)payload;
+	if (!why || !why_cap) {
+		why = none;
+		why_cap = sizeof none;
+	}
+	why[0] = '\0';
+	memset(&e, 0, sizeof e);
+	if (!s || !record_json || !form)
+		rc = VELD_EINVALID;
+	else if (len > VELD_RECORD_MAX) {
+		snprintf(why, why_cap, "the record passes %zu KiB", VELD_RECORD_MAX >> 10);
+		rc = VELD_EINVALID;
+	} else if (veld_record__parse(&r, record_json, len, &e)) {
+		snprintf(why, why_cap, "the record does not parse: %s", e.msg);
+		rc = VELD_EINVALID;
+	} else if (strcmp(form, VELD_CASE_FORM) && !veld_record__is_deleted(r))
+		rc = check_merged(why, why_cap, s, r, form, form_version, shown_fields(r));
+	veld_record__free(r);
+	return rc;
+}
+
+/* ---- the form catalogue -------------------------------------------------------- */
 
 int veld_form_schema_json(char **out, veld_store *s, const char *form)
 {
@@ -476,7 +603,7 @@ int veld_form_schema_json(char **out, veld_store *s, const char *form)
 	*out = NULL;
 	if ((rc = veld_store__enter(s)))
 		return rc;
-	rc = form_get(&f, cache_of(s), s, form ? form : "");
+	rc = form_get(&f, s, form ? form : "");
 	if (rc == VELD_EINVALID)
 		rc = veld_err__set(veld_store__err(s), VELD_ENOTFOUND, "unknown form '%.60s'", form ? form : "");
 	if (!rc && veld_form__schema_json(out, f))

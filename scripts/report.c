@@ -27,7 +27,8 @@
 ** the run allocates hangs off its context and is released here at the end,
 ** so a script error never leaks a statement or a buffer.
 **
-** A report is named (veld_report: a shipped report) or given as a path
+** A report is named (veld_report: the newest version the office published
+** (publish.c), else the shipped report) or given as a path
 ** (veld_report_file), never both in one argument.
 **
 ** "Today" is the run's OS table's wall clock (the store's, unless the
@@ -191,8 +192,7 @@ done:
 
 /* ---- shipped reports, files, the public call ------------------------------------------------ */
 
-/* The shipped reports: name and source of the i-th (0-based); 0 past the end. */
-static int report_shipped(size_t i, const char **name, const char **source, size_t *len)
+int veld_report__shipped(size_t i, const char **name, const char **source, size_t *len)
 {
 	size_t n;
 	for (n = 0; veld_embedded__reports[n].name; n++)
@@ -237,15 +237,27 @@ int veld_report(char **out, veld_store *store, const char *name, const char *par
                 const char *format)
 {
 	const char *n = NULL, *src = NULL;
-	char chunk[128];
+	char chunk[128], *held = NULL;
 	size_t len = 0, i;
-	int rc;
+	int rc, newest;
 	if ((rc = report_enter(out, store, name, format)))
 		return rc;
-	for (i = 0; report_shipped(i, &n, &src, &len); i++)
+	/* The newest version the office published, if any: it replaces the
+	** library's (publish.c). */
+	if ((newest = veld_published__newest(store, VELD_SCRIPT_REPORT, name, 0)) < 0)
+		return newest;
+	if (newest > 0) {
+		if ((rc = veld_published__get(&held, &len, store, VELD_SCRIPT_REPORT, name, newest)))
+			return rc;
+		snprintf(chunk, sizeof chunk, "%.100s.lua", name);
+		rc = report_render(out, store, chunk, held, len, params_json, format);
+		free(held);
+		return rc;
+	}
+	for (i = 0; veld_report__shipped(i, &n, &src, &len); i++)
 		if (!strcmp(n, name))
 			break;
-	if (!report_shipped(i, &n, &src, &len))
+	if (!veld_report__shipped(i, &n, &src, &len))
 		return veld_err__set(veld_store__err(store), VELD_ENOTFOUND, "no report '%.60s'", name);
 	snprintf(chunk, sizeof chunk, "%s.lua", n);
 	return report_render(out, store, chunk, src, len, params_json, format);

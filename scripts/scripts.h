@@ -17,6 +17,10 @@
 **              built; names C reads from a script; what messages quote
 **   form.c     the form engine: loads a form script in a sandbox, exports its
 **              schema as JSON, validates records and computes values
+**   records.c  records through their forms: put, validate, resolve,
+**              import; the office's check of records that arrive
+**   publish.c  the versions of a form or report a store holds, and the
+**              office's publishing of new ones
 **   engine.c   the form's declarations read into C (veld_decls)
 **   engine_read.c  a record read against them: typed, visible, required
 **   engine_input.c  a record as plain JSON: its paths folded into groups,
@@ -245,6 +249,14 @@ void veld_form__free(veld_form *f); /* accepts NULL */
 /* The shipped forms: name and source of the i-th (0-based); 0 past the end.
 ** The pointers are static. */
 int veld_form__shipped(size_t i, const char **name, const char **source, size_t *len);
+
+/* Versions held (publish.c): form `name` of `version` (0: the newest that
+** loads), shipped or published by the office; VELD_ENOTFOUND if this store
+** holds no such version.  veld_form__get is the same through the store
+** handle's cache (records.c): the form stays the cache's, valid until the
+** next call that loads a form on the handle. */
+int veld_form__load_held(veld_form **out, veld_store *s, const char *name, int version, veld_err *err);
+int veld_form__get(veld_form **out, veld_store *s, const char *name, int version, veld_err *err);
 
 /* What the form declared.  Strings live as long as the form. */
 const char *veld_form__name(const veld_form *f);
@@ -701,6 +713,10 @@ int veld_report__format(const char *format);
 size_t veld_report__fmt_count(char *buf, size_t n, long long v);
 size_t veld_report__fmt_decimal(char *buf, size_t n, double v, int decimals, int comma);
 void veld_report__fmt_date(char *buf, size_t n, const char *s, size_t len);
+
+/* The shipped reports: name and source of the i-th (0-based); 0 past the
+** end (report.c).  The pointers are static. */
+int veld_report__shipped(size_t i, const char **name, const char **source, size_t *len);
 
 /* Embedded by scripts/CMakeLists.txt from scripts/reports/ (embed.cmake):
 ** the reports' prelude (_prelude.lua) and the reports, by name. */

@@ -4,8 +4,8 @@
 **
 ** Every dirty record is sealed into its blob with its case's key (made now
 ** if the case has none), the office adds the registry entries, the
-** refusals (docs/sync.md, "Refusals") and the access taken back not yet in
-** main, every store
+** refusals (docs/sync.md, "Refusals"), the access taken back and the
+** published forms and reports (scripts_dist.c) not yet in main, every store
 ** drops the directories of cases it erased (the office also writes the
 ** signed erasure marker); the tree is updated at those
 ** paths only and committed, signed by this device (the office: on main,
@@ -204,6 +204,7 @@ static const char *refusal_phrase(const char *code)
 		{VELD_REFUSED_OPEN, "the record does not open with its key"},
 		{VELD_REFUSED_REVOKED, "written by a revoked device"},
 		{VELD_REFUSED_ACCESS, "the writer's access to the case was taken back"},
+		{VELD_REFUSED_FORM, "the record does not pass the rules of its form"},
 	};
 	size_t i;
 	for (i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
@@ -387,7 +388,8 @@ int veld_sync__commit_local(veld_syncctx *c)
 		goto done;
 	if ((rc = veld_state__dirty_each(c->s, seal_record, &x)))
 		goto done;
-	if (c->office && ((rc = registry_changes(c, &cs)) || (rc = refusal_changes(c, &cs))))
+	if (c->office && ((rc = registry_changes(c, &cs)) || (rc = refusal_changes(c, &cs)) ||
+	                  (rc = veld_sync__scripts_changes(c, &cs))))
 		goto done;
 	if ((rc = veld_sync__erasure_changes(c, &cs)))
 		goto done;

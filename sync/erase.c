@@ -30,14 +30,9 @@ static int erase_local(veld_syncctx *c, const char *case_id)
 	return rc;
 }
 
-typedef struct erasectx {
-	veld_syncctx *c;
-	veld_changeset *cs;
-} erasectx;
-
 static int erasure_change(const char *cid, void *payload)
 {
-	erasectx *x = payload;
+	veld_changectx *x = payload;
 	char path[128];
 	int rc;
 	x->c->prune_due = 1;
@@ -52,7 +47,7 @@ static int erasure_change(const char *cid, void *payload)
 
 int veld_sync__erasure_changes(veld_syncctx *c, veld_changeset *cs)
 {
-	erasectx x;
+	veld_changectx x;
 	x.c = c;
 	x.cs = cs;
 	return veld_state__erased_each(c->s, erasure_change, &x);

@@ -9,7 +9,8 @@
 ** commit seals the merged state, but never a blob verification refused
 ** (the refusals table, verify.c); on main it also applies the registry
 ** (devices enrolled and revoked, signed by the organisation), erasure
-** markers and the office's published refusals.  Then the head goes into sync_refs: a later sync starts there.
+** markers, the office's published refusals and its published forms and
+** reports (scripts_dist.c).  Then the head goes into sync_refs: a later sync starts there.
 ** A record that would pass core's size bound is refused, not merged (its
 ** save says VELD_EINVALID).
 ** Merges are idempotent; an erased case stays erased whatever old copies
@@ -233,6 +234,8 @@ static int merge_path(const char *path, const git_oid *old_id, const git_oid *ne
 		m->rc = apply_refusal(m->c, path, new_id);
 	else if (m->registry && !strncmp(path, VELD_ACCESS_DIR, strlen(VELD_ACCESS_DIR)))
 		m->rc = apply_access(m->c, path, new_id);
+	else if (m->registry && (!strncmp(path, "forms/", 6) || !strncmp(path, "reports/", 8)))
+		m->rc = veld_sync__apply_script(m->c, path, new_id);
 	else if (m->records && veld_sync__parse_record_path(path, case_id, record_id) == 0) {
 		char hex[GIT_OID_HEXSZ + 1];
 		veld_sync__oid_hex(hex, new_id);

@@ -5,6 +5,8 @@
 **   envelope.c  the record blob: sealed, deterministic, bound to its path
 **   keyring.c   sealed case-key entries for the keys refs
 **   registry.c  org-signed registry entries (org, devices, revocations)
+**   scripts_dist.c  published forms and reports in main; the office's
+**               form check of records at verification
 **   context.c, state.c and one file per stage (commit.c, verify.c,
 **               merge.c, keys.c, erase.c, run.c, org.c, ...): one sync,
 **               commit, fetch, verify, merge, push, and the calls around it
@@ -232,6 +234,8 @@ int veld_sync__refuse_change(veld_syncctx *c, veld_refusal_row *r, const git_oid
 #define VELD_REFUSED_OPEN    "open"    /* a blob that does not open, or holds another record */
 #define VELD_REFUSED_REVOKED "revoked" /* written by a revoked device */
 #define VELD_REFUSED_ACCESS  "access"  /* by a device whose access to the case was taken back */
+#define VELD_REFUSED_FORM    "form"    /* a record that does not pass its form (the office's check) */
+#define VELD_REFUSED_SCRIPT  "script"  /* a form or report entry of main that does not verify */
 /* Where main carries the office's refusals: refused/<device>/<entry>. */
 #define VELD_REFUSED_DIR     "refused/"
 /* ... and access taken back: access/<device>/<case>. */
@@ -266,6 +270,12 @@ int veld_sync__refs_tip(git_oid *out, veld_syncctx *c, const char *name);
 typedef struct veld_changeset veld_changeset;
 /* Set `path` to blob `id` (NULL: remove the path). */
 int veld_sync__changeset_put(veld_syncctx *c, veld_changeset *cs, const char *path, const git_oid *id);
+/* What an iteration that adds to a changeset carries (erase.c,
+** scripts_dist.c). */
+typedef struct veld_changectx {
+	veld_syncctx *c;
+	veld_changeset *cs;
+} veld_changectx;
 /* Sign `body` (a new reference, consumed) with the organisation key and
 ** set `path` to the signed entry. */
 int veld_sync__changeset_add_signed(veld_syncctx *c, veld_changeset *cs, const char *path, json_t *body);
@@ -337,6 +347,17 @@ int veld_sync__rescan_new_keys(veld_syncctx *c);
 ** apply_erasure: an org-signed erasure marker of main. */
 int veld_sync__erasure_changes(veld_syncctx *c, veld_changeset *cs);
 int veld_sync__apply_erasure(veld_syncctx *c, const char *path, const git_oid *id);
+
+/* scripts_dist.c.  scripts_changes: office, the published form and report
+** versions main does not carry yet, signed (and marked published).
+** apply_script: a forms/ or reports/ entry of main, kept once it verifies,
+** else refused alone (VELD_REFUSED_SCRIPT).  form_forbids: office, the
+** caller's form check of a record a device wrote (the reason in `why`,
+** *code VELD_REFUSED_FORM), or NULL when it passes or none is set. */
+int veld_sync__scripts_changes(veld_syncctx *c, veld_changeset *cs);
+int veld_sync__apply_script(veld_syncctx *c, const char *path, const git_oid *id);
+const char *veld_sync__form_forbids(veld_syncctx *c, const char **code, const veld_record *rec, char *why,
+                                    size_t cap);
 
 /* ---- the sync state (state.c) ------------------------------------------- */
 

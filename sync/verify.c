@@ -11,7 +11,8 @@
 ** itself must be signed by the ref's owner.  A ref that fails one of
 ** these (forgery: a bad or unknown signature, a rewound ref) is rejected
 ** whole (the context's `rejected`, with the reason); nothing of it is
-** merged.  A change that fails the write rule, or does not open, or
+** merged.  A change that fails the write rule (on the office also the
+** form check the caller gives: scripts_dist.c), or does not open, or
 ** touches an erased case, or was written by a revoked device, is refused
 ** alone (docs/sync.md, "Refusals"): recorded in the refusals table, which
 ** merge.c consults, and reported the first time; the ref's other changes
@@ -213,6 +214,8 @@ static int check_path(const char *path, const git_oid *old_id, const git_oid *ne
 	                           sizeof ck->whybuf);
 	if (!why)
 		why = rule_forbids(ck, &code, rec, comp, old_id, case_id, record_id);
+	if (!why && rec) /* the office: the record by its form's rules */
+		why = veld_sync__form_forbids(c, &code, rec, ck->whybuf, sizeof ck->whybuf);
 	veld_record__free(rec);
 	rc = why ? refuse(ck, path, new_id, case_id, record_id, code, why) : 0;
 	return rc;

@@ -371,8 +371,11 @@ VELD_API int veld_import(long *count, veld_store *store, const char *jsonl, size
 /* ---- Forms -------------------------------------------------------------- */
 
 /*
-** veld_form_list_json — the forms this library ships:
-** [{"name","label","compartment","version"}].  *out: the JSON on VELD_OK,
+** veld_form_list_json — the forms this store can use:
+** [{"name","label","compartment","version","versions":[{"version",
+** "origin"}]}], "version" the newest (the one a put writes), "versions"
+** every version held, "origin" "shipped" (in the library) or "published"
+** (by the office).  *out: the JSON on VELD_OK,
 ** NULL on failure.
 */
 VELD_API int veld_form_list_json(char **out, veld_store *store);
@@ -397,6 +400,47 @@ VELD_API int veld_form_schema_json(char **out, veld_store *store, const char *fo
 **                 script or its declarations fail
 */
 VELD_API int veld_form_check(char **out, const char *path);
+
+/*
+** veld_form_publish — office: publish the form script at `path` (NAME.lua,
+** checked as veld_form_check checks it) as a new version of form NAME.
+** Its `version` must be above every version of NAME this library ships or
+** the office published; a compartment other than "social" or "huiswijs" is
+** refused.  The script is stored, and the next veld_sync signs it into
+** main (forms/NAME/VERSION), from where every device takes it: devices use
+** the newest version they hold, records keep the version they were
+** written with.  The source, as a JSON string, may take 60,000 bytes.
+**
+** *out (may be NULL): {"kind":"form","name","version"} on VELD_OK.
+**
+** VELD_EDENIED    this store is not the office
+** VELD_ENOTFOUND  no file `path`
+** VELD_EINVALID   the script fails its checks, its version is not above
+**                 the versions held, or it is too large
+*/
+VELD_API int veld_form_publish(char **out, veld_store *store, const char *path);
+
+/*
+** veld_report_publish — office: the same for the report script at `path`
+** (NAME.lua, which must compile).  A report declares no version: it gets
+** the next one (a report the library ships is version 1).  `veld_report`
+** by name runs the newest version held.
+*/
+VELD_API int veld_report_publish(char **out, veld_store *store, const char *path);
+
+/*
+** veld_form_validate_merged — the check the office applies to a record a
+** device wrote (veld_sync_options.validate): the record's canonical state
+** `record_json` (`len` bytes) at most 256 KiB, and its shown fields by the
+** rules of version `form_version` of form `form` (0: the newest), the
+** text bound of 10,000 characters included; a version this store does not
+** hold is checked by that bound alone.  A deleted record and a case
+** header pass.  0 when it passes;
+** otherwise VELD_EINVALID (VELD_ERROR for a failure of the check itself)
+** and the reason in `why`.  Leaves the handle's error alone.
+*/
+VELD_API int veld_form_validate_merged(char *why, size_t why_cap, veld_store *store, const char *record_json,
+                                       size_t len, const char *form, int form_version, void *payload);
 
 /*
 ** veld_record_show_json — one record: {"id","case","form","form_version",
@@ -514,8 +558,19 @@ typedef struct veld_sync_options {
 	                   const char *url, void *payload);
 	void *payload; /* handed to both callbacks */
 	unsigned flags; /* VELD_SYNC_* */
+	/* Version 2.  Office: the form check of what devices write (may be
+	** NULL: the write rules alone).  Verification calls it for each record
+	** a device changed that passed the write rules, with the record's
+	** canonical state (`len` bytes), its form and the form version it was
+	** written with (0: none recorded).  0 accepts the change; any other
+	** return refuses that change alone with code "form" and the reason
+	** written into `why` (at most `why_cap` bytes with its NUL).  The
+	** library's own check is veld_form_validate_merged. */
+	int (*validate)(char *why, size_t why_cap, veld_store *store, const char *record_json, size_t len,
+	                const char *form, int form_version, void *payload);
+	void *validate_payload; /* handed to validate */
 } veld_sync_options;
-#define VELD_SYNC_OPTIONS_VERSION 1
+#define VELD_SYNC_OPTIONS_VERSION 2
 /* Zero `opts` and set its version.  Accepts NULL (does nothing). */
 VELD_API void veld_sync_options_init(veld_sync_options *opts);
 /* Prune unreachable objects after this sync (here, and on a hub on a path

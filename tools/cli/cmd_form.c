@@ -1,6 +1,6 @@
 /*
-** cmd_form.c — forms on the command line: form list|show|check|fill and
-** import.
+** cmd_form.c — forms on the command line: form list|show|check|fill|
+** publish, import, and report (with report publish).
 **
 ** `form fill` walks a form's schema on a terminal, field by field (groups
 ** and repeating groups included), in Dutch as the form labels it; after each
@@ -34,9 +34,16 @@ static int form_list(cli *c)
 		size_t i;
 		json_array_foreach(arr, i, f)
 		{
+			json_t *v;
+			size_t k;
 			printf("%-20s v%-3lld %-9s %s\n", json_string_value(json_object_get(f, "name")),
 			       (long long)json_integer_value(json_object_get(f, "version")),
 			       json_string_value(json_object_get(f, "compartment")), json_string_value(json_object_get(f, "label")));
+			json_array_foreach(json_object_get(f, "versions"), k, v)
+			{
+				printf("%-20s   v%lld %s\n", "", (long long)json_integer_value(json_object_get(v, "version")),
+				       json_string_value(json_object_get(v, "origin")));
+			}
 		}
 		json_decref(arr);
 	}
@@ -117,6 +124,35 @@ static int form_check(cli *c)
 		printf("%s: the form loads; `veld form show` renders its schema\n", path);
 	veld_free(out);
 	return EXIT_OK;
+}
+
+/* form publish FILE.lua, report publish FILE.lua (office): checked, stored,
+** signed into main by the next sync. */
+static int script_publish(cli *c, const char *what)
+{
+	const char *path = cli_arg(c, 2, 0, NULL);
+	int is_form = !strcmp(what, "form publish");
+	veld_store *s;
+	char *out = NULL;
+	int rc, code;
+	if (!path || c->argc != 3)
+		return cli_usage("%s FILE.lua", what);
+	if ((code = cli_open(&s, c)))
+		return code;
+	rc = is_form ? veld_form_publish(&out, s, path) : veld_report_publish(&out, s, path);
+	code = rc ? cli_fail(s, rc, what) : EXIT_OK;
+	if (!rc && c->json) {
+		printf("%s\n", out);
+	} else if (!rc) {
+		json_t *j = json_loads(out, 0, NULL);
+		printf("%s %s version %lld published: devices take it at their next sync after the office's\n",
+		       is_form ? "form" : "report", json_string_value(json_object_get(j, "name")),
+		       (long long)json_integer_value(json_object_get(j, "version")));
+		json_decref(j);
+	}
+	veld_free(out);
+	veld_store_close(s);
+	return code;
 }
 
 /* ---- form fill ---------------------------------------------------------------- */
@@ -415,7 +451,9 @@ int cmd_form(cli *c)
 		return form_check(c);
 	if (sub && !strcmp(sub, "fill"))
 		return form_fill(c);
-	return cli_usage("form list|show|check|fill");
+	if (sub && !strcmp(sub, "publish"))
+		return script_publish(c, "form publish");
+	return cli_usage("form list|show|check|fill|publish");
 }
 
 /* ---- import --------------------------------------------------------------------- */
@@ -491,6 +529,8 @@ int cmd_report(cli *c)
 	json_t *params;
 	char *ptxt, *out = NULL;
 	int rc, code;
+	if (name && !strcmp(name, "publish") && c->argc == 3)
+		return script_publish(c, "report publish");
 	if ((code = cli_check_opts(c, 1, valued, NULL)))
 		return code;
 	if (!name || cli_arg(c, 1, 1, valued))

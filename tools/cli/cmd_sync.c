@@ -66,6 +66,8 @@ static void sync_options(veld_sync_options *o, const cli *c)
 		o->progress = show_progress;
 	if (cli_flag(c, "--prune"))
 		o->flags |= VELD_SYNC_PRUNE;
+	/* the office checks what devices write by their forms' rules */
+	o->validate = veld_form_validate_merged;
 }
 
 int cmd_org(cli *c)

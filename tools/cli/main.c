@@ -42,6 +42,7 @@ static const char usage_text[] =
 	"  import FILE                JSON Lines, all or nothing\n"
 	"Forms and reports\n"
 	"  form list | form show FORM | form check FILE.lua | form fill CASE FORM\n"
+	"  form publish FILE.lua | report publish FILE.lua   (office)\n"
 	"  report NAME [--year Y] [--case CASE] [--format text|json|csv|html] [--out FILE]\n"
 	"                             shipped: jaarcijfers, evolutie\n"
 	"Sync and history\n"
