@@ -13,6 +13,9 @@
 **                        every open, change, share and export of a case
 **   case_keys, key_shares, devices, sync_refs, erased
 **                        sync state (sync/, docs/sync.md)
+**   drafts(id, case_id, form, updated, answers, draft)
+**                        records being filled in (drafts.c): this
+**                        device's only, never synced
 **
 ** meta's schema_version says which of these layouts a file has.  This file
 ** owns that number: it writes the layout of a new store, migrates an older
@@ -31,8 +34,9 @@
 ** 3: refusals.
 ** 4: case_keys has an epoch per (case_id, compartment): keys rotate;
 **    access_lost: devices that no longer may read a case.
+** 5: drafts.
 ** migrate() takes a store of any older version to this one. */
-#define SCHEMA_VERSION 4
+#define SCHEMA_VERSION 5
 
 /* A case's keys sit together in the table itself: the lookups of a sync
 ** (by case, and by case and compartment, newest epoch first) read one
@@ -72,6 +76,18 @@
 	"  case_id TEXT NOT NULL,"                                                                                     \
 	"  published INTEGER NOT NULL DEFAULT 0,"                                                                      \
 	"  PRIMARY KEY(device, case_id)) WITHOUT ROWID;"
+
+/* Records being filled in (core/drafts.c), newest first per case and form.
+** Read by nothing in sync/: a draft stays on the device. */
+#define DRAFTS_SQL                                                                                                     \
+	"CREATE TABLE drafts("                                                                                         \
+	"  id TEXT PRIMARY KEY,"                                                                                       \
+	"  case_id TEXT NOT NULL,"                                                                                     \
+	"  form TEXT NOT NULL,"                                                                                        \
+	"  updated INTEGER NOT NULL,"                                                                                  \
+	"  answers INTEGER NOT NULL,"                                                                                  \
+	"  draft TEXT NOT NULL);"                                                                                      \
+	"CREATE INDEX drafts_case ON drafts(case_id, form, updated);"
 
 static const char *const schema_sql =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
@@ -113,7 +129,7 @@ static const char *const schema_sql =
 	"  published INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE sync_refs(ref TEXT PRIMARY KEY, oid TEXT NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE erased(case_id TEXT PRIMARY KEY, published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-	REFUSALS_SQL ACCESS_LOST_SQL;
+	REFUSALS_SQL ACCESS_LOST_SQL DRAFTS_SQL;
 
 int veld_schema__create(veld_store *s)
 {
@@ -170,7 +186,7 @@ static int check_foreign_keys(veld_store *s)
 ** is epoch 0).  Foreign keys are off around it, or dropping the old table
 ** would delete every key_shares row through its ON DELETE CASCADE; they
 ** are checked before the commit.  Schemas 1 and 2 also get refusals,
-** schemas 1 to 3 access_lost. */
+** schemas 1 to 3 access_lost, schemas 1 to 4 drafts. */
 static int migrate(veld_store *s, int from)
 {
 	char ver[16];
@@ -189,6 +205,8 @@ static int migrate(veld_store *s, int from)
 		rc = veld_store__exec(s, REFUSALS_SQL, "migrate the store");
 	if (!rc && from < 4)
 		rc = veld_store__exec(s, ACCESS_LOST_SQL, "migrate the store");
+	if (!rc && from < 5)
+		rc = veld_store__exec(s, DRAFTS_SQL, "migrate the store");
 	if (!rc)
 		rc = check_foreign_keys(s);
 	snprintf(ver, sizeof ver, "%d", SCHEMA_VERSION);
