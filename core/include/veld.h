@@ -456,6 +456,7 @@ VELD_API int veld_audit_json(char **out, veld_store *store, const char *case_id)
 ** of `form` in case `case_id`.  id_out: the draft id (VELD_IDSIZE bytes),
 ** written on VELD_OK only.
 **   VELD_ENOTFOUND  no case `case_id`, or no draft `draft_id`
+**   VELD_EDENIED    the case was erased by the office
 **   VELD_EINVALID   the case is deleted, `form` is not a form name,
 **                   `draft_json` is not an object (or its "fields" not an
 **                   object), or `draft_id` is a draft of another case or form

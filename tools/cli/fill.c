@@ -332,15 +332,16 @@ static json_t *parse_answer(json_t *field, const char *text)
 	return json_string(text); /* text, date, decimal: the form checks them */
 }
 
-/* Take `v` (stolen; NULL clears) as the answer at `path` and check it: 0
-** when the form takes it (kept), 1 when it refuses it (the answer before
-** is back, the message shown) and `lenient` is 0 or the answer was not
-** empty. */
+/* Take `v` (stolen; NULL clears) as the answer at `path` and check it.
+** The form's failures are shown; when it refuses `path` itself the answer
+** before is back and 1 returned (ask again), unless the answer is empty
+** and `lenient` (an empty answer is then kept, for the last checks).
+** Otherwise the answers are kept as the draft: 0, or minus an exit code. */
 static int answer(cli_filler *f, const char *path, json_t *v, int lenient)
 {
 	json_t *old = json_object_get(f->record, path), *errs = NULL;
 	const char *msg;
-	int rc;
+	int rc, was_asked = json_object_get(f->asked, path) != NULL;
 	json_incref(old);
 	if (v)
 		json_object_set_new(f->record, path, v);
@@ -354,6 +355,8 @@ static int answer(cli_filler *f, const char *path, json_t *v, int lenient)
 			json_object_set(f->record, path, old);
 		else
 			json_object_del(f->record, path);
+		if (!was_asked)
+			json_object_del(f->asked, path);
 		rc = 1;
 	} else {
 		rc = cli_fill_keep(f);
@@ -409,7 +412,7 @@ static int ask_field(cli_filler *f, json_t *field, const char *prefix)
 static int fill_field(cli_filler *f, json_t *field, const char *prefix)
 {
 	const char *type = json_string_value(json_object_get(field, "type"));
-	char path[CLI_FILL_PATH];
+	char path[CLI_FILL_PATH], sub[CLI_FILL_PATH + 2];
 	int rc;
 	snprintf(path, sizeof path, "%s%s", prefix, json_string_value(json_object_get(field, "name")));
 	if (!visible(f, field, prefix))
@@ -419,8 +422,8 @@ static int fill_field(cli_filler *f, json_t *field, const char *prefix)
 	if (json_is_true(json_object_get(field, "repeating")))
 		return fill_items(f, field, path);
 	f->header = json_string_value(json_object_get(field, "label"));
-	strcat(path, ".");
-	rc = fill_fields(f, json_object_get(field, "fields"), path);
+	snprintf(sub, sizeof sub, "%s.", path);
+	rc = fill_fields(f, json_object_get(field, "fields"), sub);
 	f->header = NULL;
 	return rc;
 }
@@ -450,9 +453,9 @@ static json_t *item_ids(cli_filler *f, const char *path)
 	size_t n = strlen(path);
 	json_object_foreach(f->record, k, v)
 	{
-		const char *id = k + n + 1, *dot;
+		const char *id, *dot;
 		size_t at = 0, len;
-		if (strncmp(k, path, n) || k[n] != '.' || !(dot = strchr(id, '.')))
+		if (strncmp(k, path, n) || k[n] != '.' || !(dot = strchr(id = k + n + 1, '.')))
 			continue;
 		len = (size_t)(dot - id);
 		while (at < json_array_size(ids) && strncmp(json_string_value(json_array_get(ids, at)), id, len) < 0)
