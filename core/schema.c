@@ -16,6 +16,9 @@
 **   scripts(kind, name, version, source, published)
 **                        form and report scripts the office published
 **                        (core/published.c)
+**   drafts(id, case_id, form, updated, answers, draft)
+**                        records being filled in (drafts.c): this
+**                        device's only, never synced
 **
 ** meta's schema_version says which of these layouts a file has.  This file
 ** owns that number: it writes the layout of a new store, migrates an older
@@ -35,8 +38,9 @@
 ** 4: case_keys has an epoch per (case_id, compartment): keys rotate;
 **    access_lost: devices that no longer may read a case.
 ** 5: scripts: the form and report versions the office published.
+** 6: drafts.
 ** migrate() takes a store of any older version to this one. */
-#define SCHEMA_VERSION 5
+#define SCHEMA_VERSION 6
 
 /* A case's keys sit together in the table itself: the lookups of a sync
 ** (by case, and by case and compartment, newest epoch first) read one
@@ -88,6 +92,18 @@
 	"  published INTEGER NOT NULL DEFAULT 0,"                                                                      \
 	"  PRIMARY KEY(kind, name, version)) WITHOUT ROWID;"
 
+/* Records being filled in (core/drafts.c), newest first per case and form.
+** Read by nothing in sync/: a draft stays on the device. */
+#define DRAFTS_SQL                                                                                                     \
+	"CREATE TABLE drafts("                                                                                         \
+	"  id TEXT PRIMARY KEY,"                                                                                       \
+	"  case_id TEXT NOT NULL,"                                                                                     \
+	"  form TEXT NOT NULL,"                                                                                        \
+	"  updated INTEGER NOT NULL,"                                                                                  \
+	"  answers INTEGER NOT NULL,"                                                                                  \
+	"  draft TEXT NOT NULL);"                                                                                      \
+	"CREATE INDEX drafts_case ON drafts(case_id, form, updated);"
+
 static const char *const schema_sql =
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE records("
@@ -128,7 +144,7 @@ static const char *const schema_sql =
 	"  published INTEGER NOT NULL DEFAULT 0);"
 	"CREATE TABLE sync_refs(ref TEXT PRIMARY KEY, oid TEXT NOT NULL) WITHOUT ROWID;"
 	"CREATE TABLE erased(case_id TEXT PRIMARY KEY, published INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID;"
-	REFUSALS_SQL ACCESS_LOST_SQL SCRIPTS_SQL;
+	REFUSALS_SQL ACCESS_LOST_SQL SCRIPTS_SQL DRAFTS_SQL;
 
 int veld_schema__create(veld_store *s)
 {
@@ -185,7 +201,7 @@ static int check_foreign_keys(veld_store *s)
 ** is epoch 0).  Foreign keys are off around it, or dropping the old table
 ** would delete every key_shares row through its ON DELETE CASCADE; they
 ** are checked before the commit.  Schemas 1 and 2 also get refusals,
-** schemas 1 to 3 access_lost, schemas 1 to 4 scripts. */
+** schemas 1 to 3 access_lost, schemas 1 to 4 scripts, schemas 1 to 5 drafts. */
 static int migrate(veld_store *s, int from)
 {
 	char ver[16];
@@ -206,6 +222,8 @@ static int migrate(veld_store *s, int from)
 		rc = veld_store__exec(s, ACCESS_LOST_SQL, "migrate the store");
 	if (!rc && from < 5)
 		rc = veld_store__exec(s, SCRIPTS_SQL, "migrate the store");
+	if (!rc && from < 6)
+		rc = veld_store__exec(s, DRAFTS_SQL, "migrate the store");
 	if (!rc)
 		rc = check_foreign_keys(s);
 	snprintf(ver, sizeof ver, "%d", SCHEMA_VERSION);

@@ -205,7 +205,7 @@ local KINDS = {
 	text = { max_length = true, multiline = true },
 	int = { min = true, max = true, unit = true },
 	decimal = { min = true, max = true, scale = true, unit = true },
-	date = { min = true, max = true },
+	date = { min = true, max = true, past = true },
 	bool = {},
 	choice = { options = true },
 	multi = { options = true },
@@ -325,6 +325,12 @@ local function declare(kind, spec, at)
 			end
 		end
 		f.min, f.max = spec.min, spec.max
+		-- a date of something that happened: not after ctx.vandaag (true,
+		-- or the message to give instead of the usual one)
+		if spec.past ~= nil and type(spec.past) ~= "boolean" and (type(spec.past) ~= "string" or spec.past == "") then
+			author(at, "field '%s': past must be true, false or a message", name)
+		end
+		f.past = spec.past or nil
 	elseif kind == "choice" or kind == "multi" then
 		f.options, f.option_set = check_options(spec.options, at, name)
 	elseif kind == "group" then
@@ -396,6 +402,21 @@ local function scope_of(list, at, what)
 		end
 	end
 	return { list = list, byname = byname }
+end
+
+-- The dates declared `past`, each as the chain of declarations from the top
+-- level down to it (groups first), collected once when the form loads.
+local function past_fields(list, chain, out)
+	for _, f in ipairs(list) do
+		local c = { tunpack(chain) }
+		c[#c + 1] = f
+		if f.kind == "date" and f.past then
+			out[#out + 1] = c
+		elseif f.kind == "group" then
+			past_fields(f.fields, c, out)
+		end
+	end
+	return out
 end
 
 -- ---- the form -------------------------------------------------------------------
@@ -488,6 +509,7 @@ local function form(spec)
 		label = spec.label, description = spec.description, scope = scope, rules = rules,
 		computed = computed, cnames = cnames, params = spec.params or {}, previous = spec.previous == true,
 		renamed = renamed,
+		past = past_fields(scope.list, {}, {}),
 	}
 end
 
@@ -515,7 +537,7 @@ local function fields_schema(list)
 			s.min = f.min and decimal.string(f.min, f.scale)
 			s.max = f.max and decimal.string(f.max, f.scale)
 		elseif f.kind == "date" then
-			s.min, s.max = f.min, f.max
+			s.min, s.max, s.past = f.min, f.max, f.past and true or nil
 		elseif f.kind == "choice" or f.kind == "multi" then
 			s.options = array({})
 			for j, o in ipairs(f.options) do s.options[j] = { value = o[1], label = o[2] } end
@@ -558,6 +580,7 @@ local MESSAGES = {
 	date = "%s moet een geldige datum zijn (JJJJ-MM-DD).",
 	date_min = "%s mag niet vóór %s liggen.",
 	date_max = "%s mag niet na %s liggen.",
+	past = "%s kan niet in de toekomst liggen.",
 	min = "%s moet minstens %s zijn.",
 	max = "%s mag hoogstens %s zijn.",
 	bool = "%s moet ja of nee zijn.",
@@ -606,6 +629,30 @@ local function compute_all(r, c)
 	return out
 end
 
+-- A date declared `past` (the chain of past_fields, at chain[i] in `t`)
+-- that lies after `vandaag` fails: every item of a repeating group, in id
+-- order, the path and label made as the host makes them.
+local function check_past(t, chain, i, path, label, vandaag, err)
+	local f = chain[i]
+	local v = t[f.name]
+	path = path .. f.name
+	label = label and (label .. " – " .. f.label) or f.label
+	if i == #chain then
+		if type(v) == "string" and v > vandaag then
+			err(path, type(f.past) == "string" and f.past or sformat(MESSAGES.past, label))
+		end
+	elseif type(v) == "table" and f.repeating then
+		local ids = {}
+		for id in pairs(v) do ids[#ids + 1] = id end
+		tsort(ids)
+		for _, id in ipairs(ids) do
+			check_past(v[id], chain, i + 1, path .. "." .. id .. ".", label, vandaag, err)
+		end
+	elseif type(v) == "table" then
+		check_past(v, chain, i + 1, path .. ".", label, vandaag, err)
+	end
+end
+
 -- ---- the engine (held by the host) ------------------------------------------------------
 
 local engine = {}
@@ -631,6 +678,11 @@ local function validate(r, c, errors, on_computed)
 		end
 		-- bounded whatever a rule builds: a message is a line, not a value
 		errors[#errors + 1] = { field = cut(path, PATH_MAX), message = cut(message, MESSAGE_MAX) }
+	end
+	if type(c.vandaag) == "string" then
+		for _, chain in ipairs(F.past) do
+			check_past(r, chain, 1, "", nil, c.vandaag, err)
+		end
 	end
 	for _, rule in ipairs(F.rules) do
 		rule(r, err, c)

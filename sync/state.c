@@ -37,6 +37,8 @@
 **       (the number of fields in conflict) are read and cleared here; an
 **       erasure deletes a case's rows.  Everything else of a record goes
 **       through core's veld_store__record_* functions.
+**   drafts: never read here (a draft stays on its device); dropping a
+**       case, or every case of a revoked device, deletes its drafts too.
 **   refusals(path, blob, device, case_id, record_id, code, reason,
 **            commit_id, at, published)
 **       changes verification refused (docs/sync.md, "Refusals"): the tree
@@ -543,7 +545,7 @@ int veld_state__erase(veld_store *s, const char *case_id)
 int veld_state__purge_cases(veld_store *s)
 {
 	int rc = sqlite3_exec(veld_store__db(s),
-	                      "DELETE FROM key_shares; DELETE FROM case_keys; DELETE FROM records;"
+	                      "DELETE FROM key_shares; DELETE FROM case_keys; DELETE FROM records; DELETE FROM drafts;"
 	                      " DELETE FROM meta WHERE key = 'keys_dirty'",
 	                      NULL, NULL, NULL);
 	return rc == SQLITE_OK ? 0 : veld_store__db_fail(s, rc, "remove the case data of a revoked device");
@@ -669,6 +671,7 @@ int veld_state__drop_case(veld_store *s, const char *case_id)
 		"DELETE FROM key_shares WHERE key_id IN (SELECT key_id FROM case_keys WHERE case_id = ?1)",
 		"DELETE FROM case_keys WHERE case_id = ?1",
 		"DELETE FROM records WHERE case_id = ?1",
+		"DELETE FROM drafts WHERE case_id = ?1",
 	};
 	size_t i;
 	int rc = 0;

@@ -484,6 +484,39 @@ VELD_API int veld_export_json(char **out, veld_store *store);
 */
 VELD_API int veld_audit_json(char **out, veld_store *store, const char *case_id);
 
+/* ---- Drafts: records being filled in (core/drafts.c) -------------------- */
+
+/*
+** A draft keeps what an app has gathered of a record that is not stored
+** yet, so that nothing typed is lost: the app writes it after every answer
+** and deletes it once the record is stored.  Drafts stay on this device,
+** sealed in the store like everything else; they never sync, and dropping
+** a case (erased, access taken back) drops its drafts.  The library does
+** not check a draft against its form: `draft_json` is the app's JSON
+** object, whose "fields" member (an object of field paths -> values), when
+** there, holds the answers counted in a listing.
+**
+** veld_draft_put — create (`draft_id` NULL) or replace draft `draft_id`
+** of `form` in case `case_id`.  id_out: the draft id (VELD_IDSIZE bytes),
+** written on VELD_OK only.
+**   VELD_ENOTFOUND  no case `case_id`, or no draft `draft_id`
+**   VELD_EDENIED    the case was erased by the office
+**   VELD_EINVALID   the case is deleted, `form` is not a form name,
+**                   `draft_json` is not an object (or its "fields" not an
+**                   object), or `draft_id` is a draft of another case or form
+** veld_draft_get — *out: {"id","case","form","updated" (ms since the
+**   epoch),"answers","draft": the object as put}.  VELD_ENOTFOUND: no draft.
+** veld_draft_list_json — *out: [{"id","case","form","updated","answers"}],
+**   newest first, of case `case_id` and form `form` (either NULL: any).
+** veld_draft_delete — VELD_ENOTFOUND: no draft `draft_id`.
+** *out is NULL on failure; free it with veld_free.
+*/
+VELD_API int veld_draft_put(char *id_out, veld_store *store, const char *draft_id, const char *case_id,
+                            const char *form, const char *draft_json);
+VELD_API int veld_draft_get(char **out, veld_store *store, const char *draft_id);
+VELD_API int veld_draft_list_json(char **out, veld_store *store, const char *case_id, const char *form);
+VELD_API int veld_draft_delete(veld_store *store, const char *draft_id);
+
 /* ---- Organisation, enrolment and sync (sync/, docs/sync.md) ------------ */
 
 /*

@@ -6,7 +6,7 @@
 --
 -- Versions: 1 the contact and its classification; 2 adds verslag,
 -- afspraken, volgend_contact and the rule that a contact cannot lie in the
--- future (a planned date, volgend_contact, can).
+-- future (a planned date, volgend_contact, can): `past = true`.
 
 form {
 	name = "contactregistratie",
@@ -16,7 +16,7 @@ form {
 	description = "Eén registratie per contact tussen een maatschappelijk assistent en een cliënt.",
 
 	fields = {
-		field.date { "datum", label = "Datum", required = true },
+		field.date { "datum", label = "Datum", required = true, past = true },
 		field.int { "duur_min", label = "Duur (minuten)", min = 0, max = 1440, unit = "min" },
 		field.choice { "initiatief", label = "Initiatief",
 			options = {
@@ -77,14 +77,5 @@ form {
 			help = "Wat er werd afgesproken, met wie en tegen wanneer." },
 		field.date { "volgend_contact", label = "Volgend contact",
 			help = "De geplande datum van het volgende contact." },
-	},
-
-	rules = {
-		-- What happened cannot lie in the future; a planned date can.
-		function(r, err, ctx)
-			if r.datum and r.datum > ctx.vandaag then
-				err("datum", "Datum kan niet in de toekomst liggen.")
-			end
-		end,
 	},
 }

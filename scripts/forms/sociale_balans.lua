@@ -5,6 +5,9 @@
 --
 -- Context: "vorige" = the previous balance of the same case (as stored);
 -- the computed value "verandering" gives the change per domain since then.
+--
+-- The afnamedatum cannot lie in the future (`past = true`); a termijn, a
+-- planned date, can.
 
 local DOMEINEN = {
 	{ "familiale_situatie", "Familiale situatie" },
@@ -35,7 +38,7 @@ local SCORES = {
 }
 
 local fields = {
-	field.date { "afnamedatum", label = "Afnamedatum", required = true },
+	field.date { "afnamedatum", label = "Afnamedatum", required = true, past = true },
 	field.choice { "context", label = "Context",
 		options = {
 			{ "opmaak", "Opmaak" },

@@ -8,6 +8,9 @@
 --   basis + per_persoon_ten_laste x shares,
 -- where every dependant counts as one share and a dependant with a
 -- disability of at least 66% as two.
+--
+-- The dates of what happened (the application, a birth, a refund) cannot
+-- lie in the future (`past = true`).
 
 local GRONDEN_AUTOMATISCH = {
 	verhoogde_tegemoetkoming = true, leefloon = true, equivalent_leefloon = true,
@@ -30,7 +33,7 @@ form {
 	},
 
 	fields = {
-		field.date { "aanvraagdatum", label = "Datum van de aanvraag", required = true },
+		field.date { "aanvraagdatum", label = "Datum van de aanvraag", required = true, past = true },
 		field.choice { "grond", label = "Grond", required = true,
 			options = {
 				{ "verhoogde_tegemoetkoming", "Verhoogde tegemoetkoming" },
@@ -48,13 +51,13 @@ form {
 			visible = when("grond", "=", "inkomenstoets"),
 			fields = {
 				field.text { "voornaam", label = "Voornaam", required = true },
-				field.date { "geboortedatum", label = "Geboortedatum" },
+				field.date { "geboortedatum", label = "Geboortedatum", past = true },
 				field.bool { "handicap_66pct", label = "Handicap van minstens 66%",
 					help = "Een persoon ten laste met een handicap van minstens 66% telt dubbel." },
 			} },
 		field.group { "terugbetalingen", label = "Terugbetalingen", repeating = true,
 			fields = {
-				field.date { "datum", label = "Datum" },
+				field.date { "datum", label = "Datum", past = true },
 				field.choice { "activiteit_type", label = "Soort activiteit", required = true,
 					options = {
 						{ "sport", "Sport" },

@@ -2,6 +2,8 @@
 -- helps a client search the private rental market.  Compartment: huiswijs
 -- (volunteers see this part of a case only).  The case-level search profile
 -- is the separate form zoekprofiel.
+--
+-- The datum (of what was done) cannot lie in the future (`past = true`).
 
 form {
 	name = "woonzoek",
@@ -11,7 +13,7 @@ form {
 	description = "Logboek van de zoektocht naar een woning op de private huurmarkt.",
 
 	fields = {
-		field.date { "datum", label = "Datum", required = true },
+		field.date { "datum", label = "Datum", required = true, past = true },
 		field.int { "duur_min", label = "Duur (minuten)", min = 0, max = 1440, unit = "min" },
 		field.choice { "activiteit", label = "Activiteit",
 			options = {

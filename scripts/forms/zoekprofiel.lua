@@ -29,15 +29,8 @@ form {
 				{ "brussel", "Brussel" },
 			} },
 		field.text { "gemeenten", label = "Gemeenten", help = "Gemeenten of wijken waar de cliënt wil wonen." },
-		field.date { "wachtlijst_sinds", label = "Op de wachtlijst voor een sociale woning sinds" },
-	},
-
-	rules = {
-		function(r, err, ctx)
-			if r.wachtlijst_sinds and r.wachtlijst_sinds > ctx.vandaag then
-				err("wachtlijst_sinds", "De inschrijving op de wachtlijst kan niet in de toekomst liggen.")
-			end
-		end,
+		field.date { "wachtlijst_sinds", label = "Op de wachtlijst voor een sociale woning sinds",
+			past = "De inschrijving op de wachtlijst kan niet in de toekomst liggen." },
 	},
 
 	computed = {

@@ -374,7 +374,8 @@ static void test_forms__vrijetijdspas_rule_year_parameters(void **state)
 {
 	veld_form *f = shipped("vrijetijdspas");
 	(void)state;
-	expect_errors(f, "{\"aanvraagdatum\":\"2031-03-01\",\"grond\":\"inkomenstoets\",\"belastbaar_inkomen\":\"1000\"}", NULL,
+	expect_errors(f, "{\"aanvraagdatum\":\"2031-03-01\",\"grond\":\"inkomenstoets\",\"belastbaar_inkomen\":\"1000\"}",
+	              "{\"vandaag\":\"2031-12-31\"}", /* a date that has passed by then */
 	              "[{\"field\":\"aanvraagdatum\",\"message\":\"Er zijn nog geen inkomensgrenzen voor het jaar van de aanvraagdatum in de parametertabel.\"}]");
 	veld_form__free(f);
 }
@@ -383,6 +384,60 @@ static void test_forms__vrijetijdspas_rule_year_parameters(void **state)
 	"\"terugbetalingen." id ".activiteit_type\":\"" type "\",\"terugbetalingen." id ".bedrag\":\"" bedrag "\"," \
 	"\"terugbetalingen." id ".percentage\":" pct ",\"terugbetalingen." id ".jaarplafond\":\"" plafond "\"," \
 	"\"terugbetalingen." id ".terugbetaald\":\"" terug "\""
+
+/* Dates of what happened are declared `past`: not after ctx.vandaag, in
+** every shipped form; planned dates (a termijn, an einddatum) may be. */
+static void test_forms__dates_of_what_happened_not_in_the_future(void **state)
+{
+	static const char TODAY[] = "{\"vandaag\":\"2024-05-02\"}";
+	veld_form *f = shipped("sociale_balans");
+	veld_err err = {0, ""};
+	char *r;
+	(void)state;
+	r = balance("\"afnamedatum\":\"2024-05-03\"");
+	expect_errors(f, r, TODAY, "[{\"field\":\"afnamedatum\",\"message\":\"Afnamedatum kan niet in de toekomst liggen.\"}]");
+	free(r);
+	r = balance("\"huisvesting.score\":2," ACTION("a1", "huisvesting") ",\"actievoorstellen.a1.termijn\":\"2031-01-01\"");
+	expect_valid(f, r, TODAY);
+	free(r);
+	veld_form__free(f);
+
+	f = shipped("woonzoek");
+	expect_valid(f, "{\"datum\":\"2024-05-02\"}", TODAY);
+	expect_errors(f, "{\"datum\":\"2024-05-03\"}", TODAY,
+	              "[{\"field\":\"datum\",\"message\":\"Datum kan niet in de toekomst liggen.\"}]");
+	veld_form__free(f);
+
+	/* in a repeating group: every item, named by its path and its group's label */
+	f = shipped("vrijetijdspas");
+	expect_errors(f,
+	              "{\"aanvraagdatum\":\"2024-05-01\",\"grond\":\"leefloon\"," REFUND("t1", "sport", "10", "50", "150", "5") ","
+	              REFUND("t2", "sport", "10", "50", "150", "5") ",\"terugbetalingen.t1.datum\":\"2024-05-01\","
+	              "\"terugbetalingen.t2.datum\":\"2024-06-01\"}",
+	              TODAY,
+	              "[{\"field\":\"terugbetalingen.t2.datum\",\"message\":\"Terugbetalingen \xe2\x80\x93 Datum kan niet in de toekomst liggen.\"}]");
+	veld_form__free(f);
+
+	/* budgetplan: a plan may start and end later */
+	f = shipped("budgetplan");
+	assert_int_not_equal(veld_form__validate(&r, f, "{\"vorm\":\"budgetbegeleiding\",\"startdatum\":\"2031-06-01\","
+	                                              "\"einddatum\":\"2032-01-01\"}", TODAY), VELD_ERROR);
+	assert_null(strstr(r, "toekomst"));
+	free(r);
+	veld_form__free(f);
+
+	/* an author's mistake */
+	f = NULL;
+	assert_int_equal(veld_form__load(&f, "x",
+	                                 "form { name = 'x', version = 1, compartment = 'social', label = 'X',\n"
+	                                 " fields = { field.date { 'd', label = 'D', past = 3 } } }",
+	                                 strlen("form { name = 'x', version = 1, compartment = 'social', label = 'X',\n"
+	                                        " fields = { field.date { 'd', label = 'D', past = 3 } } }"),
+	                                 NULL, &err),
+	                 VELD_EINVALID);
+	assert_non_null(strstr(err.msg, "past must be true, false or a message"));
+	veld_form__free(f);
+}
 
 static void test_forms__vrijetijdspas_rule_refund_percentage(void **state)
 {
@@ -556,6 +611,7 @@ int main(void)
 		cmocka_unit_test(test_forms__vrijetijdspas_income_limit),
 		cmocka_unit_test(test_forms__vrijetijdspas_ground),
 		cmocka_unit_test(test_forms__vrijetijdspas_rule_year_parameters),
+		cmocka_unit_test(test_forms__dates_of_what_happened_not_in_the_future),
 		cmocka_unit_test(test_forms__vrijetijdspas_rule_refund_percentage),
 		cmocka_unit_test(test_forms__vrijetijdspas_rule_yearly_ceiling),
 		cmocka_unit_test(test_forms__vrijetijdspas_rule_refunds_need_a_granted_pass),

@@ -483,7 +483,7 @@ static void make_schema_1(veld_store *s)
 	           " compartment TEXT NOT NULL, key BLOB NOT NULL, UNIQUE(case_id, compartment));"
 	           "INSERT INTO case_keys_1 SELECT key_id, case_id, compartment, key FROM case_keys;"
 	           "DROP TABLE case_keys; ALTER TABLE case_keys_1 RENAME TO case_keys;"
-	           "DROP TABLE refusals; DROP TABLE access_lost; DROP TABLE scripts;"
+	           "DROP TABLE refusals; DROP TABLE access_lost; DROP TABLE scripts; DROP TABLE drafts;"
 	           "UPDATE meta SET value = CAST('1' AS BLOB) WHERE key = 'schema_version';"
 	           "COMMIT; PRAGMA foreign_keys=ON;");
 }
@@ -556,12 +556,15 @@ static void test_store__schema_1_is_migrated(void **state)
 	assert_non_null(strstr(after, "PRIMARY KEY(case_id, compartment, epoch)"));
 	free(after);
 	after = query_text(s, "SELECT CAST(value AS TEXT) FROM meta WHERE key = 'schema_version'");
-	assert_string_equal(after, "5\n");
+	assert_string_equal(after, "6\n");
 	free(after);
 	after = query_text(s, "SELECT count(*) FROM refusals"); /* schema 3: there, empty */
 	assert_string_equal(after, "0\n");
 	free(after);
 	after = query_text(s, "SELECT count(*) FROM scripts"); /* schema 5: there, empty */
+	assert_string_equal(after, "0\n");
+	free(after);
+	after = query_text(s, "SELECT count(*) FROM drafts"); /* schema 6: there, empty */
 	assert_string_equal(after, "0\n");
 	free(after);
 	after = query_text(s, "PRAGMA foreign_key_check");

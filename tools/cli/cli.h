@@ -88,6 +88,38 @@ json_t *cli_load_json(int *code, const char *what, const char *path);
 /* Print JSON text from the library: as is with --json, else pretty. */
 void cli_print_json(const char *json);
 
+/* ---- form fill: the walk (fill.c) and the command (cmd_fill.c) ---------- */
+
+#define CLI_FILL_EOF  1   /* input ended: the draft keeps what was answered */
+#define CLI_FILL_PATH 256 /* bytes of a field path the walk builds */
+
+/* One filling of a record: the form's schema, the answers so far and the
+** draft that keeps them. */
+typedef struct cli_filler {
+	veld_store *s;
+	const char *case_id, *form;
+	json_t *schema;          /* the form's schema (veld_form_schema_json) */
+	json_t *record;          /* the answers: flat path -> value */
+	json_t *asked;           /* flat path -> true: asked (answered or left empty) */
+	char draft[VELD_IDSIZE]; /* the draft's id; "" until it is first kept */
+	const char *header;      /* a group's label, printed before its first question */
+	int resumed;             /* 1: say where the walk goes on at its first question */
+	int again;               /* ask fields already asked (changing an item, the last checks) */
+	FILE *in;
+} cli_filler;
+
+/* Ask every field not asked yet, then what the form still refuses: 0 when
+** the form accepts the answers, CLI_FILL_EOF, 2 when the person left it
+** refused, or minus an exit code (the error said). */
+int cli_fill_walk(cli_filler *f);
+/* Keep the answers as the draft: 0, or minus an exit code (the error said). */
+int cli_fill_keep(cli_filler *f);
+/* The schema's declaration at flat path `path` ("huisvesting.score",
+** "acties.<id>.status", a group's own path) among `fields`, and in
+** `prefix` (CLI_FILL_PATH bytes) the path of its group or item; NULL when
+** the form declares none. */
+json_t *cli_fill_locate(json_t *fields, const char *path, char *prefix);
+
 /* Commands. */
 int cmd_device(cli *c);
 int cmd_passwd(cli *c);
@@ -106,6 +138,8 @@ int cmd_log(cli *c);
 int cmd_refused(cli *c);
 int cmd_revoke(cli *c);
 int cmd_form(cli *c);
+int cmd_form_fill(cli *c); /* cmd_fill.c, for cmd_form */
+int cmd_drafts(cli *c);
 int cmd_import(cli *c);
 int cmd_report(cli *c);
 

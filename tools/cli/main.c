@@ -41,7 +41,9 @@ static const char usage_text[] =
 	"  record show RID | record delete RID\n"
 	"  import FILE                JSON Lines, all or nothing\n"
 	"Forms and reports\n"
-	"  form list | form show FORM | form check FILE.lua | form fill CASE FORM\n"
+	"  form list | form show FORM | form check FILE.lua\n"
+	"  form fill CASE FORM [--from-previous]   on a terminal, a draft kept after every answer\n"
+	"  drafts [CASE]              the unfinished drafts of form fill\n"
 	"  form publish FILE.lua | report publish FILE.lua   (office)\n"
 	"  report NAME [--year Y] [--case CASE] [--format text|json|csv|html] [--out FILE]\n"
 	"                             shipped: jaarcijfers, evolutie\n"
@@ -403,6 +405,8 @@ int main(int argc, char **argv)
 		i = cmd_audit(&c);
 	else if (!strcmp(cmd, "form"))
 		i = cmd_form(&c);
+	else if (!strcmp(cmd, "drafts"))
+		i = cmd_drafts(&c);
 	else if (!strcmp(cmd, "import"))
 		i = cmd_import(&c);
 	else if (!strcmp(cmd, "report"))
