@@ -84,6 +84,7 @@ unsigned char *veld_test_read_file(const char *path, size_t *len)
 		return NULL;
 	}
 	fclose(f);
+	buf[n] = '\0'; /* callers search it as text */
 	*len = (size_t)n;
 	return buf;
 }

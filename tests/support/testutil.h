@@ -26,7 +26,8 @@ char *veld_test_path(const char *dir, const char *name);
 /* Number of files under `dir` (recursively) whose bytes contain `needle`. */
 int veld_test_grep_tree(const char *dir, const void *needle, size_t n);
 
-/* Read a whole file (malloc'd, *len set); NULL if missing. */
+/* Read a whole file (malloc'd, *len set, a NUL after the last byte); NULL if
+** missing. */
 unsigned char *veld_test_read_file(const char *path, size_t *len);
 int veld_test_write_file(const char *path, const void *buf, size_t len);
 
