@@ -148,6 +148,13 @@ void veld_test_fast_options(veld_store_options *o)
 	o->device_role = "assistant";
 }
 
+double veld_test_time_scale(void)
+{
+	const char *e = getenv("VELD_TEST_TIME_SCALE");
+	double scale = e && *e ? strtod(e, NULL) : 1.0;
+	return scale >= 1.0 ? scale : 1.0;
+}
+
 /* ---- sync fixtures ------------------------------------------------------------ */
 
 veld_store *veld_test_office(const char *dir, const char *hub)

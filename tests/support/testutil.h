@@ -51,6 +51,11 @@ void veld_test_flip_byte(const char *path, long off);
 /* Store options with cheap Argon2id limits so tests run fast. */
 void veld_test_fast_options(veld_store_options *o);
 
+/* How many times slower than a native run this one is: $VELD_TEST_TIME_SCALE
+** (set for the runs under qemu and valgrind, tests/CMakeLists.txt), else 1.
+** A test multiplies its wall-clock limits and bounds by it. */
+double veld_test_time_scale(void);
+
 /* ---- sync fixtures ------------------------------------------------------ */
 
 #define VELD_TEST_PASS "test passphrase"

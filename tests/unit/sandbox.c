@@ -16,7 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#define TIME_BOUND_S 5.0 /* loose: also under ASan on a busy machine */
+/* loose: also under ASan on a busy machine; scaled under an emulator */
+#define TIME_BOUND_S (5.0 * veld_test_time_scale())
 
 static double now_s(void)
 {
@@ -38,10 +39,11 @@ static veld_sandbox *sandbox_with(unsigned flags, uint64_t instructions, uint32_
 }
 
 /* The default limits, with a wall-clock backstop long enough that on a
-** loaded machine the instruction budget still decides which stop is seen. */
+** loaded machine (or an emulated one) the instruction budget still decides
+** which stop is seen. */
 static veld_sandbox *sandbox(void)
 {
-	return sandbox_with(0, 0, 4000);
+	return sandbox_with(0, 0, (uint32_t)(4000 * veld_test_time_scale()));
 }
 
 /* Run `src`; return the result JSON (caller frees) or NULL; time in *dt. */
