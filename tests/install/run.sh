@@ -9,10 +9,11 @@
 #
 # Environment (tests/CMakeLists.txt): VELD_BUILD the build tree, CMAKE, CC,
 # PKG_CONFIG, VELD_APP_FLAGS the sanitizer flags the library was built with
-# (an instrumented library needs an instrumented app), VELD_TEST_TMP.
+# (an instrumented library needs an instrumented app), VELD_TEST_TMP, and
+# for a cross build VELD_RUN, the emulator that runs what CC builds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-: "${CMAKE:=cmake}" "${CC:=cc}" "${PKG_CONFIG:=pkg-config}" "${VELD_APP_FLAGS:=}"
+: "${CMAKE:=cmake}" "${CC:=cc}" "${PKG_CONFIG:=pkg-config}" "${VELD_APP_FLAGS:=}" "${VELD_RUN:=}"
 mkdir -p "${VELD_TEST_TMP:-/tmp}"
 tmp=$(mktemp -d "${VELD_TEST_TMP:-/tmp}/install.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
@@ -45,15 +46,26 @@ build() { # OUT SRC LIBS...
 # Outputs are read whole and matched in bash: `cmd | grep -q` under pipefail
 # fails when grep stops reading early and cmd gets SIGPIPE.
 needs_veld() { [[ $(readelf -d "$tmp/$1") == *"Shared library: [libveld.so."* ]]; }
+# run PROGRAM ARGS...: natively, or under the emulator of a cross build.
+# shellcheck disable=SC2086 # VELD_RUN is a command line, or nothing
+run() { $VELD_RUN "$@"; }
+# What a program loads, as ldd lists it; ldd cannot read a cross build's
+# programs, so their own dynamic loader lists them, under the emulator.
+loads() { # PROGRAM
+	[ -n "$VELD_RUN" ] || { ldd "$1"; return; }
+	local interp
+	interp=$(readelf -l "$1" | sed -n 's/.*program interpreter: \(.*\)]$/\1/p')
+	run "$interp" --list "$1"
+}
 
 # Shared: the installed libveld.so, found through LD_LIBRARY_PATH.
 # shellcheck disable=SC2046
 build roundtrip_shared roundtrip.c $("$PKG_CONFIG" --libs veld)
 needs_veld roundtrip_shared || fail "roundtrip_shared does not use libveld.so"
-loaded=$(LD_LIBRARY_PATH=$libdir ldd "$tmp/roundtrip_shared")
+loaded=$(LD_LIBRARY_PATH=$libdir loads "$tmp/roundtrip_shared")
 [[ $loaded == *"libveld.so.0 => $libdir/libveld.so.0 "* ]] ||
 	fail "roundtrip_shared does not load $libdir/libveld.so: $loaded"
-LD_LIBRARY_PATH=$libdir "$tmp/roundtrip_shared" "$tmp/store-shared"
+LD_LIBRARY_PATH=$libdir run "$tmp/roundtrip_shared" "$tmp/store-shared"
 
 # Static: libveld.a and everything it needs, from --static alone.  The
 # linker prefers libveld.so for -lveld, so the archive is named.  The list
@@ -82,11 +94,11 @@ case $static_libs in *" -l:libveld.a "*) ;; *) fail "no -lveld in pkg-config --s
 # shellcheck disable=SC2086
 build roundtrip_static roundtrip.c $static_libs
 ! needs_veld roundtrip_static || fail "roundtrip_static still needs libveld.so"
-"$tmp/roundtrip_static" "$tmp/store-static"
+run "$tmp/roundtrip_static" "$tmp/store-static"
 
 # Its own OS table, through the shared library's exported functions.
 # shellcheck disable=SC2046
 build own_os own_os.c $("$PKG_CONFIG" --libs veld)
 needs_veld own_os || fail "own_os does not use libveld.so"
-LD_LIBRARY_PATH=$libdir "$tmp/own_os" "$tmp/store-os"
+LD_LIBRARY_PATH=$libdir run "$tmp/own_os" "$tmp/store-os"
 echo "install: ok ($prefix)"

@@ -84,6 +84,7 @@ unsigned char *veld_test_read_file(const char *path, size_t *len)
 		return NULL;
 	}
 	fclose(f);
+	buf[n] = '\0'; /* callers search it as text */
 	*len = (size_t)n;
 	return buf;
 }
@@ -145,6 +146,13 @@ void veld_test_fast_options(veld_store_options *o)
 	o->pwhash_memlimit = 8192;         /* crypto_pwhash_MEMLIMIT_MIN */
 	o->device_name = "test-device";
 	o->device_role = "assistant";
+}
+
+double veld_test_time_scale(void)
+{
+	const char *e = getenv("VELD_TEST_TIME_SCALE");
+	double scale = e && *e ? strtod(e, NULL) : 1.0;
+	return scale >= 1.0 ? scale : 1.0;
 }
 
 /* ---- sync fixtures ------------------------------------------------------------ */

@@ -26,7 +26,8 @@ char *veld_test_path(const char *dir, const char *name);
 /* Number of files under `dir` (recursively) whose bytes contain `needle`. */
 int veld_test_grep_tree(const char *dir, const void *needle, size_t n);
 
-/* Read a whole file (malloc'd, *len set); NULL if missing. */
+/* Read a whole file (malloc'd, *len set, a NUL after the last byte); NULL if
+** missing. */
 unsigned char *veld_test_read_file(const char *path, size_t *len);
 int veld_test_write_file(const char *path, const void *buf, size_t len);
 
@@ -49,6 +50,11 @@ void veld_test_flip_byte(const char *path, long off);
 
 /* Store options with cheap Argon2id limits so tests run fast. */
 void veld_test_fast_options(veld_store_options *o);
+
+/* How many times slower than a native run this one is: $VELD_TEST_TIME_SCALE
+** (set for the runs under qemu and valgrind, tests/CMakeLists.txt), else 1.
+** A test multiplies its wall-clock limits and bounds by it. */
+double veld_test_time_scale(void);
 
 /* ---- sync fixtures ------------------------------------------------------ */
 

@@ -114,9 +114,11 @@ static void test_form_engine__schema_shapes(void **state)
 
 static void expect_author_error(const char *src, const char *message)
 {
+	/* the default limits, the wall clock scaled under an emulator */
+	veld_sandbox_limits lim = {0, 0, (uint32_t)(VELD_SANDBOX_WALL_MS * veld_test_time_scale()), 0, 0, NULL};
 	veld_form *f = NULL;
 	veld_err err = {0, ""};
-	int rc = veld_form__load(&f, "bad", src, strlen(src), NULL, &err);
+	int rc = veld_form__load(&f, "bad", src, strlen(src), &lim, &err);
 	if (rc == VELD_OK)
 		fail_msg("loaded a bad form; expected \"%s\"\n%s", message, src);
 	assert_null(f);

@@ -188,7 +188,7 @@ static void check_lines_told_apart(const char *dom, size_t nseries)
 		for (j = 0; j < ns; j++)
 			seen |= !strcmp(strokes[j], keys[i]);
 		if (!seen)
-			snprintf(strokes[ns++], sizeof strokes[0], "%s", keys[i]);
+			snprintf(strokes[ns++], sizeof strokes[0], "%.15s", keys[i]);
 	}
 	assert_true(ns >= 8);
 	for (i = 0; i < ns; i++)

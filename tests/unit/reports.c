@@ -719,7 +719,7 @@ static void test_hostile_reports_bounded(void **state)
 	veld_report_limits_init(&lim);
 	lim.sandbox.instructions = 2000000;
 	lim.sandbox.memory = 16 << 20;
-	lim.sandbox.wall_ms = 5000;
+	lim.sandbox.wall_ms = (uint32_t)(5000 * veld_test_time_scale());
 	lim.rows = 5000;
 	hostile(f->s, "loop.lua", "while true do end", &lim, "instruction limit exceeded");
 	hostile(f->s, "swallow.lua", "for i = 1, 10 do pcall(function() while true do end end) end\n"

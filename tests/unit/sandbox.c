@@ -16,7 +16,8 @@
 #include <string.h>
 #include <time.h>
 
-#define TIME_BOUND_S 5.0 /* loose: also under ASan on a busy machine */
+/* loose: also under ASan on a busy machine; scaled under an emulator */
+#define TIME_BOUND_S (5.0 * veld_test_time_scale())
 
 static double now_s(void)
 {
@@ -37,11 +38,17 @@ static veld_sandbox *sandbox_with(unsigned flags, uint64_t instructions, uint32_
 	return sb;
 }
 
-/* The default limits, with a wall-clock backstop long enough that on a
-** loaded machine the instruction budget still decides which stop is seen. */
+/* A wall-clock backstop long enough that on a loaded machine (or an
+** emulated one) the instruction budget still decides which stop is seen. */
+static uint32_t backstop_ms(void)
+{
+	return (uint32_t)(4000 * veld_test_time_scale());
+}
+
+/* The default limits, with that backstop. */
 static veld_sandbox *sandbox(void)
 {
-	return sandbox_with(0, 0, 4000);
+	return sandbox_with(0, 0, backstop_ms());
 }
 
 /* Run `src`; return the result JSON (caller frees) or NULL; time in *dt. */
@@ -236,7 +243,7 @@ static void test_sandbox__stop_sticks_through_pcall(void **state)
 
 static void test_sandbox__coroutines_share_the_budget(void **state)
 {
-	veld_sandbox *sb = sandbox_with(VELD_SANDBOX_COROUTINES, 0, 4000);
+	veld_sandbox *sb = sandbox_with(VELD_SANDBOX_COROUTINES, 0, backstop_ms());
 	(void)state;
 	/* many short coroutines, each far below one hook interval's worth of work
 	** on its own thread */
@@ -358,7 +365,7 @@ static void test_sandbox__deep_recursion(void **state)
 		char src[5000];
 		memset(src, '(', 4000);
 		strcpy(src + 4000, "1");
-		memmove(src + 7, src, 4001);
+		memmove(src + 7, src, 4002); /* the parentheses, "1" and the NUL */
 		memcpy(src, "return ", 7);
 		expect_fail2(sb, src, "hostile.lua", "C stack overflow");
 	}
@@ -454,7 +461,7 @@ static void test_sandbox__gc_and_close_handlers(void **state)
 
 static void test_sandbox__close_with_pending_close_handler(void **state)
 {
-	veld_sandbox *sb = sandbox_with(VELD_SANDBOX_COROUTINES, 0, 4000);
+	veld_sandbox *sb = sandbox_with(VELD_SANDBOX_COROUTINES, 0, backstop_ms());
 	lua_State *L;
 	double t0;
 	static const char src[] =
