@@ -129,6 +129,8 @@ int veld_report__run(json_t **result, veld_store *s, const char *chunk, const ch
 	memset(&c, 0, sizeof c);
 	run_limits(&lim, limits, s);
 	c.params = json_loads(params_json && *params_json ? params_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+	if (!c.params && (rc = veld_err__json_oom(err, &jerr)))
+		goto done;
 	if (!json_is_object(c.params)) {
 		rc = veld_err__set(err, VELD_EINVALID, "report parameters are not a JSON object");
 		goto done;
