@@ -23,7 +23,8 @@
 ** callback, asked once before the first request (a hub asks for a login
 ** on every URL, so a refused first round trip is saved; a 401 is then
 ** VELD_EAUTH), no redirects (credentials go to the hub and nowhere else),
-** TLS verified as libcurl does by default.  The password lives in
+** TLS verified as libcurl does by default, and a hub silent for
+** STALL_SECONDS is given up.  The password lives in
 ** sodium_malloc memory and is wiped when the session ends.  libcurl keeps
 ** process-wide state of its own (set up by the first curl_easy_init), as
 ** libgit2 does.
@@ -40,6 +41,10 @@
 #define CRED_MAX     256
 #define REPLY_MAX    (64u << 20) /* bytes of a reply kept */
 #define REMOTE_TEXT  1024
+/* A hub that sends nothing for this long has stalled: the request fails
+** (VELD_ERROR) instead of waiting for ever (libcurl has no such limit by
+** default).  Generous for a hub that runs its update hook before it answers. */
+#define STALL_SECONDS 30L
 
 struct veld_http {
 	CURL *curl;
@@ -162,6 +167,8 @@ static int request(veld_http *h, const char *path, const void *body, size_t blen
 	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, 30L);
+	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_TIME, STALL_SECONDS);
 	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "git/2.0 (veld)");
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, out);
