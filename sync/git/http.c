@@ -230,7 +230,7 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 	buf b = {0};
 	size_t at = 0, len;
 	const unsigned char *p;
-	int r, rc, header = 1;
+	int r, rc, header = 1, ended = 0;
 	rc = request(h, "/info/refs?service=git-receive-pack", NULL, 0, NULL, NULL, &b, "push to", err);
 	while (rc == VELD_OK && (r = pkt_next(&b.b, &at, &p, &len)) == 1) {
 		char name[512];
@@ -243,8 +243,10 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 			if (len == 0)
 				continue;
 		}
-		if (len == 0)
-			break; /* the end of the list */
+		if (len == 0) {
+			ended = 1; /* the end of the list */
+			break;
+		}
 		if (len < 42 || !veld_hex__is((const char *)p, 40) || p[40] != ' ') {
 			rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's ref list is malformed", h->shown);
 			break;
@@ -267,8 +269,11 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 			}
 		}
 	}
-	if (rc == VELD_OK && r < 0)
-		rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's ref list is malformed", h->shown);
+	/* A list cut short (a connection closed early) would leave out refs the
+	** hub has, and the push would try to create them. */
+	if (rc == VELD_OK && (r < 0 || !ended))
+		rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's ref list is %s", h->shown,
+		                   r < 0 ? "malformed" : "cut short");
 	free(b.b.p);
 	return rc;
 }
@@ -296,7 +301,7 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 	size_t i, at = 0, len;
 	const unsigned char *p;
 	char line[700], refused[512] = "", why[512] = "";
-	int r, rc = VELD_OK, unpack_ok = 0, n_ng = 0;
+	int r, rc = VELD_OK, unpack_ok = 0, n_ng = 0, ended = 0;
 	for (i = 0; i < n && rc == VELD_OK; i++) {
 		static const char caps[] = "report-status side-band-64k agent=veld";
 		char hex[5];
@@ -325,8 +330,10 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 		             "application/x-git-receive-pack-result", &rep, "push to", err);
 	/* side-band-64k: band 1 the report, 2 the hub's messages, 3 fatal */
 	while (rc == VELD_OK && (r = pkt_next(&rep.b, &at, &p, &len)) == 1) {
-		if (len == 0)
+		if (len == 0) {
+			ended = 1;
 			break;
+		}
 		if (p[0] == 1) {
 			if (buf_add(&status, p + 1, len - 1))
 				rc = veld_err__set(err, VELD_ERROR, "out of memory");
@@ -337,6 +344,9 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 			                   (int)(len - 1 > 300 ? 300 : len - 1), p + 1);
 		}
 	}
+	/* Cut short, the report may lack the refs the hub refused. */
+	if (rc == VELD_OK && !ended)
+		rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's report is cut short", h->shown);
 	at = 0;
 	while (rc == VELD_OK && (r = pkt_next(&status.b, &at, &p, &len)) == 1 && len > 0) {
 		size_t l = len;
