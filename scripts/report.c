@@ -109,9 +109,11 @@ static int run_chunk(veld_report_ctx *c, veld_sandbox *sb, const char *chunk, co
 	}
 	if (c->scan.stop)
 		return veld_err__set(err, VELD_EINVALID, "%s: %s", chunk, c->scan.stop_msg);
+	/* A scan that could not read the store failed the script: the host's
+	** failure (VELD_ERROR), not the script's. */
 	if (rc != VELD_OK)
-		return veld_err__set(err, rc == VELD_EINVALID ? VELD_EINVALID : VELD_ERROR, "%s",
-		                     veld_sandbox__errmsg(sb));
+		return veld_err__set(err, rc == VELD_EINVALID && !c->scan.host_failed ? VELD_EINVALID : VELD_ERROR,
+		                     "%s", veld_sandbox__errmsg(sb));
 	return VELD_OK;
 }
 
