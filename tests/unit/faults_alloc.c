@@ -102,9 +102,10 @@ void *__wrap_realloc(void *p, size_t n)
 	return n && refuse() ? NULL : __real_realloc(p, n);
 }
 
-static char *copy(const char *s, size_t n)
+/* n bytes of s and a NUL, unless this allocation is refused. */
+static char *copy_unless(int refused, const char *s, size_t n)
 {
-	char *d = refuse() ? NULL : __real_malloc(n + 1);
+	char *d = refused ? NULL : __real_malloc(n + 1);
 	if (d) {
 		memcpy(d, s, n);
 		d[n] = 0;
@@ -114,12 +115,12 @@ static char *copy(const char *s, size_t n)
 
 char *__wrap_strdup(const char *s)
 {
-	return copy(s, strlen(s));
+	return copy_unless(refuse(), s, strlen(s));
 }
 
 char *__wrap_strndup(const char *s, size_t n)
 {
-	return copy(s, strnlen(s, n));
+	return copy_unless(refuse(), s, strnlen(s, n));
 }
 
 /* ---- SQLite's, jansson's, libgit2's -------------------------------------------- */
@@ -165,29 +166,19 @@ static void *g_calloc(size_t k, size_t n, const char *file, int line)
 	return g_refuse(file, line) ? NULL : __real_calloc(k, n);
 }
 
-static char *g_copy(const char *s, size_t n, const char *file, int line)
-{
-	char *d = g_refuse(file, line) ? NULL : __real_malloc(n + 1);
-	if (d) {
-		memcpy(d, s, n);
-		d[n] = 0;
-	}
-	return d;
-}
-
 static char *g_strdup(const char *s, const char *file, int line)
 {
-	return g_copy(s, strlen(s), file, line);
+	return copy_unless(g_refuse(file, line), s, strlen(s));
 }
 
 static char *g_strndup(const char *s, size_t n, const char *file, int line)
 {
-	return g_copy(s, strnlen(s, n), file, line);
+	return copy_unless(g_refuse(file, line), s, strnlen(s, n));
 }
 
 static char *g_substrdup(const char *s, size_t n, const char *file, int line)
 {
-	return g_copy(s, n, file, line);
+	return copy_unless(g_refuse(file, line), s, n);
 }
 
 static void *g_realloc(void *p, size_t n, const char *file, int line)
