@@ -321,7 +321,9 @@ static int parse_header(json_t **out, veld_store *s, const char *header_json, in
 	char today[11];
 	int rc = 0;
 	veld_store__today(today, s);
-	if (!json_is_object(h))
+	if (!h && veld_err__json_oom(veld_store__err(s), &jerr))
+		rc = VELD_ERROR;
+	else if (!json_is_object(h))
 		rc = veld_err__set(veld_store__err(s), VELD_EINVALID, "case header is not a JSON object: %s", jerr.text);
 	else
 		rc = check_header(veld_store__err(s), h, creating, today);

@@ -53,6 +53,10 @@ int veld_err__set(veld_err *err, int code, const char *fmt, ...)
 void veld_err__clear(veld_err *err);
 /* "out of memory" with VELD_ERROR; returns VELD_ERROR. */
 int veld_err__oom(veld_err *err);
+/* After a failed jansson parse: veld_err__oom when memory ran out (jansson
+** says so in its error code, or leaves the error empty), else 0 and the
+** caller reports the malformed input. */
+int veld_err__json_oom(veld_err *err, const json_error_t *e);
 
 /* A growing byte buffer; {0} is empty.  0, or -1 when memory runs out
 ** (the buffer is then as before).  free(b.p) when done. */

@@ -35,6 +35,13 @@ int veld_err__oom(veld_err *err)
 	return veld_err__set(err, VELD_ERROR, "out of memory");
 }
 
+int veld_err__json_oom(veld_err *err, const json_error_t *e)
+{
+	/* jansson leaves the error empty when memory ran out before it could
+	** say anything (its lexer's buffer); every parse error has a text. */
+	return json_error_code(e) == json_error_out_of_memory || !e->text[0] ? veld_err__oom(err) : 0;
+}
+
 void veld_err__clear(veld_err *err)
 {
 	if (!err)

@@ -154,10 +154,23 @@ static int rec_entry_after(const json_t *a, const json_t *b)
 	                                       json_integer_value(json_array_get(b, 1)));
 }
 
+/* A shallow copy of an object, whole or NULL.  jansson's json_copy leaves
+** out the members it could not add when memory runs out and still returns
+** the object: a state copied that way would be stored without them. */
+static json_t *rec_copy(const json_t *o)
+{
+	json_t *c = json_copy((json_t *)o);
+	if (c && json_object_size(c) != json_object_size(o)) {
+		json_decref(c);
+		c = NULL;
+	}
+	return c;
+}
+
 /* Pointwise maximum of two contexts (entries shared, never modified). */
 json_t *veld_record__ctx_join(const json_t *a, const json_t *b)
 {
-	json_t *out = json_copy((json_t *)a);
+	json_t *out = rec_copy(a);
 	const char *dev;
 	json_t *e;
 	if (!out)
@@ -234,7 +247,7 @@ const char *veld_record__form(const veld_record *r)
 ** stolen, also on failure).  The old state is released on success. */
 int veld_record__swap(veld_record *r, json_t *ctx, json_t *fields)
 {
-	json_t *st = json_copy(r->state);
+	json_t *st = rec_copy(r->state);
 	int rc = 0;
 	if (!st || !ctx || !fields) {
 		json_decref(ctx);
@@ -291,8 +304,8 @@ int veld_record__set(veld_record *r, const char *path, const json_t *value,
 			goto done;
 		}
 	}
-	ctx = json_copy(cur_ctx);
-	fields = json_copy(json_object_get(r->state, "fields"));
+	ctx = rec_copy(cur_ctx);
+	fields = rec_copy(json_object_get(r->state, "fields"));
 	v = value ? json_deep_copy(value) : json_null();
 	if (!ctx || !fields || !v || json_object_set_new(ctx, stamp->device, rec_ctx_entry(stamp))) {
 		rc = VELD_ERROR;
@@ -305,7 +318,7 @@ int veld_record__set(veld_record *r, const char *path, const json_t *value,
 	}
 	if (json_is_true(v) && !strcmp(path, VELD_RECORD_DELETED)) {
 		/* The deleter's knowledge: what this delete supersedes. */
-		if (json_object_set_new(version, "k", json_copy(ctx))) {
+		if (json_object_set_new(version, "k", rec_copy(ctx))) {
 			rc = VELD_ERROR;
 			goto done;
 		}

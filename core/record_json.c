@@ -259,9 +259,8 @@ static int rec_check_ctx(const json_t *ctx, const json_t *within, const char *wh
 			                     "record state: %s of '%.80s' has an entry that is not [wall, counter]",
 			                     what, path);
 		full = json_pack("[OOs]", json_array_get(e, 0), json_array_get(e, 1), dev);
-		if (!full)
-			return veld_err__set(err, VELD_EINTEGRITY,
-			                     "record state: %s of '%.80s' has a malformed entry", what, path);
+		if (!full) /* e holds two values and dev is a key: out of memory */
+			return veld_err__oom(err);
 		rc = veld_stamp__from_json(&s, full);
 		json_decref(full);
 		if (rc)
@@ -409,6 +408,8 @@ int veld_record__parse(veld_record **out, const char *json, size_t len, veld_err
 		goto done;
 	}
 	j = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!j && (rc = veld_err__json_oom(err, &jerr)))
+		goto done;
 	if (!j) {
 		rec_json_error(msg, sizeof msg, &jerr);
 		rc = veld_err__set(err, VELD_EINTEGRITY, "record state is not valid JSON: %s (line %d, column %d)",

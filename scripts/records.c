@@ -231,6 +231,8 @@ static int parse_fields(json_t **out, veld_store *s, const char *fields_json)
 	json_error_t jerr;
 	json_t *j = json_loads(fields_json ? fields_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
 	*out = NULL;
+	if (!j && veld_err__json_oom(veld_store__err(s), &jerr))
+		return VELD_ERROR;
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return veld_err__set(veld_store__err(s), VELD_EINVALID, "fields are not a JSON object: %s (line %d)",
@@ -683,6 +685,8 @@ static int import_line(formcache *fc, veld_store *s, json_t *refs, const char *p
 	const char *form;
 	char case_id[VELD_IDSIZE];
 	int rc;
+	if (!obj && (rc = veld_err__json_oom(err, &jerr)))
+		goto done;
 	if (!json_is_object(obj)) {
 		rc = veld_err__set(err, VELD_EINVALID, "line %ld: not a JSON object (%s)", line, jerr.text);
 		goto done;

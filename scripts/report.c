@@ -110,9 +110,11 @@ static int run_chunk(veld_report_ctx *c, veld_sandbox *sb, const char *chunk, co
 	}
 	if (c->scan.stop)
 		return veld_err__set(err, VELD_EINVALID, "%s: %s", chunk, c->scan.stop_msg);
+	/* A scan that could not read the store failed the script: the host's
+	** failure (VELD_ERROR), not the script's. */
 	if (rc != VELD_OK)
-		return veld_err__set(err, rc == VELD_EINVALID ? VELD_EINVALID : VELD_ERROR, "%s",
-		                     veld_sandbox__errmsg(sb));
+		return veld_err__set(err, rc == VELD_EINVALID && !c->scan.host_failed ? VELD_EINVALID : VELD_ERROR,
+		                     "%s", veld_sandbox__errmsg(sb));
 	return VELD_OK;
 }
 
@@ -130,6 +132,8 @@ int veld_report__run(json_t **result, veld_store *s, const char *chunk, const ch
 	memset(&c, 0, sizeof c);
 	run_limits(&lim, limits, s);
 	c.params = json_loads(params_json && *params_json ? params_json : "{}", JSON_REJECT_DUPLICATES, &jerr);
+	if (!c.params && (rc = veld_err__json_oom(err, &jerr)))
+		goto done;
 	if (!json_is_object(c.params)) {
 		rc = veld_err__set(err, VELD_EINVALID, "report parameters are not a JSON object");
 		goto done;

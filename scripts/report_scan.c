@@ -231,6 +231,15 @@ int veld_scan__elem(const veld_tok *t, size_t i, veld_tok *e)
 /* ---- limits -------------------------------------------------------------------- */
 
 /* Count a scanned row against the limits; raise the sticky stop when over. */
+/* The host failed (the store could not be read, memory ran out), not the
+** script: raise the error for the script's position, and mark the run so
+** it fails with VELD_ERROR rather than as the script's fault. */
+static int host_error(lua_State *L, veld_scan *sc, const char *fmt, const char *detail)
+{
+	sc->host_failed = 1;
+	return luaL_error(L, fmt, detail);
+}
+
 static void charge_row(lua_State *L, veld_scan *sc)
 {
 	const veld_os *os = sc->os;
@@ -298,17 +307,17 @@ static int case_readable(lua_State *L, veld_scan *sc, const char *id)
 	if (!sc->case_st && sqlite3_prepare_v2(sc->db,
 	                                      "SELECT deleted FROM records WHERE id = ?1 AND form = '" VELD_CASE_FORM "'",
 	                                      -1, &sc->case_st, NULL) != SQLITE_OK)
-		luaL_error(L, "cannot read cases: %s", sqlite3_errmsg(sc->db));
+		host_error(L, sc, "cannot read cases: %s", sqlite3_errmsg(sc->db));
 	sqlite3_reset(sc->case_st);
 	sqlite3_bind_text(sc->case_st, 1, id, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(sc->case_st);
 	if (rc == SQLITE_ROW)
 		ok = sqlite3_column_int(sc->case_st, 0) == 0;
 	else if (rc != SQLITE_DONE)
-		luaL_error(L, "cannot read cases: %s", sqlite3_errmsg(sc->db));
+		host_error(L, sc, "cannot read cases: %s", sqlite3_errmsg(sc->db));
 	sqlite3_reset(sc->case_st);
 	if ((sc->ncases + 1) * 2 > sc->cap_cases && cases_grow(sc))
-		luaL_error(L, "out of memory");
+		host_error(L, sc, "%s", "out of memory");
 	for (j = id_hash(id) & (sc->cap_cases - 1); sc->cases[j].id[0]; j = (j + 1) & (sc->cap_cases - 1))
 		;
 	memcpy(sc->cases[j].id, id, VELD_IDSIZE);
@@ -390,7 +399,7 @@ int veld_scan__open(lua_State *L, veld_scan *sc, const veld_query *sp)
 		off += (size_t)snprintf(sql + off, sizeof sql - off, ", state");
 	} else {
 		if (!(m = memo_new(sp)))
-			luaL_error(L, "out of memory");
+			host_error(L, sc, "%s", "out of memory");
 		sc->memos[slot] = m; /* freed with the slot, also on an error below */
 		for (col = 0; col < (int)m->ncols; col++) {
 			if (col == m->arr_col) {
@@ -409,7 +418,7 @@ int veld_scan__open(lua_State *L, veld_scan *sc, const veld_query *sp)
 	         sp->case_id[0] ? " AND case_id = ?2" : "");
 	rc = sqlite3_prepare_v2(sc->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
-		luaL_error(L, "cannot read records: %s", sqlite3_errmsg(sc->db));
+		host_error(L, sc, "cannot read records: %s", sqlite3_errmsg(sc->db));
 	sc->loops[slot] = st;
 	sqlite3_bind_text(st, 1, sp->form, -1, SQLITE_TRANSIENT);
 	if (sp->case_id[0])
@@ -437,7 +446,7 @@ static void load_record(lua_State *L, veld_scan *sc, sqlite3_stmt *st, int col, 
 		luaL_error(L, "%s %s cannot be read", what, r->id);
 	sc->view = veld_record__view(sc->rec);
 	if (!sc->view)
-		luaL_error(L, "out of memory");
+		host_error(L, sc, "%s", "out of memory");
 	r->fields = json_object_get(sc->view, "fields");
 }
 
@@ -474,7 +483,7 @@ int veld_scan__next(lua_State *L, veld_scan *sc, const veld_query *sp, int slot,
 	}
 	scan_close(sc, slot);
 	if (rc != SQLITE_DONE)
-		luaL_error(L, "cannot read records: %s", sqlite3_errmsg(sc->db));
+		host_error(L, sc, "cannot read records: %s", sqlite3_errmsg(sc->db));
 	return 0;
 }
 
@@ -489,7 +498,7 @@ int veld_scan__case(lua_State *L, veld_scan *sc, const char *id, veld_scan_row *
 		luaL_error(L, "too many open each() loops (at most %d)", VELD_SCAN_LOOPS);
 	if (sqlite3_prepare_v2(sc->db, "SELECT state FROM records WHERE id = ?1 AND form = '" VELD_CASE_FORM "'",
 	                       -1, &st, NULL) != SQLITE_OK)
-		luaL_error(L, "cannot read cases: %s", sqlite3_errmsg(sc->db));
+		host_error(L, sc, "cannot read cases: %s", sqlite3_errmsg(sc->db));
 	sc->loops[slot] = st;
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
 	charge_row(L, sc);

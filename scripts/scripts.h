@@ -602,6 +602,7 @@ typedef struct veld_scan {
 	uint64_t rows;
 	int stop;                    /* sticky: a limit was hit */
 	char stop_msg[200];
+	int host_failed;             /* reading the store or memory failed: VELD_ERROR */
 	sqlite3_stmt *loops[VELD_SCAN_LOOPS];
 	struct veld_scan_memo *memos[VELD_SCAN_LOOPS];
 	sqlite3_stmt *case_st;       /* is a case readable */

@@ -252,11 +252,16 @@ static int load_keys(veld_syncctx *c)
 	if ((rc = load_secret(&c->dev_sk, c, "sign_sk", crypto_sign_SECRETKEYBYTES)) ||
 	    (rc = load_secret(&c->box_sk, c, "box_sk", crypto_box_SECRETKEYBYTES)))
 		return rc;
-	if (veld_store__meta_get(c->s, "box_pk", c->box_pk, sizeof c->box_pk) != sizeof c->box_pk)
-		return veld_err__set(c->err, VELD_EINTEGRITY, "store box key is malformed");
+	if ((n = veld_store__meta_get(c->s, "box_pk", c->box_pk, sizeof c->box_pk)) != sizeof c->box_pk)
+		return n < 0 ? n : veld_err__set(c->err, VELD_EINTEGRITY, "store box key is malformed");
 	if (c->office && (rc = load_secret(&c->org_sk, c, "org_sign_sk", crypto_sign_SECRETKEYBYTES)))
 		return rc;
-	c->have_org = veld_store__meta_get(c->s, "org_sign_pk", c->org_pk, sizeof c->org_pk) == sizeof c->org_pk;
+	/* Absent before the first join; any other failure (out of memory) must
+	** not pass for "no organisation key yet". */
+	n = veld_store__meta_get(c->s, "org_sign_pk", c->org_pk, sizeof c->org_pk);
+	if (n < 0 && n != VELD_ENOTFOUND)
+		return n;
+	c->have_org = n == sizeof c->org_pk;
 	return 0;
 }
 
@@ -305,6 +310,8 @@ int veld_sync__ctx_open(veld_syncctx *c, veld_store *s, const veld_sync_options 
 	if ((rc = load_keys(c)))
 		return rc;
 	n = veld_store__meta_get(s, "hub", c->hub, (int)sizeof c->hub - 1);
+	if (n < 0 && n != VELD_ENOTFOUND)
+		return n;
 	if (n < 0) {
 		if (need_hub)
 			return veld_err__set(c->err, VELD_ENOTFOUND, "this store has no hub yet: run `veld join --hub HUB`");

@@ -327,8 +327,9 @@ static int join_apply(veld_syncctx *c, const git_oid *head)
 		                     "device %s is not enrolled yet: the office runs `veld enroll` and syncs", c->me);
 	if (rc)
 		return rc;
-	n = veld_store__meta_get(c->s, "device_role", myrole, (int)sizeof myrole - 1);
-	myrole[n > 0 ? n : 0] = '\0';
+	if ((n = veld_store__meta_get(c->s, "device_role", myrole, (int)sizeof myrole - 1)) < 0)
+		return n;
+	myrole[n] = '\0';
 	if (strcmp(role, myrole))
 		return veld_err__set(c->err, VELD_EINTEGRITY, "the registry enrols this device as %s, not %s", role, myrole);
 	/* Only the registry was applied; the records of main merge at the first sync. */

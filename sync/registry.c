@@ -122,6 +122,8 @@ int veld_registry__verify(json_t **body, const char *text, size_t len,
 		goto done;
 	}
 	entry = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!entry && (rc = veld_err__json_oom(err, &jerr)))
+		goto done;
 	if (!entry) {
 		rc = veld_err__set(err, VELD_EINTEGRITY, "registry entry is not valid JSON (line %d, column %d)",
 		                   jerr.line, jerr.column);

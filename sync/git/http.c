@@ -23,7 +23,8 @@
 ** callback, asked once before the first request (a hub asks for a login
 ** on every URL, so a refused first round trip is saved; a 401 is then
 ** VELD_EAUTH), no redirects (credentials go to the hub and nowhere else),
-** TLS verified as libcurl does by default.  The password lives in
+** TLS verified as libcurl does by default, and a hub silent for
+** STALL_SECONDS is given up.  The password lives in
 ** sodium_malloc memory and is wiped when the session ends.  libcurl keeps
 ** process-wide state of its own (set up by the first curl_easy_init), as
 ** libgit2 does.
@@ -40,6 +41,10 @@
 #define CRED_MAX     256
 #define REPLY_MAX    (64u << 20) /* bytes of a reply kept */
 #define REMOTE_TEXT  1024
+/* A hub that sends nothing for this long has stalled: the request fails
+** (VELD_ERROR) instead of waiting for ever (libcurl has no such limit by
+** default).  Generous for a hub that runs its update hook before it answers. */
+#define STALL_SECONDS 30L
 
 struct veld_http {
 	CURL *curl;
@@ -162,6 +167,8 @@ static int request(veld_http *h, const char *path, const void *body, size_t blen
 	curl_easy_setopt(h->curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h->curl, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(h->curl, CURLOPT_CONNECTTIMEOUT, 30L);
+	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	curl_easy_setopt(h->curl, CURLOPT_LOW_SPEED_TIME, STALL_SECONDS);
 	curl_easy_setopt(h->curl, CURLOPT_USERAGENT, "git/2.0 (veld)");
 	curl_easy_setopt(h->curl, CURLOPT_WRITEFUNCTION, collect);
 	curl_easy_setopt(h->curl, CURLOPT_WRITEDATA, out);
@@ -223,7 +230,7 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 	buf b = {0};
 	size_t at = 0, len;
 	const unsigned char *p;
-	int r, rc, header = 1;
+	int r, rc, header = 1, ended = 0;
 	rc = request(h, "/info/refs?service=git-receive-pack", NULL, 0, NULL, NULL, &b, "push to", err);
 	while (rc == VELD_OK && (r = pkt_next(&b.b, &at, &p, &len)) == 1) {
 		char name[512];
@@ -236,8 +243,10 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 			if (len == 0)
 				continue;
 		}
-		if (len == 0)
-			break; /* the end of the list */
+		if (len == 0) {
+			ended = 1; /* the end of the list */
+			break;
+		}
 		if (len < 42 || !veld_hex__is((const char *)p, 40) || p[40] != ' ') {
 			rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's ref list is malformed", h->shown);
 			break;
@@ -260,8 +269,11 @@ int veld_http__refs(veld_http *h, veld_http_ref_cb cb, void *payload, veld_err *
 			}
 		}
 	}
-	if (rc == VELD_OK && r < 0)
-		rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's ref list is malformed", h->shown);
+	/* A list cut short (a connection closed early) would leave out refs the
+	** hub has, and the push would try to create them. */
+	if (rc == VELD_OK && (r < 0 || !ended))
+		rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's ref list is %s", h->shown,
+		                   r < 0 ? "malformed" : "cut short");
 	free(b.b.p);
 	return rc;
 }
@@ -289,7 +301,7 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 	size_t i, at = 0, len;
 	const unsigned char *p;
 	char line[700], refused[512] = "", why[512] = "";
-	int r, rc = VELD_OK, unpack_ok = 0, n_ng = 0;
+	int r, rc = VELD_OK, unpack_ok = 0, n_ng = 0, ended = 0;
 	for (i = 0; i < n && rc == VELD_OK; i++) {
 		static const char caps[] = "report-status side-band-64k agent=veld";
 		char hex[5];
@@ -318,8 +330,10 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 		             "application/x-git-receive-pack-result", &rep, "push to", err);
 	/* side-band-64k: band 1 the report, 2 the hub's messages, 3 fatal */
 	while (rc == VELD_OK && (r = pkt_next(&rep.b, &at, &p, &len)) == 1) {
-		if (len == 0)
+		if (len == 0) {
+			ended = 1;
 			break;
+		}
 		if (p[0] == 1) {
 			if (buf_add(&status, p + 1, len - 1))
 				rc = veld_err__set(err, VELD_ERROR, "out of memory");
@@ -330,6 +344,9 @@ int veld_http__push(veld_http *h, const veld_http_update *u, size_t n, const voi
 			                   (int)(len - 1 > 300 ? 300 : len - 1), p + 1);
 		}
 	}
+	/* Cut short, the report may lack the refs the hub refused. */
+	if (rc == VELD_OK && !ended)
+		rc = veld_err__set(err, VELD_ERROR, "push to %s: the hub's report is cut short", h->shown);
 	at = 0;
 	while (rc == VELD_OK && (r = pkt_next(&status.b, &at, &p, &len)) == 1 && len > 0) {
 		size_t l = len;

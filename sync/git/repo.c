@@ -116,6 +116,13 @@ static int start(veld_repo **out, const veld_os *os, const char *path, int make,
 		rc = veld_git__fail(err, grc, 0, "cannot open repository at %s", path);
 		goto done;
 	}
+	/* Who moves a ref, for libgit2's reflog: fixed, so libgit2 never reads
+	** the user's git configuration to find out (and a config snapshot that
+	** runs out of memory frees a pointer it never set, in libgit2 1.5). */
+	if ((grc = git_repository_set_ident(r->git, "veld", "veld@veld.invalid")) < 0) {
+		rc = veld_git__fail(err, grc, 0, "cannot set up repository at %s", path);
+		goto done;
+	}
 	if ((rc = veld_git__batch_attach(r, err)))
 		goto done;
 	*out = r;

@@ -8,12 +8,7 @@
 . "$VELD_SRC/tests/support/cli.sh"
 . "$VELD_SRC/tests/support/hub.sh"
 
-if ! command -v lighttpd >/dev/null && [ ! -x /usr/sbin/lighttpd ]; then
-  bad "lighttpd is not installed (run tools/setup)"
-  finish
-  exit 1
-fi
-PATH=$PATH:/usr/sbin
+hub_need_lighttpd
 
 # A private git environment: no system or user config, fixed identities.
 export HOME="$T/home" GIT_CONFIG_NOSYSTEM=1

@@ -24,6 +24,8 @@
 #   hub_http METHOD PATH [USER [PWFILE]]   status code of a raw request
 #   hub_port_open PORT            something listens on 127.0.0.1:PORT
 #   hub_dump_logs DIR             print the hub's logs to stderr
+#   hub_need_lighttpd             fail the test (bad, finish, exit 1) when
+#                                 lighttpd is missing; /usr/sbin on PATH
 
 : "${VELD_SRC:?VELD_SRC must name the source tree}"
 HUB_TOOL="$VELD_SRC/tools/hub"
@@ -60,6 +62,15 @@ _hub_install_trap() {
   trap 'exit 143' TERM
   trap 'exit 129' HUP
   _HUB_TRAPPED=1
+}
+
+hub_need_lighttpd() {
+  if ! command -v lighttpd >/dev/null && [ ! -x /usr/sbin/lighttpd ]; then
+    bad "lighttpd is not installed (run tools/setup)"
+    finish
+    exit 1
+  fi
+  PATH=$PATH:/usr/sbin
 }
 
 hub_dump_logs() {

@@ -140,4 +140,46 @@ veld_store *veld_test_hub_device(veld_test_hub *h, char *id_out, veld_store *off
                                  const char *role, const char *region);
 json_t *veld_test_hub_sync(veld_test_hub *h, veld_store *s, int want);
 
+/* ---- fault sweeps (sweep.c) -------------------------------------------- */
+
+/*
+** A sweep: one operation run again and again with the N-th event of the
+** test's kind failing, N = 1.. the number of events it makes (every N up to
+** `dense`, then about `runs` more with a stride; every N with
+** VELD_TEST_LONG=1), the contract checked after each run (sweep.c says
+** which).  The fixture is a device of an office on a hub on a path, in a
+** new temporary directory named by `tag`.  Operations: "create", "open",
+** "put", "import", "sync", "report".
+*/
+typedef struct veld_test_sweep {
+	/* set by the test */
+	const veld_os *os;        /* the table the store is opened with (NULL: default) */
+	void (*arm)(void *payload, long n); /* fail the n-th event from now; 0: none */
+	long (*disarm)(void *payload);      /* stop; the events since arm */
+	void *payload;
+	const char *kind;         /* for messages: "alloc", "write", ... */
+	int may_land;             /* a failed call may still have committed */
+	/* Non-zero after a run whose fault a library below veld is known to
+	** report as something else (libgit2 1.5: "not a repository" when out of
+	** memory): any code is taken then (NULL: never). */
+	const int *misreported;
+	long dense, runs;         /* set by _up to 40 and 60 */
+	int exhaustive;           /* VELD_TEST_LONG=1 */
+	/* the fixture and the model */
+	char *root, *hub, *office_dir, *dir;
+	char case_id[VELD_IDSIZE];
+	char **ids;               /* every committed put */
+	int n_ids;
+	long n_min, n_max;        /* cases and live records the store may hold */
+	long n_runs, events;
+	long failed[10];          /* failures by -code */
+} veld_test_sweep;
+
+void veld_test_sweep_up(veld_test_sweep *w, const char *tag);
+void veld_test_sweep_run(veld_test_sweep *w, const char *op);
+void veld_test_sweep_down(veld_test_sweep *w);
+/* main() of a sweep file: one test "test_GROUP__OP" per operation, each
+** calling sweep(OP). */
+int veld_test_sweep_main(const char *group, void (*sweep)(const char *op));
+
 #endif
