@@ -122,7 +122,7 @@ static int form_get(veld_form **out, veld_store *s, const char *name)
 static json_t *schema_of(formcache *fc, const veld_form *f, const char *key)
 {
 	size_t i;
-	for (i = 0; i < fc->n; i++)
+	for (i = 0; fc && i < fc->n; i++) /* no cache: out of memory, the caller fails later */
 		if (fc->forms[i] == f)
 			return json_object_get(fc->schema[i], key);
 	return NULL;
