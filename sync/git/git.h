@@ -32,6 +32,9 @@
 **                push_http.c, else libgit2's transports with credentials,
 **                progress and the server's refusals
 **   maintain.c   repack and prune
+**   check.c      is a repository intact: pack indexes against their
+**                packs by git's checksums, every object read back, every
+**                link of a ref, commit or tree there
 ** A cut beyond the one first drawn: move.c is apart from pathhub.c because
 ** push_http.c selects objects the same way and must not call "sideways"
 ** into the path transport; files.c holds every OS call, so the OS seam is
@@ -289,6 +292,15 @@ int veld_repo__flush(veld_repo *r, veld_err *err);
 ** veld_repo__git).  Cost: the whole repository.  Algorithm in maintain.c. */
 int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err);
 
+/* Check the whole repository (check.c): every pack index against its pack
+** (git's SHA-1 checksums of both files, the pack's checksum in the index,
+** headers and counts), every object read back (its hash), every object a
+** ref, a commit or a tree names present.  Stops at the first fault:
+** VELD_EINTEGRITY with a message naming the file or the object.  Reads
+** only; objects not yet flushed are read from memory.  Cost: the whole
+** repository, read once. */
+int veld_repo__check(veld_repo *r, veld_err *err);
+
 /* ==== inside sync/git ===================================================== */
 
 /* Only the layer's own files see what follows (each defines VELD_GIT_INSIDE
@@ -353,6 +365,13 @@ int veld_git__old_enough(const veld_os *os, const char *path, int age_s, int64_t
 int veld_git__unlink_pack(const veld_os *os, const char *packdir, const char *name);
 /* Remove `path`; a missing one is no error.  0 or -errno. */
 int veld_git__unlink(const veld_os *os, const char *path);
+/* Read `path` from start to end, handing `cb` one chunk at a time with its
+** offset and the file's size (`cb` is not called for an empty file).  0,
+** -errno if the file cannot be read, or cb's own non-zero (positive)
+** return, which stops the read. */
+typedef int (*veld_git_chunk_cb)(const unsigned char *data, size_t len, int64_t off, int64_t size,
+                                 void *payload);
+int veld_git__read_file(const veld_os *os, const char *path, veld_git_chunk_cb cb, void *payload);
 
 /* odb.c.  Put a fresh batch in front of r->git's object database. */
 int veld_git__batch_attach(veld_repo *r, veld_err *err);
