@@ -60,6 +60,9 @@ int veld_sync__fault_side(veld_syncctx *c, int rc, int hub_too)
 	    (rc != 0 && rc != VELD_ERROR && rc != VELD_ENOTFOUND && rc != VELD_EINTEGRITY && !c->forged))
 		return rc;
 	if (veld_repo__check(c->repo, &e) == VELD_EINTEGRITY) {
+		/* What was rejected in this sync is no ref's fault: not listed. */
+		json_array_clear(c->rejected);
+		c->forged = 0;
 		c->fault_checked = 1;
 		return veld_err__set(c->err, VELD_EINTEGRITY,
 		                     "this store's own repository is damaged (a fault on this device, not the hub's): %s",

@@ -219,7 +219,8 @@ void veld_sync__reject(veld_syncctx *c, const char *ref, const git_oid *commit, 
 /* repoverify.c.  A sync that failed with `rc` (VELD_ERROR, VELD_ENOTFOUND,
 ** VELD_EINTEGRITY, or any code once a ref was refused whole) or refused
 ** something (rc 0): is a repository damaged?
-** This store's own: VELD_EINTEGRITY saying so, never the hub's fault;
+** This store's own: VELD_EINTEGRITY saying so, never the hub's fault, and
+** nothing this sync rejected is listed (c->rejected emptied);
 ** else with `hub_too` a hub on a path: VELD_EINTEGRITY naming the hub;
 ** else `rc` as it was.  Once damage was said, later calls return rc.
 ** Cost: the repositories checked whole (veld_repo__check): call it only
