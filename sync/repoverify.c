@@ -30,7 +30,8 @@ static int check_hub(veld_syncctx *c, veld_err *err)
 	int rc = 0;
 	if (!c->hub[0] || veld_repo__is_url(c->hub))
 		return 0;
-	if (veld_repo__open(&hub, veld_store__os(c->s), c->hub, err) == 0)
+	/* Opening checks its pack indexes (repo.c): damage fails it already. */
+	if ((rc = veld_repo__open(&hub, veld_store__os(c->s), c->hub, err)) == 0)
 		rc = veld_repo__check(hub, err);
 	veld_repo__free(hub);
 	return rc == VELD_EINTEGRITY ? rc : 0;

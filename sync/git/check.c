@@ -22,8 +22,14 @@
 ** Every fault is VELD_EINTEGRITY with a message naming the file or the
 ** object; a file that cannot be read at all is VELD_ERROR.
 **
+** The pack indexes alone (their checksums, and every offset inside its
+** pack) are checked each time a repository is opened (repo.c, and the hub
+** on a path in pathhub.c): libgit2 reads through an index unchecked, and
+** a damaged one can make it read outside the pack and crash.
+**
 ** What it owns: nothing beyond a call.  What it must not do: change the
-** repository, or read a file but through files.c.
+** repository, read a file but through files.c, or call the files listed
+** below it in git.h (it uses libgit2's refs directly).
 */
 #define VELD_GIT_INSIDE
 #include "git.h"
@@ -134,37 +140,87 @@ static int64_t idx_count(const sumfile *x)
 	return n;
 }
 
-/* One pack, "<packdir>/<name>.{idx,pack}": the index against the pack. */
+/* A pack's two files, its index read whole and summed. */
+typedef struct packidx {
+	char ipath[VELD_GIT_PATHBUF], ppath[VELD_GIT_PATHBUF];
+	sumfile x;
+	int64_t n; /* the objects the index names */
+} packidx;
+
+/* Read "<packdir>/<name>.idx": its checksum, header, fan-out and size.
+** sum_free(&k->x) whatever it returns. */
+static int index_read(packidx *k, const veld_os *os, const char *packdir, const char *name, veld_err *err)
+{
+	int rc;
+	memset(&k->x, 0, sizeof k->x);
+	if ((size_t)snprintf(k->ipath, sizeof k->ipath, "%s/%s.idx", packdir, name) >= sizeof k->ipath ||
+	    (size_t)snprintf(k->ppath, sizeof k->ppath, "%s/%s.pack", packdir, name) >= sizeof k->ppath)
+		return veld_err__set(err, VELD_ERROR, "%s: the path is too long", packdir);
+	if ((rc = sum_read(&k->x, os, k->ipath, 1, err)))
+		return rc;
+	if ((k->n = idx_count(&k->x)) < 0)
+		return veld_err__set(err, VELD_EINTEGRITY, "pack index %s is damaged: not a version 2 index", k->ipath);
+	return 0;
+}
+
+/* One pack: the index against the pack. */
 static int check_pack(const veld_os *os, const char *packdir, const char *name, veld_err *err)
 {
-	char ipath[VELD_GIT_PATHBUF], ppath[VELD_GIT_PATHBUF];
-	sumfile x, p;
-	int64_t n;
+	packidx k;
+	sumfile p;
 	int rc;
-	memset(&x, 0, sizeof x);
 	memset(&p, 0, sizeof p);
-	if ((size_t)snprintf(ipath, sizeof ipath, "%s/%s.idx", packdir, name) >= sizeof ipath ||
-	    (size_t)snprintf(ppath, sizeof ppath, "%s/%s.pack", packdir, name) >= sizeof ppath)
-		return veld_err__set(err, VELD_ERROR, "%s: the path is too long", packdir);
-	if ((rc = sum_read(&x, os, ipath, 1, err)))
-		goto done;
-	if ((n = idx_count(&x)) < 0) {
-		rc = veld_err__set(err, VELD_EINTEGRITY, "pack index %s is damaged: not a version 2 index", ipath);
-		goto done;
-	}
-	if ((rc = sum_read(&p, os, ppath, 0, err)))
+	if ((rc = index_read(&k, os, packdir, name, err)) || (rc = sum_read(&p, os, k.ppath, 0, err)))
 		goto done;
 	if (memcmp(p.head, "PACK", 4) || (be32(p.head + 4) != 2 && be32(p.head + 4) != 3))
-		rc = veld_err__set(err, VELD_EINTEGRITY, "pack %s is damaged: not a pack", ppath);
-	else if (be32(p.head + 8) != (uint64_t)n)
-		rc = veld_err__set(err, VELD_EINTEGRITY, "pack %s holds %u objects, its index %s names %lld", ppath,
-		                   (unsigned)be32(p.head + 8), ipath, (long long)n);
-	else if (memcmp(x.data + x.size - IDX_TAIL, p.tail, SUM_LEN))
+		rc = veld_err__set(err, VELD_EINTEGRITY, "pack %s is damaged: not a pack", k.ppath);
+	else if (be32(p.head + 8) != (uint64_t)k.n)
+		rc = veld_err__set(err, VELD_EINTEGRITY, "pack %s holds %u objects, its index %s names %lld", k.ppath,
+		                   (unsigned)be32(p.head + 8), k.ipath, (long long)k.n);
+	else if (memcmp(k.x.data + k.x.size - IDX_TAIL, p.tail, SUM_LEN))
 		rc = veld_err__set(err, VELD_EINTEGRITY, "pack index %s is not the index of %s: the pack's checksum differs",
-		                   ipath, ppath);
+		                   k.ipath, k.ppath);
 done:
-	sum_free(&x);
+	sum_free(&k.x);
 	sum_free(&p);
+	return rc;
+}
+
+/* One pack index alone: its checksum, header, fan-out and size, and every
+** offset inside its pack (libgit2 reads through an index unchecked). */
+static int check_index(const veld_os *os, const char *packdir, const char *name, veld_err *err)
+{
+	packidx k;
+	const unsigned char *offs;
+	int64_t i, psize = 0;
+	int flags = 0, rc;
+	if ((rc = index_read(&k, os, packdir, name, err)))
+		goto done;
+	if (os->xStat(os->ctx, k.ppath, &flags, &psize) != 0) {
+		rc = veld_err__set(err, VELD_EINTEGRITY, "%s is missing", k.ppath);
+		goto done;
+	}
+	offs = k.x.data + IDX_HEAD + (size_t)k.n * (SUM_LEN + 4);
+	for (i = 0; i < k.n && rc == 0; i++)
+		if (!(offs[4 * i] & 0x80) && (int64_t)be32(offs + 4 * i) >= psize - SUM_LEN)
+			rc = veld_err__set(err, VELD_EINTEGRITY, "pack index %s names a place past the end of its pack",
+			                   k.ipath);
+done:
+	sum_free(&k.x);
+	return rc;
+}
+
+int veld_git__check_indexes(const veld_os *os, const char *gitdir, veld_err *err)
+{
+	veld_strlist names = {0};
+	char packdir[VELD_GIT_PATHBUF];
+	size_t i;
+	int rc;
+	snprintf(packdir, sizeof packdir, "%sobjects/pack", gitdir);
+	rc = veld_git__list_packs(&names, os, packdir, err);
+	for (i = 0; i < names.n && rc == 0; i++)
+		rc = check_index(os, packdir, names.v[i], err);
+	veld_strlist__free(&names);
 	return rc;
 }
 
@@ -250,15 +306,30 @@ static int check_object(const git_oid *id, void *payload)
 	return links_of(w, id, type);
 }
 
-static int check_ref(const char *name, const git_oid *id, void *payload)
+/* Every ref (symbolic ones resolved, dangling ones skipped) names an
+** object that is there. */
+static void check_refs(objwalk *w)
 {
-	objwalk *w = payload;
+	git_reference_iterator *it = NULL;
+	git_reference *ref = NULL;
 	char hex[GIT_OID_HEXSZ + 1];
-	if (git_odb_exists(w->odb, id))
-		return 0;
-	w->rc = veld_err__set(w->err, VELD_EINTEGRITY, "git object %s, named by %s, is missing",
-	                      git_oid_tostr(hex, sizeof hex, id), name);
-	return 1;
+	int grc;
+	if ((grc = git_reference_iterator_new(&it, w->git)) < 0) {
+		w->rc = veld_git__fail(w->err, grc, 0, "cannot list the refs");
+		return;
+	}
+	while (!w->rc && (grc = git_reference_next(&ref, it)) == 0) {
+		git_reference *res = NULL;
+		if (git_reference_resolve(&res, ref) == 0 && !git_odb_exists(w->odb, git_reference_target(res)))
+			w->rc = veld_err__set(w->err, VELD_EINTEGRITY, "git object %s, named by %s, is missing",
+			                      git_oid_tostr(hex, sizeof hex, git_reference_target(res)), git_reference_name(ref));
+		git_reference_free(res);
+		git_reference_free(ref);
+	}
+	if (!w->rc && grc != GIT_ITEROVER)
+		w->rc = veld_git__fail(w->err, grc, 0, "cannot list the refs");
+	git_error_clear();
+	git_reference_iterator_free(it);
 }
 
 static int check_objects(veld_repo *r, veld_err *err)
@@ -273,8 +344,8 @@ static int check_objects(veld_repo *r, veld_err *err)
 	grc = git_odb_foreach(w.odb, check_object, &w);
 	if (grc < 0 && !w.rc)
 		w.rc = veld_git__fail(err, grc, VELD_EINTEGRITY, "cannot list the objects of %s", r->path);
-	if (!w.rc && (grc = veld_repo__ref_list(r, "refs/", check_ref, &w, err)) && !w.rc)
-		w.rc = grc;
+	if (!w.rc)
+		check_refs(&w);
 	git_odb_free(w.odb);
 	return w.rc;
 }

@@ -14,6 +14,9 @@
 **                a progress report that can cancel: a leaf
 **   files.c      every file operation of the layer, through the veld_os
 **                table (listings, removals, fsync, mtimes), and strlist
+**   check.c      is a repository intact: pack indexes against their
+**                packs by git's checksums, every object read back, every
+**                link of a ref, commit or tree there; indexes alone at open
 **   pack.c       the pack writer (whole objects, or trees as deltas)
 **   odb.c        the in-memory batch of new objects and its flush into one
 **                pack through libgit2's indexer (veld_git__pack_store)
@@ -32,9 +35,6 @@
 **                push_http.c, else libgit2's transports with credentials,
 **                progress and the server's refusals
 **   maintain.c   repack and prune
-**   check.c      is a repository intact: pack indexes against their
-**                packs by git's checksums, every object read back, every
-**                link of a ref, commit or tree there
 ** A cut beyond the one first drawn: move.c is apart from pathhub.c because
 ** push_http.c selects objects the same way and must not call "sideways"
 ** into the path transport; files.c holds every OS call, so the OS seam is
@@ -372,6 +372,11 @@ int veld_git__unlink(const veld_os *os, const char *path);
 typedef int (*veld_git_chunk_cb)(const unsigned char *data, size_t len, int64_t off, int64_t size,
                                  void *payload);
 int veld_git__read_file(const veld_os *os, const char *path, veld_git_chunk_cb cb, void *payload);
+
+/* check.c.  Every pack index under gitdir ("<repo>/" as libgit2 gives it)
+** alone: its checksum, header, fan-out, size, and every offset inside its
+** pack.  VELD_EINTEGRITY naming the file.  Cost: the indexes, read once. */
+int veld_git__check_indexes(const veld_os *os, const char *gitdir, veld_err *err);
 
 /* odb.c.  Put a fresh batch in front of r->git's object database. */
 int veld_git__batch_attach(veld_repo *r, veld_err *err);
