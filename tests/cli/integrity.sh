@@ -7,7 +7,7 @@
 #
 #   - a flipped byte inside a pack index, in its trailing checksum, and in a
 #     pack of the store's repository: `veld verify` exits 4 naming the file
-#     and "this store's repository";
+#     and this store's repository;
 #   - the same in the hub's pack index: the office's `veld verify` exits 4
 #     naming the hub;
 #   - a page of veld.db: `veld verify` exits 4, "page N of veld.db";
@@ -59,14 +59,14 @@ idx=$(ls "$T/office.good/repo/objects/pack/"*.idx | head -n1)
 idx=${idx##*/}
 fresh
 flip "$T/s/repo/objects/pack/$idx" 1100
-damaged "a byte inside a pack index" "this store's repository: .*$idx" -- "$VELD" -C "$T/s" verify
+damaged "a byte inside a pack index" "this store's .*$idx" -- "$VELD" -C "$T/s" verify
 fresh
 flip "$T/s/repo/objects/pack/$idx" $(($(stat -c %s "$T/s/repo/objects/pack/$idx") - 1))
 damaged "the pack index's own checksum" "$idx is damaged: its checksum" -- "$VELD" -C "$T/s" verify
 fresh
 pack=${idx%.idx}.pack
 flip "$T/s/repo/objects/pack/$pack" 100
-damaged "a byte inside a pack" "this store's repository: .*$pack" -- "$VELD" -C "$T/s" verify
+damaged "a byte inside a pack" "this store's .*$pack" -- "$VELD" -C "$T/s" verify
 
 hidx=$(ls "$HUB/objects/pack/"*.idx | head -n1)
 fresh
