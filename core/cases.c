@@ -581,9 +581,10 @@ int veld_case_show_json(char **out, veld_store *s, const char *case_id)
 	if ((rc = veld_store__begin(s)))
 		goto done;
 	rc = veld_store__finish(s, veld_store__audit(s, "open-case", case_id, NULL));
-	if (!rc)
+	if (!rc) {
 		rc = veld_store__json_out(out, s, res);
-	res = NULL;
+		res = NULL; /* json_out took it */
+	}
 done:
 	json_decref(res);
 	json_decref(recs);

@@ -284,6 +284,10 @@ static int open_repo(veld_syncctx *c)
 			rc = veld_repo__init(&c->repo, os, path, c->err);
 		else
 			rc = veld_repo__open(&c->repo, os, path, c->err);
+		if (rc == VELD_EINTEGRITY) /* a pack index (repo.c checks them at open) */
+			return veld_err__set(c->err, rc,
+			                     "this store's own repository is damaged (a fault on this device, not the hub's): %s",
+			                     c->err->msg);
 		if (rc)
 			return rc;
 		veld_store__set_slot(c->s, VELD_STORE_SLOT_SYNC, c->repo, repo_slot_free);

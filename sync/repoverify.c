@@ -1,55 +1,79 @@
 /*
 ** repoverify.c — veld_repository_verify: is this store's repository
-** intact?
+** intact?  And, for a sync that failed: which side is damaged?
 **
-** Every object is read back (libgit2 checks each one's hash against its
-** id), this store's own commits on its ref verify with its key (the
-** office's: the organisation's), and every record blob in the head's tree
-** that this store can read opens with its key at its path.  Commits of
-** others were verified when they were merged.  Reads only; must not change
-** the store or the repository.
+** The repository is checked whole by the git layer (veld_repo__check:
+** every pack index against its pack by git's checksums, every object read
+** back, every object a ref, commit or tree names present); for the office
+** with a hub on a path, the hub too.  Then this store's own commits on its
+** ref verify with its key (the office's: the organisation's), and every
+** record blob in the head's tree that this store can read opens with its
+** key at its path.  Commits of others were verified when they were merged.
+**
+** A sync that failed or refused a ref asks veld_sync__fault_side first:
+** damage in this store's own repository is said to be that, never blamed
+** on the hub (a ref "rewound" or "rejected"); damage in a hub on a path is
+** said to be the hub's.
+**
+** Reads only; must not change the store or the repository.
 */
 #include "sync.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct objctx {
-	git_odb *odb;
-	size_t n;
-	int bad;
-	git_oid bad_id;
-} objctx;
-
-static int read_object(const git_oid *id, void *payload)
+/* The hub on a path, checked whole (veld_repo__check); one on a URL
+** cannot be.  0 if it is intact or out of reach, else the error in err. */
+static int check_hub(veld_syncctx *c, veld_err *err)
 {
-	objctx *o = payload;
-	git_odb_object *obj = NULL;
-	/* git_odb_read checks the object's hash against its id. */
-	if (git_odb_read(&obj, o->odb, id) < 0) {
-		o->bad = 1;
-		o->bad_id = *id;
-		return 1;
-	}
-	git_odb_object_free(obj);
-	o->n++;
+	veld_repo *hub = NULL;
+	int rc = 0;
+	if (!c->hub[0] || veld_repo__is_url(c->hub))
+		return 0;
+	/* Opening checks its pack indexes (repo.c): damage fails it already. */
+	if ((rc = veld_repo__open(&hub, veld_store__os(c->s), c->hub, err)) == 0)
+		rc = veld_repo__check(hub, err);
+	veld_repo__free(hub);
+	return rc == VELD_EINTEGRITY ? rc : 0;
+}
+
+/* This store's repository and, for the office with a hub on a path (which
+** it looks after: it repacks it too), the hub: each names itself. */
+static int check_repositories(veld_syncctx *c)
+{
+	veld_err e;
+	int rc;
+	memset(&e, 0, sizeof e);
+	if ((rc = veld_repo__check(c->repo, &e)))
+		return veld_err__set(c->err, rc, "this store's repository: %s", e.msg);
+	if (c->office && check_hub(c, &e))
+		return veld_err__set(c->err, VELD_EINTEGRITY, "the hub %s: %s", c->hub, e.msg);
 	return 0;
 }
 
-/* Every object of the repository reads back intact. */
-static int check_objects(veld_syncctx *c)
+int veld_sync__fault_side(veld_syncctx *c, int rc, int hub_too)
 {
-	objctx o;
-	char hex[GIT_OID_HEXSZ + 1];
-	memset(&o, 0, sizeof o);
-	if (git_repository_odb(&o.odb, veld_repo__git(c->repo)) < 0)
-		return veld_err__set(c->err, VELD_ERROR, "cannot open the object database");
-	git_odb_foreach(o.odb, read_object, &o);
-	git_odb_free(o.odb);
-	if (!o.bad)
-		return 0;
-	veld_sync__oid_hex(hex, &o.bad_id);
-	return veld_err__set(c->err, VELD_EINTEGRITY, "git object %s is damaged", hex);
+	veld_err e;
+	memset(&e, 0, sizeof e);
+	/* A ref refused whole may leave a refused push behind it (main built on
+	** the main this store had): the refusal is the question then. */
+	if (c->fault_checked || !c->repo ||
+	    (rc != 0 && rc != VELD_ERROR && rc != VELD_ENOTFOUND && rc != VELD_EINTEGRITY && !c->forged))
+		return rc;
+	if (veld_repo__check(c->repo, &e) == VELD_EINTEGRITY) {
+		/* What was rejected in this sync is no ref's fault: not listed. */
+		json_array_clear(c->rejected);
+		c->forged = 0;
+		c->fault_checked = 1;
+		return veld_err__set(c->err, VELD_EINTEGRITY,
+		                     "this store's own repository is damaged (a fault on this device, not the hub's): %s",
+		                     e.msg);
+	}
+	if (hub_too && check_hub(c, &e)) {
+		c->fault_checked = 1;
+		return veld_err__set(c->err, VELD_EINTEGRITY, "the hub %s is damaged: %s", c->hub, e.msg);
+	}
+	return rc;
 }
 
 typedef struct blobcheck {
@@ -103,7 +127,7 @@ int veld_repository_verify(veld_store *s)
 	int rc, have = 0;
 	if ((rc = veld_store__enter(s)))
 		return rc;
-	if ((rc = veld_sync__ctx_open(&c, s, NULL, 0)) || (rc = check_objects(&c)))
+	if ((rc = veld_sync__ctx_open(&c, s, NULL, 0)) || (rc = check_repositories(&c)))
 		goto done;
 	if ((rc = veld_sync__own_head(&head, &have, &c)) || !have || (rc = check_commits(&c, &head)))
 		goto done;

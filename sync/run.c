@@ -284,11 +284,16 @@ static int commit_stage(veld_syncctx *c)
 ** the push: one transaction. */
 static int merge_stage(veld_syncctx *c, pushplan *p)
 {
-	size_t pushed = c->pushed;
+	size_t pushed = c->pushed, rejected;
 	int rc;
 	if ((rc = veld_store__begin(c->s)))
 		return rc;
+	rejected = json_array_size(c->rejected);
 	rc = merge_fetched(c);
+	/* Damage of our own repository is no ref's fault: nothing is merged
+	** or refused on its account (the transaction rolls back). */
+	if (rc || json_array_size(c->rejected) > rejected)
+		rc = veld_sync__fault_side(c, rc, 0);
 	if (!rc && c->self_revoked) {
 		/* Main revokes this device: what it holds of cases goes, in the
 		** transaction that records the revocation; nothing is pushed. */
@@ -440,6 +445,8 @@ int veld_sync(char **summary_json, veld_store *s, const veld_sync_options *opts)
 	if (!rc && c.forged > 0)
 		rc = veld_err__set(c.err, VELD_EINTEGRITY, "%zu ref(s) rejected: %s", c.forged, first_forged(&c));
 done:
+	if (rc)
+		rc = veld_sync__fault_side(&c, rc, 1); /* this store's damage, or a hub's on a path */
 	if (summary_json && c.rejected)
 		*summary_json = summary(&c);
 	veld_sync__ctx_free(&c);

@@ -194,6 +194,7 @@ typedef struct veld_syncctx {
 	int self_revoked;        /* main revokes this very device */
 	int keys_moved;          /* a keys ref of another store moved in this sync */
 	int headers_changed;     /* a case header was merged or waits to be committed */
+	int fault_checked;       /* veld_sync__fault_side found damage and said so */
 } veld_syncctx;
 
 /* context.c.  ctx_open: open (or create) the store's repository and load
@@ -217,6 +218,16 @@ typedef struct veld_refusal_row veld_refusal_row; /* state.c's, below */
 /* A ref refused whole (forged, tampered, rewound, damaged): add
 ** {"ref","commit","reason"} to c->rejected and count it in c->forged. */
 void veld_sync__reject(veld_syncctx *c, const char *ref, const git_oid *commit, const char *reason);
+/* repoverify.c.  A sync that failed with `rc` (VELD_ERROR, VELD_ENOTFOUND,
+** VELD_EINTEGRITY, or any code once a ref was refused whole) or refused
+** something (rc 0): is a repository damaged?
+** This store's own: VELD_EINTEGRITY saying so, never the hub's fault, and
+** nothing this sync rejected is listed (c->rejected emptied);
+** else with `hub_too` a hub on a path: VELD_EINTEGRITY naming the hub;
+** else `rc` as it was.  Once damage was said, later calls return rc.
+** Cost: the repositories checked whole (veld_repo__check): call it only
+** when something failed. */
+int veld_sync__fault_side(veld_syncctx *c, int rc, int hub_too);
 /* One change refused alone (docs/sync.md, "Refusals"): record `r` in the
 ** store (state.c) and, with `report`, the first time this store records a
 ** refusal of r->device at r->path, list it under "rejected" as

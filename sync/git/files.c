@@ -2,8 +2,8 @@
 ** files.c — every file operation of the git layer, through the veld_os
 ** table: listing a directory (a repository's packs and loose objects, its
 ** lock files), removing files and empty directories, fsync of a file or a
-** directory, and modification times.  Plus the string list the listings
-** fill.
+** directory, modification times, and a file read through in chunks (the
+** pack checks of check.c).  Plus the string list the listings fill.
 **
 ** Why one file: the OS seam of sync/git is then this file alone.  libgit2
 ** does its own file I/O (and is set up to fsync it); only our direct calls
@@ -212,5 +212,35 @@ int veld_git__unlink_pack(const veld_os *os, const char *packdir, const char *na
 		if ((one = veld_git__unlink(os, p)) < 0 && rc == 0)
 			rc = one;
 	}
+	return rc;
+}
+
+#define READ_CHUNK (64 * 1024)
+
+int veld_git__read_file(const veld_os *os, const char *path, veld_git_chunk_cb cb, void *payload)
+{
+	unsigned char *buf = malloc(READ_CHUNK);
+	int64_t size = 0, off = 0, got;
+	int fd, rc;
+	if (!buf)
+		return -ENOMEM;
+	if ((fd = os->xOpen(os->ctx, path, VELD_OS_READ, 0)) < 0) {
+		free(buf);
+		return fd;
+	}
+	rc = os->xFileSize(os->ctx, fd, &size);
+	while (rc == 0 && off < size) {
+		got = os->xPread(os->ctx, fd, buf, READ_CHUNK, off);
+		if (got <= 0) {
+			rc = got < 0 ? (int)got : -EIO; /* shorter than its size said */
+			break;
+		}
+		if (got > size - off)
+			got = size - off;
+		rc = cb(buf, (size_t)got, off, size, payload);
+		off += got;
+	}
+	os->xClose(os->ctx, fd);
+	free(buf);
 	return rc;
 }

@@ -14,6 +14,9 @@
 **                a progress report that can cancel: a leaf
 **   files.c      every file operation of the layer, through the veld_os
 **                table (listings, removals, fsync, mtimes), and strlist
+**   check.c      is a repository intact: pack indexes against their
+**                packs by git's checksums, every object read back, every
+**                link of a ref, commit or tree there; indexes alone at open
 **   pack.c       the pack writer (whole objects, or trees as deltas)
 **   odb.c        the in-memory batch of new objects and its flush into one
 **                pack through libgit2's indexer (veld_git__pack_store)
@@ -289,6 +292,15 @@ int veld_repo__flush(veld_repo *r, veld_err *err);
 ** veld_repo__git).  Cost: the whole repository.  Algorithm in maintain.c. */
 int veld_repo__maintain(veld_repo *r, int prune_age_s, veld_err *err);
 
+/* Check the whole repository (check.c): every pack index against its pack
+** (git's SHA-1 checksums of both files, the pack's checksum in the index,
+** headers and counts), every object read back (its hash), every object a
+** ref, a commit or a tree names present.  Stops at the first fault:
+** VELD_EINTEGRITY with a message naming the file or the object.  Reads
+** only; objects not yet flushed are read from memory.  Cost: the whole
+** repository, read once. */
+int veld_repo__check(veld_repo *r, veld_err *err);
+
 /* ==== inside sync/git ===================================================== */
 
 /* Only the layer's own files see what follows (each defines VELD_GIT_INSIDE
@@ -353,6 +365,18 @@ int veld_git__old_enough(const veld_os *os, const char *path, int age_s, int64_t
 int veld_git__unlink_pack(const veld_os *os, const char *packdir, const char *name);
 /* Remove `path`; a missing one is no error.  0 or -errno. */
 int veld_git__unlink(const veld_os *os, const char *path);
+/* Read `path` from start to end, handing `cb` one chunk at a time with its
+** offset and the file's size (`cb` is not called for an empty file).  0,
+** -errno if the file cannot be read, or cb's own non-zero (positive)
+** return, which stops the read. */
+typedef int (*veld_git_chunk_cb)(const unsigned char *data, size_t len, int64_t off, int64_t size,
+                                 void *payload);
+int veld_git__read_file(const veld_os *os, const char *path, veld_git_chunk_cb cb, void *payload);
+
+/* check.c.  Every pack index under gitdir ("<repo>/" as libgit2 gives it)
+** alone: its checksum, header, fan-out, size, and every offset inside its
+** pack.  VELD_EINTEGRITY naming the file.  Cost: the indexes, read once. */
+int veld_git__check_indexes(const veld_os *os, const char *gitdir, veld_err *err);
 
 /* odb.c.  Put a fresh batch in front of r->git's object database. */
 int veld_git__batch_attach(veld_repo *r, veld_err *err);

@@ -48,6 +48,15 @@ static git_tree *base_tree(veld_moveset *m, const git_oid *id)
 	return t;
 }
 
+/* A commit or tree of src that src cannot read: what a ref, a commit or a
+** tree of src names is missing or damaged there (the side that is at
+** fault, not this move). */
+static int src_fail(veld_moveset *m, int grc, const char *what, const git_oid *id)
+{
+	return veld_git__fail(m->err, grc, grc == GIT_ENOTFOUND ? VELD_EINTEGRITY : 0, "read %s %s of %s", what,
+	                      git_oid_tostr_s(id), git_repository_path(m->src));
+}
+
 #define MOVE_DEPTH 64
 
 /* Tree `id` and what it holds that dst lacks, skipping every entry that a
@@ -65,7 +74,7 @@ static int move_tree(veld_moveset *m, const git_oid *id, git_tree *const *bases,
 	if (depth > MOVE_DEPTH)
 		return veld_err__set(m->err, VELD_EINTEGRITY, "a tree is nested more than %d deep", MOVE_DEPTH);
 	if ((grc = git_tree_lookup(&t, m->src, id)) < 0)
-		return veld_git__fail(m->err, grc, 0, "read tree %s", git_oid_tostr_s(id));
+		return src_fail(m, grc, "tree", id);
 	if ((rc = move_insert(m, id, nb ? git_tree_id(bases[0]) : NULL))) {
 		git_tree_free(t);
 		return rc;
@@ -131,7 +140,7 @@ int veld_git__move_commit(veld_moveset *m, const git_oid *id, git_tree *oldtree,
 	int grc, rc;
 	*np = 0;
 	if ((grc = git_commit_lookup(&c, m->src, id)) < 0)
-		return veld_git__fail(m->err, grc, 0, "read commit %s", git_oid_tostr_s(id));
+		return src_fail(m, grc, "commit", id);
 	if ((rc = move_insert(m, id, NULL))) {
 		git_commit_free(c);
 		return rc;

@@ -63,6 +63,13 @@ static int hub_get(git_repository **out, veld_repo *r, const char *path, veld_er
 			veld_strlist__free(&now);
 			return veld_git__fail(err, grc, grc == GIT_ENOTFOUND ? VELD_ENOTFOUND : 0, "open the hub %s", path);
 		}
+		/* Its pack indexes checked before libgit2 reads through them
+		** (check.c): once per opening, not per sync of a kept handle. */
+		if (veld_git__check_indexes(r->os, git_repository_path(r->hub), err)) {
+			veld_repo__hub_release(r);
+			veld_strlist__free(&now);
+			return VELD_EINTEGRITY;
+		}
 		if (!(r->hub_path = strdup(path))) {
 			veld_repo__hub_release(r);
 			veld_strlist__free(&now);

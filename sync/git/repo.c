@@ -115,6 +115,8 @@ static int start(veld_repo **out, const veld_os *os, const char *path, int make,
 	} else if ((grc = git_repository_open_bare(&r->git, path)) < 0) {
 		rc = veld_git__fail(err, grc, 0, "cannot open repository at %s", path);
 		goto done;
+	} else if ((rc = veld_git__check_indexes(r->os, git_repository_path(r->git), err))) {
+		goto done; /* never handed to libgit2 to read through */
 	}
 	/* Who moves a ref, for libgit2's reflog: fixed, so libgit2 never reads
 	** the user's git configuration to find out (and a config snapshot that

@@ -66,6 +66,32 @@ void veld_test_rmtree(const char *path)
 	rmdir(path);
 }
 
+void veld_test_copytree(const char *from, const char *to)
+{
+	DIR *d = opendir(from);
+	struct dirent *e;
+	if (!d) {
+		size_t len = 0;
+		unsigned char *buf = veld_test_read_file(from, &len);
+		assert_non_null(buf);
+		assert_int_equal(veld_test_write_file(to, buf, len), 0);
+		free(buf);
+		return;
+	}
+	assert_int_equal(mkdir(to, 0700), 0);
+	while ((e = readdir(d))) {
+		char *sub_from, *sub_to;
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		sub_from = veld_test_path(from, e->d_name);
+		sub_to = veld_test_path(to, e->d_name);
+		veld_test_copytree(sub_from, sub_to);
+		free(sub_from);
+		free(sub_to);
+	}
+	closedir(d);
+}
+
 unsigned char *veld_test_read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
@@ -128,6 +154,11 @@ int veld_test_grep_tree(const char *dir, const void *needle, size_t n)
 
 void veld_test_flip_byte(const char *path, long off)
 {
+	veld_test_flip_bit(path, off, 0);
+}
+
+void veld_test_flip_bit(const char *path, long off, int bit)
+{
 	FILE *f = fopen(path, "r+b");
 	int c;
 	assert_non_null(f);
@@ -135,7 +166,7 @@ void veld_test_flip_byte(const char *path, long off)
 	c = fgetc(f);
 	assert_true(c != EOF);
 	assert_int_equal(fseek(f, off, SEEK_SET), 0);
-	fputc(c ^ 0x01, f);
+	fputc(c ^ (1 << bit), f);
 	fclose(f);
 }
 

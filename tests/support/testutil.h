@@ -19,6 +19,10 @@
 ** Returns a malloc'd path; the test removes it with veld_test_rmtree. */
 char *veld_test_tmpdir(const char *tag);
 void veld_test_rmtree(const char *path);
+/* Copy the file or directory tree `from` to `to` (which must not exist):
+** plain files and directories, contents only (files writable by the
+** test); fails the test on error. */
+void veld_test_copytree(const char *from, const char *to);
 
 /* Join dir + "/" + name into a malloc'd string. */
 char *veld_test_path(const char *dir, const char *name);
@@ -45,8 +49,10 @@ char *veld_test_sh_line(const char *cmd);
 uint64_t veld_test_rng_next(uint64_t *state);
 unsigned veld_test_rng_below(uint64_t *state, unsigned n); /* 0..n-1; 0 when n is 0 */
 
-/* Flip one bit of the byte at `off` in `path`. */
+/* Flip one bit of the byte at `off` in `path`: the lowest, or bit `bit`
+** (0-7).  The file must be writable by the test. */
 void veld_test_flip_byte(const char *path, long off);
+void veld_test_flip_bit(const char *path, long off, int bit);
 
 /* Store options with cheap Argon2id limits so tests run fast. */
 void veld_test_fast_options(veld_store_options *o);

@@ -129,7 +129,7 @@ int cmd_verify(cli *c)
 			printf("{\"ok\":false}\n");
 	} else {
 		printf(c->json ? "{\"ok\":true}\n" : "store verified: every page authenticates, every record is canonical,\n"
-		                        "every git object and signature checks\n");
+		                        "every pack index, git object and signature checks\n");
 	}
 	veld_store_close(s);
 	return code;
