@@ -233,16 +233,13 @@ static void push_plan(pushplan *p, veld_syncctx *c)
 	memset(p, 0, sizeof *p);
 	veld_sync__own_ref(c, ownref, sizeof ownref);
 	snprintf(keyref, sizeof keyref, VELD_REF_KEY_PREFIX "%s", c->me);
-	/* The keys ref first: a push cut off between the two refs (a hub on a
-	** path moves them one by one) leaves keys for records not there yet,
-	** which is harmless, never records sealed with keys not there yet. */
-	if (veld_sync__refs_tip(&tmp, c, keyref) == 0 && !hub_has_ref(c, keyref, &tmp)) {
-		snprintf(p->keys, sizeof p->keys, "+%s:%s", keyref, keyref);
-		p->specs[p->n++] = p->keys;
-	}
 	if (veld_sync__refs_tip(&tmp, c, ownref) == 0 && !hub_has_ref(c, ownref, &tmp)) {
 		snprintf(p->own, sizeof p->own, "%s:%s", ownref, ownref);
 		p->specs[p->n++] = p->own;
+	}
+	if (veld_sync__refs_tip(&tmp, c, keyref) == 0 && !hub_has_ref(c, keyref, &tmp)) {
+		snprintf(p->keys, sizeof p->keys, "+%s:%s", keyref, keyref);
+		p->specs[p->n++] = p->keys;
 	}
 	veld_err__clear(c->err);
 }
