@@ -59,9 +59,10 @@ static int refresh(veld_store *s, const char *case_id)
 	veld_record *h = NULL, *c = NULL;
 	json_t *want = NULL, *v;
 	const char *path;
+	void *tmp;
 	char id[VELD_IDSIZE];
 	veld_stamp st;
-	int rc, changed = 0;
+	int rc;
 	size_t n;
 	if ((rc = veld_store__record_load(&h, s, case_id)))
 		return rc == VELD_ENOTFOUND ? (veld_err__clear(veld_store__err(s)), 0) : rc;
@@ -75,19 +76,20 @@ static int refresh(veld_store *s, const char *case_id)
 		rc = rc ? rc : veld_err__oom(veld_store__err(s));
 		goto done;
 	}
-	if ((rc = veld_store__stamp(s, &st)))
-		goto done;
-	json_object_foreach(want, path, v)
+	json_object_foreach_safe(want, tmp, path, v)
 	{
 		const json_t *have = veld_record__value(c, path, &n);
-		if ((have || !json_is_null(v)) && (n != 1 || !have || !json_equal((json_t *)have, v))) {
-			if ((rc = veld_record__set(c, path, v, &st)))
-				goto done;
-			changed = 1;
-		}
+		if (have ? n == 1 && json_equal((json_t *)have, v) : json_is_null(v))
+			json_object_del(want, path); /* already as the header has it */
 	}
-	if (changed)
-		rc = veld_store__record_save(s, c, 1, "huiswijs");
+	if (json_object_size(want) == 0 || (rc = veld_store__stamp(s, &st)))
+		goto done; /* no new stamp for a part that has not changed */
+	json_object_foreach(want, path, v)
+	{
+		if ((rc = veld_record__set(c, path, v, &st)))
+			goto done;
+	}
+	rc = veld_store__record_save(s, c, 1, "huiswijs");
 done:
 	json_decref(want);
 	veld_record__free(h);
